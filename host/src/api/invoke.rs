@@ -1,0 +1,416 @@
+//! Calling vals: HTTP vals at `/x/{user}/{val}/...` and on the host
+//! `{user}-{val}.{suffix}`, script vals through the Run API.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Caller, JsonBody, respond, vals::can_see};
+use crate::app::App;
+use crate::auth::{self, Principal, Scopes};
+use crate::caps::CallContext;
+use crate::caps::log::LogRecord;
+use crate::db::ValRow;
+use crate::error::{ApiError, ApiResult};
+use crate::runtime::{CallError, HttpRequest, Input, Outcome, Output, ValKind};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/x/{user}/{val}", any(by_path_root))
+        .route("/x/{user}/{val}/", any(by_path_root))
+        .route("/x/{user}/{val}/{*rest}", any(by_path))
+        .route("/v1/run/{target}", get(run_get).post(run_post))
+}
+
+async fn by_path_root(
+    State(app): State<App>,
+    Caller(caller): Caller,
+    Path((user, val)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    serve_http(&app, caller, &user, &val, "/".into(), req).await
+}
+
+async fn by_path(
+    State(app): State<App>,
+    Caller(caller): Caller,
+    Path((user, val, rest)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    serve_http(&app, caller, &user, &val, format!("/{rest}"), req).await
+}
+
+/// Middleware: a request to `{user}-{val}.{suffix}` is served by that val,
+/// whatever its path.
+pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Response {
+    let target = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| parse_val_host(h, &app.config.val_host_suffix))
+        .map(|(u, v)| (u.to_string(), v.to_string()));
+    let Some((user, val)) = target else {
+        return next.run(req).await;
+    };
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller = match auth::authenticate(&app.db, header).await {
+        Ok(c) => c,
+        Err(e) => return respond(e),
+    };
+    let path = req.uri().path().to_string();
+    serve_http(&app, caller, &user, &val, path, req).await
+}
+
+/// Split `alice-hello.localhost:8080` into `("alice", "hello")`. Usernames
+/// cannot contain `-`, so the first one separates user from val.
+pub fn parse_val_host<'a>(host: &'a str, suffix: &str) -> Option<(&'a str, &'a str)> {
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let label = host.strip_suffix(suffix)?.strip_suffix('.')?;
+    let (user, val) = label.split_once('-')?;
+    (!user.is_empty() && !val.is_empty() && !label.contains('.')).then_some((user, val))
+}
+
+/// Find a val the caller may run, or 404 (private vals do not leak).
+async fn resolve(
+    app: &App,
+    caller: Option<&Principal>,
+    user: &str,
+    name: &str,
+    kind: ValKind,
+) -> ApiResult<Arc<ValRow>> {
+    let missing = || ApiError::not_found(format!("no val `{user}/{name}` that you can see"));
+    let val = app.val_by_name(user, name).await?.ok_or_else(missing)?;
+    if !can_see(&val, caller) {
+        return Err(missing());
+    }
+    let Some(latest) = &val.latest else {
+        return Err(ApiError::not_found(format!(
+            "val `{user}/{name}` has no deployed version yet; deploy one with `valbox deploy`"
+        )));
+    };
+    if ValKind::parse(&latest.kind) != Some(kind) {
+        let hint = match kind {
+            ValKind::Http => format!("it is a script val: call it with POST /v1/run/{user}.{name}"),
+            ValKind::Script => format!("it is an HTTP val: call it at /x/{user}/{name}/"),
+        };
+        return Err(ApiError::bad_request("wrong_val_kind", hint));
+    }
+    Ok(val)
+}
+
+async fn serve_http(
+    app: &App,
+    caller: Option<Principal>,
+    user: &str,
+    name: &str,
+    path: String,
+    req: Request,
+) -> Response {
+    match serve_http_inner(app, caller, user, name, path, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve_http_inner(
+    app: &App,
+    caller: Option<Principal>,
+    user: &str,
+    name: &str,
+    path: String,
+    req: Request,
+) -> ApiResult<Response> {
+    let val = resolve(app, caller.as_ref(), user, name, ValKind::Http).await?;
+    let (parts, body) = req.into_parts();
+    let limit = app.config.limits.request_body_bytes;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large("the request body", limit))?;
+    let headers = parts
+        .headers
+        .iter()
+        // A Valbox token is for the platform, never for the val's author.
+        .filter(|(k, v)| {
+            !(*k == AUTHORIZATION
+                && v.to_str().is_ok_and(|v| {
+                    v.trim_start_matches("Bearer ")
+                        .starts_with(auth::API_TOKEN_PREFIX)
+                }))
+        })
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request = HttpRequest {
+        method: parts.method.to_string(),
+        path,
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+        body: body.to_vec(),
+    };
+    let outcome = call(app, &val, Input::Http(request), "http").await?;
+    match outcome {
+        Output::Http(r) => Ok(http_response(r)),
+        Output::Script(_) => Err(ApiError::internal("script output from an HTTP val")),
+    }
+}
+
+fn http_response(r: crate::runtime::HttpResponse) -> Response {
+    let Ok(status) = StatusCode::from_u16(r.status) else {
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "invalid_response",
+            format!(
+                "the val answered with status {}, which is not a valid HTTP status",
+                r.status
+            ),
+        )
+        .into_response();
+    };
+    let mut response = Response::new(Body::from(r.body));
+    *response.status_mut() = status;
+    for (k, v) in r.headers {
+        // Headers that are not valid HTTP are dropped rather than failing
+        // the whole response.
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            response.headers_mut().append(k, v);
+        }
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct RunBody {
+    #[serde(default)]
+    args: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    args: Option<String>,
+}
+
+fn split_target(target: &str) -> ApiResult<(&str, &str)> {
+    target.split_once('.').ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_target",
+            format!("`{target}` is not `user.val`; call /v1/run/{{user}}.{{val}}"),
+        )
+    })
+}
+
+async fn run_post(
+    State(app): State<App>,
+    Caller(caller): Caller,
+    Path(target): Path<String>,
+    JsonBody(body): JsonBody<RunBody>,
+) -> ApiResult<Response> {
+    run(&app, caller, &target, body.args).await
+}
+
+async fn run_get(
+    State(app): State<App>,
+    Caller(caller): Caller,
+    Path(target): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<Response> {
+    let args = match q.args {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<Value>>(&text).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_args",
+                format!("`args` must be a URL-encoded JSON array: {e}"),
+            )
+        })?,
+    };
+    run(&app, caller, &target, args).await
+}
+
+async fn run(
+    app: &App,
+    caller: Option<Principal>,
+    target: &str,
+    args: Vec<Value>,
+) -> ApiResult<Response> {
+    let (user, name) = split_target(target)?;
+    let val = resolve(app, caller.as_ref(), user, name, ValKind::Script).await?;
+    let args = serde_json::to_string(&args).map_err(ApiError::internal)?;
+    match call(app, &val, Input::Script(args), "run").await? {
+        Output::Script(Ok(json)) => {
+            let value: Value = serde_json::from_str(&json).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "invalid_output",
+                    format!("the val returned invalid JSON: {e}"),
+                )
+            })?;
+            Ok(Json(value).into_response())
+        }
+        Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
+        Output::Http(_) => Err(ApiError::internal("HTTP output from a script val")),
+    }
+}
+
+/// Run one call of `val` under the owner's concurrency limit, log it, and
+/// map a failed call to the error its caller sees.
+async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> ApiResult<Output> {
+    let Some(_slot) = app.try_owner_slot(&val.owner_id) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_calls",
+            format!(
+                "this val's owner already has {} calls running; retry shortly",
+                app.config.limits.concurrent_calls_per_owner
+            ),
+        ));
+    };
+    let latest = val
+        .latest
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("val without version"))?;
+    let caps = CallContext {
+        owner_id: val.owner_id.clone(),
+        val_id: val.id.clone(),
+        scopes: Scopes::parse(&val.scopes).map_err(ApiError::internal)?,
+        db: app.db.clone(),
+        secrets: app.secrets.clone(),
+        env_cache: None,
+        denials: Vec::new(),
+    };
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let Outcome {
+        result,
+        fuel_used,
+        duration,
+        stdout,
+        stderr,
+        denials,
+    } = app.runtime.invoke(&latest.sha256, caps, input).await;
+    let result = result.map_err(call_error);
+    let status = match &result {
+        Ok(Output::Http(r)) => r.status,
+        Ok(Output::Script(Ok(_))) => 200,
+        Ok(Output::Script(Err(_))) => 400,
+        Err((e, _)) => e.status.as_u16(),
+    };
+    let mut error = match &result {
+        Err((_, detail)) => Some(detail.clone()),
+        Ok(Output::Script(Err(m))) => Some(format!("the val returned an error: {m}")),
+        _ => None,
+    };
+    if !denials.is_empty() {
+        let note = format!("denied scopes: {}", denials.join(", "));
+        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+    }
+    app.logs.record(LogRecord {
+        owner_id: val.owner_id.clone(),
+        val_id: val.id.clone(),
+        val_name: val.name.clone(),
+        version: latest.version,
+        trigger,
+        time_ns: started.as_nanos() as i64,
+        status,
+        duration_us: duration.as_micros() as i64,
+        fuel_used,
+        stdout,
+        stderr,
+        error,
+    });
+    result.map_err(|(e, _)| e)
+}
+
+/// The error the caller sees, and the detail for the owner's log. Trap
+/// details stay in the log: they may reveal the val's internals.
+fn call_error(e: CallError) -> (ApiError, String) {
+    let (status, code, message) = match &e {
+        CallError::Fuel(n) => (
+            StatusCode::LOOP_DETECTED,
+            "fuel_exhausted",
+            format!("the val used up its fuel limit ({n} units of CPU work) and was stopped"),
+        ),
+        CallError::Deadline(d) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline_exceeded",
+            format!(
+                "the val ran past its wall-clock limit of {} ms and was stopped",
+                d.as_millis()
+            ),
+        ),
+        CallError::Memory(n) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "memory_limit_exceeded",
+            format!("the val tried to use more than its memory limit of {n} bytes and was stopped"),
+        ),
+        CallError::ResponseTooLarge(n) => (
+            StatusCode::BAD_GATEWAY,
+            "response_too_large",
+            format!("the val's response body is larger than the limit of {n} bytes"),
+        ),
+        CallError::Trap(_) => (
+            StatusCode::BAD_GATEWAY,
+            "val_crashed",
+            "the val crashed (a panic or trap); its owner can read the details in the val's logs"
+                .to_string(),
+        ),
+        CallError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            "the server is running as many vals as it can; retry shortly".to_string(),
+        ),
+        CallError::Internal(detail) => return (ApiError::internal(detail), detail.clone()),
+    };
+    let detail = match e {
+        CallError::Trap(detail) => format!("{message}: {detail}"),
+        _ => message.clone(),
+    };
+    (ApiError::new(status, code, message), detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_val_host;
+
+    #[test]
+    fn val_hosts() {
+        assert_eq!(
+            parse_val_host("alice-hello.localhost:8080", "localhost"),
+            Some(("alice", "hello"))
+        );
+        assert_eq!(
+            parse_val_host("alice-my-val.localhost", "localhost"),
+            Some(("alice", "my-val"))
+        );
+        assert_eq!(parse_val_host("localhost:8080", "localhost"), None);
+        assert_eq!(parse_val_host("127.0.0.1:8080", "localhost"), None);
+        assert_eq!(parse_val_host("alice.localhost", "localhost"), None);
+        assert_eq!(parse_val_host("x.alice-hello.localhost", "localhost"), None);
+        assert_eq!(
+            parse_val_host("alice-hello.evillocalhost", "localhost"),
+            None
+        );
+    }
+}

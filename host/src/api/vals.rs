@@ -1,0 +1,401 @@
+//! Vals and their versions: create, list, get, update, delete, deploy.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Authed, Caller, JsonBody, iso8601};
+use crate::app::App;
+use crate::auth::{Principal, Scopes};
+use crate::db::{self, ValRow, VersionRow};
+use crate::error::{ApiError, ApiResult};
+
+pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v2/vals", get(list).post(create))
+        .route("/v2/me/vals", get(list_mine))
+        .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
+        .route("/v2/alias/vals/{username}/{name}", get(by_alias))
+        .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
+}
+
+/// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
+pub fn validate_val_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid val name `{name}`: start with a letter, then use letters, digits, `_` or `-`, at most 64 characters"
+        ))
+    }
+}
+
+fn validate_privacy(privacy: &str) -> ApiResult<()> {
+    if PRIVACY_LEVELS.contains(&privacy) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_privacy",
+            format!(
+                "privacy must be one of {}, not `{privacy}`",
+                PRIVACY_LEVELS.join(", ")
+            ),
+        ))
+    }
+}
+
+/// Whether `caller` may see (and run) `val`. Private vals exist only for
+/// their owner holding `val:read`; to everyone else they are a 404.
+pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
+    val.privacy != "private"
+        || caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has("val:read"))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no val `{id}` that you can see"))
+}
+
+/// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
+/// missing scope or 404, so others' vals do not leak.
+pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: &str) -> ApiResult<ValRow> {
+    who.require(scope)?;
+    let key = id.to_string();
+    match app.db.call(move |conn| db::val_by_id(conn, &key)).await? {
+        Some(val) if val.owner_id == who.user_id => Ok(val),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
+    let base = &app.config.public_url;
+    let path_url = format!("{base}/x/{}/{}/", val.owner_name, val.name);
+    let port = app.config.listen.port();
+    let host_url = format!(
+        "http://{}-{}.{}:{port}/",
+        val.owner_name, val.name, app.config.val_host_suffix
+    );
+    (path_url, host_url)
+}
+
+fn version_json(v: &VersionRow) -> Value {
+    json!({
+        "version": v.version,
+        "sha256": v.sha256,
+        "size": v.size,
+        "kind": v.kind,
+        "createdAt": iso8601(v.created_at),
+    })
+}
+
+pub fn val_json(app: &App, val: &ValRow) -> Value {
+    let base = &app.config.public_url;
+    let (endpoint, host_endpoint) = val_urls(app, val);
+    let mut links = json!({
+        "self": format!("{base}/v2/vals/{}", val.id),
+        "html": endpoint,
+        "module": format!("{base}/v2/vals/{}/versions", val.id),
+    });
+    match val.latest.as_ref().map(|v| v.kind.as_str()) {
+        Some("http") => {
+            links["endpoint"] = json!(endpoint);
+            links["hostEndpoint"] = json!(host_endpoint);
+        }
+        Some("script") => {
+            links["run"] = json!(format!("{base}/v1/run/{}.{}", val.owner_name, val.name));
+        }
+        _ => {}
+    }
+    json!({
+        "id": val.id,
+        "name": val.name,
+        "privacy": val.privacy,
+        "description": val.description,
+        "author": { "id": val.owner_id, "username": val.owner_name, "type": "user" },
+        "createdAt": iso8601(val.created_at),
+        "imageUrl": null,
+        "kind": val.latest.as_ref().map(|v| v.kind.clone()),
+        "version": val.latest.as_ref().map(|v| v.version),
+        "scopes": val.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "links": links,
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    name: String,
+    privacy: String,
+    description: Option<String>,
+}
+
+async fn create(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    who.require("val:write")?;
+    validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
+    validate_privacy(&body.privacy)?;
+    let owner = who.user_id.clone();
+    let name = body.name.clone();
+    let val = app
+        .db
+        .call(move |conn| {
+            let username = db::user_by_id(conn, &owner)?
+                .map(|u| u.username)
+                .unwrap_or_default();
+            if db::val_by_name(conn, &username, &body.name)?.is_some() {
+                return Ok(None);
+            }
+            let scopes = Scopes::val_default().to_string();
+            let description = body.description.unwrap_or_default();
+            let id = db::insert_val(
+                conn,
+                &owner,
+                &body.name,
+                &body.privacy,
+                &description,
+                &scopes,
+            )?;
+            db::val_by_id(conn, &id)
+        })
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
+    app.forget_vals();
+    Ok((StatusCode::CREATED, Json(val_json(&app, &val))))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl Page {
+    fn bounds(&self) -> ApiResult<(i64, i64)> {
+        let limit = self.limit.unwrap_or(20);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=100).contains(&limit) || offset < 0 {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`limit` must be between 1 and 100 and `offset` at least 0",
+            ));
+        }
+        Ok((limit, offset))
+    }
+}
+
+async fn page_of_vals(
+    app: &App,
+    path: &str,
+    viewer: Option<String>,
+    only: Option<String>,
+    page: Page,
+) -> ApiResult<Json<Value>> {
+    let (limit, offset) = page.bounds()?;
+    let rows = app
+        .db
+        .call(move |conn| {
+            db::list_vals(conn, viewer.as_deref(), only.as_deref(), limit + 1, offset)
+        })
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let data: Vec<Value> = rows
+        .iter()
+        .take(limit as usize)
+        .map(|v| val_json(app, v))
+        .collect();
+    let base = &app.config.public_url;
+    let mut links = json!({ "self": format!("{base}{path}?limit={limit}&offset={offset}") });
+    if more {
+        links["next"] = json!(format!(
+            "{base}{path}?limit={limit}&offset={}",
+            offset + limit
+        ));
+    }
+    if offset > 0 {
+        links["prev"] = json!(format!(
+            "{base}{path}?limit={limit}&offset={}",
+            (offset - limit).max(0)
+        ));
+    }
+    Ok(Json(json!({ "data": data, "links": links })))
+}
+
+async fn list(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    // Listings show public vals, and the caller's own when it may read them.
+    let viewer = who.filter(|p| p.scopes.has("val:read")).map(|p| p.user_id);
+    page_of_vals(&app, "/v2/vals", viewer, None, page).await
+}
+
+async fn list_mine(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    who.require("val:read")?;
+    let me = Some(who.user_id.clone());
+    page_of_vals(&app, "/v2/me/vals", me.clone(), me, page).await
+}
+
+async fn get_one(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = id.clone();
+    let val = app.db.call(move |conn| db::val_by_id(conn, &key)).await?;
+    match val {
+        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val))),
+        _ => Err(not_found(&id)),
+    }
+}
+
+async fn by_alias(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path((username, name)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    match app.val_by_name(&username, &name).await? {
+        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val))),
+        _ => Err(ApiError::not_found(format!(
+            "no val `{username}/{name}` that you can see"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    privacy: Option<String>,
+    description: Option<String>,
+}
+
+async fn update(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> ApiResult<Json<Value>> {
+    let val = find_owned(&app, &who, &id, "val:write").await?;
+    if let Some(p) = &body.privacy {
+        validate_privacy(p)?;
+    }
+    let val = app
+        .db
+        .call(move |conn| {
+            db::update_val(
+                conn,
+                &val.id,
+                body.privacy.as_deref(),
+                body.description.as_deref(),
+            )?;
+            db::val_by_id(conn, &val.id)
+        })
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    app.forget_vals();
+    Ok(Json(val_json(&app, &val)))
+}
+
+async fn remove(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let val = find_owned(&app, &who, &id, "val:write").await?;
+    app.db
+        .call(move |conn| db::delete_val(conn, &val.id))
+        .await?;
+    app.forget_vals();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_versions(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = id.clone();
+    let found = app
+        .db
+        .call(move |conn| {
+            let Some(val) = db::val_by_id(conn, &key)? else {
+                return Ok(None);
+            };
+            let versions = db::list_versions(conn, &key)?;
+            Ok(Some((val, versions)))
+        })
+        .await?;
+    match found {
+        Some((val, versions)) if can_see(&val, who.as_ref()) => {
+            let data: Vec<Value> = versions.iter().map(version_json).collect();
+            Ok(Json(json!({ "data": data })))
+        }
+        _ => Err(not_found(&id)),
+    }
+}
+
+/// Upload a component (the raw bytes of a `.wasm` file) as the val's next
+/// version. It is validated, compiled and stored before the 201.
+async fn deploy(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let val = find_owned(&app, &who, &id, "val:write").await?;
+    let limit = app.config.limits.component_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large("the component", limit))?;
+    let prepared = app
+        .runtime
+        .prepare(bytes.to_vec())
+        .await
+        .map_err(|e| match e {
+            crate::runtime::UploadError::Internal(m) => ApiError::internal(m),
+            e => ApiError::bad_request(e.code(), e.to_string()),
+        })?;
+    let val_id = val.id.clone();
+    let version = app
+        .db
+        .call(move |conn| {
+            db::insert_version(
+                conn,
+                &val_id,
+                &prepared.sha256,
+                prepared.size as i64,
+                prepared.kind.as_str(),
+            )
+        })
+        .await?;
+    app.forget_vals();
+    let (endpoint, host_endpoint) = val_urls(&app, &val);
+    let mut body = version_json(&version);
+    body["valId"] = json!(val.id);
+    body["url"] = match version.kind.as_str() {
+        "http" => json!(endpoint),
+        _ => json!(format!(
+            "{}/v1/run/{}.{}",
+            app.config.public_url, val.owner_name, val.name
+        )),
+    };
+    if version.kind == "http" {
+        body["hostUrl"] = json!(host_endpoint);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}

@@ -1,0 +1,245 @@
+//! Tokens, scopes and principals.
+//!
+//! A token looks like `vbx_` + 30 base62 characters + a 6-character base62
+//! CRC32 of the body (GitHub's format), so a leaked token is recognisable
+//! by pattern and a typo is rejected before any database lookup. Only the
+//! SHA-256 of a token is stored: tokens are 178 bits of randomness, so a
+//! fast hash is enough.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::db::{self, Db};
+use crate::error::ApiError;
+
+/// Prefix of personal API tokens.
+pub const API_TOKEN_PREFIX: &str = "vbx_";
+const BODY_LEN: usize = 30;
+const CHECKSUM_LEN: usize = 6;
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Every scope a token can hold.
+pub const ALL_SCOPES: &[&str] = &[
+    "val:read",
+    "val:write",
+    "user:read",
+    "user:write",
+    "blob:read",
+    "blob:write",
+    "sqlite:read",
+    "sqlite:write",
+    "email:read",
+    "email:write",
+    "env:read",
+    "env:write",
+    "fetch",
+];
+
+/// A val's calls get every scope but these unless its owner says otherwise.
+const NOT_DEFAULT_FOR_VALS: &[&str] = &["val:write", "user:write", "env:write"];
+
+/// A set of scopes, stored as a space-separated string.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Scopes(BTreeSet<String>);
+
+impl Scopes {
+    pub fn all() -> Self {
+        Self(ALL_SCOPES.iter().map(|s| s.to_string()).collect())
+    }
+
+    pub fn val_default() -> Self {
+        Self(
+            ALL_SCOPES
+                .iter()
+                .filter(|s| !NOT_DEFAULT_FOR_VALS.contains(s))
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    }
+
+    /// Parse a space- or comma-separated list, refusing unknown scopes.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut set = BTreeSet::new();
+        for scope in text.split([' ', ',']).filter(|s| !s.is_empty()) {
+            if !ALL_SCOPES.contains(&scope) {
+                return Err(format!(
+                    "unknown scope `{scope}`; known scopes: {}",
+                    ALL_SCOPES.join(" ")
+                ));
+            }
+            set.insert(scope.to_string());
+        }
+        Ok(Self(set))
+    }
+
+    pub fn has(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joined: Vec<&str> = self.iter().collect();
+        f.write_str(&joined.join(" "))
+    }
+}
+
+/// Make a new token with `prefix`. Returns the token and its stored hash.
+pub fn generate_token(prefix: &str) -> (String, String) {
+    let mut body = String::with_capacity(BODY_LEN);
+    let mut buf = [0u8; 64];
+    while body.len() < BODY_LEN {
+        getrandom::fill(&mut buf).expect("the OS random number generator failed");
+        // 248 = 4 * 62: rejecting larger bytes keeps the draw uniform.
+        for b in buf.iter().filter(|b| **b < 248) {
+            if body.len() == BODY_LEN {
+                break;
+            }
+            body.push(BASE62[(*b % 62) as usize] as char);
+        }
+    }
+    let token = format!("{prefix}{body}{}", checksum(&body));
+    let hash = hash_token(&token);
+    (token, hash)
+}
+
+fn checksum(body: &str) -> String {
+    let mut n = crc32fast::hash(body.as_bytes()) as u64;
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+/// Check a token's shape and checksum without touching the database.
+pub fn well_formed(token: &str, prefix: &str) -> bool {
+    let Some(rest) = token.strip_prefix(prefix) else {
+        return false;
+    };
+    if rest.len() != BODY_LEN + CHECKSUM_LEN || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (body, sum) = rest.split_at(BODY_LEN);
+    checksum(body) == sum
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Who is making a request.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    /// Refuse with 403 naming the scope when the token lacks it.
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.scopes.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token lacks the `{scope}` scope; create a token that has it"
+            )))
+        }
+    }
+}
+
+/// Resolve an `Authorization` header. No header means anonymous (`None`).
+pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Option<Principal>, ApiError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
+    if !well_formed(token, API_TOKEN_PREFIX) {
+        return Err(ApiError::unauthorized(
+            "malformed API token (bad prefix, length or checksum); copy the whole token",
+        ));
+    }
+    let hash = hash_token(token);
+    let found = db
+        .call(move |conn| {
+            let Some(row) = db::token_by_hash(conn, &hash)? else {
+                return Ok(None);
+            };
+            let user = db::user_by_id(conn, &row.user_id)?;
+            Ok(user.map(|u| (row, u)))
+        })
+        .await?;
+    let Some((row, user)) = found else {
+        return Err(ApiError::unauthorized("unknown API token"));
+    };
+    if row.revoked_at.is_some() {
+        return Err(ApiError::unauthorized("this API token was revoked"));
+    }
+    if row.expires_at.is_some_and(|t| t <= db::now_ms()) {
+        return Err(ApiError::unauthorized(
+            "this API token has expired; create a new one",
+        ));
+    }
+    let scopes = Scopes::parse(&row.scopes).map_err(ApiError::internal)?;
+    Ok(Some(Principal {
+        user_id: user.id,
+        username: user.username,
+        scopes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_well_formed_and_distinct() {
+        let (a, ha) = generate_token(API_TOKEN_PREFIX);
+        let (b, _) = generate_token(API_TOKEN_PREFIX);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN);
+        assert!(well_formed(&a, API_TOKEN_PREFIX));
+        assert_eq!(ha, hash_token(&a));
+    }
+
+    #[test]
+    fn a_typo_fails_the_checksum() {
+        let (token, _) = generate_token(API_TOKEN_PREFIX);
+        let mut bytes = token.into_bytes();
+        let i = API_TOKEN_PREFIX.len() + 3;
+        bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(bytes).unwrap();
+        assert!(!well_formed(&typo, API_TOKEN_PREFIX));
+        assert!(!well_formed("vbx_short", API_TOKEN_PREFIX));
+        assert!(!well_formed(
+            &typo.replacen("vbx_", "ghp_", 1),
+            API_TOKEN_PREFIX
+        ));
+    }
+
+    #[test]
+    fn scopes_parse_and_refuse_unknown() {
+        let s = Scopes::parse("blob:read, env:read").unwrap();
+        assert!(s.has("blob:read") && s.has("env:read") && !s.has("blob:write"));
+        assert!(
+            Scopes::parse("blob:admin")
+                .unwrap_err()
+                .contains("blob:admin")
+        );
+        let d = Scopes::val_default();
+        assert!(d.has("env:read") && !d.has("env:write") && !d.has("val:write"));
+    }
+}

@@ -1,0 +1,62 @@
+//! Capabilities: the host imports a val can call, one folder each (its WIT
+//! host implementation, its scope check, its storage, its REST routes).
+//! Every import checks the call's scopes at the moment it is called and
+//! answers a denial as the `denied(scope)` error value, never a trap.
+
+pub mod blob;
+pub mod email;
+pub mod env;
+pub mod fetch;
+pub mod log;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use axum::Router;
+
+use crate::app::App;
+use crate::auth::Scopes;
+use crate::db::Db;
+use crate::runtime::bindings::types::{self, Error};
+use crate::secrets::SecretBox;
+
+/// What one call of a val may reach, and on whose behalf.
+pub struct CallContext {
+    pub owner_id: String,
+    pub val_id: String,
+    pub scopes: Scopes,
+    pub db: Db,
+    pub secrets: SecretBox,
+    /// The val's env vars, decrypted on first use.
+    pub env_cache: Option<HashMap<String, String>>,
+    /// Scopes the guest was refused, reported in the call's log.
+    pub denials: Vec<String>,
+}
+
+impl CallContext {
+    /// Check `scope`, recording a refusal for the call's log.
+    pub fn check(&mut self, scope: &str) -> Result<(), Error> {
+        if self.scopes.has(scope) {
+            return Ok(());
+        }
+        self.denials.push(scope.to_string());
+        Err(Error::Denied(format!(
+            "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
+        )))
+    }
+}
+
+impl types::Host for CallContext {}
+impl crate::runtime::bindings::http::valbox::platform::http_types::Host for CallContext {}
+
+/// The REST routes of every capability, merged into the API router.
+pub fn routes() -> Router<App> {
+    Router::new().merge(env::routes()).merge(log::routes())
+}
+
+/// The error a capability answers until it is built.
+fn unavailable(name: &str) -> Error {
+    Error::Unavailable(format!(
+        "the `{name}` capability is not available on this server yet"
+    ))
+}

@@ -1,0 +1,461 @@
+//! The `valbox` command: `serve` and `user` work on the data directory;
+//! `deploy`, `env` and `logs` talk to a server at `VALBOX_URL` with
+//! `VALBOX_TOKEN`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::auth::{self, Scopes};
+use crate::config::{Config, Limits};
+use crate::db::{self, Db};
+use crate::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "valbox",
+    version,
+    about = "Run small programs (vals) as WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The server's base URL.
+    #[arg(long, env = "VALBOX_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API token (as printed by `valbox user create`).
+    #[arg(long, env = "VALBOX_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve {
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
+        #[arg(long, env = "VALBOX_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Base URL for links, when it differs from http://LISTEN.
+        #[arg(long, env = "VALBOX_PUBLIC_URL")]
+        public_url: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Manage users (works on the data directory directly).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Create a val or add a version to it from a .wasm component.
+    Deploy {
+        /// The val's name.
+        name: String,
+        /// The component, e.g. target/vals/hello.wasm.
+        wasm: PathBuf,
+        /// public, unlisted or private (new vals default to public).
+        #[arg(long)]
+        privacy: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Manage a val's environment variables (secrets).
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+    /// Show a val's call logs, newest first.
+    Logs {
+        /// The val's name.
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print a new API token holding every scope.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Set VAR on a val.
+    Set {
+        name: String,
+        key: String,
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a val's variables (names only; values are never shown).
+    List {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove VAR from a val.
+    Delete {
+        name: String,
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Per-call limits; the defaults are documented in the README.
+#[derive(clap::Args)]
+struct LimitArgs {
+    #[arg(long, env = "VALBOX_FUEL")]
+    fuel: Option<u64>,
+    #[arg(long, env = "VALBOX_TIMEOUT_MS")]
+    timeout_ms: Option<u64>,
+    #[arg(long, env = "VALBOX_MEMORY_MB")]
+    memory_mb: Option<usize>,
+    #[arg(long, env = "VALBOX_REQUEST_BODY_BYTES")]
+    request_body_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_RESPONSE_BODY_BYTES")]
+    response_body_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_LOG_BYTES")]
+    log_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_COMPONENT_BYTES")]
+    component_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
+    concurrent_calls_per_owner: Option<usize>,
+}
+
+impl LimitArgs {
+    fn apply(&self, l: &mut Limits) {
+        let set = |slot: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        if let Some(f) = self.fuel {
+            l.fuel = f;
+        }
+        if let Some(ms) = self.timeout_ms {
+            l.timeout = Duration::from_millis(ms);
+        }
+        set(&mut l.memory_bytes, self.memory_mb.map(|mb| mb << 20));
+        set(&mut l.request_body_bytes, self.request_body_bytes);
+        set(&mut l.response_body_bytes, self.response_body_bytes);
+        set(&mut l.log_bytes, self.log_bytes);
+        set(&mut l.component_bytes, self.component_bytes);
+        set(
+            &mut l.concurrent_calls_per_owner,
+            self.concurrent_calls_per_owner,
+        );
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            public_url,
+            limits,
+        } => {
+            let mut config = Config::new(data, listen);
+            limits.apply(&mut config.limits);
+            if let Some(url) = public_url {
+                config.public_url = url.trim_end_matches('/').to_string();
+            }
+            let server = Server::start(config).await?;
+            println!("valbox listening on http://{}", server.addr);
+            tokio::signal::ctrl_c().await?;
+            server.shutdown().await
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    email,
+                    data,
+                },
+        } => {
+            let token = create_user(&data, &username, &email)?;
+            println!("created user {username}; API token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Deploy {
+            name,
+            wasm,
+            privacy,
+            description,
+            client,
+        } => deploy(&Client::new(client), &name, &wasm, privacy, description).await,
+        Command::Env { command } => env(command).await,
+        Command::Logs {
+            name,
+            limit,
+            client,
+        } => logs(&Client::new(client), &name, limit).await,
+    }
+}
+
+/// Usernames: a lowercase letter, then lowercase letters, digits or `_`;
+/// no `-`, which separates user from val in `{user}-{val}.localhost`.
+pub fn validate_username(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 32;
+    if !ok {
+        bail!(
+            "invalid username `{name}`: start with a lowercase letter, then use a-z, 0-9 or `_`, at most 32 characters"
+        );
+    }
+    Ok(())
+}
+
+/// Create a user with a token holding every scope; returns the token.
+pub fn create_user(data: &std::path::Path, username: &str, email: &str) -> anyhow::Result<String> {
+    validate_username(username)?;
+    if !email.contains('@') {
+        bail!("`{email}` is not an email address");
+    }
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let db = Db::open(&data.join("valbox.db"))?;
+    db.call_blocking(|conn| {
+        let tx = conn.transaction()?;
+        if db::user_by_name(&tx, username)?.is_some() {
+            bail!("user `{username}` already exists");
+        }
+        let user = db::insert_user(&tx, username, email)?;
+        let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
+        db::insert_token(
+            &tx,
+            &user.id,
+            "cli",
+            &hash,
+            &Scopes::all().to_string(),
+            None,
+        )?;
+        tx.commit()?;
+        Ok(token)
+    })
+}
+
+/// A small client for the REST API that turns error bodies into messages.
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(args: ClientArgs) -> Self {
+        Self {
+            base: args.url.trim_end_matches('/').to_string(),
+            token: args.token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Valbox server at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or(text);
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(Some(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        }))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn me(&self) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url("/v1/me")))
+            .await?
+            .context("the server does not know this token's user")
+    }
+
+    /// The caller's val by name.
+    async fn val(&self, name: &str) -> anyhow::Result<Value> {
+        let me = self.me().await?;
+        let user = me["username"].as_str().unwrap_or_default();
+        self.send(
+            self.http
+                .get(self.url(&format!("/v2/alias/vals/{user}/{name}"))),
+        )
+        .await?
+        .with_context(|| format!("you have no val named `{name}`"))
+    }
+}
+
+fn id_of(val: &Value) -> String {
+    val["id"].as_str().unwrap_or_default().to_string()
+}
+
+async fn deploy(
+    client: &Client,
+    name: &str,
+    wasm: &std::path::Path,
+    privacy: Option<String>,
+    description: Option<String>,
+) -> anyhow::Result<()> {
+    let bytes = tokio::fs::read(wasm)
+        .await
+        .with_context(|| format!("reading {}", wasm.display()))?;
+    let val = match client.val(name).await {
+        Ok(val) => {
+            if privacy.is_some() || description.is_some() {
+                let patch = json!({ "privacy": privacy, "description": description });
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&patch);
+                client.send(req).await?;
+            }
+            val
+        }
+        Err(_) => {
+            let body = json!({
+                "name": name,
+                "privacy": privacy.as_deref().unwrap_or("public"),
+                "description": description,
+            });
+            client
+                .send(client.http.post(client.url("/v2/vals")).json(&body))
+                .await?
+                .context("creating the val failed")?
+        }
+    };
+    let req = client
+        .http
+        .post(client.url(&format!("/v2/vals/{}/versions", id_of(&val))))
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    let version = client
+        .send(req)
+        .await?
+        .context("the val vanished during deploy")?;
+    println!("deployed {name} version {}", version["version"]);
+    println!("{}", version["url"].as_str().unwrap_or_default());
+    if let Some(host_url) = version["hostUrl"].as_str() {
+        println!("{host_url}");
+    }
+    Ok(())
+}
+
+async fn env(command: EnvCommand) -> anyhow::Result<()> {
+    match command {
+        EnvCommand::Set {
+            name,
+            key,
+            value,
+            client,
+        } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .put(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")))
+                .json(&json!({ "value": value }));
+            client.send(req).await?;
+            println!("set {key} on {name}");
+        }
+        EnvCommand::List { name, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let list = client
+                .send(
+                    client
+                        .http
+                        .get(client.url(&format!("/v2/vals/{id}/environment_variables"))),
+                )
+                .await?
+                .unwrap_or_default();
+            for var in list["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\tupdated {}",
+                    var["key"].as_str().unwrap_or_default(),
+                    var["updatedAt"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        EnvCommand::Delete { name, key, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .delete(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")));
+            client
+                .send(req)
+                .await?
+                .with_context(|| format!("{name} has no env var {key}"))?;
+            println!("deleted {key} from {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
+    let id = id_of(&client.val(name).await?);
+    let req = client
+        .http
+        .get(client.url(&format!("/v1/telemetry/logs?val_id={id}&limit={limit}")));
+    let logs = client.send(req).await?.unwrap_or_default();
+    for entry in logs["data"].as_array().into_iter().flatten() {
+        let a = &entry["attributes"];
+        let ns: i64 = entry["timeUnixNano"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        println!(
+            "{} v{} {} {} {:.2}ms fuel={} {}",
+            crate::api::iso8601(ns / 1_000_000),
+            a["val.version"],
+            a["trigger"].as_str().unwrap_or_default(),
+            a["http.status"],
+            a["duration_ms"].as_f64().unwrap_or(0.0),
+            a["fuel_used"],
+            entry["body"].as_str().unwrap_or_default(),
+        );
+        for (stream, text) in [("stdout", &a["stdout"]), ("stderr", &a["stderr"])] {
+            for line in text.as_str().unwrap_or_default().lines() {
+                println!("    {stream}: {line}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! One typed configuration for the server: where data lives, where to
+//! listen, and the limits every call runs under.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Server configuration. Built by the CLI from flags and `VALBOX_*`
+/// environment variables; tests build it directly.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Holds `valbox.db`, the component cache and the secrets key.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The host suffix under which `{user}-{val}.{suffix}` serves a val.
+    pub val_host_suffix: String,
+    /// The base URL users reach this server at, used in links.
+    pub public_url: String,
+    pub limits: Limits,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen,
+            val_host_suffix: "localhost".into(),
+            public_url: format!("http://{listen}"),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The limits of one call. Defaults are documented in the README; each one
+/// has a test that hits it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Fuel (roughly, wasm instructions) a call may burn. Default 1e9.
+    pub fuel: u64,
+    /// Wall-clock time a call may take. Default 10 s.
+    pub timeout: Duration,
+    /// Bytes of linear memory per memory of an instance. Default 64 MiB.
+    pub memory_bytes: usize,
+    /// Tables per instance and elements per table. Defaults 20 and 100_000.
+    pub tables: usize,
+    pub table_elements: usize,
+    /// Core instances a component may create. Default 50.
+    pub instances: usize,
+    /// Request body a val may receive. Default 1 MiB.
+    pub request_body_bytes: usize,
+    /// Response body a val may return. Default 5 MiB.
+    pub response_body_bytes: usize,
+    /// Captured stdout and stderr, each. Default 64 KiB; the rest is dropped.
+    pub log_bytes: usize,
+    /// Size of an uploaded component. Default 20 MiB.
+    pub component_bytes: usize,
+    /// Calls of one owner's vals running at once. Default 16.
+    pub concurrent_calls_per_owner: usize,
+    /// Instances alive at once across the server: sizes the pooling
+    /// allocator. Default 1000.
+    pub concurrent_instances: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: 1_000_000_000,
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            tables: 20,
+            table_elements: 100_000,
+            instances: 50,
+            request_body_bytes: 1 << 20,
+            response_body_bytes: 5 << 20,
+            log_bytes: 64 << 10,
+            component_bytes: 20 << 20,
+            concurrent_calls_per_owner: 16,
+            concurrent_instances: 1000,
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The WebAssembly runtime: one engine, compiled components cached on disk
+//! and pre-linked in memory, and `invoke`, which runs one call in a fresh
+//! store under the configured limits. Knows nothing about HTTP routes.
+
+pub mod bindings;
+mod limits;
+mod output;
+mod upload;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::caps::CallContext;
+use crate::config::Limits;
+use bindings::http::{HttpVal, HttpValPre};
+use bindings::script::{ScriptVal, ScriptValPre};
+pub use bindings::{HttpRequest, HttpResponse};
+use limits::CallLimiter;
+use output::Capture;
+pub use upload::{Prepared, UploadError};
+
+/// How often the epoch advances: the granularity of wall-clock deadlines
+/// and of yielding a busy guest back to the async runtime.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Which export a component offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValKind {
+    Http,
+    Script,
+}
+
+impl ValKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValKind::Http => "http",
+            ValKind::Script => "script",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "http" => Some(ValKind::Http),
+            "script" => Some(ValKind::Script),
+            _ => None,
+        }
+    }
+}
+
+/// The state of one call's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: CallLimiter,
+    pub caps: CallContext,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A component ready to instantiate.
+#[derive(Clone)]
+enum Loaded {
+    Http(HttpValPre<CallState>),
+    Script(ScriptValPre<CallState>),
+}
+
+/// What a caller asks of a val.
+pub enum Input {
+    Http(HttpRequest),
+    /// The Run API's arguments, a JSON array.
+    Script(String),
+}
+
+/// What a val answered.
+#[derive(Debug)]
+pub enum Output {
+    Http(HttpResponse),
+    /// The JSON the val returned, or its error message.
+    Script(Result<String, String>),
+}
+
+/// Why a call failed. Each names the limit or fault, for the caller's
+/// status code and the owner's log.
+#[derive(Debug)]
+pub enum CallError {
+    Fuel(u64),
+    Deadline(Duration),
+    Memory(usize),
+    ResponseTooLarge(usize),
+    /// The guest trapped (a panic, for a Rust val); the detail is for logs.
+    Trap(String),
+    /// The server has no room for another instance right now.
+    Busy,
+    /// The component is missing or broken on our side.
+    Internal(String),
+}
+
+/// The result of one call, with what the owner's log records.
+pub struct Outcome {
+    pub result: Result<Output, CallError>,
+    pub fuel_used: u64,
+    pub duration: Duration,
+    pub stdout: String,
+    pub stderr: String,
+    /// Scopes the guest asked for and was refused.
+    pub denials: Vec<String>,
+}
+
+/// What a call consumed, filled in even when it fails.
+#[derive(Default)]
+struct Usage {
+    fuel_used: u64,
+    denials: Vec<String>,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    limits: Limits,
+    components_dir: PathBuf,
+    /// Pre-linked components by content hash.
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+impl Runtime {
+    pub fn new(limits: Limits, components_dir: PathBuf) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&components_dir)
+            .with_context(|| format!("creating {}", components_dir.display()))?;
+        let engine = Engine::new(&engine_config(&limits))?;
+        let mut linker = Linker::<CallState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        HttpVal::add_to_linker::<_, HasSelf<CallContext>>(&mut linker, |s| &mut s.caps)?;
+        start_epoch_ticker(&engine);
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            limits,
+            components_dir,
+            loaded: Mutex::default(),
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn wasm_path(&self, sha256: &str) -> PathBuf {
+        self.components_dir.join(format!("{sha256}.wasm"))
+    }
+
+    fn compiled_path(&self, sha256: &str) -> PathBuf {
+        self.components_dir.join(format!("{sha256}.cwasm"))
+    }
+
+    /// Link a compiled component, learning its kind from its exports.
+    fn link(&self, component: &Component) -> Result<(Loaded, ValKind), UploadError> {
+        upload::check_imports(&self.engine, component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
+        let exports = upload::exported_kind(&self.engine, component)?;
+        Ok(match exports {
+            ValKind::Http => (
+                Loaded::Http(
+                    HttpValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
+                ),
+                ValKind::Http,
+            ),
+            ValKind::Script => (
+                Loaded::Script(
+                    ScriptValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
+                ),
+                ValKind::Script,
+            ),
+        })
+    }
+
+    /// The pre-linked component for `sha256`: from memory, else from the
+    /// compiled cache on disk, else compiled again from the stored upload.
+    async fn load(self: &Arc<Self>, sha256: &str) -> anyhow::Result<Loaded> {
+        if let Some(l) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+        {
+            return Ok(l.clone());
+        }
+        let this = self.clone();
+        let sha = sha256.to_string();
+        let loaded = tokio::task::spawn_blocking(move || this.load_from_disk(&sha)).await??;
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn load_from_disk(&self, sha256: &str) -> anyhow::Result<Loaded> {
+        let compiled = self.compiled_path(sha256);
+        // SAFETY: the cache directory holds only artifacts this server
+        // serialised itself, named by the hash of their source; wasmtime
+        // checks that the artifact matches this engine's version and config.
+        let component = match unsafe { Component::deserialize_file(&self.engine, &compiled) } {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!("recompiling {sha256}: cached artifact unusable ({e:#})");
+                let wasm = std::fs::read(self.wasm_path(sha256))
+                    .with_context(|| format!("component {sha256} is missing from the store"))?;
+                let c = Component::new(&self.engine, &wasm)?;
+                crate::fsutil::write_atomic(&compiled, &c.serialize()?)?;
+                c
+            }
+        };
+        let (loaded, _) = self.link(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(loaded)
+    }
+
+    /// Run one call of the component `sha256`.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        sha256: &str,
+        caps: CallContext,
+        input: Input,
+    ) -> Outcome {
+        let started = Instant::now();
+        let stdout = Capture::new(self.limits.log_bytes);
+        let stderr = Capture::new(self.limits.log_bytes);
+        let mut usage = Usage::default();
+        let result = match self.load(sha256).await {
+            Ok(loaded) => {
+                self.run(loaded, caps, input, &stdout, &stderr, &mut usage)
+                    .await
+            }
+            Err(e) => Err(CallError::Internal(format!("{e:#}"))),
+        };
+        Outcome {
+            result,
+            fuel_used: usage.fuel_used,
+            duration: started.elapsed(),
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            denials: usage.denials,
+        }
+    }
+
+    async fn run(
+        &self,
+        loaded: Loaded,
+        caps: CallContext,
+        input: Input,
+        stdout: &Capture,
+        stderr: &Capture,
+        usage: &mut Usage,
+    ) -> Result<Output, CallError> {
+        let limits = &self.limits;
+        // Nothing ambient: no preopened directories, no sockets, no host
+        // environment variables; stdout and stderr go to the call's log.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: CallLimiter::new(limits),
+            caps,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+            .set_fuel(limits.fuel)
+            .map_err(|e| CallError::Internal(e.to_string()))?;
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+
+        let call = async {
+            let result: wasmtime::Result<Output> = match (&loaded, input) {
+                (Loaded::Http(pre), Input::Http(request)) => {
+                    let val: HttpVal = pre.instantiate_async(&mut store).await?;
+                    let response = val
+                        .valbox_platform_http_handler()
+                        .call_handle(&mut store, &request)
+                        .await?;
+                    Ok(Output::Http(response))
+                }
+                (Loaded::Script(pre), Input::Script(args)) => {
+                    let val: ScriptVal = pre.instantiate_async(&mut store).await?;
+                    let result = val
+                        .valbox_platform_script()
+                        .call_run(&mut store, &args)
+                        .await?;
+                    Ok(Output::Script(result))
+                }
+                _ => Err(wasmtime::Error::msg(
+                    "the val's kind does not match the route",
+                )),
+            };
+            result
+        };
+        // The epoch deadline stops guest code; this also bounds time spent
+        // inside host calls.
+        let timed = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, call).await;
+        usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        usage.denials = std::mem::take(&mut store.data_mut().caps.denials);
+        let output = match timed {
+            Err(_) => return Err(CallError::Deadline(limits.timeout)),
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Err(classify(e, &store, limits)),
+        };
+        if let Output::Http(response) = &output
+            && response.body.len() > limits.response_body_bytes
+        {
+            return Err(CallError::ResponseTooLarge(limits.response_body_bytes));
+        }
+        Ok(output)
+    }
+}
+
+fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> CallError {
+    if store.data().limiter.memory_refused {
+        return CallError::Memory(limits.memory_bytes);
+    }
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return CallError::Busy;
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::Fuel(limits.fuel),
+        Some(Trap::Interrupt) => CallError::Deadline(limits.timeout),
+        _ => CallError::Trap(format!("{err:#}")),
+    }
+}
+
+fn engine_config(limits: &Limits) -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    let max_instances = limits.concurrent_instances as u32;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances * 4)
+        .total_memories(max_instances * 2)
+        .total_tables(max_instances * 4)
+        .total_stacks(max_instances)
+        .max_memory_size(limits.memory_bytes)
+        .max_core_instances_per_component(limits.instances as u32)
+        .max_memories_per_component(limits.instances as u32)
+        .max_tables_per_component(limits.tables as u32)
+        .table_elements(limits.table_elements);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advance the engine's epoch every tick for as long as the engine lives.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("valbox-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
