@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Caller, JsonBody, respond, vals::can_see};
+use super::{JsonBody, respond, vals::can_see};
 use crate::app::App;
 use crate::auth::{self, Principal, Scopes};
 use crate::caps::CallContext;
@@ -23,31 +23,31 @@ use crate::caps::log::LogRecord;
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, HttpRequest, Input, Outcome, Output, ValKind};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/x/{user}/{val}", any(by_path_root))
-        .route("/x/{user}/{val}/", any(by_path_root))
+        .route("/x/{user}/{val}", any(by_path))
+        .route("/x/{user}/{val}/", any(by_path))
         .route("/x/{user}/{val}/{*rest}", any(by_path))
         .route("/v1/run/{target}", get(run_get).post(run_post))
 }
 
-async fn by_path_root(
-    State(app): State<App>,
-    Caller(caller): Caller,
-    Path((user, val)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    serve_http(&app, caller, &user, &val, "/".into(), req).await
-}
-
 async fn by_path(
     State(app): State<App>,
-    Caller(caller): Caller,
-    Path((user, val, rest)): Path<(String, String, String)>,
+    ValCaller(caller): ValCaller,
+    Path(params): Path<Vec<(String, String)>>,
     req: Request,
 ) -> Response {
-    serve_http(&app, caller, &user, &val, format!("/{rest}"), req).await
+    let [(_, user), (_, val), ..] = params.as_slice() else {
+        return ApiError::not_found("call a val at /x/{user}/{val}/").into_response();
+    };
+    // The val sees the raw (still percent-encoded) path below its root.
+    let raw = req.uri().path();
+    let below = raw.splitn(5, '/').nth(4).unwrap_or_default();
+    let path = format!("/{below}");
+    serve_http(&app, caller, user, val, path, req).await
 }
 
 /// Middleware: a request to `{user}-{val}.{suffix}` is served by that val,
@@ -72,6 +72,34 @@ pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Respo
     };
     let path = req.uri().path().to_string();
     serve_http(&app, caller, &user, &val, path, req).await
+}
+
+/// The caller of a val. Only a Valbox token in `Authorization` is the
+/// platform's business; any other value (Basic auth, another service's
+/// bearer token) belongs to the val, which may do its own authentication.
+async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Option<Principal>> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match header {
+        Some(h) if is_valbox_token(h) => auth::authenticate(&app.db, Some(h)).await,
+        _ => Ok(None),
+    }
+}
+
+fn is_valbox_token(header: &str) -> bool {
+    header
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| t.trim().starts_with(auth::API_TOKEN_PREFIX))
+}
+
+/// Extractor form of [`val_caller`] for the routes that call vals.
+struct ValCaller(Option<Principal>);
+
+impl FromRequestParts<App> for ValCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        Ok(ValCaller(val_caller(app, &parts.headers).await?))
+    }
 }
 
 /// Split `alice-hello.localhost:8080` into `("alice", "hello")`. Usernames
@@ -223,7 +251,7 @@ fn split_target(target: &str) -> ApiResult<(&str, &str)> {
 
 async fn run_post(
     State(app): State<App>,
-    Caller(caller): Caller,
+    ValCaller(caller): ValCaller,
     Path(target): Path<String>,
     JsonBody(body): JsonBody<RunBody>,
 ) -> ApiResult<Response> {
@@ -232,7 +260,7 @@ async fn run_post(
 
 async fn run_get(
     State(app): State<App>,
-    Caller(caller): Caller,
+    ValCaller(caller): ValCaller,
     Path(target): Path<String>,
     Query(q): Query<RunQuery>,
 ) -> ApiResult<Response> {

@@ -111,7 +111,7 @@ fn parse_time(name: &str, text: &str) -> ApiResult<i64> {
         return Ok(ns);
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp_nanos() as i64)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.year() < 1970 { i64::MIN } else { i64::MAX }))
         .map_err(|_| {
             ApiError::bad_request(
                 "invalid_query",

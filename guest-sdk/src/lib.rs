@@ -1,0 +1,371 @@
+//! Write Valbox vals in Rust.
+//!
+//! A val is a small program that Valbox runs as a WebAssembly component. An
+//! *HTTP val* answers requests; a *script val* is called through the Run API
+//! with a JSON array of arguments and returns a JSON value. This crate hides
+//! the component plumbing: write an ordinary function and hand it to
+//! [`http_val!`] or [`script_val!`].
+//!
+//! ```no_run
+//! use valbox_sdk::{Request, Response};
+//!
+//! fn handler(req: Request) -> Response {
+//!     let name = req.query_param("name").unwrap_or_else(|| "world".to_string());
+//!     Response::text(format!("Hello, {name}!"))
+//! }
+//!
+//! valbox_sdk::http_val!(handler);
+//! ```
+//!
+//! Build it as a `cdylib` for `wasm32-wasip2`:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! valbox-sdk = { path = "path/to/valbox/guest-sdk" }
+//!
+//! [profile.release]
+//! panic = "abort"
+//! ```
+//!
+//! ```sh
+//! rustup target add wasm32-wasip2
+//! cargo build --release --target wasm32-wasip2
+//! ```
+//!
+//! The result, `target/wasm32-wasip2/release/<name>.wasm`, is the component
+//! to upload. Anything written to stdout or stderr (`println!`, `eprintln!`)
+//! ends up in the val's logs; a panic prints its message to stderr and fails
+//! the call. The `examples/` directory of the Valbox repository holds small
+//! vals to start from, built by its `scripts/build-vals`.
+//!
+//! Host capabilities (the val's environment variables, blob storage, SQLite,
+//! email, outbound HTTP) are imports of the component. [`env::get`] has a
+//! helper; the others are reachable through the generated bindings in
+//! [`raw`]. Each call needs a scope on the val's token and fails with
+//! [`Error::Denied`] without it.
+#![warn(missing_docs)]
+
+mod error;
+mod http;
+
+pub use error::Error;
+pub use http::{Request, Response};
+
+/// Bindings for the `platform` world: every import a val may call.
+///
+/// Generated once here and reused by the two export worlds below.
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "platform",
+        generate_all,
+    });
+}
+
+/// The generated bindings of the host's capabilities, for those that have
+/// no helper in this crate yet.
+///
+/// Every function returns `Result<_, raw::types::Error>`; convert the error
+/// into this crate's [`Error`] with `?` or [`From`].
+///
+/// ```no_run
+/// use valbox_sdk::{raw, Error};
+///
+/// fn remember(key: &str, value: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+///     let previous = raw::blob::get(key)?;
+///     raw::blob::set(key, value)?;
+///     Ok(previous)
+/// }
+/// ```
+pub mod raw {
+    pub use crate::bindings::valbox::platform::{blob, email, env, fetch, sqlite, types};
+}
+
+/// The val's environment variables: its secrets, set by its owner.
+///
+/// Reading them needs the `env:read` scope.
+///
+/// ```no_run
+/// let token = valbox_sdk::env::get("API_TOKEN")?.unwrap_or_default();
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub mod env {
+    use crate::Error;
+
+    /// The value of the environment variable `name`, or `None` when the val
+    /// has no such variable.
+    ///
+    /// The variable `valtown` holds the call's own short-lived API token.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Denied`] when the val's token lacks the `env:read` scope, or
+    /// whatever else the host reports.
+    ///
+    /// ```no_run
+    /// match valbox_sdk::env::get("GREETING") {
+    ///     Ok(Some(greeting)) => println!("{greeting}, world!"),
+    ///     Ok(None) => println!("GREETING is not set"),
+    ///     Err(err) => eprintln!("cannot read GREETING: {err}"),
+    /// }
+    /// ```
+    pub fn get(name: &str) -> Result<Option<String>, Error> {
+        crate::bindings::valbox::platform::env::get(name).map_err(Error::from)
+    }
+}
+
+/// Implementation details of [`http_val!`] and [`script_val!`]; not part of
+/// the public API.
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod __private {
+    /// Bindings for the `http-val` world, reusing the imports above.
+    #[allow(clippy::all)]
+    pub mod http {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "http-val",
+            with: {
+                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
+                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
+                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
+                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
+                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
+                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+            },
+            generate_all,
+            pub_export_macro: true,
+            default_bindings_module: "valbox_sdk::__private::http",
+        });
+    }
+
+    /// Bindings for the `script-val` world, reusing the imports above.
+    #[allow(clippy::all)]
+    pub mod script {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "script-val",
+            with: {
+                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
+                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
+                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
+                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
+                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
+                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+            },
+            generate_all,
+            pub_export_macro: true,
+            default_bindings_module: "valbox_sdk::__private::script",
+        });
+    }
+
+    pub use http::exports::valbox::platform::http_handler::Guest as HttpGuest;
+    pub use http::valbox::platform::http_types::{Request as WitRequest, Response as WitResponse};
+    pub use script::exports::valbox::platform::script::Guest as ScriptGuest;
+
+    /// The type of [`HttpGuest::handle`].
+    pub type HandleFn = fn(WitRequest) -> WitResponse;
+    /// The type of [`ScriptGuest::run`].
+    pub type RunFn = fn(String) -> Result<String, String>;
+
+    use crate::{Request, Response};
+
+    /// Converts the WIT request, calls the val's handler, converts back.
+    pub fn serve_http(
+        request: WitRequest,
+        handler: impl FnOnce(Request) -> Response,
+    ) -> WitResponse {
+        let response = handler(Request {
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+        });
+        WitResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+    }
+
+    /// Parses `args` as a JSON array, calls the val's function, serialises
+    /// its result.
+    pub fn run_script(
+        args: String,
+        run: impl FnOnce(Vec<serde_json::Value>) -> Result<serde_json::Value, String>,
+    ) -> Result<String, String> {
+        let args = parse_args(&args)?;
+        let value = run(args)?;
+        serde_json::to_string(&value).map_err(|err| format!("cannot serialise the result: {err}"))
+    }
+
+    fn parse_args(args: &str) -> Result<Vec<serde_json::Value>, String> {
+        match serde_json::from_str::<serde_json::Value>(args) {
+            Ok(serde_json::Value::Array(items)) => Ok(items),
+            Ok(other) => Err(format!(
+                "args must be a JSON array: got {}",
+                json_kind(&other)
+            )),
+            Err(err) => Err(format!("args must be a JSON array: {err}")),
+        }
+    }
+
+    fn json_kind(value: &serde_json::Value) -> &'static str {
+        match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::json;
+
+        #[test]
+        fn script_args_must_be_an_array() {
+            let echo = |args: Vec<serde_json::Value>| Ok(serde_json::Value::Array(args));
+            assert_eq!(run_script("[1,\"a\"]".into(), echo), Ok("[1,\"a\"]".into()));
+            assert_eq!(
+                run_script("{}".into(), echo),
+                Err("args must be a JSON array: got an object".into())
+            );
+            let err = run_script("[1,".into(), echo).unwrap_err();
+            assert!(err.starts_with("args must be a JSON array: "), "{err}");
+        }
+
+        #[test]
+        fn script_errors_pass_through() {
+            let fail = |_| Err::<serde_json::Value, _>("nope".to_string());
+            assert_eq!(run_script("[]".into(), fail), Err("nope".into()));
+            let ok = |_| Ok(json!({"a": [1, 2]}));
+            assert_eq!(run_script("[]".into(), ok), Ok("{\"a\":[1,2]}".into()));
+        }
+
+        #[test]
+        fn http_round_trip() {
+            let request = WitRequest {
+                method: "POST".into(),
+                path: "/x".into(),
+                query: "a=1".into(),
+                headers: vec![("X-A".into(), "b".into())],
+                body: b"hi".to_vec(),
+            };
+            let response = serve_http(request, |req| {
+                assert_eq!(req.method, "POST");
+                assert_eq!(req.header("x-a"), Some("b"));
+                Response::new(201).with_body(req.body)
+            });
+            assert_eq!(response.status, 201);
+            assert_eq!(response.body, b"hi");
+        }
+    }
+}
+
+/// Turns a function into an HTTP val: exports it as the component's
+/// `http-handler`.
+///
+/// The handler has the signature `fn(Request) -> Response` (a closure works
+/// too). Use the macro once per crate, at the top level of the `cdylib`.
+///
+/// ```no_run
+/// use valbox_sdk::{Request, Response};
+///
+/// fn handler(req: Request) -> Response {
+///     match req.path.as_str() {
+///         "/" => Response::html("<h1>Home</h1>"),
+///         _ => Response::new(404).with_body("not found"),
+///     }
+/// }
+///
+/// valbox_sdk::http_val!(handler);
+/// ```
+///
+/// The exports exist only when compiling for WebAssembly; elsewhere (for
+/// example in unit tests on the build machine) the macro merely checks that
+/// the handler has the right type.
+#[macro_export]
+macro_rules! http_val {
+    ($handler:expr $(,)?) => {
+        const _: () = {
+            #[allow(dead_code)]
+            struct ValboxHttpVal;
+
+            impl $crate::__private::HttpGuest for ValboxHttpVal {
+                fn handle(
+                    request: $crate::__private::WitRequest,
+                ) -> $crate::__private::WitResponse {
+                    $crate::__private::serve_http(request, $handler)
+                }
+            }
+
+            // Keeps the handler "used" where the export below is compiled out.
+            const _: $crate::__private::HandleFn =
+                <ValboxHttpVal as $crate::__private::HttpGuest>::handle;
+
+            #[cfg(target_arch = "wasm32")]
+            $crate::__private::http::export! {
+                ValboxHttpVal with_types_in $crate::__private::http
+            }
+        };
+    };
+}
+
+/// Turns a function into a script val: exports it as the component's
+/// `script` interface, called through the Run API.
+///
+/// The function has the signature
+/// `fn(Vec<serde_json::Value>) -> Result<serde_json::Value, String>` (a
+/// closure works too). The macro parses the call's arguments, which must be
+/// a JSON array, and serialises the result; an `Err` message is returned to
+/// the caller as the run's error. Arguments that are not a JSON array fail
+/// the call with `args must be a JSON array: ...` before the function runs.
+///
+/// ```no_run
+/// use serde_json::{json, Value};
+///
+/// fn run(args: Vec<Value>) -> Result<Value, String> {
+///     let sum: f64 = args.iter().filter_map(Value::as_f64).sum();
+///     Ok(json!({ "sum": sum }))
+/// }
+///
+/// valbox_sdk::script_val!(run);
+/// ```
+///
+/// As with [`http_val!`], the exports exist only when compiling for
+/// WebAssembly.
+#[macro_export]
+macro_rules! script_val {
+    ($run:expr $(,)?) => {
+        const _: () = {
+            #[allow(dead_code)]
+            struct ValboxScriptVal;
+
+            impl $crate::__private::ScriptGuest for ValboxScriptVal {
+                fn run(
+                    args: ::std::string::String,
+                ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
+                    $crate::__private::run_script(args, $run)
+                }
+            }
+
+            // Keeps the function "used" where the export below is compiled out.
+            const _: $crate::__private::RunFn =
+                <ValboxScriptVal as $crate::__private::ScriptGuest>::run;
+
+            #[cfg(target_arch = "wasm32")]
+            $crate::__private::script::export! {
+                ValboxScriptVal with_types_in $crate::__private::script
+            }
+        };
+    };
+}

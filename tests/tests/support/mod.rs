@@ -1,0 +1,199 @@
+//! Shared test support: build the example vals once, start a real server
+//! on an ephemeral loopback port with a temporary data dir, and talk to it
+//! over HTTP.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use valbox::config::{Config, Limits};
+use valbox::server::Server;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Build every example into `target/vals/` once per test binary.
+pub fn val_path(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let status = Command::new(repo_root().join("scripts/build-vals"))
+            .status()
+            .expect("running scripts/build-vals");
+        assert!(status.success(), "scripts/build-vals failed");
+        repo_root().join("target/vals")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+pub fn val_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(val_path(name)).unwrap()
+}
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: TempDir,
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub http: Client,
+    /// alice's all-scopes token.
+    pub alice: String,
+}
+
+pub fn test_limits() -> Limits {
+    Limits {
+        // Small pools keep many test servers in one process cheap.
+        concurrent_instances: 50,
+        timeout: Duration::from_secs(5),
+        ..Limits::default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Limits)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut limits = test_limits();
+        tune(&mut limits);
+        let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com").unwrap();
+        Self::start_in(dir, limits, alice).await
+    }
+
+    pub async fn start_in(dir: TempDir, limits: Limits, alice: String) -> Self {
+        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        config.limits = limits;
+        let server = Server::start(config).await.unwrap();
+        let addr = server.addr;
+        Self {
+            server: Some(server),
+            dir,
+            base: format!("http://{addr}"),
+            addr,
+            http: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            alice,
+        }
+    }
+
+    /// Stop the server, keeping the data dir, and start a new one on it.
+    pub async fn restart(mut self) -> Self {
+        self.server.take().unwrap().shutdown().await.unwrap();
+        let limits = test_limits();
+        Self::start_in(self.dir, limits, self.alice).await
+    }
+
+    pub fn create_user(&self, name: &str) -> String {
+        valbox::cli::create_user(self.dir.path(), name, &format!("{name}@example.com")).unwrap()
+    }
+
+    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.req(Method::GET, path, token).send().await.unwrap()
+    }
+
+    /// Create val `name` (if needed) as `token`'s user and deploy `wasm`.
+    pub async fn deploy_bytes(
+        &self,
+        token: &str,
+        name: &str,
+        privacy: &str,
+        wasm: Vec<u8>,
+    ) -> Response {
+        let val = self.ensure_val(token, name, privacy).await;
+        self.req(
+            Method::POST,
+            &format!("/v2/vals/{}/versions", val["id"].as_str().unwrap()),
+            Some(token),
+        )
+        .body(wasm)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn ensure_val(&self, token: &str, name: &str, privacy: &str) -> Value {
+        let resp = self
+            .req(Method::POST, "/v2/vals", Some(token))
+            .json(&json!({ "name": name, "privacy": privacy }))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::CONFLICT {
+            let me: Value = self.get("/v1/me", Some(token)).await.json().await.unwrap();
+            let user = me["username"].as_str().unwrap();
+            return self
+                .get(&format!("/v2/alias/vals/{user}/{name}"), Some(token))
+                .await
+                .json()
+                .await
+                .unwrap();
+        }
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        resp.json().await.unwrap()
+    }
+
+    /// Deploy an example as alice; returns the new version's JSON.
+    pub async fn deploy(&self, name: &str, example: &str, privacy: &str) -> Value {
+        let resp = self
+            .deploy_bytes(&self.alice.clone(), name, privacy, val_bytes(example))
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        resp.json().await.unwrap()
+    }
+
+    /// Poll the log endpoint until `pred` holds for the entries, or panic.
+    pub async fn wait_for_logs(
+        &self,
+        token: &str,
+        query: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        for _ in 0..100 {
+            let body: Value = self
+                .get(&format!("/v1/telemetry/logs?{query}"), Some(token))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let data = body["data"].as_array().cloned().unwrap_or_default();
+            if pred(&data) {
+                return data;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the expected log records never appeared");
+    }
+}
+
+/// Assert a JSON error response: status, `error` code, and a message.
+pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(resp.status(), status, "unexpected status");
+    let body: Value = resp.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"], code, "unexpected error code in {body}");
+    let message = body["message"].as_str().unwrap().to_string();
+    assert!(!message.is_empty());
+    message
+}

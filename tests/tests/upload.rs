@@ -1,0 +1,128 @@
+//! Upload validation: what is not a usable component is refused with a
+//! JSON error naming the problem.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::{TestServer, assert_error};
+
+async fn upload(s: &TestServer, bytes: Vec<u8>) -> reqwest::Response {
+    s.deploy_bytes(&s.alice.clone(), "up", "public", bytes)
+        .await
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_wasm() {
+    let s = TestServer::start().await;
+    let msg = assert_error(
+        upload(&s, b"#!/bin/sh\necho hi\n".to_vec()).await,
+        StatusCode::BAD_REQUEST,
+        "not_wasm",
+    )
+    .await;
+    assert!(msg.contains("wasm32-wasip2"));
+    assert_error(
+        upload(&s, Vec::new()).await,
+        StatusCode::BAD_REQUEST,
+        "not_wasm",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_core_module_instead_of_a_component() {
+    let s = TestServer::start().await;
+    let module = wat::parse_str("(module (func (export \"run\")))").unwrap();
+    let msg = assert_error(
+        upload(&s, module).await,
+        StatusCode::BAD_REQUEST,
+        "core_module",
+    )
+    .await;
+    assert!(msg.contains("component"));
+}
+
+#[tokio::test]
+async fn a_broken_component() {
+    let s = TestServer::start().await;
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.extend_from_slice(&[0xff; 32]);
+    assert_error(
+        upload(&s, bytes).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_component",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn imports_outside_the_platform_are_refused() {
+    let s = TestServer::start().await;
+    let evil = wat::parse_str(r#"(component (import "evil:net/raw-socket" (instance)))"#).unwrap();
+    let msg = assert_error(
+        upload(&s, evil).await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_import",
+    )
+    .await;
+    assert!(msg.contains("evil:net/raw-socket"), "{msg}");
+    // A WASI interface this server does not link (here an invented one).
+    let unknown_wasi = wat::parse_str(
+        r#"(component (import "wasi:teleport/beam@0.2.0" (instance (export "go" (func)))))"#,
+    )
+    .unwrap();
+    assert_error(
+        upload(&s, unknown_wasi).await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_import",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_component_without_a_handler() {
+    let s = TestServer::start().await;
+    let empty = wat::parse_str("(component)").unwrap();
+    let msg = assert_error(
+        upload(&s, empty).await,
+        StatusCode::BAD_REQUEST,
+        "no_handler",
+    )
+    .await;
+    assert!(msg.contains("http_val!"));
+}
+
+#[tokio::test]
+async fn a_component_over_the_size_limit() {
+    let s = TestServer::start_with(|l| l.component_bytes = 1024).await;
+    let msg = assert_error(
+        upload(&s, support::val_bytes("hello")).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    )
+    .await;
+    assert!(msg.contains("1024"));
+}
+
+#[tokio::test]
+async fn deploying_needs_a_token_and_a_real_val() {
+    let s = TestServer::start().await;
+    let resp = s
+        .req(reqwest::Method::POST, "/v2/vals/nope/versions", None)
+        .body(support::val_bytes("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let resp = s
+        .req(
+            reqwest::Method::POST,
+            "/v2/vals/nope/versions",
+            Some(&s.alice),
+        )
+        .body(support::val_bytes("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
