@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::auth::CallTokens;
 use crate::caps::log::LogSink;
 use crate::config::Config;
 use crate::db::{self, Db, ValRow};
@@ -23,6 +24,7 @@ pub struct AppInner {
     pub secrets: SecretBox,
     pub runtime: Arc<Runtime>,
     pub logs: LogSink,
+    pub call_tokens: CallTokens,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
@@ -52,6 +54,7 @@ impl App {
             secrets,
             runtime,
             logs,
+            call_tokens: CallTokens::default(),
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

@@ -17,6 +17,9 @@ pub struct Config {
     /// The base URL users reach this server at, used in links.
     pub public_url: String,
     pub limits: Limits,
+    /// Public keys (identifier, PEM) that sign GitHub secret-scanning
+    /// alerts. Without any, the endpoint refuses every alert.
+    pub secret_scanning_keys: Vec<(String, String)>,
 }
 
 impl Config {
@@ -27,6 +30,7 @@ impl Config {
             val_host_suffix: "localhost".into(),
             public_url: format!("http://{listen}"),
             limits: Limits::default(),
+            secret_scanning_keys: Vec::new(),
         }
     }
 }

@@ -12,7 +12,8 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// Each entry migrates the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -75,7 +76,17 @@ CREATE TABLE call_logs (
     error TEXT
 );
 CREATE INDEX call_logs_owner_time ON call_logs (owner_id, time_ns);
-"#];
+"#,
+    r#"
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// A shared handle to the metadata database. Every query runs on the
 /// blocking pool so the async runtime never waits on disk.
@@ -460,5 +471,62 @@ pub fn insert_version(
 pub fn list_versions(conn: &Connection, val_id: &str) -> anyhow::Result<Vec<VersionRow>> {
     let mut stmt = conn.prepare("SELECT * FROM versions WHERE val_id = ?1 ORDER BY version")?;
     let rows = stmt.query_map([val_id], VersionRow::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn list_tokens(conn: &Connection, user_id: &str) -> anyhow::Result<Vec<TokenRow>> {
+    let mut stmt =
+        conn.prepare("SELECT * FROM tokens WHERE user_id = ?1 ORDER BY created_at, id")?;
+    let rows = stmt.query_map([user_id], TokenRow::from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Revoke `user_id`'s token `id`; false when there is no such live token.
+pub fn revoke_token(conn: &Connection, user_id: &str, id: &str) -> anyhow::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE tokens SET revoked_at = ?3 WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+        params![id, user_id, now_ms()],
+    )? > 0)
+}
+
+/// Revoke the API token with this hash, wherever it belongs. Returns its
+/// owner when a live token was revoked.
+pub fn revoke_token_by_hash(conn: &Connection, hash: &str) -> anyhow::Result<Option<String>> {
+    let owner = conn
+        .query_row(
+            "UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL RETURNING user_id",
+            params![hash, now_ms()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(owner)
+}
+
+pub fn set_val_scopes(conn: &Connection, id: &str, scopes: &str) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE vals SET scopes = ?2 WHERE id = ?1",
+        params![id, scopes],
+    )?;
+    Ok(())
+}
+
+/// Record something the user must be told (until email delivers it).
+pub fn notify(conn: &Connection, user_id: &str, kind: &str, message: &str) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO notifications (user_id, kind, message, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![user_id, kind, message, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// (kind, message, created_at) of a user's notifications, newest first.
+pub fn list_notifications(
+    conn: &Connection,
+    user_id: &str,
+) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT kind, message, created_at FROM notifications WHERE user_id = ?1 ORDER BY id DESC LIMIT 100",
+    )?;
+    let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

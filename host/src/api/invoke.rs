@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{JsonBody, respond, vals::can_see};
 use crate::app::App;
-use crate::auth::{self, Principal, Scopes};
+use crate::auth::{self, CallToken, Principal, Revoker, Scopes};
 use crate::caps::CallContext;
 use crate::caps::log::LogRecord;
 use crate::db::ValRow;
@@ -62,11 +62,7 @@ pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Respo
     let Some((user, val)) = target else {
         return next.run(req).await;
     };
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let caller = match auth::authenticate(&app.db, header).await {
+    let caller = match val_caller(&app, req.headers()).await {
         Ok(c) => c,
         Err(e) => return respond(e),
     };
@@ -80,7 +76,7 @@ pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Respo
 async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Option<Principal>> {
     let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     match header {
-        Some(h) if is_valbox_token(h) => auth::authenticate(&app.db, Some(h)).await,
+        Some(h) if is_valbox_token(h) => auth::authenticate(app, Some(h)).await,
         _ => Ok(None),
     }
 }
@@ -88,7 +84,7 @@ async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Opt
 fn is_valbox_token(header: &str) -> bool {
     header
         .strip_prefix("Bearer ")
-        .is_some_and(|t| t.trim().starts_with(auth::API_TOKEN_PREFIX))
+        .is_some_and(|t| auth::has_token_prefix(t.trim()))
 }
 
 /// Extractor form of [`val_caller`] for the routes that call vals.
@@ -318,10 +314,31 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         .latest
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
+    let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let timeout = app.config.limits.timeout;
+    let now_ms = crate::db::now_ms();
+    let (call_token, call_token_hash) = app.call_tokens.mint(CallToken {
+        id: String::new(),
+        owner_id: val.owner_id.clone(),
+        username: val.owner_name.clone(),
+        val_id: val.id.clone(),
+        scopes: scopes.clone(),
+        created_at_ms: now_ms,
+        deadline: std::time::Instant::now() + timeout,
+        expires_at_ms: now_ms + timeout.as_millis() as i64,
+    });
+    // Revoked when the call ends, however it ends.
+    let _revoker = Revoker {
+        tokens: app.call_tokens.clone(),
+        hash: call_token_hash.clone(),
+    };
     let caps = CallContext {
         owner_id: val.owner_id.clone(),
         val_id: val.id.clone(),
-        scopes: Scopes::parse(&val.scopes).map_err(ApiError::internal)?,
+        scopes,
+        call_token,
+        call_token_hash,
+        call_tokens: app.call_tokens.clone(),
         db: app.db.clone(),
         secrets: app.secrets.clone(),
         env_cache: None,

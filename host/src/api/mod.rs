@@ -2,6 +2,8 @@
 //! vals, plus the extractors they share.
 
 pub mod invoke;
+pub mod secret_scanning;
+pub mod tokens;
 pub mod users;
 pub mod vals;
 
@@ -25,6 +27,8 @@ pub fn router(app: App) -> Router {
     Router::new()
         .merge(vals::routes())
         .merge(users::routes())
+        .merge(tokens::routes())
+        .merge(secret_scanning::routes())
         .merge(invoke::routes())
         .merge(caps::routes())
         .fallback(|| async {
@@ -51,7 +55,7 @@ impl FromRequestParts<App> for Caller {
                 ApiError::unauthorized("the Authorization header is not valid text")
             })?),
         };
-        Ok(Caller(auth::authenticate(&app.db, header).await?))
+        Ok(Caller(auth::authenticate(app, header).await?))
     }
 }
 

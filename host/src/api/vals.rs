@@ -3,6 +3,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -23,6 +24,7 @@ pub fn routes() -> Router<App> {
         .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
         .route("/v2/alias/vals/{username}/{name}", get(by_alias))
         .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
+        .route("/v2/vals/{id}/versions/{version}/component", get(download))
 }
 
 /// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
@@ -282,6 +284,8 @@ async fn by_alias(
 struct UpdateBody {
     privacy: Option<String>,
     description: Option<String>,
+    /// The scopes of the val's per-call token.
+    scopes: Option<super::tokens::ScopeList>,
 }
 
 async fn update(
@@ -294,6 +298,15 @@ async fn update(
     if let Some(p) = &body.privacy {
         validate_privacy(p)?;
     }
+    // A token cannot give a val (and so the val's calls) more than it holds.
+    let scopes = match &body.scopes {
+        Some(list) => {
+            let scopes = list.parse()?;
+            super::tokens::require_all(&who, &scopes)?;
+            Some(scopes.to_string())
+        }
+        None => None,
+    };
     let val = app
         .db
         .call(move |conn| {
@@ -303,6 +316,9 @@ async fn update(
                 body.privacy.as_deref(),
                 body.description.as_deref(),
             )?;
+            if let Some(scopes) = &scopes {
+                db::set_val_scopes(conn, &val.id, scopes)?;
+            }
             db::val_by_id(conn, &val.id)
         })
         .await?
@@ -398,4 +414,52 @@ async fn deploy(
         body["hostUrl"] = json!(host_endpoint);
     }
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Download a version's component. Public and unlisted vals' code is
+/// downloadable; a private val's only by its owner (404 to everyone else).
+async fn download(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path((id, version)): Path<(String, i64)>,
+) -> ApiResult<axum::response::Response> {
+    let key = id.clone();
+    let found = app
+        .db
+        .call(move |conn| {
+            let Some(val) = db::val_by_id(conn, &key)? else {
+                return Ok(None);
+            };
+            let v = db::list_versions(conn, &key)?
+                .into_iter()
+                .find(|v| v.version == version);
+            Ok(Some((val, v)))
+        })
+        .await?;
+    let (val, v) = match found {
+        Some((val, v)) if can_see(&val, who.as_ref()) => (val, v),
+        _ => return Err(not_found(&id)),
+    };
+    let v = v.ok_or_else(|| {
+        ApiError::not_found(format!("val `{}` has no version {version}", val.name))
+    })?;
+    let runtime = app.runtime.clone();
+    let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/wasm".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}-v{version}.wasm\"", val.name),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -28,6 +28,9 @@ const MAX_VALUE_LEN: usize = 64 * 1024;
 impl Host for CallContext {
     async fn get(&mut self, name: String) -> Result<Option<String>, Error> {
         self.check("env:read")?;
+        if name == CALL_TOKEN_VAR {
+            return Ok(Some(self.call_token.clone()));
+        }
         if self.env_cache.is_none() {
             let (val_id, secrets) = (self.val_id.clone(), self.secrets.clone());
             let vars = self

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use axum::Router;
 
 use crate::app::App;
-use crate::auth::Scopes;
+use crate::auth::{CallTokens, Scopes};
 use crate::db::Db;
 use crate::runtime::bindings::types::{self, Error};
 use crate::secrets::SecretBox;
@@ -25,6 +25,10 @@ pub struct CallContext {
     pub owner_id: String,
     pub val_id: String,
     pub scopes: Scopes,
+    /// The call's own API token (the `valtown` env var) and its hash.
+    pub call_token: String,
+    pub call_token_hash: String,
+    pub call_tokens: CallTokens,
     pub db: Db,
     pub secrets: SecretBox,
     /// The val's env vars, decrypted on first use.
@@ -34,8 +38,15 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// Check `scope`, recording a refusal for the call's log.
+    /// Check, at the moment of each import, that the call's token is still
+    /// live and holds `scope`; a refusal is recorded for the call's log.
     pub fn check(&mut self, scope: &str) -> Result<(), Error> {
+        if !self.call_tokens.is_live(&self.call_token_hash) {
+            self.denials.push(scope.to_string());
+            return Err(Error::Denied(format!(
+                "this call's token was revoked or has expired, so `{scope}` is refused"
+            )));
+        }
         if self.scopes.has(scope) {
             return Ok(());
         }

@@ -11,11 +11,18 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::db::{self, Db};
+use crate::app::App;
+use crate::db;
 use crate::error::ApiError;
+
+pub use call_tokens::{CallToken, CallTokens, Revoker};
+
+mod call_tokens;
 
 /// Prefix of personal API tokens.
 pub const API_TOKEN_PREFIX: &str = "vbx_";
+/// Prefix of the short-lived tokens minted for one call of a val.
+pub const CALL_TOKEN_PREFIX: &str = "vbc_";
 const BODY_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -135,15 +142,34 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Whether `token` starts like a Valbox token of either kind.
+pub fn has_token_prefix(token: &str) -> bool {
+    token.starts_with(API_TOKEN_PREFIX) || token.starts_with(CALL_TOKEN_PREFIX)
+}
+
 /// Who is making a request.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub user_id: String,
     pub username: String,
     pub scopes: Scopes,
+    /// The id of the token used.
+    pub token_id: String,
+    /// Set when the token is a val's per-call token.
+    pub call_of_val: Option<String>,
 }
 
 impl Principal {
+    /// Refuse per-call val tokens: they may never manage tokens.
+    pub fn require_personal_token(&self) -> Result<(), ApiError> {
+        if self.call_of_val.is_some() {
+            return Err(ApiError::forbidden(
+                "a val's per-call token cannot manage tokens; use a personal API token",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuse with 403 naming the scope when the token lacks it.
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.has(scope) {
@@ -156,8 +182,9 @@ impl Principal {
     }
 }
 
-/// Resolve an `Authorization` header. No header means anonymous (`None`).
-pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Option<Principal>, ApiError> {
+/// Resolve an `Authorization` header. No header means anonymous (`None`);
+/// any token that is malformed, unknown, revoked or expired is refused.
+pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Principal>, ApiError> {
     let Some(header) = header else {
         return Ok(None);
     };
@@ -167,13 +194,25 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Option<Princi
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
         })?;
+    if well_formed(token, CALL_TOKEN_PREFIX) {
+        return match app.call_tokens.get(&hash_token(token)) {
+            Some(call) if call.expired() => Err(ApiError::unauthorized(
+                "this call token has expired; call tokens last only for their call",
+            )),
+            Some(call) => Ok(Some(call.principal())),
+            None => Err(ApiError::unauthorized(
+                "unknown or revoked call token; call tokens last only for their call",
+            )),
+        };
+    }
     if !well_formed(token, API_TOKEN_PREFIX) {
         return Err(ApiError::unauthorized(
             "malformed API token (bad prefix, length or checksum); copy the whole token",
         ));
     }
     let hash = hash_token(token);
-    let found = db
+    let found = app
+        .db
         .call(move |conn| {
             let Some(row) = db::token_by_hash(conn, &hash)? else {
                 return Ok(None);
@@ -198,6 +237,8 @@ pub async fn authenticate(db: &Db, header: Option<&str>) -> Result<Option<Princi
         user_id: user.id,
         username: user.username,
         scopes,
+        token_id: row.id,
+        call_of_val: None,
     }))
 }
 

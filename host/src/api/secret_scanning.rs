@@ -1,0 +1,137 @@
+//! GitHub secret scanning partner endpoint: GitHub posts tokens it found in
+//! public code; every matching Valbox token is revoked at once and its
+//! owner told. Requests must carry a valid ECDSA P-256 SHA-256 signature
+//! from one of the configured keys; anything else revokes nothing.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Authed, iso8601};
+use crate::app::App;
+use crate::auth::{self, API_TOKEN_PREFIX, CALL_TOKEN_PREFIX};
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+
+const KEY_ID_HEADER: &str = "github-public-key-identifier";
+const SIGNATURE_HEADER: &str = "github-public-key-signature";
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/secret-scanning/verify", post(verify))
+        .route("/v1/notifications", get(notifications))
+}
+
+#[derive(Deserialize)]
+struct Match {
+    token: String,
+    #[serde(rename = "type")]
+    token_type: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    source: String,
+}
+
+/// Check the signature over the raw body against the named configured key.
+fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ApiError::unauthorized(format!("missing `{name}` header")))
+    };
+    let key_id = header(KEY_ID_HEADER)?;
+    let signature = header(SIGNATURE_HEADER)?;
+    let pem = app
+        .config
+        .secret_scanning_keys
+        .iter()
+        .find(|(id, _)| id == key_id)
+        .map(|(_, pem)| pem)
+        .ok_or_else(|| ApiError::unauthorized(format!("unknown signing key `{key_id}`")))?;
+    let key = VerifyingKey::from_public_key_pem(pem).map_err(ApiError::internal)?;
+    let bad = || ApiError::unauthorized("the signature does not verify");
+    let der = BASE64.decode(signature.trim()).map_err(|_| bad())?;
+    let signature = Signature::from_der(&der).map_err(|_| bad())?;
+    key.verify(body, &signature).map_err(|_| bad())
+}
+
+async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    check_signature(&app, &headers, &body)?;
+    let matches: Vec<Match> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("expected a JSON array of {{token, type, url, source}}: {e}"),
+        )
+    })?;
+    let mut answers = Vec::with_capacity(matches.len());
+    for m in matches {
+        let owner = revoke(&app, &m.token).await?;
+        if let Some(owner) = &owner {
+            let message = format!(
+                "A Valbox token of yours was found in public at {} ({}) and has been revoked. Create a new one and keep it out of public code.",
+                if m.url.is_empty() {
+                    "an unknown place"
+                } else {
+                    &m.url
+                },
+                if m.source.is_empty() {
+                    "unknown source"
+                } else {
+                    &m.source
+                },
+            );
+            let owner = owner.clone();
+            app.db
+                .call(move |conn| db::notify(conn, &owner, "token_leaked", &message))
+                .await?;
+        }
+        answers.push(json!({
+            "token_raw": m.token,
+            "token_type": m.token_type,
+            "label": if owner.is_some() { "true_positive" } else { "false_positive" },
+        }));
+    }
+    Ok(Json(Value::Array(answers)))
+}
+
+/// Revoke `token` if it is a live Valbox token; returns its owner.
+async fn revoke(app: &App, token: &str) -> ApiResult<Option<String>> {
+    let hash = auth::hash_token(token);
+    if auth::well_formed(token, CALL_TOKEN_PREFIX) {
+        let owner = app.call_tokens.get(&hash).map(|t| t.owner_id);
+        app.call_tokens.revoke(&hash);
+        return Ok(owner);
+    }
+    if !auth::well_formed(token, API_TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    Ok(app
+        .db
+        .call(move |conn| db::revoke_token_by_hash(conn, &hash))
+        .await?)
+}
+
+async fn notifications(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
+    who.require("user:read")?;
+    let user = who.user_id.clone();
+    let rows = app
+        .db
+        .call(move |conn| db::list_notifications(conn, &user))
+        .await?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(kind, message, at)| json!({ "kind": kind, "message": message, "createdAt": iso8601(at) }))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}

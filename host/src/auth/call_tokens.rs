@@ -1,0 +1,106 @@
+//! Per-call val tokens. Each call of a val mints one: owned by the val's
+//! author, holding the val's scopes, valid until the call's deadline and
+//! revoked when the call ends. They live only in memory: every call runs
+//! in this process and none outlives it, so a lookup costs no I/O.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::{CALL_TOKEN_PREFIX, Principal, Scopes, generate_token};
+
+#[derive(Clone, Debug)]
+pub struct CallToken {
+    pub id: String,
+    pub owner_id: String,
+    pub username: String,
+    pub val_id: String,
+    pub scopes: Scopes,
+    pub created_at_ms: i64,
+    pub deadline: Instant,
+    pub expires_at_ms: i64,
+}
+
+impl CallToken {
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.owner_id.clone(),
+            username: self.username.clone(),
+            scopes: self.scopes.clone(),
+            token_id: self.id.clone(),
+            call_of_val: Some(self.val_id.clone()),
+        }
+    }
+}
+
+/// The live call tokens, by hash.
+#[derive(Clone, Default)]
+pub struct CallTokens {
+    live: Arc<Mutex<HashMap<String, CallToken>>>,
+}
+
+impl CallTokens {
+    /// Mint a token; returns the token text and its hash. The caller must
+    /// revoke it when the call ends (see [`CallTokens::revoke`]).
+    pub fn mint(&self, mut token: CallToken) -> (String, String) {
+        let (text, hash) = generate_token(CALL_TOKEN_PREFIX);
+        token.id = format!("call-{}", &hash[..16]);
+        self.lock().insert(hash.clone(), token);
+        (text, hash)
+    }
+
+    pub fn get(&self, hash: &str) -> Option<CallToken> {
+        self.lock().get(hash).cloned()
+    }
+
+    /// Whether the token is live: minted, not revoked, not expired.
+    pub fn is_live(&self, hash: &str) -> bool {
+        self.lock().get(hash).is_some_and(|t| !t.expired())
+    }
+
+    pub fn revoke(&self, hash: &str) -> bool {
+        self.lock().remove(hash).is_some()
+    }
+
+    /// Revoke by id, only among `owner`'s tokens.
+    pub fn revoke_id(&self, owner: &str, id: &str) -> bool {
+        let mut live = self.lock();
+        let hash = live
+            .iter()
+            .find(|(_, t)| t.id == id && t.owner_id == owner)
+            .map(|(h, _)| h.clone());
+        hash.is_some_and(|h| live.remove(&h).is_some())
+    }
+
+    pub fn for_owner(&self, owner: &str) -> Vec<CallToken> {
+        let mut tokens: Vec<CallToken> = self
+            .lock()
+            .values()
+            .filter(|t| t.owner_id == owner)
+            .cloned()
+            .collect();
+        tokens.sort_by_key(|t| t.created_at_ms);
+        tokens
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CallToken>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Revokes a call's token when dropped, so it ends with the call even if
+/// the request is cancelled mid-way.
+pub struct Revoker {
+    pub tokens: CallTokens,
+    pub hash: String,
+}
+
+impl Drop for Revoker {
+    fn drop(&mut self) {
+        self.tokens.revoke(&self.hash);
+    }
+}
