@@ -47,6 +47,9 @@ enum Command {
         /// Base URL for links, when it differs from http://LISTEN.
         #[arg(long, env = "VALBOX_PUBLIC_URL")]
         public_url: Option<String>,
+        /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
+        #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
+        secret_scanning_keys: Vec<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -66,8 +69,22 @@ enum Command {
         privacy: Option<String>,
         #[arg(long)]
         description: Option<String>,
+        /// The scopes of the val's per-call token, space- or comma-separated
+        /// (default for new vals: every scope but val:write, user:write, env:write).
+        #[arg(long)]
+        scopes: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Show or set the scopes of a val's per-call token.
+    Val {
+        #[command(subcommand)]
+        command: ValCommand,
+    },
+    /// Manage your API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
     },
     /// Manage a val's environment variables (secrets).
     Env {
@@ -94,6 +111,43 @@ enum UserCommand {
         email: String,
         #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ValCommand {
+    /// Print the val's scopes, or set them when SCOPES are given.
+    Scopes {
+        name: String,
+        scopes: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it once, as the last line.
+    Create {
+        name: String,
+        /// Space- or comma-separated scopes, e.g. "val:read blob:read".
+        #[arg(long)]
+        scopes: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List your tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by id, at once.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -174,9 +228,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             listen,
             public_url,
+            secret_scanning_keys,
             limits,
         } => {
             let mut config = Config::new(data, listen);
+            for spec in secret_scanning_keys {
+                let (id, path) = spec
+                    .split_once('=')
+                    .with_context(|| format!("`{spec}` is not ID=PEM-FILE"))?;
+                let pem =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                config.secret_scanning_keys.push((id.to_string(), pem));
+            }
             limits.apply(&mut config.limits);
             if let Some(url) = public_url {
                 config.public_url = url.trim_end_matches('/').to_string();
@@ -204,8 +267,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             wasm,
             privacy,
             description,
+            scopes,
             client,
-        } => deploy(&Client::new(client), &name, &wasm, privacy, description).await,
+        } => {
+            let options = DeployOptions {
+                privacy,
+                description,
+                scopes,
+            };
+            deploy(&Client::new(client), &name, &wasm, options).await
+        }
+        Command::Val {
+            command:
+                ValCommand::Scopes {
+                    name,
+                    scopes,
+                    client,
+                },
+        } => val_scopes(&Client::new(client), &name, scopes).await,
+        Command::Token { command } => token(command).await,
         Command::Env { command } => env(command).await,
         Command::Logs {
             name,
@@ -326,20 +406,31 @@ fn id_of(val: &Value) -> String {
     val["id"].as_str().unwrap_or_default().to_string()
 }
 
+struct DeployOptions {
+    privacy: Option<String>,
+    description: Option<String>,
+    scopes: Option<String>,
+}
+
 async fn deploy(
     client: &Client,
     name: &str,
     wasm: &std::path::Path,
-    privacy: Option<String>,
-    description: Option<String>,
+    options: DeployOptions,
 ) -> anyhow::Result<()> {
+    let DeployOptions {
+        privacy,
+        description,
+        scopes,
+    } = options;
     let bytes = tokio::fs::read(wasm)
         .await
         .with_context(|| format!("reading {}", wasm.display()))?;
     let val = match client.val(name).await {
         Ok(val) => {
-            if privacy.is_some() || description.is_some() {
-                let patch = json!({ "privacy": privacy, "description": description });
+            if privacy.is_some() || description.is_some() || scopes.is_some() {
+                let patch =
+                    json!({ "privacy": privacy, "description": description, "scopes": scopes });
                 let req = client
                     .http
                     .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
@@ -354,10 +445,18 @@ async fn deploy(
                 "privacy": privacy.as_deref().unwrap_or("public"),
                 "description": description,
             });
-            client
+            let val = client
                 .send(client.http.post(client.url("/v2/vals")).json(&body))
                 .await?
-                .context("creating the val failed")?
+                .context("creating the val failed")?;
+            if let Some(scopes) = scopes {
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&json!({ "scopes": scopes }));
+                client.send(req).await?;
+            }
+            val
         }
     };
     let req = client
@@ -455,6 +554,85 @@ async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
             for line in text.as_str().unwrap_or_default().lines() {
                 println!("    {stream}: {line}");
             }
+        }
+    }
+    Ok(())
+}
+
+async fn val_scopes(client: &Client, name: &str, scopes: Vec<String>) -> anyhow::Result<()> {
+    let mut val = client.val(name).await?;
+    if !scopes.is_empty() {
+        let req = client
+            .http
+            .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+            .json(&json!({ "scopes": scopes.join(" ") }));
+        val = client.send(req).await?.context("the val vanished")?;
+    }
+    let list: Vec<&str> = val["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!("{}", list.join(" "));
+    Ok(())
+}
+
+async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_in_days,
+            client,
+        } => {
+            let client = Client::new(client);
+            let body = json!({ "name": name, "scopes": scopes, "expiresInDays": expires_in_days });
+            let created = client
+                .send(client.http.post(client.url("/v1/tokens")).json(&body))
+                .await?
+                .context("the server has no token endpoint")?;
+            println!(
+                "created token {} (shown once):",
+                created["id"].as_str().unwrap_or_default()
+            );
+            println!("{}", created["token"].as_str().unwrap_or_default());
+        }
+        TokenCommand::List { client } => {
+            let client = Client::new(client);
+            let list = client
+                .send(client.http.get(client.url("/v1/tokens")))
+                .await?
+                .unwrap_or_default();
+            for t in list["data"].as_array().into_iter().flatten() {
+                let scopes: Vec<&str> = t["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\texpires {}\t{}{}",
+                    t["id"].as_str().unwrap_or_default(),
+                    t["kind"].as_str().unwrap_or_default(),
+                    t["name"].as_str().unwrap_or_default(),
+                    t["expiresAt"].as_str().unwrap_or("never"),
+                    scopes.join(" "),
+                    if t["revokedAt"].is_string() {
+                        "\t(revoked)"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+        TokenCommand::Revoke { id, client } => {
+            let client = Client::new(client);
+            client
+                .send(client.http.delete(client.url(&format!("/v1/tokens/{id}"))))
+                .await?
+                .with_context(|| format!("you have no live token `{id}`"))?;
+            println!("revoked {id}");
         }
     }
     Ok(())

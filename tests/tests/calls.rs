@@ -675,6 +675,58 @@ async fn cli_deploys_sets_env_and_reads_logs() {
     run(&["env", "delete", "greeter", "GREETING"])
         .await
         .unwrap();
+    // Scopes at deploy time and afterwards; tokens.
+    run(&[
+        "deploy",
+        "scoped",
+        wasm.to_str().unwrap(),
+        "--scopes",
+        "val:read",
+    ])
+    .await
+    .unwrap();
+    let scopes = |v: Value| v["scopes"].clone();
+    let val: Value = s
+        .get("/v2/alias/vals/alice/scoped", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scopes(val), json!(["val:read"]));
+    run(&["val", "scopes", "scoped", "env:read", "val:read"])
+        .await
+        .unwrap();
+    let val: Value = s
+        .get("/v2/alias/vals/alice/scoped", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scopes(val), json!(["env:read", "val:read"]));
+    run(&["token", "create", "ci", "--scopes", "val:read"])
+        .await
+        .unwrap();
+    run(&["token", "list"]).await.unwrap();
+    let listed: Value = s
+        .get("/v1/tokens", Some(&s.alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ci = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ci")
+        .unwrap()
+        .clone();
+    run(&["token", "revoke", ci["id"].as_str().unwrap()])
+        .await
+        .unwrap();
+    let err = run(&["token", "revoke", ci["id"].as_str().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("no live token"));
     let err = run(&["deploy", "greeter", "/no/such.wasm"])
         .await
         .unwrap_err();

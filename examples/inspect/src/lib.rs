@@ -5,6 +5,11 @@
 //! - `/bytes/{n}` answers `n` bytes of `a`.
 //! - `/print/{n}` writes `n` bytes to stdout (`x`s in lines of 80 bytes) and
 //!   answers `printed {n}`.
+//! - `/env/{NAME}` answers the env var's value, 404 `unset` when the val has
+//!   none, or 403 with the host's error (e.g. a denied scope).
+//! - `/env-twice/{NAME}?wait_ms=N` reads the env var, sleeps N ms, reads it
+//!   again and answers `{"first", "second"}`, each `ok:<value>`, `unset` or
+//!   `err:<error>`: for testing a token revoked during a call.
 //! - Any other path answers the request itself as JSON:
 //!   `{"method", "path", "query", "headers": [[name, value], ...], "body"}`
 //!   with the header `x-inspect: yes`.
@@ -33,6 +38,20 @@ fn inspect(req: Request) -> Response {
             }
             Err(_) => bad_request("n must be a whole number"),
         };
+    }
+    if let Some(name) = req.path.strip_prefix("/env/") {
+        return match valbox_sdk::env::get(name) {
+            Ok(Some(value)) => Response::text(value),
+            Ok(None) => Response::text("unset").with_status(404),
+            Err(e) => Response::text(e.to_string()).with_status(403),
+        };
+    }
+    if let Some(name) = req.path.strip_prefix("/env-twice/") {
+        let wait_ms = req.query_param("wait_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let first = read_env(name);
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        let second = read_env(name);
+        return Response::json(&serde_json::json!({ "first": first, "second": second }));
     }
 
     let body = serde_json::json!({
@@ -64,6 +83,14 @@ fn print_bytes(n: usize) {
         left -= len;
     }
     let _ = out.flush();
+}
+
+fn read_env(name: &str) -> String {
+    match valbox_sdk::env::get(name) {
+        Ok(Some(value)) => format!("ok:{value}"),
+        Ok(None) => "unset".to_string(),
+        Err(e) => format!("err:{e}"),
+    }
 }
 
 fn bad_request(message: &str) -> Response {

@@ -66,16 +66,25 @@ impl TestServer {
     }
 
     pub async fn start_with(tune: impl FnOnce(&mut Limits)) -> Self {
+        Self::start_configured(|c| tune(&mut c.limits)).await
+    }
+
+    pub async fn start_configured(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut limits = test_limits();
-        tune(&mut limits);
         let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com").unwrap();
-        Self::start_in(dir, limits, alice).await
+        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        config.limits = test_limits();
+        tune(&mut config);
+        Self::start_in_config(dir, config, alice).await
     }
 
     pub async fn start_in(dir: TempDir, limits: Limits, alice: String) -> Self {
         let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         config.limits = limits;
+        Self::start_in_config(dir, config, alice).await
+    }
+
+    async fn start_in_config(dir: TempDir, config: Config, alice: String) -> Self {
         let server = Server::start(config).await.unwrap();
         let addr = server.addr;
         Self {
@@ -108,6 +117,26 @@ impl TestServer {
             Some(t) => r.bearer_auth(t),
             None => r,
         }
+    }
+
+    pub fn app(&self) -> &valbox::app::App {
+        &self.server.as_ref().unwrap().app
+    }
+
+    /// Create a token as `as_token` with exactly `scopes`; returns (id, token).
+    pub async fn token_with(&self, as_token: &str, scopes: &[&str]) -> (String, String) {
+        let resp = self
+            .req(Method::POST, "/v1/tokens", Some(as_token))
+            .json(&json!({ "name": "test", "scopes": scopes }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "creating a token");
+        let body: Value = resp.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().into(),
+            body["token"].as_str().unwrap().into(),
+        )
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
