@@ -732,3 +732,24 @@ async fn cli_deploys_sets_env_and_reads_logs() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("/no/such.wasm"));
 }
+
+#[tokio::test]
+async fn a_val_cannot_reach_host_files_or_env() {
+    let s = TestServer::start().await;
+    s.deploy("inspect", "inspect", "public").await;
+    let report: Value = s
+        .get("/x/alice/inspect/escape", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        report["read_file"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert!(
+        report["list_root"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert_eq!(report["env_vars"], json!([]), "no host environment");
+}

@@ -10,6 +10,8 @@
 //! - `/env-twice/{NAME}?wait_ms=N` reads the env var, sleeps N ms, reads it
 //!   again and answers `{"first", "second"}`, each `ok:<value>`, `unset` or
 //!   `err:<error>`: for testing a token revoked during a call.
+//! - `/escape` tries to leave the sandbox (read a host file, list `/`, read
+//!   host env vars) and answers what each attempt got.
 //! - Any other path answers the request itself as JSON:
 //!   `{"method", "path", "query", "headers": [[name, value], ...], "body"}`
 //!   with the header `x-inspect: yes`.
@@ -52,6 +54,14 @@ fn inspect(req: Request) -> Response {
         std::thread::sleep(std::time::Duration::from_millis(wait_ms));
         let second = read_env(name);
         return Response::json(&serde_json::json!({ "first": first, "second": second }));
+    }
+    if req.path == "/escape" {
+        let report = serde_json::json!({
+            "read_file": format!("{:?}", std::fs::read_to_string("/etc/passwd").map(|t| t.len())),
+            "list_root": format!("{:?}", std::fs::read_dir("/").map(|d| d.count())),
+            "env_vars": std::env::vars().map(|(k, _)| k).collect::<Vec<_>>(),
+        });
+        return Response::json(&report);
     }
 
     let body = serde_json::json!({
