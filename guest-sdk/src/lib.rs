@@ -48,6 +48,7 @@
 //! [`Error::Denied`] without it.
 #![warn(missing_docs)]
 
+pub mod blob;
 mod error;
 mod http;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use valbox::auth::{CallToken, CallTokens, Scopes};
 use valbox::caps::CallContext;
+use valbox::caps::blob::BlobStore;
 use valbox::config::Limits;
 use valbox::db::Db;
 use valbox::runtime::{HttpRequest, Input, Output, Runtime};
@@ -33,6 +34,12 @@ async fn run() {
     let prepared = runtime.prepare(common::hello_wasm()).await.unwrap();
 
     let call_tokens = CallTokens::default();
+    let limits = Limits::default();
+    let blobs = BlobStore::new(
+        dir.path().join("blobs"),
+        limits.blob_bytes,
+        limits.blob_quota_bytes,
+    );
     let call = || async {
         // As the API does per call: mint the call's token (revoked after).
         let (call_token, call_token_hash) = call_tokens.mint(CallToken {
@@ -52,6 +59,7 @@ async fn run() {
             call_token,
             call_token_hash: call_token_hash.clone(),
             call_tokens: call_tokens.clone(),
+            blobs: blobs.clone(),
             db: db.clone(),
             secrets: secrets.clone(),
             env_cache: None,

@@ -25,6 +25,7 @@ pub struct AppInner {
     pub runtime: Arc<Runtime>,
     pub logs: LogSink,
     pub call_tokens: CallTokens,
+    pub blobs: crate::caps::blob::BlobStore,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
@@ -48,6 +49,11 @@ impl App {
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(config.limits.clone(), config.data_dir.join("components"))?;
         let (logs, writer) = LogSink::start(db.clone());
+        let blobs = crate::caps::blob::BlobStore::new(
+            config.data_dir.join("blobs"),
+            config.limits.blob_bytes,
+            config.limits.blob_quota_bytes,
+        );
         let app = App(Arc::new(AppInner {
             config,
             db,
@@ -55,6 +61,7 @@ impl App {
             runtime,
             logs,
             call_tokens: CallTokens::default(),
+            blobs,
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

@@ -63,6 +63,10 @@ pub struct Limits {
     /// Instances alive at once across the server: sizes the pooling
     /// allocator. Default 1000.
     pub concurrent_instances: usize,
+    /// Size of one blob. Default 10 MiB.
+    pub blob_bytes: usize,
+    /// All of one owner's blobs together. Default 100 MiB.
+    pub blob_quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +84,8 @@ impl Default for Limits {
             component_bytes: 20 << 20,
             concurrent_calls_per_owner: 16,
             concurrent_instances: 1000,
+            blob_bytes: 10 << 20,
+            blob_quota_bytes: 100 << 20,
         }
     }
 }

@@ -86,6 +86,15 @@ CREATE TABLE notifications (
     created_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE blobs (
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    last_modified INTEGER NOT NULL,
+    PRIMARY KEY (owner_id, key)
+);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

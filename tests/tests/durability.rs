@@ -1,4 +1,5 @@
-//! What was acknowledged survives a restart and a kill -9, and compiled
+//! What was acknowledged (deploys, env vars, blobs) survives a restart and
+//! a kill -9, and compiled
 //! components come from the on-disk cache rather than being recompiled.
 
 mod support;
@@ -96,11 +97,26 @@ async fn a_deploy_and_an_env_change_survive_kill_9() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let resp = http
+        .post(format!("{base}/v1/blob/kept"))
+        .bearer_auth(&token)
+        .body("acknowledged")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
     child.wait().unwrap();
 
     let limits = support::test_limits();
     let s = TestServer::start_in(dir, limits, token).await;
+    let kept = s
+        .get("/v1/blob/kept", Some(&s.alice))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(kept, "acknowledged");
     assert_eq!(
         s.get("/x/alice/greet/", None).await.text().await.unwrap(),
         "Durable, world!"

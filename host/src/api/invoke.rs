@@ -339,6 +339,7 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         call_token,
         call_token_hash,
         call_tokens: app.call_tokens.clone(),
+        blobs: app.blobs.clone(),
         db: app.db.clone(),
         secrets: app.secrets.clone(),
         env_cache: None,

@@ -30,6 +30,7 @@ pub struct CallContext {
     pub call_token_hash: String,
     pub call_tokens: CallTokens,
     pub db: Db,
+    pub blobs: blob::BlobStore,
     pub secrets: SecretBox,
     /// The val's env vars, decrypted on first use.
     pub env_cache: Option<HashMap<String, String>>,
@@ -62,7 +63,10 @@ impl crate::runtime::bindings::http::valbox::platform::http_types::Host for Call
 
 /// The REST routes of every capability, merged into the API router.
 pub fn routes() -> Router<App> {
-    Router::new().merge(env::routes()).merge(log::routes())
+    Router::new()
+        .merge(env::routes())
+        .merge(log::routes())
+        .merge(blob::routes())
 }
 
 /// The error a capability answers until it is built.

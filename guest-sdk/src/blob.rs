@@ -1,0 +1,80 @@
+//! Blob storage in the val owner's namespace: keys are any UTF-8 string up
+//! to 512 bytes, values any bytes. Reads need the `blob:read` scope, writes
+//! `blob:write`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::bindings::valbox::platform::blob as raw;
+
+/// A stored blob's key, size in bytes and last change (ms since the epoch).
+pub use raw::BlobEntry;
+
+/// The blob stored under `key`, or `None`.
+///
+/// ```no_run
+/// let bytes = valbox_sdk::blob::get("avatar.png")?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
+    raw::get(key).map_err(Error::from)
+}
+
+/// Store `value` under `key`, replacing what was there.
+///
+/// ```no_run
+/// valbox_sdk::blob::set("notes/today.txt", b"buy milk")?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn set(key: &str, value: &[u8]) -> Result<(), Error> {
+    raw::set(key, value).map_err(Error::from)
+}
+
+/// Every entry whose key starts with `prefix`, sorted by key.
+///
+/// ```no_run
+/// for entry in valbox_sdk::blob::list("notes/")? {
+///     println!("{} ({} bytes)", entry.key, entry.size);
+/// }
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn list(prefix: &str) -> Result<Vec<BlobEntry>, Error> {
+    raw::list(prefix).map_err(Error::from)
+}
+
+/// Delete `key`; deleting a missing key is not an error.
+///
+/// ```no_run
+/// valbox_sdk::blob::delete("notes/today.txt")?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn delete(key: &str) -> Result<(), Error> {
+    raw::delete(key).map_err(Error::from)
+}
+
+/// The JSON value stored under `key`, or `None`.
+///
+/// ```no_run
+/// let count: Option<u64> = valbox_sdk::blob::get_json("visits")?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, Error> {
+    match get(key)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Invalid(format!("blob `{key}` is not the expected JSON: {e}"))),
+    }
+}
+
+/// Store `value` as JSON under `key`.
+///
+/// ```no_run
+/// valbox_sdk::blob::set_json("visits", &42u64)?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn set_json<T: Serialize>(key: &str, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
+    set(key, &bytes)
+}

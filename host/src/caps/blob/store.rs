@@ -1,0 +1,187 @@
+//! Blob storage: each owner's blobs are files in their own directory,
+//! reached only through a cap-std handle on it, named by the SHA-256 of
+//! the key, so no key (slashes, dots, `..`, unicode) can name a path
+//! outside it. An index in the metadata DB keeps keys, sizes and times for
+//! listing and quotas. Writes are atomic: temp file, fsync, rename, fsync
+//! of the directory, then the index row.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::db::now_ms;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+
+#[derive(Debug)]
+pub enum BlobError {
+    InvalidKey(String),
+    TooLarge(usize),
+    Quota(u64),
+    Internal(String),
+}
+
+impl std::fmt::Display for BlobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobError::InvalidKey(m) => f.write_str(m),
+            BlobError::TooLarge(n) => write!(f, "a blob may hold at most {n} bytes"),
+            BlobError::Quota(n) => write!(
+                f,
+                "this write would take the owner past their blob quota of {n} bytes; delete some blobs first"
+            ),
+            BlobError::Internal(m) => write!(f, "blob storage failed: {m}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for BlobError {
+    fn from(e: std::io::Error) -> Self {
+        BlobError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for BlobError {
+    fn from(e: rusqlite::Error) -> Self {
+        BlobError::Internal(e.to_string())
+    }
+}
+
+pub struct BlobEntry {
+    pub key: String,
+    pub size: u64,
+    pub last_modified_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    pub max_blob_bytes: usize,
+    pub quota_bytes: u64,
+}
+
+fn validate_key(key: &str) -> Result<(), BlobError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(BlobError::InvalidKey(format!(
+            "a blob key must be 1 to {MAX_KEY_BYTES} bytes of UTF-8"
+        )));
+    }
+    Ok(())
+}
+
+fn file_name(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl BlobStore {
+    pub fn new(root: PathBuf, max_blob_bytes: usize, quota_bytes: u64) -> Self {
+        Self {
+            root,
+            max_blob_bytes,
+            quota_bytes,
+        }
+    }
+
+    /// The owner's directory, created on first use. Owner ids are UUIDs
+    /// minted by this server, never user input.
+    fn dir(&self, owner: &str) -> Result<Dir, BlobError> {
+        let path = self.root.join(owner);
+        std::fs::create_dir_all(&path)?;
+        Ok(Dir::open_ambient_dir(path, ambient_authority())?)
+    }
+
+    pub fn get(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, BlobError> {
+        validate_key(key)?;
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM blobs WHERE owner_id = ?1 AND key = ?2",
+                [owner, key],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.dir(owner)?.read(file_name(key))?))
+    }
+
+    pub fn set(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), BlobError> {
+        validate_key(key)?;
+        if value.len() > self.max_blob_bytes {
+            return Err(BlobError::TooLarge(self.max_blob_bytes));
+        }
+        let others: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
+            [owner, key],
+            |r| r.get(0),
+        )?;
+        if others as u64 + value.len() as u64 > self.quota_bytes {
+            return Err(BlobError::Quota(self.quota_bytes));
+        }
+        let dir = self.dir(owner)?;
+        let name = file_name(key);
+        let tmp = format!(".tmp-{name}-{}", uuid::Uuid::new_v4().simple());
+        let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
+        file.write_all(value)?;
+        file.sync_all()?;
+        drop(file);
+        dir.rename(&tmp, &dir, &name)?;
+        dir.open(".")?.sync_all()?;
+        conn.execute(
+            "INSERT INTO blobs (owner_id, key, size, last_modified) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4",
+            params![owner, key, value.len() as i64, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Every entry whose key starts with `prefix`, sorted by key.
+    pub fn list(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        prefix: &str,
+    ) -> Result<Vec<BlobEntry>, BlobError> {
+        let mut stmt = conn.prepare(
+            "SELECT key, size, last_modified FROM blobs
+             WHERE owner_id = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
+        )?;
+        let rows = stmt.query_map([owner, prefix], |r| {
+            Ok(BlobEntry {
+                key: r.get(0)?,
+                size: r.get::<_, i64>(1)? as u64,
+                last_modified_ms: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Delete `key`; deleting a missing key is not an error.
+    pub fn delete(&self, conn: &Connection, owner: &str, key: &str) -> Result<(), BlobError> {
+        validate_key(key)?;
+        conn.execute(
+            "DELETE FROM blobs WHERE owner_id = ?1 AND key = ?2",
+            [owner, key],
+        )?;
+        match self.dir(owner)?.remove_file(file_name(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
