@@ -51,6 +51,7 @@
 pub mod blob;
 mod error;
 mod http;
+pub mod sqlite;
 
 pub use error::Error;
 pub use http::{Request, Response};

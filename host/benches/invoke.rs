@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use valbox::auth::{CallToken, CallTokens, Scopes};
 use valbox::caps::CallContext;
 use valbox::caps::blob::BlobStore;
+use valbox::caps::sqlite::SqliteStore;
 use valbox::config::Limits;
 use valbox::db::Db;
 use valbox::runtime::{HttpRequest, Input, Output, Runtime};
@@ -60,6 +61,8 @@ async fn run() {
             call_token_hash: call_token_hash.clone(),
             call_tokens: call_tokens.clone(),
             blobs: blobs.clone(),
+            sqlite: SqliteStore::new(dir.path().join("sqlite"), limits.sqlite_quota_bytes),
+            deadline: Instant::now() + Duration::from_secs(10),
             db: db.clone(),
             secrets: secrets.clone(),
             env_cache: None,

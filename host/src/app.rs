@@ -26,6 +26,7 @@ pub struct AppInner {
     pub logs: LogSink,
     pub call_tokens: CallTokens,
     pub blobs: crate::caps::blob::BlobStore,
+    pub sqlite: crate::caps::sqlite::SqliteStore,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
@@ -49,6 +50,10 @@ impl App {
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(config.limits.clone(), config.data_dir.join("components"))?;
         let (logs, writer) = LogSink::start(db.clone());
+        let sqlite = crate::caps::sqlite::SqliteStore::new(
+            config.data_dir.join("sqlite"),
+            config.limits.sqlite_quota_bytes,
+        );
         let blobs = crate::caps::blob::BlobStore::new(
             config.data_dir.join("blobs"),
             config.limits.blob_bytes,
@@ -62,6 +67,7 @@ impl App {
             logs,
             call_tokens: CallTokens::default(),
             blobs,
+            sqlite,
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

@@ -67,6 +67,8 @@ pub struct Limits {
     pub blob_bytes: usize,
     /// All of one owner's blobs together. Default 100 MiB.
     pub blob_quota_bytes: u64,
+    /// Size of one owner's SQLite database. Default 100 MiB.
+    pub sqlite_quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +88,7 @@ impl Default for Limits {
             concurrent_instances: 1000,
             blob_bytes: 10 << 20,
             blob_quota_bytes: 100 << 20,
+            sqlite_quota_bytes: 100 << 20,
         }
     }
 }

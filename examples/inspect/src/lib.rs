@@ -49,7 +49,10 @@ fn inspect(req: Request) -> Response {
         };
     }
     if let Some(name) = req.path.strip_prefix("/env-twice/") {
-        let wait_ms = req.query_param("wait_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let wait_ms = req
+            .query_param("wait_ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let first = read_env(name);
         std::thread::sleep(std::time::Duration::from_millis(wait_ms));
         let second = read_env(name);

@@ -340,6 +340,8 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         call_token_hash,
         call_tokens: app.call_tokens.clone(),
         blobs: app.blobs.clone(),
+        sqlite: app.sqlite.clone(),
+        deadline: std::time::Instant::now() + timeout,
         db: app.db.clone(),
         secrets: app.secrets.clone(),
         env_cache: None,

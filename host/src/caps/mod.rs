@@ -31,6 +31,9 @@ pub struct CallContext {
     pub call_tokens: CallTokens,
     pub db: Db,
     pub blobs: blob::BlobStore,
+    pub sqlite: sqlite::SqliteStore,
+    /// When the call must end; host work is bounded by it too.
+    pub deadline: std::time::Instant,
     pub secrets: SecretBox,
     /// The val's env vars, decrypted on first use.
     pub env_cache: Option<HashMap<String, String>>,
@@ -42,19 +45,29 @@ impl CallContext {
     /// Check, at the moment of each import, that the call's token is still
     /// live and holds `scope`; a refusal is recorded for the call's log.
     pub fn check(&mut self, scope: &str) -> Result<(), Error> {
-        if !self.call_tokens.is_live(&self.call_token_hash) {
-            self.denials.push(scope.to_string());
-            return Err(Error::Denied(format!(
-                "this call's token was revoked or has expired, so `{scope}` is refused"
-            )));
+        if self.allowed(scope) {
+            Ok(())
+        } else {
+            Err(self.deny(scope))
         }
-        if self.scopes.has(scope) {
-            return Ok(());
-        }
+    }
+
+    /// Whether the call's token is live and holds `scope`.
+    pub fn allowed(&self, scope: &str) -> bool {
+        self.call_tokens.is_live(&self.call_token_hash) && self.scopes.has(scope)
+    }
+
+    /// The denial of `scope`, recorded for the call's log.
+    pub fn deny(&mut self, scope: &str) -> Error {
         self.denials.push(scope.to_string());
-        Err(Error::Denied(format!(
+        if !self.call_tokens.is_live(&self.call_token_hash) {
+            return Error::Denied(format!(
+                "this call's token was revoked or has expired, so `{scope}` is refused"
+            ));
+        }
+        Error::Denied(format!(
             "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
-        )))
+        ))
     }
 }
 
@@ -67,6 +80,7 @@ pub fn routes() -> Router<App> {
         .merge(env::routes())
         .merge(log::routes())
         .merge(blob::routes())
+        .merge(sqlite::routes())
 }
 
 /// The error a capability answers until it is built.

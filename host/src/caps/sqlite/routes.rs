@@ -1,0 +1,188 @@
+//! `/v1/sqlite/execute` and `/v1/sqlite/batch` over the caller's own
+//! database, in Val Town's shapes. Blobs travel as base64 strings.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rusqlite::types::Value as SqlValue;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store::{Access, Args, Mode, ResultSet, SqlError, Statement};
+use crate::api::{Authed, JsonBody};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/sqlite/execute", post(execute))
+        .route("/v1/sqlite/batch", post(batch))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatementJson {
+    Sql(String),
+    WithArgs {
+        sql: String,
+        #[serde(default)]
+        args: Option<Value>,
+    },
+}
+
+fn to_sql(v: &Value) -> ApiResult<SqlValue> {
+    Ok(match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(*b as i64),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_args",
+                "arguments must be null, booleans, numbers or strings",
+            ));
+        }
+    })
+}
+
+fn from_sql(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => json!(i),
+        SqlValue::Real(f) => json!(f),
+        SqlValue::Text(t) => json!(t),
+        SqlValue::Blob(b) => json!(BASE64.encode(b)),
+    }
+}
+
+fn statement(s: StatementJson) -> ApiResult<Statement> {
+    let (sql, args) = match s {
+        StatementJson::Sql(sql) => (sql, None),
+        StatementJson::WithArgs { sql, args } => (sql, args),
+    };
+    let args = match args {
+        None | Some(Value::Null) => Args::Positional(Vec::new()),
+        Some(Value::Array(values)) => {
+            Args::Positional(values.iter().map(to_sql).collect::<ApiResult<_>>()?)
+        }
+        Some(Value::Object(map)) => Args::Named(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), to_sql(v)?)))
+                .collect::<ApiResult<_>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_args",
+                "`args` must be an array (positional) or an object (named)",
+            ));
+        }
+    };
+    Ok(Statement { sql, args })
+}
+
+fn result_json(r: ResultSet) -> Value {
+    json!({
+        "columns": r.columns,
+        "columnTypes": r.column_types,
+        "rows": r.rows.into_iter().map(|row| row.into_iter().map(from_sql).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "rowsAffected": r.rows_affected,
+        "lastInsertRowid": r.last_insert_rowid,
+    })
+}
+
+fn access(who: &Principal) -> ApiResult<Access> {
+    let access = Access {
+        read: who.scopes.has("sqlite:read"),
+        write: who.scopes.has("sqlite:write"),
+    };
+    if !access.read && !access.write {
+        who.require("sqlite:read")?;
+    }
+    Ok(access)
+}
+
+fn api_error(e: SqlError) -> ApiError {
+    match e {
+        SqlError::NeedsScope(scope) => ApiError::forbidden(format!(
+            "this statement needs the `{scope}` scope, which this token lacks"
+        )),
+        SqlError::Sql(m) => ApiError::bad_request("sql_error", m),
+        SqlError::Invalid(m) => ApiError::bad_request("invalid_statement", m),
+        SqlError::Limit(m) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "limit", m),
+        SqlError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExecuteBody {
+    statement: StatementJson,
+}
+
+async fn execute(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<ExecuteBody>,
+) -> ApiResult<Json<Value>> {
+    let access = access(&who)?;
+    let s = statement(body.statement)?;
+    let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
+    // REST statements get the same time as a val's call.
+    let deadline = Instant::now() + app.config.limits.timeout;
+    let result = tokio::task::spawn_blocking(move || store.execute(&owner, access, &s, deadline))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(api_error)?;
+    Ok(Json(result_json(result)))
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    statements: Vec<StatementJson>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+async fn batch(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> ApiResult<Json<Value>> {
+    let access = access(&who)?;
+    let mode = match body.mode.as_deref() {
+        None | Some("deferred") => Mode::Deferred,
+        Some("write") => Mode::Write,
+        Some("read") => Mode::Read,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_mode",
+                format!("`mode` must be write, read or deferred, not `{other}`"),
+            ));
+        }
+    };
+    let statements = body
+        .statements
+        .into_iter()
+        .map(statement)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
+    // REST statements get the same time as a val's call.
+    let deadline = Instant::now() + app.config.limits.timeout;
+    let results = tokio::task::spawn_blocking(move || {
+        store.batch(&owner, access, &statements, mode, deadline)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(api_error)?;
+    Ok(Json(Value::Array(
+        results.into_iter().map(result_json).collect(),
+    )))
+}
