@@ -50,6 +50,7 @@
 
 pub mod blob;
 mod error;
+pub mod fetch;
 mod http;
 pub mod sqlite;
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use valbox::auth::{CallToken, CallTokens, Scopes};
 use valbox::caps::CallContext;
 use valbox::caps::blob::BlobStore;
+use valbox::caps::fetch::{FetchLimits, Fetcher};
 use valbox::caps::sqlite::SqliteStore;
 use valbox::config::Limits;
 use valbox::db::Db;
@@ -35,6 +36,15 @@ async fn run() {
     let prepared = runtime.prepare(common::hello_wasm()).await.unwrap();
 
     let call_tokens = CallTokens::default();
+    let fetcher = Fetcher::new(
+        Default::default(),
+        FetchLimits {
+            requests_per_call: 20,
+            request_body_bytes: 1 << 20,
+            response_body_bytes: 1 << 20,
+        },
+    )
+    .unwrap();
     let limits = Limits::default();
     let blobs = BlobStore::new(
         dir.path().join("blobs"),
@@ -51,6 +61,7 @@ async fn run() {
             scopes: Scopes::val_default(),
             created_at_ms: 0,
             deadline: Instant::now() + Duration::from_secs(10),
+
             expires_at_ms: 0,
         });
         let caps = CallContext {
@@ -61,6 +72,9 @@ async fn run() {
             call_token_hash: call_token_hash.clone(),
             call_tokens: call_tokens.clone(),
             blobs: blobs.clone(),
+            fetcher: fetcher.clone(),
+            fetch_allowlist: None,
+            fetch_count: 0,
             sqlite: SqliteStore::new(dir.path().join("sqlite"), limits.sqlite_quota_bytes),
             deadline: Instant::now() + Duration::from_secs(10),
             db: db.clone(),

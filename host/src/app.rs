@@ -27,6 +27,7 @@ pub struct AppInner {
     pub call_tokens: CallTokens,
     pub blobs: crate::caps::blob::BlobStore,
     pub sqlite: crate::caps::sqlite::SqliteStore,
+    pub fetcher: crate::caps::fetch::Fetcher,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
@@ -50,6 +51,14 @@ impl App {
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(config.limits.clone(), config.data_dir.join("components"))?;
         let (logs, writer) = LogSink::start(db.clone());
+        let fetcher = crate::caps::fetch::Fetcher::new(
+            config.fetch_policy.clone(),
+            crate::caps::fetch::FetchLimits {
+                requests_per_call: config.limits.fetch_requests_per_call,
+                request_body_bytes: config.limits.request_body_bytes,
+                response_body_bytes: config.limits.fetch_response_bytes,
+            },
+        )?;
         let sqlite = crate::caps::sqlite::SqliteStore::new(
             config.data_dir.join("sqlite"),
             config.limits.sqlite_quota_bytes,
@@ -68,6 +77,7 @@ impl App {
             call_tokens: CallTokens::default(),
             blobs,
             sqlite,
+            fetcher,
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

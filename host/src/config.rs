@@ -20,6 +20,9 @@ pub struct Config {
     /// Public keys (identifier, PEM) that sign GitHub secret-scanning
     /// alerts. Without any, the endpoint refuses every alert.
     pub secret_scanning_keys: Vec<(String, String)>,
+    /// Where vals may fetch from beyond public addresses, and fixed name
+    /// resolutions (for split DNS, and for tests).
+    pub fetch_policy: crate::caps::fetch::policy::Policy,
 }
 
 impl Config {
@@ -31,6 +34,7 @@ impl Config {
             public_url: format!("http://{listen}"),
             limits: Limits::default(),
             secret_scanning_keys: Vec::new(),
+            fetch_policy: Default::default(),
         }
     }
 }
@@ -69,6 +73,10 @@ pub struct Limits {
     pub blob_quota_bytes: u64,
     /// Size of one owner's SQLite database. Default 100 MiB.
     pub sqlite_quota_bytes: u64,
+    /// Outbound requests per call. Default 20.
+    pub fetch_requests_per_call: u32,
+    /// A fetched response body. Default 5 MiB.
+    pub fetch_response_bytes: usize,
 }
 
 impl Default for Limits {
@@ -89,6 +97,8 @@ impl Default for Limits {
             blob_bytes: 10 << 20,
             blob_quota_bytes: 100 << 20,
             sqlite_quota_bytes: 100 << 20,
+            fetch_requests_per_call: 20,
+            fetch_response_bytes: 5 << 20,
         }
     }
 }

@@ -95,6 +95,8 @@ CREATE TABLE blobs (
     PRIMARY KEY (owner_id, key)
 );
 "#,
+    // Hosts a val may fetch from, space-separated; NULL means any public host.
+    "ALTER TABLE vals ADD COLUMN fetch_allowlist TEXT;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the
@@ -308,6 +310,8 @@ pub struct ValRow {
     pub description: String,
     pub scopes: String,
     pub created_at: i64,
+    /// Hosts the val may fetch from; `None` means any public host.
+    pub fetch_allowlist: Option<Vec<String>>,
     /// The newest version, which serves; `None` before the first deploy.
     pub latest: Option<VersionRow>,
 }
@@ -354,6 +358,9 @@ fn val_from_row(conn: &Connection, r: &Row) -> anyhow::Result<ValRow> {
         description: r.get("description")?,
         scopes: r.get("scopes")?,
         created_at: r.get("created_at")?,
+        fetch_allowlist: r
+            .get::<_, Option<String>>("fetch_allowlist")?
+            .map(|s| s.split_whitespace().map(String::from).collect()),
         latest,
     })
 }
@@ -509,6 +516,19 @@ pub fn revoke_token_by_hash(conn: &Connection, hash: &str) -> anyhow::Result<Opt
         )
         .optional()?;
     Ok(owner)
+}
+
+/// `None` allows any public host.
+pub fn set_fetch_allowlist(
+    conn: &Connection,
+    id: &str,
+    hosts: Option<&[String]>,
+) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE vals SET fetch_allowlist = ?2 WHERE id = ?1",
+        params![id, hosts.map(|h| h.join(" "))],
+    )?;
+    Ok(())
 }
 
 pub fn set_val_scopes(conn: &Connection, id: &str, scopes: &str) -> anyhow::Result<()> {

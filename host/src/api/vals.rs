@@ -128,6 +128,7 @@ pub fn val_json(app: &App, val: &ValRow) -> Value {
         "kind": val.latest.as_ref().map(|v| v.kind.clone()),
         "version": val.latest.as_ref().map(|v| v.version),
         "scopes": val.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+        "fetchAllowlist": val.fetch_allowlist,
         "links": links,
     })
 }
@@ -286,6 +287,10 @@ struct UpdateBody {
     description: Option<String>,
     /// The scopes of the val's per-call token.
     scopes: Option<super::tokens::ScopeList>,
+    /// Hosts the val may fetch from (`*.example.com` for subdomains);
+    /// `["*"]` means any public host.
+    #[serde(rename = "fetchAllowlist")]
+    fetch_allowlist: Option<Vec<String>>,
 }
 
 async fn update(
@@ -318,6 +323,10 @@ async fn update(
             )?;
             if let Some(scopes) = &scopes {
                 db::set_val_scopes(conn, &val.id, scopes)?;
+            }
+            if let Some(hosts) = &body.fetch_allowlist {
+                let any = hosts.iter().any(|h| h == "*");
+                db::set_fetch_allowlist(conn, &val.id, (!any).then_some(hosts.as_slice()))?;
             }
             db::val_by_id(conn, &val.id)
         })

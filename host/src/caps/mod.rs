@@ -32,6 +32,10 @@ pub struct CallContext {
     pub db: Db,
     pub blobs: blob::BlobStore,
     pub sqlite: sqlite::SqliteStore,
+    pub fetcher: fetch::Fetcher,
+    /// Hosts the val may fetch from; `None` means any public host.
+    pub fetch_allowlist: Option<Vec<String>>,
+    pub fetch_count: u32,
     /// When the call must end; host work is bounded by it too.
     pub deadline: std::time::Instant,
     pub secrets: SecretBox,
