@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+pub mod email;
 mod error;
 pub mod fetch;
 mod http;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use valbox::auth::{CallToken, CallTokens, Scopes};
 use valbox::caps::CallContext;
 use valbox::caps::blob::BlobStore;
+use valbox::caps::email::Mailer;
 use valbox::caps::fetch::{FetchLimits, Fetcher};
 use valbox::caps::sqlite::SqliteStore;
 use valbox::config::Limits;
@@ -36,6 +37,11 @@ async fn run() {
     let prepared = runtime.prepare(common::hello_wasm()).await.unwrap();
 
     let call_tokens = CallTokens::default();
+    let mailer = Mailer {
+        db: db.clone(),
+        daily_limit: 100,
+        wake: Default::default(),
+    };
     let fetcher = Fetcher::new(
         Default::default(),
         FetchLimits {
@@ -75,6 +81,7 @@ async fn run() {
             fetcher: fetcher.clone(),
             fetch_allowlist: None,
             fetch_count: 0,
+            mailer: mailer.clone(),
             sqlite: SqliteStore::new(dir.path().join("sqlite"), limits.sqlite_quota_bytes),
             deadline: Instant::now() + Duration::from_secs(10),
             db: db.clone(),

@@ -28,6 +28,7 @@ pub struct AppInner {
     pub blobs: crate::caps::blob::BlobStore,
     pub sqlite: crate::caps::sqlite::SqliteStore,
     pub fetcher: crate::caps::fetch::Fetcher,
+    pub mailer: crate::caps::email::Mailer,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
@@ -51,6 +52,14 @@ impl App {
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(config.limits.clone(), config.data_dir.join("components"))?;
         let (logs, writer) = LogSink::start(db.clone());
+        let mailer = crate::caps::email::Mailer {
+            db: db.clone(),
+            daily_limit: config.limits.emails_per_day,
+            wake: Default::default(),
+        };
+        if let Some(smtp) = &config.smtp {
+            crate::caps::email::delivery::start(db.clone(), smtp.clone(), mailer.wake.clone());
+        }
         let fetcher = crate::caps::fetch::Fetcher::new(
             config.fetch_policy.clone(),
             crate::caps::fetch::FetchLimits {
@@ -78,6 +87,7 @@ impl App {
             blobs,
             sqlite,
             fetcher,
+            mailer,
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

@@ -47,6 +47,13 @@ enum Command {
         /// Base URL for links, when it differs from http://LISTEN.
         #[arg(long, env = "VALBOX_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Deliver the email outbox through this SMTP server:
+        /// smtp://host:port, smtp+starttls://user:pass@host:587 or smtps://...
+        #[arg(long, env = "VALBOX_SMTP", hide_env_values = true)]
+        smtp: Option<String>,
+        /// The sender address of delivered mail.
+        #[arg(long, env = "VALBOX_SMTP_FROM", default_value = "valbox@localhost")]
+        smtp_from: String,
         /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
         #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
         secret_scanning_keys: Vec<String>,
@@ -229,9 +236,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             public_url,
             secret_scanning_keys,
+            smtp,
+            smtp_from,
             limits,
         } => {
             let mut config = Config::new(data, listen);
+            if let Some(url) = smtp {
+                config.smtp = Some(crate::caps::email::delivery::SmtpConfig::from_url(
+                    &url, &smtp_from,
+                )?);
+            }
             for spec in secret_scanning_keys {
                 let (id, path) = spec
                     .split_once('=')

@@ -23,6 +23,8 @@ pub struct Config {
     /// Where vals may fetch from beyond public addresses, and fixed name
     /// resolutions (for split DNS, and for tests).
     pub fetch_policy: crate::caps::fetch::policy::Policy,
+    /// Where the email outbox is delivered; without it mail stays queued.
+    pub smtp: Option<crate::caps::email::delivery::SmtpConfig>,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
             limits: Limits::default(),
             secret_scanning_keys: Vec::new(),
             fetch_policy: Default::default(),
+            smtp: None,
         }
     }
 }
@@ -77,6 +80,8 @@ pub struct Limits {
     pub fetch_requests_per_call: u32,
     /// A fetched response body. Default 5 MiB.
     pub fetch_response_bytes: usize,
+    /// Emails one owner may send per 24 hours. Default 100.
+    pub emails_per_day: u32,
 }
 
 impl Default for Limits {
@@ -99,6 +104,7 @@ impl Default for Limits {
             sqlite_quota_bytes: 100 << 20,
             fetch_requests_per_call: 20,
             fetch_response_bytes: 5 << 20,
+            emails_per_day: 100,
         }
     }
 }

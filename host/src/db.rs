@@ -97,6 +97,22 @@ CREATE TABLE blobs (
 "#,
     // Hosts a val may fetch from, space-separated; NULL means any public host.
     "ALTER TABLE vals ADD COLUMN fetch_allowlist TEXT;",
+    r#"
+CREATE TABLE emails (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    val_id TEXT,
+    message TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    sent_at INTEGER
+);
+CREATE INDEX emails_due ON emails (status, next_attempt_at);
+CREATE INDEX emails_owner ON emails (owner_id, created_at);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

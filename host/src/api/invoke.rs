@@ -342,6 +342,7 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         blobs: app.blobs.clone(),
         sqlite: app.sqlite.clone(),
         fetcher: app.fetcher.clone(),
+        mailer: app.mailer.clone(),
         fetch_allowlist: val.fetch_allowlist.clone(),
         fetch_count: 0,
         deadline: std::time::Instant::now() + timeout,

@@ -33,6 +33,7 @@ pub struct CallContext {
     pub blobs: blob::BlobStore,
     pub sqlite: sqlite::SqliteStore,
     pub fetcher: fetch::Fetcher,
+    pub mailer: email::Mailer,
     /// Hosts the val may fetch from; `None` means any public host.
     pub fetch_allowlist: Option<Vec<String>>,
     pub fetch_count: u32,
@@ -85,11 +86,5 @@ pub fn routes() -> Router<App> {
         .merge(log::routes())
         .merge(blob::routes())
         .merge(sqlite::routes())
-}
-
-/// The error a capability answers until it is built.
-fn unavailable(name: &str) -> Error {
-    Error::Unavailable(format!(
-        "the `{name}` capability is not available on this server yet"
-    ))
+        .merge(email::routes())
 }

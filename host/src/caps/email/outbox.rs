@@ -1,0 +1,206 @@
+//! The durable outbox: a val's (or the API's) email is validated, limited
+//! and stored here before `send` returns; the delivery worker takes it
+//! from here. Mail goes to the val's owner only.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{self, now_ms};
+
+/// What gets delivered. Recipients are not part of it: always the owner.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub from_name: Option<String>,
+    pub reply_to: Vec<String>,
+    pub subject: String,
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum EmailError {
+    Invalid(String),
+    DailyLimit(u32),
+    Internal(String),
+}
+
+impl std::fmt::Display for EmailError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmailError::Invalid(m) => f.write_str(m),
+            EmailError::DailyLimit(n) => write!(
+                f,
+                "the daily limit of {n} emails per owner is reached; try again tomorrow"
+            ),
+            EmailError::Internal(m) => write!(f, "the outbox failed: {m}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for EmailError {
+    fn from(e: anyhow::Error) -> Self {
+        EmailError::Internal(format!("{e:#}"))
+    }
+}
+
+impl From<rusqlite::Error> for EmailError {
+    fn from(e: rusqlite::Error) -> Self {
+        EmailError::Internal(e.to_string())
+    }
+}
+
+/// Check that every recipient given is the owner: vals mail their owner only.
+pub fn check_recipients<'a>(
+    owner_email: &str,
+    given: impl IntoIterator<Item = &'a str>,
+) -> Result<(), EmailError> {
+    for address in given {
+        if !address.trim().eq_ignore_ascii_case(owner_email) {
+            return Err(EmailError::Invalid(format!(
+                "`{address}` is not the val owner's address: vals can email their owner only (leave `to` empty)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Store `mail` for `owner`; returns its id.
+pub fn enqueue(
+    conn: &Connection,
+    owner: &str,
+    val_id: Option<&str>,
+    mail: &Outgoing,
+    daily_limit: u32,
+) -> Result<String, EmailError> {
+    if mail.text.is_none() && mail.html.is_none() {
+        return Err(EmailError::Invalid(
+            "an email needs `text` or `html`".into(),
+        ));
+    }
+    if mail.subject.len() > 998 || mail.subject.contains(['\r', '\n']) {
+        return Err(EmailError::Invalid(
+            "the subject must be one line of at most 998 bytes".into(),
+        ));
+    }
+    let since = now_ms() - 86_400_000;
+    let sent_today: u32 = conn.query_row(
+        "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2",
+        params![owner, since],
+        |r| r.get(0),
+    )?;
+    if sent_today >= daily_limit {
+        return Err(EmailError::DailyLimit(daily_limit));
+    }
+    let id = db::new_id();
+    let json = serde_json::to_string(mail).map_err(|e| EmailError::Internal(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO emails (id, owner_id, val_id, message, status, attempts, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, 0, ?5)",
+        params![id, owner, val_id, json, now_ms()],
+    )?;
+    Ok(id)
+}
+
+/// An outbox entry as the owner sees it.
+pub struct Entry {
+    pub id: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+pub fn list(conn: &Connection, owner: &str) -> anyhow::Result<Vec<Entry>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, message, status, attempts, last_error, created_at, sent_at FROM emails
+         WHERE owner_id = ?1 ORDER BY created_at DESC LIMIT 100",
+    )?;
+    let rows = stmt.query_map([owner], |r| {
+        let message: String = r.get(1)?;
+        let subject = serde_json::from_str::<Outgoing>(&message)
+            .map(|m| m.subject)
+            .unwrap_or_default();
+        Ok(Entry {
+            id: r.get(0)?,
+            subject,
+            status: r.get(2)?,
+            attempts: r.get(3)?,
+            last_error: r.get(4)?,
+            created_at: r.get(5)?,
+            sent_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A queued email due for delivery, with its recipient.
+pub struct Due {
+    pub id: String,
+    pub to: String,
+    pub mail: Outgoing,
+    pub attempts: i64,
+}
+
+pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id, u.email, e.message, e.attempts FROM emails e JOIN users u ON u.id = e.owner_id
+         WHERE e.status = 'queued' AND e.next_attempt_at <= ?1 ORDER BY e.created_at LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now_ms(), limit], |r| {
+        let message: String = r.get(2)?;
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            message,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, to, message, attempts) = row?;
+        let mail = serde_json::from_str(&message)?;
+        out.push(Due {
+            id,
+            to,
+            mail,
+            attempts,
+        });
+    }
+    Ok(out)
+}
+
+pub fn mark_sent(conn: &Connection, id: &str) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+        params![id, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// Record a failed attempt: retry after `retry_in_ms`, or give up.
+pub fn mark_failed(
+    conn: &Connection,
+    id: &str,
+    error: &str,
+    retry_in_ms: Option<i64>,
+) -> anyhow::Result<()> {
+    let (status, next) = match retry_in_ms {
+        Some(ms) => ("queued", now_ms() + ms),
+        None => ("failed", 0),
+    };
+    conn.execute(
+        "UPDATE emails SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 WHERE id = ?1",
+        params![id, status, error, next],
+    )?;
+    Ok(())
+}
+
+pub fn owner_email(conn: &Connection, owner: &str) -> anyhow::Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT email FROM users WHERE id = ?1", [owner], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}

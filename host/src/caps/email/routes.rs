@@ -1,0 +1,138 @@
+//! `POST /v1/email` (Val Town's shape) and `GET /v1/email` (the outbox).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::outbox::{self, EmailError, Outgoing};
+use crate::api::{Authed, JsonBody, iso8601};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+
+pub fn routes() -> Router<App> {
+    Router::new().route("/v1/email", post(send).get(list))
+}
+
+/// `"a@b"` or `{email, name?}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AddressJson {
+    Plain(String),
+    Named { email: String, name: Option<String> },
+}
+
+impl AddressJson {
+    fn email(&self) -> &str {
+        match self {
+            AddressJson::Plain(e) | AddressJson::Named { email: e, .. } => e,
+        }
+    }
+}
+
+/// One address or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Addresses {
+    One(AddressJson),
+    Many(Vec<AddressJson>),
+}
+
+impl Addresses {
+    fn list(self) -> Vec<AddressJson> {
+        match self {
+            Addresses::One(a) => vec![a],
+            Addresses::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendBody {
+    to: Option<Addresses>,
+    cc: Option<Addresses>,
+    bcc: Option<Addresses>,
+    from: Option<AddressJson>,
+    reply_to_list: Option<Addresses>,
+    subject: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Value>,
+}
+
+fn api_error(e: EmailError) -> ApiError {
+    match e {
+        EmailError::Invalid(m) => ApiError::bad_request("invalid_email", m),
+        EmailError::DailyLimit(_) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "daily_limit", e.to_string())
+        }
+        EmailError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+async fn send(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<SendBody>,
+) -> ApiResult<Json<Value>> {
+    who.require("email:write")?;
+    if !body.attachments.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_email",
+            "attachments are not supported yet",
+        ));
+    }
+    let emails = |a: Option<Addresses>| {
+        a.map(Addresses::list)
+            .unwrap_or_default()
+            .iter()
+            .map(|a| a.email().to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut recipients = emails(body.to);
+    recipients.extend(emails(body.cc));
+    recipients.extend(emails(body.bcc));
+    let mail = Outgoing {
+        from_name: body.from.and_then(|f| match f {
+            AddressJson::Named { name, .. } => name,
+            AddressJson::Plain(_) => None,
+        }),
+        reply_to: emails(body.reply_to_list),
+        subject: body.subject.unwrap_or_default(),
+        text: body.text,
+        html: body.html,
+    };
+    let id = app
+        .mailer
+        .send(&who.user_id, None, recipients, mail)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(
+        json!({ "message": format!("email queued for delivery to your address (id {id})"), "id": id }),
+    ))
+}
+
+async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
+    who.require("email:read")?;
+    let owner = who.user_id.clone();
+    let entries = app.db.call(move |conn| outbox::list(conn, &owner)).await?;
+    let data: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "subject": e.subject,
+                "status": e.status,
+                "attempts": e.attempts,
+                "lastError": e.last_error,
+                "createdAt": iso8601(e.created_at),
+                "sentAt": e.sent_at.map(iso8601),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
