@@ -32,6 +32,21 @@ async fn smtp_server() -> SmtpServer {
         .local_addr()
         .unwrap()
         .port();
+    let server = spawn_smtp(port);
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("aiosmtpd did not start");
+}
+
+/// Start aiosmtpd on `port`, delivering into a fresh Maildir.
+fn spawn_smtp(port: u16) -> SmtpServer {
     let maildir = tempfile::tempdir().unwrap();
     let child = Command::new("python3")
         .args([
@@ -48,20 +63,11 @@ async fn smtp_server() -> SmtpServer {
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 -m aiosmtpd (pip install aiosmtpd; scripts/test does)");
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return SmtpServer {
-                child,
-                port,
-                maildir,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    SmtpServer {
+        child,
+        port,
+        maildir,
     }
-    panic!("aiosmtpd did not start");
 }
 
 impl SmtpServer {
@@ -299,27 +305,7 @@ async fn delivery_retries_until_the_smtp_server_answers() {
     }
     assert!(failed_once, "the first attempt was never recorded");
     // Bring the server up on that port; the retry (after 2 s) delivers.
-    let maildir = tempfile::tempdir().unwrap();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(maildir.path().join("mail"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let smtp = SmtpServer {
-        child,
-        port,
-        maildir,
-    };
+    let smtp = spawn_smtp(port);
     let messages = smtp.wait_for(1).await;
     assert!(messages[0].contains("Subject: Retry me"));
 }
