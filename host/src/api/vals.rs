@@ -181,12 +181,24 @@ async fn create(
 struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
+    /// `/v2/vals` pages by cursor (Val Town's client sends `links.next`
+    /// back as `cursor`); ours is the next offset.
+    cursor: Option<String>,
 }
 
 impl Page {
     fn bounds(&self) -> ApiResult<(i64, i64)> {
         let limit = self.limit.unwrap_or(20);
-        let offset = self.offset.unwrap_or(0);
+        let cursor = match &self.cursor {
+            Some(c) => Some(c.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    "`cursor` must be a value from `links.next`",
+                )
+            })?),
+            None => None,
+        };
+        let offset = cursor.or(self.offset).unwrap_or(0);
         if !(1..=100).contains(&limit) || offset < 0 {
             return Err(ApiError::bad_request(
                 "invalid_query",
@@ -197,9 +209,17 @@ impl Page {
     }
 }
 
+/// How a listing points at its next page.
+#[derive(Clone, Copy, PartialEq)]
+enum NextLink {
+    Url,
+    Cursor,
+}
+
 async fn page_of_vals(
     app: &App,
     path: &str,
+    next_link: NextLink,
     viewer: Option<String>,
     only: Option<String>,
     page: Page,
@@ -220,10 +240,13 @@ async fn page_of_vals(
     let base = &app.config.public_url;
     let mut links = json!({ "self": format!("{base}{path}?limit={limit}&offset={offset}") });
     if more {
-        links["next"] = json!(format!(
-            "{base}{path}?limit={limit}&offset={}",
-            offset + limit
-        ));
+        links["next"] = match next_link {
+            NextLink::Url => json!(format!(
+                "{base}{path}?limit={limit}&offset={}",
+                offset + limit
+            )),
+            NextLink::Cursor => json!((offset + limit).to_string()),
+        };
     }
     if offset > 0 {
         links["prev"] = json!(format!(
@@ -241,7 +264,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     // Listings show public vals, and the caller's own when it may read them.
     let viewer = who.filter(|p| p.scopes.has("val:read")).map(|p| p.user_id);
-    page_of_vals(&app, "/v2/vals", viewer, None, page).await
+    page_of_vals(&app, "/v2/vals", NextLink::Cursor, viewer, None, page).await
 }
 
 async fn list_mine(
@@ -251,7 +274,7 @@ async fn list_mine(
 ) -> ApiResult<Json<Value>> {
     who.require("val:read")?;
     let me = Some(who.user_id.clone());
-    page_of_vals(&app, "/v2/me/vals", me.clone(), me, page).await
+    page_of_vals(&app, "/v2/me/vals", NextLink::Url, me.clone(), me, page).await
 }
 
 async fn get_one(
