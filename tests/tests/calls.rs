@@ -753,3 +753,43 @@ async fn a_val_cannot_reach_host_files_or_env() {
     );
     assert_eq!(report["env_vars"], json!([]), "no host environment");
 }
+
+#[tokio::test]
+async fn the_webhook_example_checks_a_shared_secret() {
+    let s = TestServer::start().await;
+    let v = s.deploy("webhook", "webhook", "public").await;
+    let id = v["valId"].as_str().unwrap();
+    let post = |secret: Option<&str>| {
+        let mut r = s
+            .req(Method::POST, "/x/alice/webhook/", None)
+            .body("payload");
+        if let Some(secret) = secret {
+            r = r.header("x-webhook-secret", secret);
+        }
+        r.send()
+    };
+    assert_eq!(
+        post(Some("anything")).await.unwrap().status(),
+        500,
+        "no secret configured"
+    );
+    let resp = s
+        .req(
+            Method::PUT,
+            &format!("/v2/vals/{id}/environment_variables/WEBHOOK_SECRET"),
+            Some(&s.alice),
+        )
+        .json(&json!({ "value": "s3cret" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    assert_eq!(post(Some("s3cre")).await.unwrap().status(), 401);
+    let resp = post(Some("s3cret")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({ "received": "payload" })
+    );
+}

@@ -1,4 +1,4 @@
-//! What was acknowledged (deploys, env vars, blobs) survives a restart and
+//! What was acknowledged (deploys, env vars, blobs, SQL) survives a restart and
 //! a kill -9, and compiled
 //! components come from the on-disk cache rather than being recompiled.
 
@@ -105,6 +105,14 @@ async fn a_deploy_and_an_env_change_survive_kill_9() {
         .await
         .unwrap();
     assert!(resp.status().is_success());
+    let resp = http
+        .post(format!("{base}/v1/sqlite/execute"))
+        .bearer_auth(&token)
+        .json(&json!({ "statement": "CREATE TABLE kept AS SELECT 'committed' AS v" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
     child.wait().unwrap();
 
@@ -117,6 +125,16 @@ async fn a_deploy_and_an_env_change_survive_kill_9() {
         .await
         .unwrap();
     assert_eq!(kept, "acknowledged");
+    let rows: Value = s
+        .req(Method::POST, "/v1/sqlite/execute", Some(&s.alice))
+        .json(&json!({ "statement": "SELECT v FROM kept" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows["rows"], json!([["committed"]]));
     assert_eq!(
         s.get("/x/alice/greet/", None).await.text().await.unwrap(),
         "Durable, world!"
