@@ -372,12 +372,13 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_versions(
-    State(app): State<App>,
-    Caller(who): Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let key = id.clone();
+/// A val the caller may see, with its versions; 404 otherwise.
+async fn visible_versions(
+    app: &App,
+    who: Option<&Principal>,
+    id: &str,
+) -> ApiResult<(ValRow, Vec<VersionRow>)> {
+    let key = id.to_string();
     let found = app
         .db
         .call(move |conn| {
@@ -389,12 +390,19 @@ async fn list_versions(
         })
         .await?;
     match found {
-        Some((val, versions)) if can_see(&val, who.as_ref()) => {
-            let data: Vec<Value> = versions.iter().map(version_json).collect();
-            Ok(Json(json!({ "data": data })))
-        }
-        _ => Err(not_found(&id)),
+        Some((val, versions)) if can_see(&val, who) => Ok((val, versions)),
+        _ => Err(not_found(id)),
     }
+}
+
+async fn list_versions(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (_, versions) = visible_versions(&app, who.as_ref(), &id).await?;
+    let data: Vec<Value> = versions.iter().map(version_json).collect();
+    Ok(Json(json!({ "data": data })))
 }
 
 /// Upload a component (the raw bytes of a `.wasm` file) as the val's next
@@ -455,23 +463,8 @@ async fn download(
     Caller(who): Caller,
     Path((id, version)): Path<(String, i64)>,
 ) -> ApiResult<axum::response::Response> {
-    let key = id.clone();
-    let found = app
-        .db
-        .call(move |conn| {
-            let Some(val) = db::val_by_id(conn, &key)? else {
-                return Ok(None);
-            };
-            let v = db::list_versions(conn, &key)?
-                .into_iter()
-                .find(|v| v.version == version);
-            Ok(Some((val, v)))
-        })
-        .await?;
-    let (val, v) = match found {
-        Some((val, v)) if can_see(&val, who.as_ref()) => (val, v),
-        _ => return Err(not_found(&id)),
-    };
+    let (val, versions) = visible_versions(&app, who.as_ref(), &id).await?;
+    let v = versions.into_iter().find(|v| v.version == version);
     let v = v.ok_or_else(|| {
         ApiError::not_found(format!("val `{}` has no version {version}", val.name))
     })?;
