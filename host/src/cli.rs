@@ -93,6 +93,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Your email outbox.
+    Email {
+        #[command(subcommand)]
+        command: EmailCommand,
+    },
     /// Manage a val's environment variables (secrets).
     Env {
         #[command(subcommand)]
@@ -153,6 +158,15 @@ enum TokenCommand {
     /// Revoke a token by id, at once.
     Revoke {
         id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmailCommand {
+    /// List your outbox, newest first, with each message's delivery status.
+    List {
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -300,6 +314,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => val_scopes(&Client::new(client), &name, scopes).await,
         Command::Token { command } => token(command).await,
+        Command::Email {
+            command: EmailCommand::List { client },
+        } => email_list(&Client::new(client)).await,
         Command::Env { command } => env(command).await,
         Command::Logs {
             name,
@@ -648,6 +665,27 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("you have no live token `{id}`"))?;
             println!("revoked {id}");
         }
+    }
+    Ok(())
+}
+
+async fn email_list(client: &Client) -> anyhow::Result<()> {
+    let outbox = client
+        .send(client.http.get(client.url("/v1/email")))
+        .await?
+        .unwrap_or_default();
+    for e in outbox["data"].as_array().into_iter().flatten() {
+        println!(
+            "{}\t{}\t{}\t{}{}",
+            e["createdAt"].as_str().unwrap_or_default(),
+            e["status"].as_str().unwrap_or_default(),
+            e["id"].as_str().unwrap_or_default(),
+            e["subject"].as_str().unwrap_or_default(),
+            e["lastError"]
+                .as_str()
+                .map(|err| format!("\t({err})"))
+                .unwrap_or_default(),
+        );
     }
     Ok(())
 }

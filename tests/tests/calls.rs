@@ -707,6 +707,7 @@ async fn cli_deploys_sets_env_and_reads_logs() {
         .await
         .unwrap();
     run(&["token", "list"]).await.unwrap();
+    run(&["email", "list"]).await.unwrap();
     let listed: Value = s
         .get("/v1/tokens", Some(&s.alice))
         .await
