@@ -690,5 +690,15 @@ mod secret_scanning {
         let note = &notes["data"][0];
         assert_eq!(note["kind"], "token_leaked");
         assert!(note["message"].as_str().unwrap().contains("a.env"));
+        let outbox: Value = s
+            .get("/v1/email", Some(&s.alice))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            outbox["data"][0]["subject"],
+            "A Valbox token of yours was leaked and revoked"
+        );
     }
 }

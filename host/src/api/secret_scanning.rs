@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{Authed, iso8601};
 use crate::app::App;
 use crate::auth::{self, API_TOKEN_PREFIX, CALL_TOKEN_PREFIX};
+use crate::caps::email::outbox::Outgoing;
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 
@@ -91,10 +92,19 @@ async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiR
                     &m.source
                 },
             );
-            let owner = owner.clone();
+            let (who, text) = (owner.clone(), message.clone());
             app.db
-                .call(move |conn| db::notify(conn, &owner, "token_leaked", &message))
+                .call(move |conn| db::notify(conn, &who, "token_leaked", &text))
                 .await?;
+            // And by email, through the owner's outbox.
+            let mail = Outgoing {
+                subject: "A Valbox token of yours was leaked and revoked".into(),
+                text: Some(message),
+                ..Outgoing::default()
+            };
+            if let Err(e) = app.mailer.send(owner, None, Vec::new(), mail).await {
+                tracing::warn!("could not email the owner of a leaked token: {e}");
+            }
         }
         answers.push(json!({
             "token_raw": m.token,
