@@ -37,22 +37,12 @@ async fn a_val_counts_in_a_blob_within_its_scopes() {
     assert_eq!(resp.text().await.unwrap(), "3");
 
     // Without blob:write the import is denied, and the val says which scope.
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": ["blob:read"] }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(&id, &json!({ "scopes": ["blob:read"] })).await;
     assert_eq!(resp.status(), 200);
     let resp = s.get("/x/alice/counter/", None).await;
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("blob:write"));
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": [] }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(&id, &json!({ "scopes": [] })).await;
     assert_eq!(resp.status(), 200);
     assert!(
         s.get("/x/alice/counter/", None)

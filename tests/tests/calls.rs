@@ -533,12 +533,7 @@ async fn privacy_levels_decide_who_can_run_and_list() {
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 
     // The owner can make it private, after which anonymous callers get 404.
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "privacy": "private" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(id, &json!({ "privacy": "private" })).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(s.get("/x/alice/pub/", None).await.status(), 404);
 }

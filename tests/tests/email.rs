@@ -251,12 +251,7 @@ async fn mail_goes_to_the_owner_only_within_the_daily_limit() {
         .await
         .unwrap();
     let id = val["id"].as_str().unwrap();
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": [] }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(id, &json!({ "scopes": [] })).await;
     assert_eq!(resp.status(), 200);
     let resp = s
         .req(Method::POST, "/x/alice/notify/", None)

@@ -66,11 +66,8 @@ async fn the_guestbook_writes_and_reads_within_its_scopes() {
 
     // With only sqlite:read the page still renders, but signing is denied.
     let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": ["sqlite:read"] }))
-        .send()
-        .await
-        .unwrap();
+        .patch_val(&id, &json!({ "scopes": ["sqlite:read"] }))
+        .await;
     assert_eq!(resp.status(), 200);
     assert!(
         s.get("/x/alice/guestbook/", None)
@@ -89,12 +86,7 @@ async fn the_guestbook_writes_and_reads_within_its_scopes() {
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("sqlite:write"));
     // With neither, reading is denied too.
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": [] }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(&id, &json!({ "scopes": [] })).await;
     assert_eq!(resp.status(), 200);
     assert!(
         s.get("/x/alice/guestbook/", None)

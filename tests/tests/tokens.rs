@@ -376,12 +376,7 @@ async fn every_import_checks_the_scope_when_called() {
         "hi"
     );
 
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": ["val:read"] }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(&id, &json!({ "scopes": ["val:read"] })).await;
     assert_eq!(resp.status(), 200);
     let resp = s.get("/x/alice/inspect/env/GREETING", None).await;
     assert_eq!(resp.status(), 403, "the val answers the denial it received");
@@ -402,12 +397,7 @@ async fn every_import_checks_the_scope_when_called() {
     assert!(!logs.is_empty());
 
     // Granting it back works at the next call.
-    let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&s.alice))
-        .json(&json!({ "scopes": "env:read" }))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.patch_val(&id, &json!({ "scopes": "env:read" })).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         s.get("/x/alice/inspect/env/GREETING", None)

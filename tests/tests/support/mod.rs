@@ -139,6 +139,15 @@ impl TestServer {
         )
     }
 
+    /// Change alice's val `id` (privacy, scopes, fetch allowlist...).
+    pub async fn patch_val(&self, id: &str, body: &Value) -> Response {
+        self.req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&self.alice))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.req(Method::GET, path, token).send().await.unwrap()
     }
