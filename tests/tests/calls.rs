@@ -60,8 +60,20 @@ async fn method_path_query_headers_and_body_reach_the_val() {
     let headers = seen["headers"].as_array().unwrap();
     let header = |name: &str| headers.iter().find(|h| h[0] == name).map(|h| h[1].clone());
     assert_eq!(header("x-custom"), Some(json!("yes")));
-    // The caller's Valbox token is for the platform, never for the val.
+    // The caller's Valbox token is for the platform, never for the val,
+    // however the header is spaced.
     assert_eq!(header("authorization"), None);
+    let seen: Value = s
+        .req(Method::GET, "/x/alice/inspect/", None)
+        .header("authorization", format!("Bearer   {}", s.alice))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let forwarded = seen["headers"].to_string();
+    assert!(!forwarded.contains("vbx_"), "token forwarded: {forwarded}");
 
     // Any other Authorization scheme is the val's business (custom auth).
     let seen: Value = s

@@ -251,3 +251,25 @@ async fn a_val_calls_the_api_back_with_its_call_token() {
     let me: Value = resp.json().await.unwrap();
     assert_eq!(me["username"], "alice");
 }
+
+#[tokio::test]
+async fn a_call_token_sent_to_another_users_val_does_not_reach_it() {
+    let s = server().await;
+    let bob = s.create_user("bob");
+    let resp = s
+        .deploy_bytes(&bob, "inspect", "public", support::val_bytes("inspect"))
+        .await;
+    assert_eq!(resp.status(), 201);
+    // alice's proxy calls bob's val with its live call token; bob's code
+    // must not see it (it would act as alice until the call ends).
+    let api = format!("{}/x/bob/inspect", s.base);
+    let resp = s
+        .get(&format!("/x/alice/proxy/me?api={}", urlencode(&api)), None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["path"], "/v1/me");
+    let headers = seen["headers"].to_string();
+    assert!(!headers.contains("vbc_"), "call token forwarded: {headers}");
+    assert!(!headers.contains("authorization"), "{headers}");
+}

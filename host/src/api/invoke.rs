@@ -172,14 +172,9 @@ async fn serve_http_inner(
     let headers = parts
         .headers
         .iter()
-        // A Valbox token is for the platform, never for the val's author.
-        .filter(|(k, v)| {
-            !(*k == AUTHORIZATION
-                && v.to_str().is_ok_and(|v| {
-                    v.trim_start_matches("Bearer ")
-                        .starts_with(auth::API_TOKEN_PREFIX)
-                }))
-        })
+        // A Valbox token of either kind is for the platform, never for the
+        // val's author: judged exactly as `val_caller` judges it.
+        .filter(|(k, v)| !(*k == AUTHORIZATION && v.to_str().is_ok_and(is_valbox_token)))
         .map(|(k, v)| {
             (
                 k.to_string(),
