@@ -18,6 +18,15 @@ use crate::secrets::SecretBox;
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
 
+/// The val cache. `generation` moves on every change, so a row read from
+/// the database before a change is never cached after it (a val just made
+/// private must not keep serving from a stale entry).
+#[derive(Default)]
+struct ValCache {
+    generation: u64,
+    vals: HashMap<(String, String), Arc<ValRow>>,
+}
+
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
@@ -31,7 +40,7 @@ pub struct AppInner {
     pub mailer: crate::caps::email::Mailer,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
-    val_cache: Mutex<HashMap<(String, String), Arc<ValRow>>>,
+    val_cache: Mutex<ValCache>,
     owner_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -101,14 +110,13 @@ impl App {
         name: &str,
     ) -> anyhow::Result<Option<Arc<ValRow>>> {
         let key = (owner.to_string(), name.to_string());
-        if let Some(v) = self
-            .val_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(Some(v.clone()));
-        }
+        let generation = {
+            let cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = cache.vals.get(&key) {
+                return Ok(Some(v.clone()));
+            }
+            cache.generation
+        };
         let (o, n) = key.clone();
         let Some(val) = self
             .db
@@ -118,19 +126,18 @@ impl App {
             return Ok(None);
         };
         let val = Arc::new(val);
-        self.val_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, val.clone());
+        let mut cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.generation == generation {
+            cache.vals.insert(key, val.clone());
+        }
         Ok(Some(val))
     }
 
     /// Call after any change to any val.
     pub fn forget_vals(&self) {
-        self.val_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.generation += 1;
+        cache.vals.clear();
     }
 
     /// A slot for one call of `owner`'s vals, or `None` when the owner is

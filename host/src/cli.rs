@@ -216,6 +216,14 @@ struct LimitArgs {
     component_bytes: Option<usize>,
     #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
     concurrent_calls_per_owner: Option<usize>,
+    #[arg(long, env = "VALBOX_TABLES")]
+    tables: Option<usize>,
+    #[arg(long, env = "VALBOX_TABLE_ELEMENTS")]
+    table_elements: Option<usize>,
+    #[arg(long, env = "VALBOX_INSTANCES")]
+    instances: Option<usize>,
+    #[arg(long, env = "VALBOX_CONCURRENT_INSTANCES")]
+    concurrent_instances: Option<usize>,
 }
 
 impl LimitArgs {
@@ -240,6 +248,10 @@ impl LimitArgs {
             &mut l.concurrent_calls_per_owner,
             self.concurrent_calls_per_owner,
         );
+        set(&mut l.tables, self.tables);
+        set(&mut l.table_elements, self.table_elements);
+        set(&mut l.instances, self.instances);
+        set(&mut l.concurrent_instances, self.concurrent_instances);
     }
 }
 
@@ -420,16 +432,22 @@ impl Client {
             .context("the server does not know this token's user")
     }
 
-    /// The caller's val by name.
-    async fn val(&self, name: &str) -> anyhow::Result<Value> {
+    /// The caller's val by name; `None` only when there is no such val.
+    async fn find_val(&self, name: &str) -> anyhow::Result<Option<Value>> {
         let me = self.me().await?;
         let user = me["username"].as_str().unwrap_or_default();
         self.send(
             self.http
                 .get(self.url(&format!("/v2/alias/vals/{user}/{name}"))),
         )
-        .await?
-        .with_context(|| format!("you have no val named `{name}`"))
+        .await
+    }
+
+    /// The caller's val by name.
+    async fn val(&self, name: &str) -> anyhow::Result<Value> {
+        self.find_val(name)
+            .await?
+            .with_context(|| format!("you have no val named `{name}`"))
     }
 }
 
@@ -457,8 +475,10 @@ async fn deploy(
     let bytes = tokio::fs::read(wasm)
         .await
         .with_context(|| format!("reading {}", wasm.display()))?;
-    let val = match client.val(name).await {
-        Ok(val) => {
+    // Only a val that does not exist is created; any other failure (a
+    // missing scope, an unreachable server) stops here and says so.
+    let val = match client.find_val(name).await? {
+        Some(val) => {
             if privacy.is_some() || description.is_some() || scopes.is_some() {
                 let patch =
                     json!({ "privacy": privacy, "description": description, "scopes": scopes });
@@ -470,7 +490,7 @@ async fn deploy(
             }
             val
         }
-        Err(_) => {
+        None => {
             let body = json!({
                 "name": name,
                 "privacy": privacy.as_deref().unwrap_or("public"),

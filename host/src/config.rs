@@ -50,7 +50,8 @@ pub struct Limits {
     pub fuel: u64,
     /// Wall-clock time a call may take. Default 10 s.
     pub timeout: Duration,
-    /// Bytes of linear memory per memory of an instance. Default 64 MiB.
+    /// Bytes of linear memory of one call, all its memories together.
+    /// Default 64 MiB.
     pub memory_bytes: usize,
     /// Tables per instance and elements per table. Defaults 20 and 100_000.
     pub tables: usize,

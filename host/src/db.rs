@@ -298,22 +298,30 @@ pub fn insert_token(
     Ok(row)
 }
 
-/// Look a token up by hash and record its use.
+/// Look a token up by hash.
 pub fn token_by_hash(conn: &Connection, hash: &str) -> anyhow::Result<Option<TokenRow>> {
-    let row = conn
+    Ok(conn
         .query_row(
             "SELECT * FROM tokens WHERE hash = ?1",
             [hash],
             TokenRow::from_row,
         )
-        .optional()?;
-    if let Some(row) = &row {
-        conn.execute(
-            "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
-            params![now_ms(), row.id],
-        )?;
-    }
-    Ok(row)
+        .optional()?)
+}
+
+/// How stale a token's "last used" time may get: each update is a durable
+/// write, and a finer grain than this tells its owner nothing more.
+const LAST_USED_GRAIN_MS: i64 = 60_000;
+
+/// Record that a live token was used, at most once per grain.
+pub fn touch_token(conn: &Connection, id: &str) -> anyhow::Result<()> {
+    let now = now_ms();
+    conn.execute(
+        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 \
+         AND (last_used_at IS NULL OR last_used_at <= ?1 - ?3)",
+        params![now, id, LAST_USED_GRAIN_MS],
+    )?;
+    Ok(())
 }
 
 #[derive(Clone, Debug)]

@@ -253,9 +253,11 @@ async fn blobs_are_private_to_their_owner_and_need_scopes() {
 
 #[tokio::test]
 async fn blob_size_and_quota_limits() {
+    // Every blob counts at least 4 KiB (a disk block) against the quota.
+    const KIB8: usize = 8192;
     let s = TestServer::start_with(|l| {
-        l.blob_bytes = 100;
-        l.blob_quota_bytes = 250;
+        l.blob_bytes = KIB8;
+        l.blob_quota_bytes = 20480;
     })
     .await;
     let put = |key: &str, n: usize| {
@@ -264,21 +266,28 @@ async fn blob_size_and_quota_limits() {
             .send()
     };
     assert_error(
-        put("big", 101).await.unwrap(),
+        put("big", KIB8 + 1).await.unwrap(),
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
     )
     .await;
-    assert!(put("a", 100).await.unwrap().status().is_success());
-    assert!(put("b", 100).await.unwrap().status().is_success());
+    assert!(put("a", KIB8).await.unwrap().status().is_success());
+    assert!(put("b", KIB8).await.unwrap().status().is_success());
     let msg = assert_error(
-        put("c", 100).await.unwrap(),
+        put("c", KIB8).await.unwrap(),
         StatusCode::INSUFFICIENT_STORAGE,
         "quota_exceeded",
     )
     .await;
-    assert!(msg.contains("250"));
+    assert!(msg.contains("20480"));
     // Overwriting counts the new size, not both.
     assert!(put("b", 50).await.unwrap().status().is_success());
-    assert!(put("c", 100).await.unwrap().status().is_success());
+    assert!(put("c", KIB8).await.unwrap().status().is_success());
+    // Empty blobs are not free: the quota bounds how many there can be.
+    assert_error(
+        put("empty", 0).await.unwrap(),
+        StatusCode::INSUFFICIENT_STORAGE,
+        "quota_exceeded",
+    )
+    .await;
 }

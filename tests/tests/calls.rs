@@ -694,7 +694,7 @@ async fn cli_deploys_sets_env_and_reads_logs() {
     .unwrap();
     let scopes = |v: Value| v["scopes"].clone();
     let val: Value = s
-        .get("/v2/alias/vals/alice/scoped", None)
+        .get("/v2/alias/vals/alice/scoped", Some(&s.alice))
         .await
         .json()
         .await
@@ -704,7 +704,7 @@ async fn cli_deploys_sets_env_and_reads_logs() {
         .await
         .unwrap();
     let val: Value = s
-        .get("/v2/alias/vals/alice/scoped", None)
+        .get("/v2/alias/vals/alice/scoped", Some(&s.alice))
         .await
         .json()
         .await
@@ -800,4 +800,37 @@ async fn the_webhook_example_checks_a_shared_secret() {
         resp.json::<Value>().await.unwrap(),
         json!({ "received": "payload" })
     );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors_but_vals_answer_as_they_like() {
+    let s = TestServer::start().await;
+    s.deploy("webhook", "webhook", "public").await;
+    let msg = assert_error(
+        s.get("/v2/vals?limit=many", None).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert!(msg.contains("limit"), "{msg}");
+    assert_error(
+        s.req(Method::PUT, "/v1/me", Some(&s.alice))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    assert_error(
+        s.get("/v2/vals/x/versions/not-a-number/component", None)
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    // A val's own error response (plain text here) is passed through as is.
+    let resp = s.get("/x/alice/webhook/", None).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(resp.text().await.unwrap(), "WEBHOOK_SECRET is not set");
 }

@@ -9,13 +9,17 @@ mod support;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Path;
+use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::get;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::TestServer;
 
-/// A local target: answers, redirects to a forbidden address, is large or slow.
+/// A local target: answers, redirects (to a forbidden address, or by
+/// `/to/{host}/{port}/{rest}` to anywhere), echoes the Authorization it
+/// got, is large or slow.
 async fn target() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -37,6 +41,23 @@ async fn target() -> u16 {
             .route(
                 "/to-metadata",
                 get(|| async { Redirect::temporary("http://metadata.test/latest/meta-data/") }),
+            )
+            .route(
+                "/to/{host}/{port}/{*rest}",
+                get(
+                    |Path((host, port, rest)): Path<(String, u16, String)>| async move {
+                        Redirect::temporary(&format!("http://{host}:{port}/{rest}"))
+                    },
+                ),
+            )
+            .route(
+                "/echo/{*rest}",
+                get(|headers: HeaderMap| async move {
+                    match headers.get("authorization") {
+                        Some(v) => format!("authorization: {}", v.to_str().unwrap()),
+                        None => "no authorization".to_string(),
+                    }
+                }),
             )
             .route("/big", get(|| async { "x".repeat(4096) }))
             .route(
@@ -232,6 +253,21 @@ async fn fetch_limits_size_count_and_time() {
             .unwrap()
             .contains("at most 3 fetch requests")
     );
+    // Each redirect hop counts: two redirects and the answer are 3 requests.
+    let hop = |rest: &str| format!("to/127.0.0.1/{port}/{rest}");
+    let (status, body) = proxy(
+        &s,
+        &format!("http://127.0.0.1:{port}/{}", hop(&hop("hello"))),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "from target"));
+    let (status, body) = proxy(
+        &s,
+        &format!("http://127.0.0.1:{port}/{}", hop(&hop(&hop("hello")))),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(body.contains("at most 3 fetch requests"), "{body}");
     let started = std::time::Instant::now();
     let (status, body) = proxy(&s, &format!("http://127.0.0.1:{port}/slow")).await;
     assert!(status == 502 || status == 504, "{status}: {body}");
@@ -272,4 +308,35 @@ async fn a_call_token_sent_to_another_users_val_does_not_reach_it() {
     let headers = seen["headers"].to_string();
     assert!(!headers.contains("vbc_"), "call token forwarded: {headers}");
     assert!(!headers.contains("authorization"), "{headers}");
+}
+
+/// What `/echo` on a target saw when the proxy val sent its call token as
+/// `authorization` to `base` (which appends `/v1/me`).
+async fn authorization_seen(s: &TestServer, base: &str) -> String {
+    let resp = s
+        .get(&format!("/x/alice/proxy/me?api={}", urlencode(base)), None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let s = server().await;
+    let (port, other_port) = (target().await, target().await);
+    let from = format!("http://127.0.0.1:{port}");
+    // Same origin: the header is kept.
+    let seen = authorization_seen(&s, &format!("{from}/to/127.0.0.1/{port}/echo")).await;
+    assert!(seen.starts_with("authorization: Bearer vbc_"), "{seen}");
+    // Another host (same address and port), or another port: dropped.
+    for to in [
+        format!("loop.test/{port}"),
+        format!("127.0.0.1/{other_port}"),
+    ] {
+        let seen = authorization_seen(&s, &format!("{from}/to/{to}/echo")).await;
+        assert_eq!(seen, "no authorization", "redirect to {to}");
+    }
+    // Dropped for good: not restored by a redirect back to the first origin.
+    let back = format!("{from}/to/loop.test/{port}/to/127.0.0.1/{port}/echo");
+    assert_eq!(authorization_seen(&s, &back).await, "no authorization");
 }

@@ -15,7 +15,10 @@ async fn still_healthy(s: &TestServer) {
     assert_eq!(resp.text().await.unwrap(), "Hello, world!");
 }
 
-async fn last_log(s: &TestServer, val: &str) -> Value {
+/// The log record of alice's `val` with HTTP status `status`, waiting for
+/// it: records are written off the request path, so an earlier call's
+/// record may be the only one there yet.
+async fn log_with_status(s: &TestServer, val: &str, status: u16) -> Value {
     let v: Value = s
         .get(&format!("/v2/alias/vals/alice/{val}"), Some(&s.alice))
         .await
@@ -23,9 +26,11 @@ async fn last_log(s: &TestServer, val: &str) -> Value {
         .await
         .unwrap();
     let id = v["id"].as_str().unwrap();
-    s.wait_for_logs(&s.alice, &format!("val_id={id}"), |d| !d.is_empty())
-        .await[0]
-        .clone()
+    let is_it = |r: &Value| r["attributes"]["http.status"] == status;
+    let logs = s
+        .wait_for_logs(&s.alice, &format!("val_id={id}"), |d| d.iter().any(is_it))
+        .await;
+    logs.into_iter().find(is_it).unwrap()
 }
 
 #[tokio::test]
@@ -53,8 +58,7 @@ async fn a_busy_loop_runs_out_of_fuel() {
     )
     .await;
     assert!(msg.contains("fuel"));
-    let log = last_log(&s, "spin").await;
-    assert_eq!(log["attributes"]["http.status"], 508);
+    let log = log_with_status(&s, "spin", 508).await;
     assert_eq!(log["severityText"], "ERROR");
     assert!(log["attributes"]["fuel_used"].as_i64().unwrap() >= 50_000_000 - 1);
     still_healthy(&s).await;
@@ -81,7 +85,7 @@ async fn a_slow_call_hits_the_wall_clock_deadline() {
         started.elapsed() < Duration::from_secs(5),
         "the deadline did not stop the val"
     );
-    assert_eq!(last_log(&s, "spin").await["attributes"]["http.status"], 504);
+    log_with_status(&s, "spin", 504).await;
     still_healthy(&s).await;
 }
 
@@ -105,7 +109,7 @@ async fn growing_memory_past_the_cap_is_stopped() {
     )
     .await;
     assert!(msg.contains(&(32u64 << 20).to_string()));
-    assert_eq!(last_log(&s, "grow").await["attributes"]["http.status"], 507);
+    log_with_status(&s, "grow", 507).await;
     still_healthy(&s).await;
 }
 
@@ -124,8 +128,7 @@ async fn a_panic_is_a_502_with_details_in_the_owners_log() {
         !msg.contains("on purpose"),
         "crash details are for the owner's log only"
     );
-    let log = last_log(&s, "panic").await;
-    assert_eq!(log["attributes"]["http.status"], 502);
+    let log = log_with_status(&s, "panic", 502).await;
     assert!(
         log["attributes"]["stderr"]
             .as_str()
@@ -160,10 +163,7 @@ async fn oversized_bodies_are_refused_both_ways() {
         "response_too_large",
     )
     .await;
-    assert_eq!(
-        last_log(&s, "inspect").await["attributes"]["http.status"],
-        502
-    );
+    log_with_status(&s, "inspect", 502).await;
 
     let resp = s
         .req(Method::POST, "/x/alice/inspect/", None)
@@ -180,6 +180,24 @@ async fn oversized_bodies_are_refused_both_ways() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+
+    // A script val's result and the Run API's body have the same limits.
+    s.deploy("echo", "echo", "public").await;
+    let big = "x".repeat(1500);
+    assert_error(
+        s.get(&format!("/v1/run/alice.echo?args=[%22{big}%22]"), None)
+            .await,
+        StatusCode::BAD_GATEWAY,
+        "response_too_large",
+    )
+    .await;
+    let resp = s
+        .req(Method::POST, "/v1/run/alice.echo", None)
+        .json(&serde_json::json!({ "args": [big] }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
     still_healthy(&s).await;
 }
 
@@ -195,7 +213,7 @@ async fn captured_output_is_bounded() {
             .unwrap(),
         "printed 5000"
     );
-    let log = last_log(&s, "inspect").await;
+    let log = log_with_status(&s, "inspect", 200).await;
     let stdout = log["attributes"]["stdout"].as_str().unwrap();
     assert!(stdout.starts_with("xxxx"));
     assert!(

@@ -149,6 +149,9 @@ async fn every_rest_endpoint_checks_its_scope() {
     let v = s.deploy("hello", "hello", "public").await;
     let id = v["valId"].as_str().unwrap().to_string();
     let envs = format!("/v2/vals/{id}/environment_variables");
+    let doomed = s.deploy("doomed", "hello", "public").await;
+    let doomed = doomed["valId"].as_str().unwrap().to_string();
+    let (spare_token, _) = s.token_with(&s.alice, &["val:read"]).await;
     let cases: Vec<(&str, Method, String, Option<Value>)> = vec![
         ("user:read", Method::GET, "/v1/me".into(), None),
         ("user:read", Method::GET, "/v1/tokens".into(), None),
@@ -178,6 +181,52 @@ async fn every_rest_endpoint_checks_its_scope() {
             Method::POST,
             envs.clone(),
             Some(json!({ "key": "K", "value": "v" })),
+        ),
+        (
+            "env:write",
+            Method::PUT,
+            format!("{envs}/K"),
+            Some(json!({ "value": "w" })),
+        ),
+        ("env:write", Method::DELETE, format!("{envs}/K"), None),
+        ("user:read", Method::GET, "/v1/notifications".into(), None),
+        ("blob:read", Method::GET, "/v1/blob".into(), None),
+        (
+            "blob:write",
+            Method::DELETE,
+            "/v1/blob/some-key".into(),
+            None,
+        ),
+        (
+            "sqlite:read",
+            Method::POST,
+            "/v1/sqlite/batch".into(),
+            Some(json!({ "statements": ["SELECT 1"], "mode": "read" })),
+        ),
+        (
+            "sqlite:write",
+            Method::POST,
+            "/v1/sqlite/execute".into(),
+            Some(json!({ "statement": "CREATE TABLE IF NOT EXISTS t (x)" })),
+        ),
+        ("email:read", Method::GET, "/v1/email".into(), None),
+        (
+            "email:write",
+            Method::POST,
+            "/v1/email".into(),
+            Some(json!({ "subject": "s", "text": "t" })),
+        ),
+        (
+            "val:write",
+            Method::DELETE,
+            format!("/v2/vals/{doomed}"),
+            None,
+        ),
+        (
+            "user:write",
+            Method::DELETE,
+            format!("/v1/tokens/{spare_token}"),
+            None,
         ),
     ];
     for (scope, method, path, body) in cases {
@@ -326,11 +375,31 @@ async fn a_call_token_acts_with_its_vals_scopes_and_cannot_escalate() {
             .contains("val:write")
     );
 
-    // Even when granted val:write, it cannot widen its val's scopes.
+    // Even when granted val:write, it cannot change its own val at all:
+    // not its code, its scopes, or its existence.
     let granted = Scopes::parse("val:read val:write").unwrap();
     let token = mint(&s, &id, granted, Duration::from_secs(30));
+    let own = [
+        s.req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&token))
+            .json(&json!({ "scopes": ["val:write", "user:write"] })),
+        s.req(
+            Method::POST,
+            &format!("/v2/vals/{id}/versions"),
+            Some(&token),
+        )
+        .body(support::val_bytes("hello")),
+        s.req(Method::DELETE, &format!("/v2/vals/{id}"), Some(&token)),
+    ];
+    for req in own {
+        let resp = req.send().await.unwrap();
+        let msg = assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+        assert!(msg.contains("its own val"), "{msg}");
+    }
+    // And on another of its owner's vals it cannot grant what it lacks.
+    let other = s.deploy("other", "hello", "public").await;
+    let other = other["valId"].as_str().unwrap();
     let resp = s
-        .req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&token))
+        .req(Method::PATCH, &format!("/v2/vals/{other}"), Some(&token))
         .json(&json!({ "scopes": ["val:write", "user:write"] }))
         .send()
         .await
@@ -691,4 +760,83 @@ mod secret_scanning {
             "A Valbox token of yours was leaked and revoked"
         );
     }
+}
+
+#[tokio::test]
+async fn val_write_alone_buys_no_other_scope() {
+    let s = TestServer::start().await;
+    let hello = s.deploy("hello", "hello", "public").await;
+    let hello = hello["valId"].as_str().unwrap().to_string();
+    let (_, narrow) = s.token_with(&s.alice, &["val:read", "val:write"]).await;
+
+    // A val it creates gets only the default scopes it holds: `val:read`.
+    let resp = s
+        .req(Method::POST, "/v2/vals", Some(&narrow))
+        .json(&json!({ "name": "narrow", "privacy": "public" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["scopes"], json!(["val:read"]));
+    let resp = s
+        .req(
+            Method::POST,
+            &format!("/v2/vals/{}/versions", created["id"].as_str().unwrap()),
+            Some(&narrow),
+        )
+        .body(support::val_bytes("hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    // New code in a val with wider scopes needs a token holding them all.
+    let resp = s
+        .req(
+            Method::POST,
+            &format!("/v2/vals/{hello}/versions"),
+            Some(&narrow),
+        )
+        .body(support::val_bytes("hello"))
+        .send()
+        .await
+        .unwrap();
+    let msg = assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(msg.contains("deploying token lacks"), "{msg}");
+
+    // Where a val may fetch is part of the `fetch` grant.
+    let patch = |token: &str, body: Value| {
+        s.req(Method::PATCH, &format!("/v2/vals/{hello}"), Some(token))
+            .json(&body)
+            .send()
+    };
+    let resp = patch(&narrow, json!({ "fetchAllowlist": ["*"] }))
+        .await
+        .unwrap();
+    let msg = assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(msg.contains("fetch"), "{msg}");
+    let resp = patch(
+        &s.alice,
+        json!({ "fetchAllowlist": ["https://api.example.com"] }),
+    )
+    .await
+    .unwrap();
+    assert_error(resp, StatusCode::BAD_REQUEST, "invalid_allowlist").await;
+
+    // A val's settings are its owner's business only.
+    let seen: Value = s
+        .get(&format!("/v2/vals/{hello}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seen.get("scopes").is_none() && seen.get("fetchAllowlist").is_none());
+    let seen: Value = s
+        .get(&format!("/v2/vals/{hello}"), Some(&s.alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seen["scopes"].as_array().unwrap().len() > 1);
 }

@@ -196,6 +196,16 @@ async fn serve_http_inner(
     }
 }
 
+/// Headers that describe the connection or the body's framing: a val's
+/// values for them could only contradict what the server sends.
+const FRAMING_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+];
+
 fn http_response(r: crate::runtime::HttpResponse) -> Response {
     let Ok(status) = StatusCode::from_u16(r.status) else {
         return ApiError::new(
@@ -212,11 +222,15 @@ fn http_response(r: crate::runtime::HttpResponse) -> Response {
     *response.status_mut() = status;
     for (k, v) in r.headers {
         // Headers that are not valid HTTP are dropped rather than failing
-        // the whole response.
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+        // the whole response; framing is the server's, not the val's.
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v))
+            && !FRAMING_HEADERS.contains(&k.as_str())
+        {
             response.headers_mut().append(k, v);
         }
     }
+    // The val's own answer, which the JSON-error layer leaves alone.
+    response.extensions_mut().insert(super::FromVal);
     response
 }
 
@@ -293,8 +307,22 @@ async fn run(
 }
 
 /// Run one call of `val` under the owner's concurrency limit, log it, and
-/// map a failed call to the error its caller sees.
+/// map a failed call to the error its caller sees. The call runs in a task
+/// of its own, so a caller that hangs up neither cuts it short halfway
+/// nor loses its log record.
 async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> ApiResult<Output> {
+    let (app, val) = (app.clone(), val.clone());
+    tokio::spawn(async move { call_and_log(&app, &val, input, trigger).await })
+        .await
+        .map_err(ApiError::internal)?
+}
+
+async fn call_and_log(
+    app: &App,
+    val: &ValRow,
+    input: Input,
+    trigger: &'static str,
+) -> ApiResult<Output> {
     let Some(_slot) = app.try_owner_slot(&val.owner_id) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

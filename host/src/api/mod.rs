@@ -8,11 +8,11 @@ pub mod users;
 pub mod vals;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::{Router, middleware};
 use serde::de::DeserializeOwned;
 
@@ -34,11 +34,60 @@ pub fn router(app: App) -> Router {
         .fallback(|| async {
             ApiError::not_found("no such route; see the README for the API's routes")
         })
+        // JSON bodies (REST, the Run API) share the request-body limit;
+        // uploads of components and blobs read their own, larger ones.
+        .layer(DefaultBodyLimit::max(app.config.limits.request_body_bytes))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             invoke::val_host,
         ))
+        .layer(middleware::map_response(json_errors))
         .with_state(app)
+}
+
+/// Marks a response that a val produced: the platform never rewrites it.
+#[derive(Clone, Copy)]
+pub struct FromVal;
+
+/// Every error the platform answers is JSON. axum's own rejections (a bad
+/// query string or path parameter, a method a route does not take) are
+/// plain text: give them the same `{error, message}` shape.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json
+        || resp.extensions().get::<FromVal>().is_some()
+    {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 16 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, hint) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method; see the README's table of routes",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "send a smaller body"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "check Content-Type"),
+        StatusCode::NOT_FOUND => ("not_found", "see the README's table of routes"),
+        s if s.is_client_error() => (
+            "bad_request",
+            "check the path and query parameters against the README's table of routes",
+        ),
+        _ => ("internal", "the server log has details"),
+    };
+    let message = if text.is_empty() {
+        hint.to_string()
+    } else {
+        format!("{text}; {hint}")
+    };
+    ApiError::new(status, code, message).into_response()
 }
 
 /// The caller: `Some` with a valid token, `None` without an Authorization

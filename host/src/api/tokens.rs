@@ -44,14 +44,12 @@ impl ScopeList {
 
 /// Refuse to hand out a scope the caller's own token lacks.
 pub fn require_all(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
-    for scope in wanted.iter() {
-        if !who.scopes.has(scope) {
-            return Err(ApiError::forbidden(format!(
-                "cannot grant `{scope}`: the token making this request does not hold it"
-            )));
-        }
+    match wanted.first_missing_from(&who.scopes) {
+        Some(scope) => Err(ApiError::forbidden(format!(
+            "cannot grant `{scope}`: the token making this request does not hold it"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[derive(Deserialize)]

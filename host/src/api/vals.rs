@@ -78,6 +78,18 @@ pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: &str) -> Ap
     }
 }
 
+/// Like [`find_owned`] with `val:write`, and never by the val's own call
+/// token: running code must not replace, widen or delete itself.
+async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    let val = find_owned(app, who, id, "val:write").await?;
+    if who.call_of_val.as_deref() == Some(val.id.as_str()) {
+        return Err(ApiError::forbidden(
+            "a val's call token cannot change its own val; use a personal API token",
+        ));
+    }
+    Ok(val)
+}
+
 pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
     let base = &app.config.public_url;
     let path_url = format!("{base}/x/{}/{}/", val.owner_name, val.name);
@@ -99,7 +111,9 @@ fn version_json(v: &VersionRow) -> Value {
     })
 }
 
-pub fn val_json(app: &App, val: &ValRow) -> Value {
+/// A val as the API shows it. Its call scopes and fetch allowlist are
+/// settings, shown only to its owner.
+pub fn val_json(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Value {
     let base = &app.config.public_url;
     let (endpoint, host_endpoint) = val_urls(app, val);
     let mut links = json!({
@@ -117,7 +131,7 @@ pub fn val_json(app: &App, val: &ValRow) -> Value {
         }
         _ => {}
     }
-    json!({
+    let mut json = json!({
         "id": val.id,
         "name": val.name,
         "privacy": val.privacy,
@@ -127,10 +141,18 @@ pub fn val_json(app: &App, val: &ValRow) -> Value {
         "imageUrl": null,
         "kind": val.latest.as_ref().map(|v| v.kind.clone()),
         "version": val.latest.as_ref().map(|v| v.version),
-        "scopes": val.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-        "fetchAllowlist": val.fetch_allowlist,
         "links": links,
-    })
+    });
+    if viewer.is_some_and(|p| p.user_id == val.owner_id) {
+        json["scopes"] = json!(
+            val.scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+        );
+        json["fetchAllowlist"] = json!(val.fetch_allowlist);
+    }
+    json
 }
 
 #[derive(Deserialize)]
@@ -149,6 +171,7 @@ async fn create(
     validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
     validate_privacy(&body.privacy)?;
     let owner = who.user_id.clone();
+    let who_scopes = who.scopes.clone();
     let name = body.name.clone();
     let val = app
         .db
@@ -159,7 +182,9 @@ async fn create(
             if db::val_by_name(conn, &username, &body.name)?.is_some() {
                 return Ok(None);
             }
-            let scopes = Scopes::val_default().to_string();
+            // A new val's calls get the default scopes that its creator
+            // holds: a narrow token cannot mint a val wider than itself.
+            let scopes = Scopes::val_default().intersect(&who_scopes).to_string();
             let description = body.description.unwrap_or_default();
             let id = db::insert_val(
                 conn,
@@ -174,7 +199,7 @@ async fn create(
         .await?
         .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
     app.forget_vals();
-    Ok((StatusCode::CREATED, Json(val_json(&app, &val))))
+    Ok((StatusCode::CREATED, Json(val_json(&app, &val, Some(&who)))))
 }
 
 #[derive(Deserialize)]
@@ -220,6 +245,7 @@ async fn page_of_vals(
     app: &App,
     path: &str,
     next_link: NextLink,
+    who: Option<&Principal>,
     viewer: Option<String>,
     only: Option<String>,
     page: Page,
@@ -235,7 +261,7 @@ async fn page_of_vals(
     let data: Vec<Value> = rows
         .iter()
         .take(limit as usize)
-        .map(|v| val_json(app, v))
+        .map(|v| val_json(app, v, who))
         .collect();
     let base = &app.config.public_url;
     let mut links = json!({ "self": format!("{base}{path}?limit={limit}&offset={offset}") });
@@ -263,8 +289,20 @@ async fn list(
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
     // Listings show public vals, and the caller's own when it may read them.
-    let viewer = who.filter(|p| p.scopes.has("val:read")).map(|p| p.user_id);
-    page_of_vals(&app, "/v2/vals", NextLink::Cursor, viewer, None, page).await
+    let viewer = who
+        .as_ref()
+        .filter(|p| p.scopes.has("val:read"))
+        .map(|p| p.user_id.clone());
+    page_of_vals(
+        &app,
+        "/v2/vals",
+        NextLink::Cursor,
+        who.as_ref(),
+        viewer,
+        None,
+        page,
+    )
+    .await
 }
 
 async fn list_mine(
@@ -274,7 +312,16 @@ async fn list_mine(
 ) -> ApiResult<Json<Value>> {
     who.require("val:read")?;
     let me = Some(who.user_id.clone());
-    page_of_vals(&app, "/v2/me/vals", NextLink::Url, me.clone(), me, page).await
+    page_of_vals(
+        &app,
+        "/v2/me/vals",
+        NextLink::Url,
+        Some(&who),
+        me.clone(),
+        me,
+        page,
+    )
+    .await
 }
 
 async fn get_one(
@@ -285,7 +332,7 @@ async fn get_one(
     let key = id.clone();
     let val = app.db.call(move |conn| db::val_by_id(conn, &key)).await?;
     match val {
-        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val))),
+        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val, who.as_ref()))),
         _ => Err(not_found(&id)),
     }
 }
@@ -296,7 +343,7 @@ async fn by_alias(
     Path((username, name)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     match app.val_by_name(&username, &name).await? {
-        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val))),
+        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val, who.as_ref()))),
         _ => Err(ApiError::not_found(format!(
             "no val `{username}/{name}` that you can see"
         ))),
@@ -322,7 +369,7 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> ApiResult<Json<Value>> {
-    let val = find_owned(&app, &who, &id, "val:write").await?;
+    let val = find_writable(&app, &who, &id).await?;
     if let Some(p) = &body.privacy {
         validate_privacy(p)?;
     }
@@ -335,6 +382,14 @@ async fn update(
         }
         None => None,
     };
+    // Where a val may fetch is part of its `fetch` grant.
+    if let Some(hosts) = &body.fetch_allowlist {
+        who.require("fetch")?;
+        for host in hosts {
+            crate::caps::fetch::validate_allowlist_entry(host)
+                .map_err(|m| ApiError::bad_request("invalid_allowlist", m))?;
+        }
+    }
     let val = app
         .db
         .call(move |conn| {
@@ -356,7 +411,7 @@ async fn update(
         .await?
         .ok_or_else(|| not_found(&id))?;
     app.forget_vals();
-    Ok(Json(val_json(&app, &val)))
+    Ok(Json(val_json(&app, &val, Some(&who))))
 }
 
 async fn remove(
@@ -364,7 +419,7 @@ async fn remove(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let val = find_owned(&app, &who, &id, "val:write").await?;
+    let val = find_writable(&app, &who, &id).await?;
     app.db
         .call(move |conn| db::delete_val(conn, &val.id))
         .await?;
@@ -413,7 +468,16 @@ async fn deploy(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let val = find_owned(&app, &who, &id, "val:write").await?;
+    let val = find_writable(&app, &who, &id).await?;
+    // New code runs with the val's scopes: only a token holding all of
+    // them may deploy it, or `val:write` alone would buy every scope.
+    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    if let Some(scope) = val_scopes.first_missing_from(&who.scopes) {
+        return Err(ApiError::forbidden(format!(
+            "this val's calls get `{scope}`, which the deploying token lacks; \
+             deploy with a token that holds every scope of the val, or narrow its scopes first"
+        )));
+    }
     let limit = app.config.limits.component_bytes;
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await

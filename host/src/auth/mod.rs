@@ -81,6 +81,16 @@ impl Scopes {
         Ok(Self(set))
     }
 
+    /// The scopes held by both.
+    pub fn intersect(&self, other: &Scopes) -> Self {
+        Self(self.0.intersection(&other.0).cloned().collect())
+    }
+
+    /// The first of these scopes that `held` lacks.
+    pub fn first_missing_from(&self, held: &Scopes) -> Option<&str> {
+        self.iter().find(|s| !held.has(s))
+    }
+
     pub fn has(&self, scope: &str) -> bool {
         self.0.contains(scope)
     }
@@ -217,6 +227,10 @@ pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Prin
             let Some(row) = db::token_by_hash(conn, &hash)? else {
                 return Ok(None);
             };
+            // Only a use that will be allowed counts as one.
+            if row.revoked_at.is_none() && row.expires_at.is_none_or(|t| t > db::now_ms()) {
+                db::touch_token(conn, &row.id)?;
+            }
             let user = db::user_by_id(conn, &row.user_id)?;
             Ok(user.map(|u| (row, u)))
         })

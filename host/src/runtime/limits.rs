@@ -7,7 +7,11 @@ use wasmtime::ResourceLimiter;
 use crate::config::Limits;
 
 pub struct CallLimiter {
+    /// The cap on all of the call's linear memories together: a component
+    /// may hold several, and each must not get the whole cap to itself.
     memory_bytes: usize,
+    /// What the call's memories hold now, together.
+    memory_in_use: usize,
     table_elements: usize,
     tables: usize,
     instances: usize,
@@ -19,6 +23,7 @@ impl CallLimiter {
     pub fn new(limits: &Limits) -> Self {
         Self {
             memory_bytes: limits.memory_bytes,
+            memory_in_use: 0,
             table_elements: limits.table_elements,
             tables: limits.tables,
             instances: limits.instances,
@@ -30,14 +35,17 @@ impl CallLimiter {
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        // Also called when a memory is first created (current = 0).
+        let total = self.memory_in_use - current.min(self.memory_in_use) + desired;
+        if total > self.memory_bytes {
             self.memory_refused = true;
             return Ok(false);
         }
+        self.memory_in_use = total;
         Ok(true)
     }
 
@@ -60,5 +68,26 @@ impl ResourceLimiter for CallLimiter {
 
     fn memories(&self) -> usize {
         self.instances
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_covers_all_memories_together() {
+        let limits = Limits {
+            memory_bytes: 10 << 20,
+            ..Limits::default()
+        };
+        let mut limiter = CallLimiter::new(&limits);
+        assert!(limiter.memory_growing(0, 6 << 20, None).unwrap());
+        // A second memory may not take the whole cap for itself.
+        assert!(!limiter.memory_growing(0, 6 << 20, None).unwrap());
+        assert!(limiter.memory_refused);
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        // Growing the first memory counts only the difference.
+        assert!(!limiter.memory_growing(6 << 20, 7 << 20, None).unwrap());
     }
 }

@@ -339,9 +339,11 @@ impl Runtime {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(classify(e, &store, limits)),
         };
-        if let Output::Http(response) = &output
-            && response.body.len() > limits.response_body_bytes
-        {
+        let size = match &output {
+            Output::Http(response) => response.body.len(),
+            Output::Script(Ok(text) | Err(text)) => text.len(),
+        };
+        if size > limits.response_body_bytes {
             return Err(CallError::ResponseTooLarge(limits.response_body_bytes));
         }
         Ok(output)

@@ -1,6 +1,6 @@
 //! `/v1/blob`: Val Town's blob API over the caller's own namespace.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -87,9 +87,14 @@ async fn store(
     State(app): State<App>,
     Authed(who): Authed,
     Path(key): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<StatusCode> {
     who.require("blob:write")?;
+    // Read up to the blob limit itself, not the JSON endpoints' limit.
+    let limit = app.blobs.max_blob_bytes;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| api_error(BlobError::TooLarge(limit)))?;
     run(&app, &who, move |s, c, o| s.set(c, o, &key, &body)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -65,6 +65,9 @@ pub struct BlobStore {
     pub quota_bytes: u64,
 }
 
+/// The least a blob counts against its owner's quota.
+const MIN_CHARGE_BYTES: u64 = 4096;
+
 fn validate_key(key: &str) -> Result<(), BlobError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(BlobError::InvalidKey(format!(
@@ -126,12 +129,15 @@ impl BlobStore {
         if value.len() > self.max_blob_bytes {
             return Err(BlobError::TooLarge(self.max_blob_bytes));
         }
+        // Each blob is charged at least a disk block, as the disk does, so
+        // a quota also bounds how many (empty) blobs an owner can make.
         let others: i64 = conn.query_row(
-            "SELECT COALESCE(SUM(size), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
-            [owner, key],
+            "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
+            params![owner, key, MIN_CHARGE_BYTES as i64],
             |r| r.get(0),
         )?;
-        if others as u64 + value.len() as u64 > self.quota_bytes {
+        let charge = (value.len() as u64).max(MIN_CHARGE_BYTES);
+        if others as u64 + charge > self.quota_bytes {
             return Err(BlobError::Quota(self.quota_bytes));
         }
         let dir = self.dir(owner)?;

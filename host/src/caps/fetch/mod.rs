@@ -8,14 +8,29 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use reqwest::redirect;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, redirect};
 
 use super::CallContext;
 use crate::runtime::bindings::fetch::{Host, Request, Response};
 use crate::runtime::bindings::types::Error;
-use policy::{Policy, PolicyResolver, Refused};
+use policy::{Policy, PolicyResolver, ResolveError};
 
 const MAX_REDIRECTS: usize = 5;
+
+/// Dropped when a redirect changes origin (scheme, host or port), as
+/// browsers and curl do: a val's call token must not follow a redirect
+/// to another host.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// Dropped with the body when a redirect turns the request into a GET.
+const BODY_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "content-language",
+    "content-location",
+];
 
 /// Limits of fetch, per call.
 #[derive(Clone, Debug)]
@@ -51,12 +66,14 @@ impl Fetcher {
     }
 
     /// Fetch `request` on behalf of a val allowed to reach `allowlist`
-    /// (`None`: any public host), until `deadline`.
+    /// (`None`: any public host), until `deadline`. `sent` counts the
+    /// call's requests so far, each redirect hop included.
     pub async fn fetch(
         &self,
         request: Request,
         allowlist: Option<&[String]>,
         deadline: Instant,
+        sent: &mut u32,
     ) -> Result<Response, Error> {
         if request.body.len() > self.limits.request_body_bytes {
             return Err(Error::Limit(format!(
@@ -64,40 +81,54 @@ impl Fetcher {
                 self.limits.request_body_bytes
             )));
         }
-        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        let mut method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| Error::Invalid(format!("`{}` is not an HTTP method", request.method)))?;
+        let mut request_headers = header_map(&request.headers)?;
         let mut url = parse_url(&request.url)?;
-        let (mut method, mut body) = (method, request.body);
+        let mut body = request.body;
         let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url, allowlist)?;
-            let mut builder = self
+            let limit = self.limits.requests_per_call;
+            if *sent >= limit {
+                return Err(Error::Limit(format!(
+                    "a call may make at most {limit} fetch requests (each redirect counts)"
+                )));
+            }
+            *sent += 1;
+            let builder = self
                 .client
                 .request(method.clone(), url.clone())
+                .headers(request_headers.clone())
                 .body(body.clone());
-            for (k, v) in &request.headers {
-                builder = builder.header(k, v);
-            }
             let response = tokio::time::timeout_at(deadline, builder.send())
                 .await
                 .map_err(|_| Error::Limit("fetch ran past the call's deadline".into()))?
                 .map_err(send_error)?;
             let status = response.status();
-            if status.is_redirection()
-                && let Some(location) = response.headers().get(reqwest::header::LOCATION)
+            if is_redirect(status)
+                && let Some(location) = response.headers().get(header::LOCATION)
             {
                 let location = location
                     .to_str()
                     .map_err(|_| Error::Invalid("a redirect's Location is not text".into()))?;
-                url = url
+                let next = url
                     .join(location)
                     .map_err(|e| Error::Invalid(format!("bad redirect `{location}`: {e}")))?;
-                if status == reqwest::StatusCode::SEE_OTHER
-                    || (status.as_u16() <= 302 && method == reqwest::Method::POST)
-                {
-                    method = reqwest::Method::GET;
-                    body = Vec::new();
+                // Credentials were meant for the origin they were sent to.
+                if next.origin() != url.origin() {
+                    for name in CREDENTIAL_HEADERS {
+                        request_headers.remove(name);
+                    }
                 }
+                if let Some(get) = redirected_method(status, &method) {
+                    method = get;
+                    body = Vec::new();
+                    for name in BODY_HEADERS {
+                        request_headers.remove(name);
+                    }
+                }
+                url = next;
                 continue;
             }
             let headers = response
@@ -179,6 +210,66 @@ fn parse_url(text: &str) -> Result<url::Url, Error> {
     url::Url::parse(text).map_err(|e| Error::Invalid(format!("`{text}` is not a URL: {e}")))
 }
 
+/// The val's headers, refused as `invalid` when a name or value is not
+/// one HTTP allows (the value is not echoed: it may be a secret).
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let bad = |what: &str| Error::Invalid(format!("header `{name}` has an invalid {what}"));
+        let key = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
+        let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| bad("value"))?;
+        map.append(key, value);
+    }
+    Ok(map)
+}
+
+/// Only these statuses redirect; other 3xx are answers for the val.
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// The method a redirect switches to, if it switches (the Fetch
+/// standard): 303 makes anything but GET and HEAD a GET, and 301 and 302
+/// make a POST one; 307 and 308 keep the method and body.
+fn redirected_method(status: StatusCode, method: &Method) -> Option<Method> {
+    let switch = match status.as_u16() {
+        303 => *method != Method::GET && *method != Method::HEAD,
+        301 | 302 => *method == Method::POST,
+        _ => false,
+    };
+    switch.then_some(Method::GET)
+}
+
+/// Checks a fetch allowlist entry before it is stored: `*`, a host name
+/// (or an IPv4 address), or `*.` and a host name for its subdomains.
+/// Lowercase letters, digits, `-` and `.` only, so a scheme, port, path or
+/// space is refused rather than silently never matching.
+pub fn validate_allowlist_entry(entry: &str) -> Result<(), String> {
+    if entry == "*" {
+        return Ok(());
+    }
+    let host = entry.strip_prefix("*.").unwrap_or(entry);
+    let bad = |why: &str| Err(format!("`{entry}` is not a host name{why}"));
+    if host.len() > 253 {
+        return bad(" (longer than 253 characters)");
+    }
+    if let Some(c) = host
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-' | '.'))
+    {
+        return bad(&format!(
+            ": `{c}` is not allowed (use `*`, `host.example` or `*.example`, lowercase, no scheme, port or path)"
+        ));
+    }
+    if host
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
+        return bad(" (an empty or over-long label)");
+    }
+    Ok(())
+}
+
 /// `allowed` is a host name, or `*.example.com` for its subdomains.
 fn host_matches(host: &str, allowed: &str) -> bool {
     let allowed = allowed.to_ascii_lowercase();
@@ -191,13 +282,20 @@ fn host_matches(host: &str, allowed: &str) -> bool {
 fn send_error(e: reqwest::Error) -> Error {
     let mut source: Option<&dyn std::error::Error> = Some(&e);
     while let Some(err) = source {
-        if let Some(refused) = err.downcast_ref::<Refused>() {
-            return Error::Denied(format!("fetch refused: {refused}"));
+        match err.downcast_ref::<ResolveError>() {
+            Some(ResolveError::Refused(why)) => {
+                return Error::Denied(format!("fetch refused: {why}"));
+            }
+            // A name that does not exist is the val's mistake to fix.
+            Some(ResolveError::Unresolved(why)) => return Error::Invalid(why.clone()),
+            None => source = err.source(),
         }
-        source = err.source();
     }
     if e.is_timeout() {
         return Error::Limit("fetch timed out".into());
+    }
+    if e.is_builder() {
+        return Error::Invalid(format!("fetch request is not valid: {e}"));
     }
     Error::Internal(format!("fetch failed: {e}"))
 }
@@ -205,23 +303,17 @@ fn send_error(e: reqwest::Error) -> Error {
 impl Host for CallContext {
     async fn fetch(&mut self, request: Request) -> Result<Response, Error> {
         self.check("fetch")?;
-        if self.fetch_count >= self.fetcher.limits.requests_per_call {
-            return Err(Error::Limit(format!(
-                "a call may make at most {} fetch requests",
-                self.fetcher.limits.requests_per_call
-            )));
-        }
-        self.fetch_count += 1;
         let fetcher = self.fetcher.clone();
+        let allowlist = self.fetch_allowlist.as_deref();
         fetcher
-            .fetch(request, self.fetch_allowlist.as_deref(), self.deadline)
+            .fetch(request, allowlist, self.deadline, &mut self.fetch_count)
             .await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_matches;
+    use super::*;
 
     #[test]
     fn allowlist_patterns() {
@@ -230,5 +322,111 @@ mod tests {
         assert!(!host_matches("example.com", "*.example.com"));
         assert!(!host_matches("evilexample.com", "*.example.com"));
         assert!(!host_matches("example.com.evil", "example.com"));
+    }
+
+    #[test]
+    fn allowlist_entries_are_validated() {
+        for ok in [
+            "*",
+            "example.com",
+            "api-2.example.com",
+            "*.example.org",
+            "localhost",
+            "10.0.0.1",
+        ] {
+            assert_eq!(validate_allowlist_entry(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "*.",
+            "https://example.com",
+            "example.com:443",
+            "example.com/path",
+            "exa mple.com",
+            " example.com",
+            "Example.com",
+            "a..b",
+            ".example.com",
+            "example.com.",
+            "*example.com",
+            "a.*.example.com",
+            "**",
+            "[::1]",
+            &"a".repeat(64),
+            &format!("{}.com", "a.".repeat(127)),
+        ] {
+            assert!(
+                validate_allowlist_entry(bad).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn redirects_switch_to_get_as_browsers_do() {
+        let s = |code| StatusCode::from_u16(code).unwrap();
+        assert_eq!(redirected_method(s(303), &Method::POST), Some(Method::GET));
+        assert_eq!(redirected_method(s(303), &Method::PUT), Some(Method::GET));
+        assert_eq!(redirected_method(s(303), &Method::HEAD), None);
+        assert_eq!(redirected_method(s(301), &Method::POST), Some(Method::GET));
+        assert_eq!(redirected_method(s(302), &Method::POST), Some(Method::GET));
+        assert_eq!(redirected_method(s(302), &Method::PUT), None);
+        assert_eq!(redirected_method(s(307), &Method::POST), None);
+        assert_eq!(redirected_method(s(308), &Method::POST), None);
+        assert!(!is_redirect(s(300)) && !is_redirect(s(304)));
+    }
+
+    fn fetcher() -> Fetcher {
+        let limits = FetchLimits {
+            requests_per_call: 5,
+            request_body_bytes: 1024,
+            response_body_bytes: 1024,
+        };
+        Fetcher::new(Policy::default(), limits).unwrap()
+    }
+
+    /// Refused before any connection: the URL's port 9 is never reached.
+    #[tokio::test]
+    async fn bad_headers_are_invalid() {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        for (name, value) in [("bad name", "v"), ("x-ok", "line\nbreak"), ("", "v")] {
+            let request = Request {
+                method: "GET".into(),
+                url: "http://127.0.0.1:9/".into(),
+                headers: vec![(name.into(), value.into())],
+                body: Vec::new(),
+            };
+            let mut sent = 0;
+            let err = fetcher().fetch(request, None, deadline, &mut sent).await;
+            assert!(matches!(err, Err(Error::Invalid(_))), "{name:?}: {err:?}");
+            assert_eq!(sent, 0);
+        }
+    }
+
+    /// A name DNS does not know is `invalid`, not `internal`. The resolver
+    /// fails without asking DNS, so no traffic leaves the machine.
+    #[tokio::test]
+    async fn unresolvable_names_are_invalid() {
+        struct NoSuchName;
+        impl reqwest::dns::Resolve for NoSuchName {
+            fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+                let why = format!("`{}` could not be resolved", name.as_str());
+                Box::pin(async move { Err(ResolveError::Unresolved(why).into()) })
+            }
+        }
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(NoSuchName))
+            .no_proxy()
+            .build()
+            .unwrap();
+        let err = client
+            .get("http://nxdomain.test/")
+            .send()
+            .await
+            .unwrap_err();
+        match send_error(err) {
+            Error::Invalid(why) => assert!(why.contains("nxdomain.test"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

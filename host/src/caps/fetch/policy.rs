@@ -67,6 +67,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         ([198, 51, 100, 0], 24, "a documentation address"),
         ([203, 0, 113, 0], 24, "a documentation address"),
         ([198, 18, 0, 0], 15, "a benchmarking address"),
+        ([192, 88, 99, 0], 24, "a 6to4 relay anycast address"),
         ([224, 0, 0, 0], 4, "a multicast address"),
         ([240, 0, 0, 0], 4, "a reserved or broadcast address"),
     ];
@@ -96,41 +97,76 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
         return forbidden_v4(v4);
     }
-    match s[0] {
-        x if x & 0xffc0 == 0xfe80 => Some("a link-local address"),
-        x if x & 0xffc0 == 0xfec0 => Some("a site-local address"),
-        x if x & 0xfe00 == 0xfc00 => Some("a unique-local address"),
-        x if x & 0xff00 == 0xff00 => Some("a multicast address"),
-        0x2001 if s[1] == 0 => Some("a Teredo address"),
-        0x2001 if s[1] == 0x0db8 => Some("a documentation address"),
-        _ => None,
-    }
+    const RANGES: &[(Ipv6Addr, u32, &str)] = &[
+        (v6(0xfe80, 0, 0), 10, "a link-local address"),
+        (v6(0xfec0, 0, 0), 10, "a site-local address"),
+        (v6(0xfc00, 0, 0), 7, "a unique-local address"),
+        (v6(0xff00, 0, 0), 8, "a multicast address"),
+        (v6(0x2001, 0, 0), 32, "a Teredo address"),
+        (v6(0x2001, 0x0db8, 0), 32, "a documentation address"),
+        (v6(0x2001, 0x0002, 0), 48, "a benchmarking address"),
+        (v6(0x2001, 0x0010, 0), 28, "an ORCHID address"),
+        (v6(0x2001, 0x0020, 0), 28, "an ORCHIDv2 address"),
+        (v6(0x0064, 0xff9b, 1), 48, "a local-use NAT64 address"),
+        (v6(0x0100, 0, 0), 64, "a discard-only address"),
+    ];
+    let bits = u128::from(ip);
+    RANGES
+        .iter()
+        .find(|(net, len, _)| {
+            let mask = u128::MAX << (128 - len);
+            bits & mask == u128::from(*net) & mask
+        })
+        .map(|(_, _, why)| *why)
+}
+
+/// A prefix from its first three segments.
+const fn v6(a: u16, b: u16, c: u16) -> Ipv6Addr {
+    Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0)
 }
 
 /// Resolves names for the fetch client, refusing forbidden addresses.
 pub struct PolicyResolver(pub Arc<Policy>);
 
-/// The error a refused name resolves to; found again in the error chain.
+/// Why a name gave no address to connect to; found again in the error
+/// chain so the val is told which.
 #[derive(Debug)]
-pub struct Refused(pub String);
+pub enum ResolveError {
+    /// It resolves only to addresses the policy forbids.
+    Refused(String),
+    /// DNS has no address for it (or could not be asked).
+    Unresolved(String),
+}
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for ResolveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ResolveError::Refused(why) | ResolveError::Unresolved(why) => f.write_str(why),
+        }
     }
 }
 
-impl std::error::Error for Refused {}
+impl std::error::Error for ResolveError {}
 
 impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.0.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
+            // Not boxed here: `?` boxes it once, so it can be downcast.
+            let unresolved = |why: String| {
+                ResolveError::Unresolved(format!("`{host}` could not be resolved: {why}"))
+            };
             let addrs: Vec<SocketAddr> = match policy.resolve.get(&host) {
                 Some(ip) => vec![SocketAddr::new(*ip, 0)],
-                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| unresolved(e.to_string()))?
+                    .collect(),
             };
+            if addrs.is_empty() {
+                return Err(unresolved("no address".into()).into());
+            }
             let mut refusals = Vec::new();
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -143,12 +179,10 @@ impl reqwest::dns::Resolve for PolicyResolver {
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = if refusals.is_empty() {
-                    "no address".to_string()
-                } else {
-                    refusals.join(", ")
-                };
-                return Err(Box::new(Refused(format!("`{host}` resolves to {why}"))) as _);
+                let why = refusals.join(", ");
+                return Err(
+                    Box::new(ResolveError::Refused(format!("`{host}` resolves to {why}"))) as _,
+                );
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
@@ -196,6 +230,19 @@ mod tests {
             "2002:a9fe:a9fe::",
             "2001::1",
             "2001:db8::1",
+            "192.88.99.1",
+            "198.19.255.255",
+            "::ffff:192.88.99.1",
+            "2002:c058:6301::",
+            "64:ff9b:1::8.8.8.8",
+            "64:ff9b:1:ffff::1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
+            "2001:10::1",
+            "2001:1f:ffff::1",
+            "2001:20::1",
+            "2001:2f:ffff::1",
+            "2001:2::1",
         ] {
             assert!(refused(ip), "{ip} should be refused");
         }
@@ -212,6 +259,12 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::8.8.8.8",
             "2002:808:808::",
+            "192.88.100.1",
+            "198.20.0.1",
+            "64:ff9b:2::1",
+            "100:0:0:1::1",
+            "2001:30::1",
+            "2001:3::1",
         ] {
             assert!(!refused(ip), "{ip} should be allowed");
         }
