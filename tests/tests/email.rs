@@ -27,29 +27,25 @@ impl Drop for SmtpServer {
 }
 
 async fn smtp_server() -> SmtpServer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    let port = free_port();
+    let server = spawn_smtp(port);
+    server.listening().await;
+    server
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let server = spawn_smtp(port);
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("aiosmtpd did not start");
+        .port()
 }
 
 /// Start aiosmtpd on `port`, delivering into a fresh Maildir.
 fn spawn_smtp(port: u16) -> SmtpServer {
-    let maildir = tempfile::tempdir().unwrap();
-    let child = Command::new("python3")
-        .args([
+    spawn_python(
+        port,
+        &[
             "-m",
             "aiosmtpd",
             "-n",
@@ -57,8 +53,21 @@ fn spawn_smtp(port: u16) -> SmtpServer {
             &format!("127.0.0.1:{port}"),
             "-c",
             "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(maildir.path().join("mail"))
+        ],
+        true,
+    )
+}
+
+/// Run `python3 ARGS` as the SMTP server on `port`; with `maildir`, the
+/// last argument is the Maildir it writes.
+fn spawn_python(port: u16, args: &[&str], maildir: bool) -> SmtpServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new("python3");
+    command.args(args);
+    if maildir {
+        command.arg(dir.path().join("mail"));
+    }
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -66,11 +75,41 @@ fn spawn_smtp(port: u16) -> SmtpServer {
     SmtpServer {
         child,
         port,
-        maildir,
+        maildir: dir,
     }
 }
 
+/// An SMTP server (aiosmtpd) that refuses every recipient: alice with a
+/// permanent 550, anyone else with a transient 451.
+const REJECTING_SMTP: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+
+class Reject:
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address.startswith("alice@"):
+            return "550 5.1.1 no such mailbox"
+        return "451 4.3.0 try again later"
+
+Controller(Reject(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
+while True:
+    time.sleep(60)
+"#;
+
 impl SmtpServer {
+    async fn listening(&self) {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the SMTP server did not start");
+    }
+
     /// The messages delivered so far, raw.
     fn messages(&self) -> Vec<String> {
         let new = self.maildir.path().join("mail").join("new");
@@ -265,11 +304,7 @@ async fn mail_goes_to_the_owner_only_within_the_daily_limit() {
 #[tokio::test]
 async fn delivery_retries_until_the_smtp_server_answers() {
     // Nothing listens on this port at first.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("smtp://127.0.0.1:{port}");
     let s = TestServer::start_configured(|c| {
         c.smtp = Some(SmtpConfig::from_url(&url, "valbox@test.invalid").unwrap())
@@ -303,4 +338,136 @@ async fn delivery_retries_until_the_smtp_server_answers() {
     let smtp = spawn_smtp(port);
     let messages = smtp.wait_for(1).await;
     assert!(messages[0].contains("Subject: Retry me"));
+}
+
+/// The newest outbox entry of `token`'s user once `done` holds for it.
+async fn wait_for_outbox(s: &TestServer, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let outbox: Value = s.get("/v1/email", Some(token)).await.json().await.unwrap();
+        if done(&outbox["data"][0]) {
+            return outbox["data"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the outbox never reached the expected state");
+}
+
+#[tokio::test]
+async fn a_permanent_rejection_fails_at_once_and_a_transient_one_is_retried() {
+    let port = free_port();
+    let smtp = spawn_python(port, &["-c", REJECTING_SMTP, &port.to_string()], false);
+    smtp.listening().await;
+    let url = format!("smtp://127.0.0.1:{port}");
+    let s = TestServer::start_configured(|c| {
+        c.smtp = Some(SmtpConfig::from_url(&url, "valbox@test.invalid").unwrap())
+    })
+    .await;
+    let bob = s.create_user("bob");
+    for token in [&s.alice, &bob] {
+        let resp = s
+            .req(Method::POST, "/v1/email", Some(token))
+            .json(&json!({ "subject": "Bounce", "text": "x" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
+    // 550 for alice: failed after one attempt, saying why.
+    let entry = wait_for_outbox(&s, &s.alice, |e| e["status"] == "failed").await;
+    assert_eq!(entry["attempts"], 1);
+    let error = entry["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("550") && error.contains("not retried"),
+        "{error}"
+    );
+
+    // 451 for bob: still queued for another attempt.
+    let entry = wait_for_outbox(&s, &bob, |e| e["attempts"].as_i64() >= Some(1)).await;
+    assert_eq!(entry["status"], "queued");
+    assert!(
+        entry["lastError"].as_str().unwrap().contains("451"),
+        "{entry}"
+    );
+
+    // Past bob's first retry (after 2 s), alice's message was not tried again.
+    let entry = wait_for_outbox(&s, &bob, |e| e["attempts"].as_i64() >= Some(2)).await;
+    assert_eq!(entry["status"], "queued");
+    let entry = wait_for_outbox(&s, &s.alice, |_| true).await;
+    assert_eq!(
+        (&entry["status"], &entry["attempts"]),
+        (&json!("failed"), &json!(1))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_it_is_queued() {
+    // Room for request bodies past the 1 MiB email limit.
+    let s = TestServer::start_with(|l| l.request_body_bytes = 4 << 20).await;
+    // An account whose address cannot be delivered to (made while the server
+    // is idle: `create_user` writes to its database directly).
+    let carol = valbox::cli::create_user(s.dir.path(), "carol", "carol@").unwrap();
+    let send = |token: &str, body: Value| {
+        s.req(Method::POST, "/v1/email", Some(token))
+            .json(&body)
+            .send()
+    };
+
+    let resp = send(
+        &s.alice,
+        json!({ "text": "x", "replyToList": ["me@example.com", "not an address"] }),
+    )
+    .await
+    .unwrap();
+    let message = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_email").await;
+    assert!(
+        message.contains("reply-to address `not an address`"),
+        "{message}"
+    );
+
+    // 1 MiB of subject, text and html together at most.
+    let resp = send(
+        &s.alice,
+        json!({ "subject": "big", "text": "x".repeat(1024 * 1024) }),
+    )
+    .await
+    .unwrap();
+    let message = assert_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
+    assert!(message.contains("1 MiB"), "{message}");
+    s.deploy("notify", "notify", "public").await;
+    let resp = s
+        .req(Method::POST, "/x/alice/notify/", None)
+        .body("x".repeat(1024 * 1024 + 1))
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("limit") && text.contains("1 MiB"), "{text}");
+
+    // carol's address is unusable: refused over REST and from a val.
+    let resp = send(&carol, json!({ "text": "x" })).await.unwrap();
+    let message = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_email").await;
+    assert!(message.contains("no usable email address"), "{message}");
+    let resp = s
+        .deploy_bytes(&carol, "notify", "public", support::val_bytes("notify"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = s
+        .req(Method::POST, "/x/carol/notify/", None)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("invalid") && text.contains("no usable email address"),
+        "{text}"
+    );
+
+    // Nothing was queued.
+    for token in [&s.alice, &carol] {
+        let outbox: Value = s.get("/v1/email", Some(token)).await.json().await.unwrap();
+        assert_eq!(outbox["data"], json!([]));
+    }
 }

@@ -1,6 +1,8 @@
 //! The delivery worker: sends queued mail over SMTP (plain, STARTTLS or
-//! TLS via rustls), retrying with exponential backoff and recording each
-//! outcome in the outbox.
+//! TLS via rustls) and records each outcome in the outbox. A permanent
+//! failure (an SMTP 5xx rejection, a message that cannot be built) fails
+//! the message at once; a transient one is retried with capped exponential
+//! backoff for a day.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +14,53 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
 use super::outbox::{self, Due};
-use crate::db::Db;
+use crate::db::{Db, now_ms};
 
-/// Attempts before a message is marked failed.
-const MAX_ATTEMPTS: i64 = 8;
+/// The wait before the first retry; each further retry waits twice as long.
+/// Short, so a relay that was briefly down (or restarting) is retried soon.
+const RETRY_BASE_MS: i64 = 2_000;
+/// The longest wait between two attempts.
+const RETRY_CAP_MS: i64 = 3_600_000;
+/// Transient failures are retried until the message is this old (a day,
+/// enough to outlast a relay's outage or maintenance); then it is failed.
+const RETRY_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// The wait after the failure of attempt `attempts + 1`.
+fn backoff_ms(attempts: i64) -> i64 {
+    // Past 2^20 the cap has long applied; clamping avoids an overflow.
+    (RETRY_BASE_MS << attempts.clamp(0, 20)).min(RETRY_CAP_MS)
+}
+
+/// When to retry a message created at `created_at` after its attempt
+/// number `attempts + 1` failed transiently: `None` once the window closes.
+fn retry_in_ms(attempts: i64, created_at: i64, now: i64) -> Option<i64> {
+    let wait = backoff_ms(attempts);
+    (now + wait <= created_at + RETRY_WINDOW_MS).then_some(wait)
+}
+
+/// Why an attempt failed, and whether another one could succeed.
+enum Failure {
+    /// Worth retrying: the relay is unreachable, busy (4xx) or refused our
+    /// credentials (fixed by the administrator, not by the message).
+    Transient(String),
+    /// Retrying the same message cannot help: failed at once.
+    Permanent(String),
+}
+
+impl From<lettre::transport::smtp::Error> for Failure {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        // 530/534/535/538 are authentication problems (RFC 4954): the
+        // server's configuration, so queued mail survives until it is fixed.
+        let auth = e
+            .status()
+            .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"));
+        if e.is_permanent() && !auth {
+            Failure::Permanent(format!("rejected by the SMTP server, not retried: {e}"))
+        } else {
+            Failure::Transient(e.to_string())
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Security {
@@ -50,6 +95,13 @@ impl SmtpConfig {
                 anyhow::bail!("unknown SMTP scheme `{other}`: use smtp, smtp+starttls or smtps")
             }
         };
+        // Checked here so a bad sender stops the server from starting
+        // instead of failing every message at delivery.
+        if !outbox::is_address(from) {
+            anyhow::bail!(
+                "the SMTP sender `{from}` is not an email address like `valbox@example.com`"
+            );
+        }
         Ok(Self {
             host: parsed
                 .host_str()
@@ -137,17 +189,26 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
                         .send(message)
                         .await
                         .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("{e:#}")),
+                        .map_err(Failure::from),
+                    Err(e) => Err(Failure::Permanent(format!(
+                        "the message could not be built, not retried: {e:#}"
+                    ))),
                 };
-                let (id, attempts) = (due.id.clone(), due.attempts);
+                let (id, attempts, created_at) = (due.id.clone(), due.attempts, due.created_at);
                 let recorded = db
                     .call(move |conn| match outcome {
                         Ok(()) => outbox::mark_sent(conn, &id),
-                        Err(error) => {
+                        Err(Failure::Permanent(error)) => {
                             tracing::warn!("delivering email {id}: {error}");
-                            let retry = (attempts + 1 < MAX_ATTEMPTS)
-                                .then(|| 1000 * 2i64.pow(attempts as u32 + 1));
+                            outbox::mark_failed(conn, &id, &error, None)
+                        }
+                        Err(Failure::Transient(error)) => {
+                            let retry = retry_in_ms(attempts, created_at, now_ms());
+                            let error = match retry {
+                                Some(_) => error,
+                                None => format!("gave up after retrying for a day: {error}"),
+                            };
+                            tracing::warn!("delivering email {id}: {error}");
                             outbox::mark_failed(conn, &id, &error, retry)
                         }
                     })
@@ -162,4 +223,35 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_short_doubles_and_is_capped() {
+        assert_eq!(backoff_ms(0), RETRY_BASE_MS);
+        assert_eq!(backoff_ms(1), 2 * RETRY_BASE_MS);
+        assert_eq!(backoff_ms(40), RETRY_CAP_MS);
+        assert_eq!(backoff_ms(i64::MAX), RETRY_CAP_MS);
+    }
+
+    #[test]
+    fn transient_failures_are_retried_for_a_day_then_given_up() {
+        let (created, mut now, mut attempts) = (1_000_000, 1_000_000, 0);
+        while let Some(wait) = retry_in_ms(attempts, created, now) {
+            now += wait;
+            attempts += 1;
+        }
+        assert!(now - created <= RETRY_WINDOW_MS);
+        assert!(now - created > RETRY_WINDOW_MS - RETRY_CAP_MS);
+        assert!((30..40).contains(&attempts), "{attempts} retries");
+    }
+
+    #[test]
+    fn the_sender_must_be_an_address() {
+        assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox@example.com").is_ok());
+        assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox").is_err());
+    }
 }

@@ -41,12 +41,11 @@ impl Mailer {
             .db
             .call(move |conn| {
                 let email = outbox::owner_email(conn, &owner)?.unwrap_or_default();
-                Ok(
-                    outbox::check_recipients(&email, recipients.iter().map(String::as_str))
-                        .and_then(|()| {
-                            outbox::enqueue(conn, &owner, val_id.as_deref(), &mail, limit)
-                        }),
-                )
+                Ok(outbox::check_owner_address(&email)
+                    .and_then(|()| {
+                        outbox::check_recipients(&email, recipients.iter().map(String::as_str))
+                    })
+                    .and_then(|()| outbox::enqueue(conn, &owner, val_id.as_deref(), &mail, limit)))
             })
             .await??;
         self.wake.notify_one();
@@ -58,7 +57,7 @@ impl From<EmailError> for Error {
     fn from(e: EmailError) -> Self {
         match e {
             EmailError::Invalid(_) => Error::Invalid(e.to_string()),
-            EmailError::DailyLimit(_) => Error::Limit(e.to_string()),
+            EmailError::TooLarge(_) | EmailError::DailyLimit(_) => Error::Limit(e.to_string()),
             EmailError::Internal(m) => {
                 tracing::error!("email: {m}");
                 Error::Internal("the outbox failed; retry".into())

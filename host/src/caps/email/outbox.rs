@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{self, now_ms};
 
+/// The most a message may carry: subject, text, html, sender name and
+/// reply-to addresses together (1 MiB). Owner notifications need far less;
+/// the cap keeps one val from filling the outbox and the SMTP relay.
+pub const MAX_EMAIL_BYTES: usize = 1024 * 1024;
+
 /// What gets delivered. Recipients are not part of it: always the owner.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Outgoing {
@@ -20,6 +25,8 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub enum EmailError {
     Invalid(String),
+    /// The message's size in bytes, over `MAX_EMAIL_BYTES`.
+    TooLarge(usize),
     DailyLimit(u32),
     Internal(String),
 }
@@ -28,6 +35,11 @@ impl std::fmt::Display for EmailError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EmailError::Invalid(m) => f.write_str(m),
+            EmailError::TooLarge(n) => write!(
+                f,
+                "the email is {n} bytes; subject, text and html together may be at most \
+                 {MAX_EMAIL_BYTES} bytes (1 MiB): shorten it or send a link instead"
+            ),
             EmailError::DailyLimit(n) => write!(
                 f,
                 "the daily limit of {n} emails per owner is reached; try again tomorrow"
@@ -46,6 +58,62 @@ impl From<anyhow::Error> for EmailError {
 impl From<rusqlite::Error> for EmailError {
     fn from(e: rusqlite::Error) -> Self {
         EmailError::Internal(e.to_string())
+    }
+}
+
+/// Whether delivery can use `address` as a plain `name@domain` address.
+pub fn is_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
+/// Check that the owner's account has an address mail can be delivered to.
+pub fn check_owner_address(owner_email: &str) -> Result<(), EmailError> {
+    if is_address(owner_email) {
+        return Ok(());
+    }
+    Err(EmailError::Invalid(format!(
+        "the owner's account has no usable email address (`{owner_email}`), so mail to it \
+         cannot be delivered; ask the server's administrator to correct the address"
+    )))
+}
+
+impl Outgoing {
+    /// Check everything delivery relies on, so a bad message is refused now
+    /// instead of being queued and failing later.
+    pub fn validate(&self) -> Result<(), EmailError> {
+        if self.text.is_none() && self.html.is_none() {
+            return Err(EmailError::Invalid(
+                "an email needs `text` or `html`".into(),
+            ));
+        }
+        if self.subject.len() > 998 || self.subject.contains(['\r', '\n']) {
+            return Err(EmailError::Invalid(
+                "the subject must be one line of at most 998 bytes".into(),
+            ));
+        }
+        if let Some(name) = &self.from_name
+            && (name.len() > 998 || name.contains(char::is_control))
+        {
+            return Err(EmailError::Invalid(
+                "the sender's `name` must be one line of at most 998 bytes without control characters"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = self.reply_to.iter().find(|a| !is_address(a)) {
+            return Err(EmailError::Invalid(format!(
+                "the reply-to address `{bad}` is not a valid email address: give a plain \
+                 address like `you@example.com`, or leave reply-to out"
+            )));
+        }
+        let size = self.subject.len()
+            + self.text.as_ref().map_or(0, String::len)
+            + self.html.as_ref().map_or(0, String::len)
+            + self.from_name.as_ref().map_or(0, String::len)
+            + self.reply_to.iter().map(String::len).sum::<usize>();
+        if size > MAX_EMAIL_BYTES {
+            return Err(EmailError::TooLarge(size));
+        }
+        Ok(())
     }
 }
 
@@ -72,16 +140,7 @@ pub fn enqueue(
     mail: &Outgoing,
     daily_limit: u32,
 ) -> Result<String, EmailError> {
-    if mail.text.is_none() && mail.html.is_none() {
-        return Err(EmailError::Invalid(
-            "an email needs `text` or `html`".into(),
-        ));
-    }
-    if mail.subject.len() > 998 || mail.subject.contains(['\r', '\n']) {
-        return Err(EmailError::Invalid(
-            "the subject must be one line of at most 998 bytes".into(),
-        ));
-    }
+    mail.validate()?;
     let since = now_ms() - 86_400_000;
     let sent_today: u32 = conn.query_row(
         "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2",
@@ -141,11 +200,12 @@ pub struct Due {
     pub to: String,
     pub mail: Outgoing,
     pub attempts: i64,
+    pub created_at: i64,
 }
 
 pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
     let mut stmt = conn.prepare(
-        "SELECT e.id, u.email, e.message, e.attempts FROM emails e JOIN users u ON u.id = e.owner_id
+        "SELECT e.id, u.email, e.message, e.attempts, e.created_at FROM emails e JOIN users u ON u.id = e.owner_id
          WHERE e.status = 'queued' AND e.next_attempt_at <= ?1 ORDER BY e.created_at LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![now_ms(), limit], |r| {
@@ -155,17 +215,19 @@ pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
             r.get::<_, String>(1)?,
             message,
             r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, to, message, attempts) = row?;
+        let (id, to, message, attempts, created_at) = row?;
         let mail = serde_json::from_str(&message)?;
         out.push(Due {
             id,
             to,
             mail,
             attempts,
+            created_at,
         });
     }
     Ok(out)
@@ -203,4 +265,66 @@ pub fn owner_email(conn: &Connection, owner: &str) -> anyhow::Result<Option<Stri
             r.get(0)
         })
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail() -> Outgoing {
+        Outgoing {
+            text: Some("hi".into()),
+            ..Outgoing::default()
+        }
+    }
+
+    fn invalid(mail: Outgoing) -> String {
+        match mail.validate() {
+            Err(EmailError::Invalid(m)) => m,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reply_to_and_sender_name_are_checked_before_queueing() {
+        assert!(mail().validate().is_ok());
+        let reply_to = |a: &str| Outgoing {
+            reply_to: vec!["ok@example.com".into(), a.into()],
+            ..mail()
+        };
+        assert!(reply_to("me@example.com").validate().is_ok());
+        assert!(invalid(reply_to("not an address")).contains("reply-to address `not an address`"));
+        assert!(invalid(reply_to("a@b.c\r\nBcc: x@y.z")).contains("reply-to"));
+        let named = Outgoing {
+            from_name: Some("Val\r\nBcc: x@y.z".into()),
+            ..mail()
+        };
+        assert!(invalid(named).contains("`name`"));
+    }
+
+    #[test]
+    fn the_body_is_limited_to_one_mebibyte() {
+        let sized = |n: usize| Outgoing {
+            subject: "s".into(),
+            text: Some("t".repeat(n / 2)),
+            html: Some("h".repeat(n - n / 2 - 1)),
+            ..Outgoing::default()
+        };
+        assert!(sized(MAX_EMAIL_BYTES).validate().is_ok());
+        assert!(matches!(
+            sized(MAX_EMAIL_BYTES + 1).validate(),
+            Err(EmailError::TooLarge(n)) if n == MAX_EMAIL_BYTES + 1
+        ));
+    }
+
+    #[test]
+    fn an_owner_without_a_usable_address_cannot_be_mailed() {
+        assert!(check_owner_address("alice@example.com").is_ok());
+        for bad in ["", "bob@", "@example.com", "bob"] {
+            assert!(
+                matches!(check_owner_address(bad), Err(EmailError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
 }

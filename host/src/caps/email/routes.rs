@@ -67,6 +67,9 @@ struct SendBody {
 fn api_error(e: EmailError) -> ApiError {
     match e {
         EmailError::Invalid(m) => ApiError::bad_request("invalid_email", m),
+        EmailError::TooLarge(_) => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+        }
         EmailError::DailyLimit(_) => {
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "daily_limit", e.to_string())
         }
