@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error};
+use support::{TestServer, assert_error, val_bytes};
 
 async fn sql(s: &TestServer, token: &str, path: &str, body: Value) -> reqwest::Response {
     s.req(Method::POST, path, Some(token))
@@ -329,7 +329,130 @@ async fn the_size_quota_and_the_deadline_stop_runaway_sql() {
     // A statement that would run forever is interrupted at the deadline.
     let started = std::time::Instant::now();
     let resp = sql(&s, &t, "/v1/sqlite/execute", json!({ "statement": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n" })).await;
-    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    let msg = assert_error(resp, StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded").await;
     assert!(msg.contains("deadline"), "{msg}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn results_are_bounded_by_the_blob_size_limit() {
+    let s = TestServer::start().await;
+    let t = s.alice.clone();
+    let limit = support::test_limits().blob_bytes.to_string();
+    // One value past the limit is refused by SQLite before it is built.
+    let resp = sql(
+        &s,
+        &t,
+        "/v1/sqlite/execute",
+        json!({ "statement": "SELECT randomblob(900000000)" }),
+    )
+    .await;
+    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    assert!(msg.contains(&limit), "{msg}");
+    // Many values, each under it, stop once the result passes it.
+    let resp = sql(&s, &t, "/v1/sqlite/execute", json!({ "statement": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) SELECT randomblob(1000000) FROM n" })).await;
+    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    assert!(msg.contains("result") && msg.contains(&limit), "{msg}");
+    // A batch's results count together.
+    let resp = sql(
+        &s,
+        &t,
+        "/v1/sqlite/batch",
+        json!({ "statements": ["SELECT randomblob(6000000)", "SELECT randomblob(6000000)"] }),
+    )
+    .await;
+    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    assert!(msg.contains("result") && msg.contains(&limit), "{msg}");
+    // Text that is not UTF-8 comes back, not a crash.
+    let rs = execute(&s, &t, json!("SELECT CAST(x'61ff' AS TEXT)")).await;
+    assert_eq!(rs["rows"], json!([["a\u{fffd}"]]));
+}
+
+#[tokio::test]
+async fn transaction_control_cannot_break_a_batch() {
+    let s = TestServer::start().await;
+    let t = s.alice.clone();
+    execute(&s, &t, json!("CREATE TABLE t (x)")).await;
+    let resp = sql(
+        &s,
+        &t,
+        "/v1/sqlite/batch",
+        json!({ "mode": "write", "statements": [
+        "INSERT INTO t VALUES (1)",
+        "COMMIT",
+        "INSERT INTO nowhere VALUES (1)",
+    ] }),
+    )
+    .await;
+    let msg = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_statement").await;
+    assert!(
+        msg.contains("statement 1") && msg.contains("COMMIT"),
+        "{msg}"
+    );
+    let rs = execute(&s, &t, json!("SELECT count(*) FROM t")).await;
+    assert_eq!(rs["rows"], json!([[0]]));
+    for statement in ["BEGIN", "SAVEPOINT a", "RELEASE a", "ROLLBACK", "END"] {
+        let resp = sql(
+            &s,
+            &t,
+            "/v1/sqlite/execute",
+            json!({ "statement": statement }),
+        )
+        .await;
+        assert_error(resp, StatusCode::BAD_REQUEST, "invalid_statement").await;
+    }
+}
+
+#[tokio::test]
+async fn a_locked_database_answers_busy_with_a_retry_hint() {
+    let s = TestServer::start().await;
+    let t = s.alice.clone();
+    execute(&s, &t, json!("CREATE TABLE t (x)")).await;
+    // A write batch holds the write lock until the deadline interrupts it.
+    let holder = {
+        let req = s.req(Method::POST, "/v1/sqlite/batch", Some(&t)).json(&json!({ "mode": "write", "statements": ["WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"] }));
+        tokio::spawn(req.send())
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let resp = sql(
+        &s,
+        &t,
+        "/v1/sqlite/execute",
+        json!({ "statement": "INSERT INTO t VALUES (1)" }),
+    )
+    .await;
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let msg = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "database_busy").await;
+    assert!(msg.contains("retry"), "{msg}");
+    let resp = holder.await.unwrap().unwrap();
+    assert_error(resp, StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded").await;
+}
+
+#[tokio::test]
+async fn two_owners_guestbooks_do_not_share_entries() {
+    let s = TestServer::start().await;
+    let bob = s.create_user("bob");
+    s.deploy("guestbook", "guestbook", "public").await;
+    let resp = s
+        .deploy_bytes(&bob, "guestbook", "public", val_bytes("guestbook"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let sign = |user: &str, name: &str| {
+        s.req(Method::POST, &format!("/x/{user}/guestbook/"), None)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={name}&message=hi"))
+            .send()
+    };
+    // The client follows the 303 back to the page.
+    assert_eq!(sign("alice", "Ada").await.unwrap().status(), 200);
+    assert_eq!(sign("bob", "Bo").await.unwrap().status(), 200);
+    let alice = s
+        .get("/x/alice/guestbook/", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let bobs = s.get("/x/bob/guestbook/", None).await.text().await.unwrap();
+    assert!(alice.contains("Ada") && !alice.contains("Bo<"), "{alice}");
+    assert!(bobs.contains("Bo<") && !bobs.contains("Ada"), "{bobs}");
 }

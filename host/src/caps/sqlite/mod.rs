@@ -9,7 +9,7 @@ pub use routes::routes;
 pub use store::SqliteStore;
 
 use rusqlite::types::Value as SqlValue;
-use store::{Access, Args, Mode, SqlError};
+use store::{Access, Args, Bounds, Mode, SqlError};
 
 use super::CallContext;
 use crate::runtime::bindings::sqlite::{self as wit, BatchMode, Host, ResultSet, Statement, Value};
@@ -58,6 +58,15 @@ fn result_set(r: store::ResultSet) -> ResultSet {
 }
 
 impl CallContext {
+    /// The call's deadline; the blob size limit also bounds a value, a row
+    /// and a result, so no query can take more memory than a blob.
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            deadline: self.deadline,
+            max_bytes: self.blobs.max_blob_bytes,
+        }
+    }
+
     async fn with_sqlite<R: Send + 'static>(
         &mut self,
         op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
@@ -76,7 +85,9 @@ impl CallContext {
         result.map_err(|e| match e {
             SqlError::NeedsScope(scope) => self.deny(scope),
             SqlError::Sql(m) | SqlError::Invalid(m) => Error::Invalid(m),
-            SqlError::Limit(m) => Error::Limit(m),
+            SqlError::Limit(m) | SqlError::Deadline(m) => Error::Limit(m),
+            // Not the val's mistake: the message says to retry.
+            SqlError::Busy(m) => Error::Internal(m),
             SqlError::Internal(m) => {
                 tracing::error!("sqlite: {m}");
                 Error::Internal("the database failed; retry".into())
@@ -87,9 +98,9 @@ impl CallContext {
 
 impl Host for CallContext {
     async fn execute(&mut self, s: Statement) -> Result<ResultSet, Error> {
-        let deadline = self.deadline;
+        let bounds = self.bounds();
         let s = statement(s);
-        self.with_sqlite(move |store, owner, access| store.execute(owner, access, &s, deadline))
+        self.with_sqlite(move |store, owner, access| store.execute(owner, access, &s, bounds))
             .await
             .map(result_set)
     }
@@ -99,7 +110,7 @@ impl Host for CallContext {
         statements: Vec<Statement>,
         mode: BatchMode,
     ) -> Result<Vec<ResultSet>, Error> {
-        let deadline = self.deadline;
+        let bounds = self.bounds();
         let statements: Vec<_> = statements.into_iter().map(statement).collect();
         let mode = match mode {
             BatchMode::Write => Mode::Write,
@@ -108,7 +119,7 @@ impl Host for CallContext {
         };
         let results = self
             .with_sqlite(move |store, owner, access| {
-                store.batch(owner, access, &statements, mode, deadline)
+                store.batch(owner, access, &statements, mode, bounds)
             })
             .await?;
         Ok(results.into_iter().map(result_set).collect())

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -13,7 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::store::{Access, Args, Mode, ResultSet, SqlError, Statement};
+use super::store::{Access, Args, Bounds, Mode, ResultSet, SqlError, Statement};
 use crate::api::{Authed, JsonBody};
 use crate::app::App;
 use crate::auth::Principal;
@@ -118,7 +120,39 @@ fn api_error(e: SqlError) -> ApiError {
         SqlError::Sql(m) => ApiError::bad_request("sql_error", m),
         SqlError::Invalid(m) => ApiError::bad_request("invalid_statement", m),
         SqlError::Limit(m) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "limit", m),
+        SqlError::Deadline(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", m),
+        SqlError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy", m),
         SqlError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+/// An error answer; a busy database also says when to retry.
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let busy = self.0.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut resp = self.0.into_response();
+        if busy {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// REST statements get the same time as a val's call, and the same byte
+/// bound as a val's SQLite (the blob size limit).
+fn bounds(app: &App) -> Bounds {
+    Bounds {
+        deadline: Instant::now() + app.config.limits.timeout,
+        max_bytes: app.config.limits.blob_bytes,
     }
 }
 
@@ -131,13 +165,12 @@ async fn execute(
     State(app): State<App>,
     Authed(who): Authed,
     JsonBody(body): JsonBody<ExecuteBody>,
-) -> ApiResult<Json<Value>> {
+) -> Result<Json<Value>, Failure> {
     let access = access(&who)?;
     let s = statement(body.statement)?;
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
-    // REST statements get the same time as a val's call.
-    let deadline = Instant::now() + app.config.limits.timeout;
-    let result = tokio::task::spawn_blocking(move || store.execute(&owner, access, &s, deadline))
+    let bounds = bounds(&app);
+    let result = tokio::task::spawn_blocking(move || store.execute(&owner, access, &s, bounds))
         .await
         .map_err(ApiError::internal)?
         .map_err(api_error)?;
@@ -155,7 +188,7 @@ async fn batch(
     State(app): State<App>,
     Authed(who): Authed,
     JsonBody(body): JsonBody<BatchBody>,
-) -> ApiResult<Json<Value>> {
+) -> Result<Json<Value>, Failure> {
     let access = access(&who)?;
     let mode = match body.mode.as_deref() {
         None | Some("deferred") => Mode::Deferred,
@@ -165,7 +198,8 @@ async fn batch(
             return Err(ApiError::bad_request(
                 "invalid_mode",
                 format!("`mode` must be write, read or deferred, not `{other}`"),
-            ));
+            )
+            .into());
         }
     };
     let statements = body
@@ -174,14 +208,12 @@ async fn batch(
         .map(statement)
         .collect::<ApiResult<Vec<_>>>()?;
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
-    // REST statements get the same time as a val's call.
-    let deadline = Instant::now() + app.config.limits.timeout;
-    let results = tokio::task::spawn_blocking(move || {
-        store.batch(&owner, access, &statements, mode, deadline)
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(api_error)?;
+    let bounds = bounds(&app);
+    let results =
+        tokio::task::spawn_blocking(move || store.batch(&owner, access, &statements, mode, bounds))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(api_error)?;
     Ok(Json(Value::Array(
         results.into_iter().map(result_json).collect(),
     )))
