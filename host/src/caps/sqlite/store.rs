@@ -144,14 +144,10 @@ impl SqliteStore {
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
             .map_err(failed)?;
         // Bound any one string, blob or row, so no single value can outgrow
-        // the result budget. (rusqlite's safe `set_limit` needs its `limits`
-        // feature, which the workspace does not enable.)
+        // the result budget.
         let max_len = i32::try_from(bounds.max_bytes).unwrap_or(i32::MAX);
-        // SAFETY: the handle is valid while `conn` lives, and sqlite3_limit
-        // only sets a per-connection number.
-        unsafe {
-            rusqlite::ffi::sqlite3_limit(conn.handle(), rusqlite::ffi::SQLITE_LIMIT_LENGTH, max_len)
-        };
+        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_len)
+            .map_err(failed)?;
         let control = Arc::new(AtomicBool::new(false));
         let seen = control.clone();
         conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(ctx, &seen)));
