@@ -759,6 +759,23 @@ mod secret_scanning {
             outbox["data"][0]["subject"],
             "A Valbox token of yours was leaked and revoked"
         );
+
+        // Reported again: still a real token, but the owner is told once.
+        let resp = post(
+            &s,
+            &body,
+            Some("key-1"),
+            Some(sign(&github, body.as_bytes())),
+        )
+        .await;
+        assert_eq!(resp.json::<Value>().await.unwrap(), answer);
+        let notes: Value = s
+            .get("/v1/notifications", Some(&reader))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(notes["data"].as_array().unwrap().len(), 1);
     }
 }
 

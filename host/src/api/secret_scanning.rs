@@ -77,8 +77,8 @@ async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiR
     })?;
     let mut answers = Vec::with_capacity(matches.len());
     for m in matches {
-        let owner = revoke(&app, &m.token).await?;
-        if let Some(owner) = &owner {
+        let leak = revoke(&app, &m.token).await?;
+        if let Leak::Revoked(owner) = &leak {
             let message = format!(
                 "A Valbox token of yours was found in public at {} ({}) and has been revoked. Create a new one and keep it out of public code.",
                 if m.url.is_empty() {
@@ -109,26 +109,42 @@ async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiR
         answers.push(json!({
             "token_raw": m.token,
             "token_type": m.token_type,
-            "label": if owner.is_some() { "true_positive" } else { "false_positive" },
+            "label": if leak == Leak::Unknown { "false_positive" } else { "true_positive" },
         }));
     }
     Ok(Json(Value::Array(answers)))
 }
 
-/// Revoke `token` if it is a live Valbox token; returns its owner.
-async fn revoke(app: &App, token: &str) -> ApiResult<Option<String>> {
+/// What a reported token turned out to be.
+#[derive(Debug, PartialEq)]
+enum Leak {
+    /// Not a token this server issued (or a call token whose call ended).
+    Unknown,
+    /// A real token, revoked before (reported again, or by its owner).
+    AlreadyRevoked,
+    /// A live token, revoked now; its owner is told.
+    Revoked(String),
+}
+
+/// Revoke `token` if it is a live Valbox token.
+async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
     let hash = auth::hash_token(token);
     if auth::well_formed(token, CALL_TOKEN_PREFIX) {
         let owner = app.call_tokens.get(&hash).map(|t| t.owner_id);
         app.call_tokens.revoke(&hash);
-        return Ok(owner);
+        return Ok(owner.map_or(Leak::Unknown, Leak::Revoked));
     }
     if !auth::well_formed(token, API_TOKEN_PREFIX) {
-        return Ok(None);
+        return Ok(Leak::Unknown);
     }
     Ok(app
         .db
-        .call(move |conn| db::revoke_token_by_hash(conn, &hash))
+        .call(move |conn| {
+            if db::token_by_hash(conn, &hash)?.is_none() {
+                return Ok(Leak::Unknown);
+            }
+            Ok(db::revoke_token_by_hash(conn, &hash)?.map_or(Leak::AlreadyRevoked, Leak::Revoked))
+        })
         .await?)
 }
 
