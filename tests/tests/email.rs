@@ -471,3 +471,86 @@ async fn bad_input_is_refused_before_it_is_queued() {
         assert_eq!(outbox["data"], json!([]));
     }
 }
+
+/// aiosmtpd requiring STARTTLS with the given certificate and key, then
+/// delivering into its Maildir.
+const STARTTLS_SMTP: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+
+port, cert, key, maildir = sys.argv[1:]
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port),
+           tls_context=tls, require_starttls=True).start()
+while True:
+    time.sleep(60)
+"#;
+
+#[tokio::test]
+async fn delivery_over_starttls_verifies_the_server_certificate() {
+    // A self-signed certificate for 127.0.0.1, trusted only when given.
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (apt-get install openssl)");
+    assert!(status.success(), "openssl could not make a certificate");
+    let port = free_port();
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let smtp = spawn_python(
+        port,
+        &["-c", STARTTLS_SMTP, &port.to_string(), cert_arg, key_arg],
+        true,
+    );
+    smtp.listening().await;
+    let config = SmtpConfig::from_url(
+        &format!("smtp+starttls://127.0.0.1:{port}"),
+        "valbox@test.invalid",
+    )
+    .unwrap();
+
+    // Without the certificate trusted, the handshake fails (and is retried).
+    let untrusting = config.clone();
+    let s = TestServer::start_configured(|c| c.smtp = Some(untrusting)).await;
+    let send = |s: &TestServer| {
+        s.req(Method::POST, "/v1/email", Some(&s.alice))
+            .json(&json!({ "subject": "Over TLS", "text": "secret" }))
+            .send()
+    };
+    assert_eq!(send(&s).await.unwrap().status(), 200);
+    let entry = wait_for_outbox(&s, &s.alice, |e| e["attempts"].as_i64() >= Some(1)).await;
+    assert_eq!(entry["status"], "queued");
+    let error = entry["lastError"].as_str().unwrap();
+    assert!(error.contains("invalid peer certificate"), "{error}");
+    drop(s);
+
+    // Trusted, it is delivered over STARTTLS (the server refuses mail without).
+    let pem = std::fs::read(&cert).unwrap();
+    let trusting = config.with_extra_roots(&pem).unwrap();
+    let s = TestServer::start_configured(|c| c.smtp = Some(trusting)).await;
+    assert_eq!(send(&s).await.unwrap().status(), 200);
+    let messages = smtp.wait_for(1).await;
+    assert!(messages[0].contains("Subject: Over TLS"), "{}", messages[0]);
+    let entry = wait_for_outbox(&s, &s.alice, |e| e["status"] == "sent").await;
+    assert_eq!(entry["attempts"], 1);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::Notify;
 
@@ -80,6 +80,9 @@ pub struct SmtpConfig {
     pub password: Option<String>,
     /// The envelope and header sender, e.g. `valbox@example.com`.
     pub from: String,
+    /// PEM certificates trusted besides the webpki roots: a relay with a
+    /// private CA (or a test's own). Set with `with_extra_roots`.
+    extra_roots_pem: Option<Vec<u8>>,
 }
 
 impl SmtpConfig {
@@ -112,11 +115,29 @@ impl SmtpConfig {
             username: (!parsed.username().is_empty()).then(|| parsed.username().to_string()),
             password: parsed.password().map(String::from),
             from: from.to_string(),
+            extra_roots_pem: None,
         })
     }
 
+    /// Also trust the certificates in `pem` for STARTTLS and TLS.
+    pub fn with_extra_roots(mut self, pem: &[u8]) -> anyhow::Result<Self> {
+        // Parsed now so a bad file stops the server from starting.
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            anyhow::bail!("no PEM certificate (`-----BEGIN CERTIFICATE-----`) in the SMTP CA file");
+        }
+        Certificate::from_pem(pem)?;
+        self.extra_roots_pem = Some(pem.to_vec());
+        Ok(self)
+    }
+
     fn transport(&self) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
-        let tls = || TlsParameters::new(self.host.clone());
+        let tls = || -> anyhow::Result<TlsParameters> {
+            let mut params = TlsParameters::builder(self.host.clone());
+            if let Some(pem) = &self.extra_roots_pem {
+                params = params.add_root_certificate(Certificate::from_pem(pem)?);
+            }
+            Ok(params.build()?)
+        };
         let tls = match self.security {
             Security::None => Tls::None,
             Security::StartTls => Tls::Required(tls()?),
@@ -253,5 +274,18 @@ mod tests {
     fn the_sender_must_be_an_address() {
         assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox@example.com").is_ok());
         assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox").is_err());
+    }
+
+    #[test]
+    fn an_extra_ca_file_must_hold_a_certificate() {
+        let config = SmtpConfig::from_url("smtp+starttls://127.0.0.1", "v@example.com").unwrap();
+        assert!(
+            config
+                .clone()
+                .with_extra_roots(b"not a certificate")
+                .is_err()
+        );
+        let garbled = b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n";
+        assert!(config.with_extra_roots(garbled).is_err());
     }
 }
