@@ -241,8 +241,16 @@ async fn one_owner_cannot_run_more_than_its_share_at_once() {
 
     let slow = s.get("/x/alice/spin/", None);
     let (slow, busy) = tokio::join!(slow, async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let busy = s.get("/x/alice/hello/", None).await;
+        // Once the slow call holds alice's one slot (how soon depends on
+        // the machine's load), her next call is refused.
+        let started = std::time::Instant::now();
+        let busy = loop {
+            let resp = s.get("/x/alice/hello/", None).await;
+            if resp.status() != StatusCode::OK || started.elapsed() > Duration::from_secs(1) {
+                break resp;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         // Another owner's vals are unaffected.
         let other = s.get("/x/bob/hello/", None).await;
         assert_eq!(other.status(), 200);
@@ -251,4 +259,27 @@ async fn one_owner_cannot_run_more_than_its_share_at_once() {
     assert_error(busy, StatusCode::TOO_MANY_REQUESTS, "too_many_calls").await;
     assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
     still_healthy(&s).await;
+}
+
+#[tokio::test]
+async fn components_beyond_the_instance_and_table_limits_are_refused_at_upload() {
+    type Tune = fn(&mut valbox::config::Limits);
+    let cases: [(Tune, &str); 3] = [
+        (|l| l.instances = 2, "core module instances"),
+        (|l| l.tables = 1, "tables"),
+        (|l| l.table_elements = 10, "exceeds the limit of 10"),
+    ];
+    for (tune, named) in cases {
+        let s = TestServer::start_with(tune).await;
+        let resp = s
+            .deploy_bytes(
+                &s.alice.clone(),
+                "hello",
+                "public",
+                support::val_bytes("hello"),
+            )
+            .await;
+        let msg = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_component").await;
+        assert!(msg.contains(named), "{msg}");
+    }
 }
