@@ -54,6 +54,10 @@ enum Command {
         /// The sender address of delivered mail.
         #[arg(long, env = "VALBOX_SMTP_FROM", default_value = "valbox@localhost")]
         smtp_from: String,
+        /// Also trust the CA certificates in this PEM file for the SMTP
+        /// server's TLS (a private relay's own CA).
+        #[arg(long, env = "VALBOX_SMTP_CA", value_name = "PEM-FILE")]
+        smtp_ca: Option<std::path::PathBuf>,
         /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
         #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
         secret_scanning_keys: Vec<String>,
@@ -264,13 +268,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             secret_scanning_keys,
             smtp,
             smtp_from,
+            smtp_ca,
             limits,
         } => {
             let mut config = Config::new(data, listen);
             if let Some(url) = smtp {
-                config.smtp = Some(crate::caps::email::delivery::SmtpConfig::from_url(
-                    &url, &smtp_from,
-                )?);
+                let mut smtp =
+                    crate::caps::email::delivery::SmtpConfig::from_url(&url, &smtp_from)?;
+                if let Some(path) = smtp_ca {
+                    let pem = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    smtp = smtp.with_extra_roots(&pem)?;
+                }
+                config.smtp = Some(smtp);
+            } else if smtp_ca.is_some() {
+                bail!("--smtp-ca needs --smtp");
             }
             for spec in secret_scanning_keys {
                 let (id, path) = spec
@@ -362,7 +374,9 @@ pub fn create_user(data: &std::path::Path, username: &str, email: &str) -> anyho
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let db = Db::open(&data.join("valbox.db"))?;
     db.call_blocking(|conn| {
-        let tx = conn.transaction()?;
+        // IMMEDIATE: a read that later writes must not lose the write lock
+        // to a running server in between (it would fail as "locked").
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if db::user_by_name(&tx, username)?.is_some() {
             bail!("user `{username}` already exists");
         }

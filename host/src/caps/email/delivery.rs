@@ -112,8 +112,9 @@ impl SmtpConfig {
                 .to_string(),
             port: parsed.port().unwrap_or(default_port),
             security,
-            username: (!parsed.username().is_empty()).then(|| parsed.username().to_string()),
-            password: parsed.password().map(String::from),
+            // A URL carries them percent-encoded (`p%40ss` for `p@ss`).
+            username: (!parsed.username().is_empty()).then(|| decode(parsed.username())),
+            password: parsed.password().map(decode),
             from: from.to_string(),
             extra_roots_pem: None,
         })
@@ -246,6 +247,13 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
     });
 }
 
+/// Undo a URL's percent-encoding of a user name or password.
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +282,15 @@ mod tests {
     fn the_sender_must_be_an_address() {
         assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox@example.com").is_ok());
         assert!(SmtpConfig::from_url("smtp://127.0.0.1:25", "valbox").is_err());
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_decoded() {
+        let config =
+            SmtpConfig::from_url("smtps://mail%40corp:p%40ss%25w@127.0.0.1", "v@example.com")
+                .unwrap();
+        assert_eq!(config.username.as_deref(), Some("mail@corp"));
+        assert_eq!(config.password.as_deref(), Some("p@ss%w"));
     }
 
     #[test]

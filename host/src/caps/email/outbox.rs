@@ -219,9 +219,17 @@ pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
         ))
     })?;
     let mut out = Vec::new();
+    let mut unreadable = Vec::new();
     for row in rows {
         let (id, to, message, attempts, created_at) = row?;
-        let mail = serde_json::from_str(&message)?;
+        // One stored message that cannot be read must not hold up the rest.
+        let mail = match serde_json::from_str(&message) {
+            Ok(mail) => mail,
+            Err(e) => {
+                unreadable.push((id, e.to_string()));
+                continue;
+            }
+        };
         out.push(Due {
             id,
             to,
@@ -229,6 +237,12 @@ pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
             attempts,
             created_at,
         });
+    }
+    drop(stmt);
+    for (id, error) in unreadable {
+        let error = format!("the stored message could not be read, not retried: {error}");
+        tracing::error!("email {id}: {error}");
+        mark_failed(conn, &id, &error, None)?;
     }
     Ok(out)
 }
@@ -283,6 +297,31 @@ mod tests {
             Err(EmailError::Invalid(m)) => m,
             other => panic!("expected invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_unreadable_stored_message_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&dir.path().join("valbox.db")).unwrap();
+        db.call_blocking(|conn| {
+            let owner = crate::db::insert_user(conn, "ann", "ann@example.com")?.id;
+            let bad = enqueue(conn, &owner, None, &mail(), 10).unwrap();
+            conn.execute(
+                "UPDATE emails SET message = 'garbled' WHERE id = ?1",
+                [&bad],
+            )?;
+            let good = enqueue(conn, &owner, None, &mail(), 10).unwrap();
+            let due = due(conn, 20)?;
+            assert_eq!(due.len(), 1);
+            assert_eq!(due[0].id, good);
+            let status: String =
+                conn.query_row("SELECT status FROM emails WHERE id = ?1", [&bad], |r| {
+                    r.get(0)
+                })?;
+            assert_eq!(status, "failed");
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]
