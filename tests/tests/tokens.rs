@@ -252,15 +252,8 @@ async fn every_rest_endpoint_checks_its_scope() {
     // Deploying needs val:write too.
     let (_, without) = s.token_with(&s.alice, &all_but("val:write")).await;
     let resp = s
-        .req(
-            Method::POST,
-            &format!("/v2/vals/{id}/versions"),
-            Some(&without),
-        )
-        .body(support::val_bytes("hello"))
-        .send()
-        .await
-        .unwrap();
+        .upload_version(&without, &id, support::val_bytes("hello"))
+        .await;
     assert!(
         assert_error(resp, StatusCode::FORBIDDEN, "forbidden")
             .await
@@ -349,15 +342,8 @@ async fn a_call_token_acts_with_its_vals_scopes_and_cannot_escalate() {
     .await;
     // By default it cannot write its val: not its code, not its scopes.
     let resp = s
-        .req(
-            Method::POST,
-            &format!("/v2/vals/{id}/versions"),
-            Some(&token),
-        )
-        .body(support::val_bytes("hello"))
-        .send()
-        .await
-        .unwrap();
+        .upload_version(&token, &id, support::val_bytes("hello"))
+        .await;
     assert!(
         assert_error(resp, StatusCode::FORBIDDEN, "forbidden")
             .await
@@ -797,28 +783,18 @@ async fn val_write_alone_buys_no_other_scope() {
     let created: Value = resp.json().await.unwrap();
     assert_eq!(created["scopes"], json!(["val:read"]));
     let resp = s
-        .req(
-            Method::POST,
-            &format!("/v2/vals/{}/versions", created["id"].as_str().unwrap()),
-            Some(&narrow),
+        .upload_version(
+            &narrow,
+            created["id"].as_str().unwrap(),
+            support::val_bytes("hello"),
         )
-        .body(support::val_bytes("hello"))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
     // New code in a val with wider scopes needs a token holding them all.
     let resp = s
-        .req(
-            Method::POST,
-            &format!("/v2/vals/{hello}/versions"),
-            Some(&narrow),
-        )
-        .body(support::val_bytes("hello"))
-        .send()
-        .await
-        .unwrap();
+        .upload_version(&narrow, &hello, support::val_bytes("hello"))
+        .await;
     let msg = assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
     assert!(msg.contains("deploying token lacks"), "{msg}");
 

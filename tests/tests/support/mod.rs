@@ -161,9 +161,15 @@ impl TestServer {
         wasm: Vec<u8>,
     ) -> Response {
         let val = self.ensure_val(token, name, privacy).await;
+        self.upload_version(token, val["id"].as_str().unwrap(), wasm)
+            .await
+    }
+
+    /// Upload `wasm` as a new version of the val `val_id`, as `token`.
+    pub async fn upload_version(&self, token: &str, val_id: &str, wasm: Vec<u8>) -> Response {
         self.req(
             Method::POST,
-            &format!("/v2/vals/{}/versions", val["id"].as_str().unwrap()),
+            &format!("/v2/vals/{val_id}/versions"),
             Some(token),
         )
         .body(wasm)
