@@ -283,3 +283,27 @@ async fn components_beyond_the_instance_and_table_limits_are_refused_at_upload()
         assert!(msg.contains(named), "{msg}");
     }
 }
+
+#[tokio::test]
+async fn a_caller_hanging_up_stops_the_call_and_is_logged() {
+    let s = TestServer::start_with(|l| {
+        l.fuel = u64::MAX / 2;
+        l.timeout = Duration::from_secs(5);
+    })
+    .await;
+    s.deploy("spin", "spin", "public").await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let gone = impatient
+        .get(format!("{}/x/alice/spin/", s.base))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client should have given up");
+    let log = log_with_status(&s, "spin", 499).await;
+    assert!(log["body"].as_str().unwrap().contains("hung up"), "{log}");
+    // Stopped with the request, well before the 5 s deadline.
+    assert!(started.elapsed() < Duration::from_secs(4));
+}

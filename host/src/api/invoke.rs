@@ -307,22 +307,8 @@ async fn run(
 }
 
 /// Run one call of `val` under the owner's concurrency limit, log it, and
-/// map a failed call to the error its caller sees. The call runs in a task
-/// of its own, so a caller that hangs up neither cuts it short halfway
-/// nor loses its log record.
+/// map a failed call to the error its caller sees.
 async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> ApiResult<Output> {
-    let (app, val) = (app.clone(), val.clone());
-    tokio::spawn(async move { call_and_log(&app, &val, input, trigger).await })
-        .await
-        .map_err(ApiError::internal)?
-}
-
-async fn call_and_log(
-    app: &App,
-    val: &ValRow,
-    input: Input,
-    trigger: &'static str,
-) -> ApiResult<Output> {
     let Some(_slot) = app.try_owner_slot(&val.owner_id) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -377,6 +363,21 @@ async fn call_and_log(
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    let record = LogRecord {
+        owner_id: val.owner_id.clone(),
+        val_id: val.id.clone(),
+        val_name: val.name.clone(),
+        version: latest.version,
+        trigger,
+        time_ns: started.as_nanos() as i64,
+        status: STATUS_CALLER_HUNG_UP,
+        duration_us: 0,
+        fuel_used: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: Some("the caller hung up before the val answered; the call was stopped".into()),
+    };
+    let hang_up = HangUpLog::arm(app, record.clone());
     let Outcome {
         result,
         fuel_used,
@@ -401,21 +402,53 @@ async fn call_and_log(
         let note = format!("denied scopes: {}", denials.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
     }
+    hang_up.disarm();
     app.logs.record(LogRecord {
-        owner_id: val.owner_id.clone(),
-        val_id: val.id.clone(),
-        val_name: val.name.clone(),
-        version: latest.version,
-        trigger,
-        time_ns: started.as_nanos() as i64,
         status,
         duration_us: duration.as_micros() as i64,
         fuel_used,
         stdout,
         stderr,
         error,
+        ..record
     });
     result.map_err(|(e, _)| e)
+}
+
+/// The status logged for a call whose caller went away mid-call (nginx's
+/// "client closed request"); no caller ever sees it.
+const STATUS_CALLER_HUNG_UP: u16 = 499;
+
+/// Logs a call that is dropped before it ends: when a caller hangs up,
+/// its request future, and with it the call, is dropped mid-way.
+struct HangUpLog<'a> {
+    app: &'a App,
+    record: Option<LogRecord>,
+    started: std::time::Instant,
+}
+
+impl<'a> HangUpLog<'a> {
+    fn arm(app: &'a App, record: LogRecord) -> Self {
+        Self {
+            app,
+            record: Some(record),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The call ended; its caller logs the real outcome.
+    fn disarm(mut self) {
+        self.record = None;
+    }
+}
+
+impl Drop for HangUpLog<'_> {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration_us = self.started.elapsed().as_micros() as i64;
+            self.app.logs.record(record);
+        }
+    }
 }
 
 /// The error the caller sees, and the detail for the owner's log. Trap
