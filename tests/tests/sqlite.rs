@@ -321,7 +321,7 @@ async fn the_size_quota_and_the_deadline_stop_runaway_sql() {
         .contains("no such table")
     {
         let resp = sql(&s, &t, "/v1/sqlite/execute", json!({ "statement": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) INSERT INTO big SELECT randomblob(1000) FROM n" })).await;
-        let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+        let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded").await;
         assert!(msg.contains("quota"), "{msg}");
     } else {
         assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
@@ -347,11 +347,11 @@ async fn results_are_bounded_by_the_blob_size_limit() {
         json!({ "statement": "SELECT randomblob(900000000)" }),
     )
     .await;
-    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    let msg = assert_error(resp, StatusCode::BAD_REQUEST, "result_too_large").await;
     assert!(msg.contains(&limit), "{msg}");
     // Many values, each under it, stop once the result passes it.
     let resp = sql(&s, &t, "/v1/sqlite/execute", json!({ "statement": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) SELECT randomblob(1000000) FROM n" })).await;
-    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    let msg = assert_error(resp, StatusCode::BAD_REQUEST, "result_too_large").await;
     assert!(msg.contains("result") && msg.contains(&limit), "{msg}");
     // A batch's results count together.
     let resp = sql(
@@ -361,7 +361,7 @@ async fn results_are_bounded_by_the_blob_size_limit() {
         json!({ "statements": ["SELECT randomblob(6000000)", "SELECT randomblob(6000000)"] }),
     )
     .await;
-    let msg = assert_error(resp, StatusCode::INSUFFICIENT_STORAGE, "limit").await;
+    let msg = assert_error(resp, StatusCode::BAD_REQUEST, "result_too_large").await;
     assert!(msg.contains("result") && msg.contains(&limit), "{msg}");
     // Text that is not UTF-8 comes back, not a crash.
     let rs = execute(&s, &t, json!("SELECT CAST(x'61ff' AS TEXT)")).await;

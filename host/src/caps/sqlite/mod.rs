@@ -85,7 +85,7 @@ impl CallContext {
         result.map_err(|e| match e {
             SqlError::NeedsScope(scope) => self.deny(scope),
             SqlError::Sql(m) | SqlError::Invalid(m) => Error::Invalid(m),
-            SqlError::Limit(m) | SqlError::Deadline(m) => Error::Limit(m),
+            SqlError::Quota(m) | SqlError::TooLarge(m) | SqlError::Deadline(m) => Error::Limit(m),
             // Not the val's mistake: the message says to retry.
             SqlError::Busy(m) => Error::Internal(m),
             SqlError::Internal(m) => {

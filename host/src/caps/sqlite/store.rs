@@ -72,8 +72,10 @@ pub enum SqlError {
     /// SQLite refused the statement; its message says why.
     Sql(String),
     Invalid(String),
-    /// A size limit: the quota, a value or row, or the result.
-    Limit(String),
+    /// The database is at its size quota.
+    Quota(String),
+    /// A value, a row or the whole result is over the size limit.
+    TooLarge(String),
     /// The operation ran past its deadline.
     Deadline(String),
     /// Another writer holds the lock: not the caller's mistake; retry.
@@ -87,7 +89,8 @@ impl std::fmt::Display for SqlError {
             SqlError::NeedsScope(s) => write!(f, "this statement needs the `{s}` scope"),
             SqlError::Sql(m)
             | SqlError::Invalid(m)
-            | SqlError::Limit(m)
+            | SqlError::Quota(m)
+            | SqlError::TooLarge(m)
             | SqlError::Deadline(m)
             | SqlError::Busy(m) => f.write_str(m),
             SqlError::Internal(m) => write!(f, "the database failed: {m}"),
@@ -232,11 +235,11 @@ impl Guard {
         match e.sqlite_error_code() {
             Some(ErrorCode::OperationInterrupted) => deadline_error(),
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy_error(),
-            Some(ErrorCode::DiskFull) => SqlError::Limit(format!(
+            Some(ErrorCode::DiskFull) => SqlError::Quota(format!(
                 "the database is at its size quota of {} bytes",
                 self.quota
             )),
-            Some(ErrorCode::TooBig) => SqlError::Limit(format!(
+            Some(ErrorCode::TooBig) => SqlError::TooLarge(format!(
                 "{e}: a string, blob or row may be at most {} bytes",
                 self.max_bytes
             )),
@@ -251,7 +254,7 @@ impl Guard {
     /// Count `bytes` of result against the budget.
     fn spend(&mut self, bytes: usize) -> Result<(), SqlError> {
         self.left = self.left.checked_sub(bytes).ok_or_else(|| {
-            SqlError::Limit(format!(
+            SqlError::TooLarge(format!(
                 "the result is larger than the limit of {} bytes (a batch's results count \
                  together); select fewer or smaller rows, for example with LIMIT",
                 self.max_bytes
@@ -457,7 +460,7 @@ mod tests {
         let insert = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
                       WHERE i < 100) INSERT INTO t SELECT randomblob(100000) FROM n RETURNING x";
         let e = store.execute("o", ALL, &sql(insert), long).unwrap_err();
-        assert!(matches!(e, SqlError::Limit(_)), "{e}");
+        assert!(matches!(e, SqlError::TooLarge(_)), "{e}");
         let rs = store
             .execute("o", ALL, &sql("SELECT count(*) FROM t"), long)
             .unwrap();
