@@ -8,7 +8,11 @@ use axum::{Json, Router};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::api::Authed;
 use crate::app::App;
@@ -38,18 +42,26 @@ const BATCH: usize = 512;
 /// record's appearance in the logs is delayed.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// Records waiting for the writer at most. If the disk stalls, later
+/// records are dropped (and counted) rather than held in memory without
+/// bound: a record can carry 128 KiB of captured output.
+const QUEUE: usize = 8192;
+
 /// Where calls send their records. Records are written in batches, one
 /// transaction per batch, so logging costs a call almost nothing.
 #[derive(Clone)]
 pub struct LogSink {
-    tx: mpsc::UnboundedSender<LogRecord>,
+    tx: mpsc::Sender<LogRecord>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl LogSink {
     /// Start the writer; it stops once every sink is dropped and the queue
     /// is drained.
     pub fn start(db: Db) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<LogRecord>();
+        let (tx, mut rx) = mpsc::channel::<LogRecord>(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let lost = dropped.clone();
         let writer = tokio::spawn(async move {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -66,14 +78,21 @@ impl LogSink {
                 if let Err(e) = db.call(move |conn| insert_batch(conn, &records)).await {
                     tracing::error!("writing call logs: {e:#}");
                 }
+                let n = lost.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    tracing::warn!("dropped {n} call log records: the log writer fell behind");
+                }
             }
         });
-        (Self { tx }, writer)
+        (Self { tx, dropped }, writer)
     }
 
     pub fn record(&self, record: LogRecord) {
-        // Fails only during shutdown, after the writer stopped.
-        let _ = self.tx.send(record);
+        // Full only when the writer is far behind; closed only during
+        // shutdown, after the writer stopped.
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(record) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
