@@ -36,6 +36,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Bytes of each pooled memory and table kept resident between calls.
 const RESIDENT_BYTES: usize = 4 << 20;
 
+/// Pre-linked components kept in memory at most. Past it one is dropped
+/// for each one loaded: it comes back from the on-disk compiled cache in
+/// milliseconds, and memory stays bounded however many versions exist.
+const MAX_LOADED: usize = 1024;
+
 /// Which export a component offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValKind {
@@ -210,11 +215,20 @@ impl Runtime {
         let this = self.clone();
         let sha = sha256.to_string();
         let loaded = tokio::task::spawn_blocking(move || this.load_from_disk(&sha)).await??;
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256.to_string(), loaded.clone());
+        self.remember(sha256, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Keep `loaded` in memory, within [`MAX_LOADED`].
+    fn remember(&self, sha256: &str, loaded: Loaded) {
+        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_LOADED
+            && !cache.contains_key(sha256)
+            && let Some(evict) = cache.keys().next().cloned()
+        {
+            cache.remove(&evict);
+        }
+        cache.insert(sha256.to_string(), loaded);
     }
 
     fn load_from_disk(&self, sha256: &str) -> anyhow::Result<Loaded> {

@@ -143,10 +143,7 @@ impl Runtime {
             .serialize()
             .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
         write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
-        self.loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256.clone(), loaded);
+        self.remember(&sha256, loaded);
         Ok(Prepared {
             sha256,
             kind,
