@@ -63,28 +63,12 @@ async fn method_path_query_headers_and_body_reach_the_val() {
     // The caller's Valbox token is for the platform, never for the val,
     // however the header is spaced.
     assert_eq!(header("authorization"), None);
-    let seen: Value = s
-        .req(Method::GET, "/x/alice/inspect/", None)
-        .header("authorization", format!("Bearer   {}", s.alice))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = inspect_with_authorization(&s, &format!("Bearer   {}", s.alice)).await;
     let forwarded = seen["headers"].to_string();
     assert!(!forwarded.contains("vbx_"), "token forwarded: {forwarded}");
 
     // Any other Authorization scheme is the val's business (custom auth).
-    let seen: Value = s
-        .req(Method::GET, "/x/alice/inspect/", None)
-        .header("authorization", "Basic dTpw")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = inspect_with_authorization(&s, "Basic dTpw").await;
     assert!(
         seen["headers"]
             .as_array()
@@ -96,6 +80,18 @@ async fn method_path_query_headers_and_body_reach_the_val() {
     let resp = s.get("/x/alice/inspect/status/201", None).await;
     assert_eq!(resp.status(), 201);
     assert_eq!(resp.text().await.unwrap(), "status 201");
+}
+
+/// What alice's `inspect` val saw of a request sent with `authorization`.
+async fn inspect_with_authorization(s: &TestServer, authorization: &str) -> Value {
+    s.req(Method::GET, "/x/alice/inspect/", None)
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
