@@ -250,6 +250,23 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
+    /// Why the token cannot be used at `now`, if it cannot.
+    pub fn refusal(&self, now: i64) -> Option<&'static str> {
+        if self.revoked_at.is_some() {
+            Some("this API token was revoked")
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            Some("this API token has expired; create a new one")
+        } else {
+            None
+        }
+    }
+
+    /// Whether a use at `now` should be recorded (see [`touch_token`]).
+    pub fn last_use_is_stale(&self, now: i64) -> bool {
+        self.last_used_at
+            .is_none_or(|t| t <= now - LAST_USED_GRAIN_MS)
+    }
+
     fn from_row(r: &Row) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get("id")?,

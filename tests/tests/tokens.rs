@@ -825,6 +825,15 @@ async fn val_write_alone_buys_no_other_scope() {
         .await
         .unwrap();
     assert!(seen.get("scopes").is_none() && seen.get("fetchAllowlist").is_none());
+    // ...reading with `val:read`: an owner's blob-only token sees none.
+    let (_, blob_only) = s.token_with(&s.alice, &["blob:read"]).await;
+    let seen: Value = s
+        .get(&format!("/v2/vals/{hello}"), Some(&blob_only))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(seen.get("scopes").is_none(), "{seen}");
     let seen: Value = s
         .get(&format!("/v2/vals/{hello}"), Some(&s.alice))
         .await

@@ -363,21 +363,23 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let record = LogRecord {
-        owner_id: val.owner_id.clone(),
-        val_id: val.id.clone(),
-        val_name: val.name.clone(),
-        version: latest.version,
-        trigger,
-        time_ns: started.as_nanos() as i64,
-        status: STATUS_CALLER_HUNG_UP,
-        duration_us: 0,
-        fuel_used: 0,
-        stdout: String::new(),
-        stderr: String::new(),
-        error: Some("the caller hung up before the val answered; the call was stopped".into()),
-    };
-    let hang_up = HangUpLog::arm(app, record.clone());
+    let hang_up = HangUpLog::arm(
+        app,
+        LogRecord {
+            owner_id: val.owner_id.clone(),
+            val_id: val.id.clone(),
+            val_name: val.name.clone(),
+            version: latest.version,
+            trigger,
+            time_ns: started.as_nanos() as i64,
+            status: 0,
+            duration_us: 0,
+            fuel_used: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+        },
+    );
     let Outcome {
         result,
         fuel_used,
@@ -402,7 +404,6 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         let note = format!("denied scopes: {}", denials.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
     }
-    hang_up.disarm();
     app.logs.record(LogRecord {
         status,
         duration_us: duration.as_micros() as i64,
@@ -410,7 +411,7 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         stdout,
         stderr,
         error,
-        ..record
+        ..hang_up.disarm()
     });
     result.map_err(|(e, _)| e)
 }
@@ -436,17 +437,23 @@ impl<'a> HangUpLog<'a> {
         }
     }
 
-    /// The call ended; its caller logs the real outcome.
-    fn disarm(mut self) {
-        self.record = None;
+    /// The call ended: hand back the record for its caller to complete.
+    fn disarm(mut self) -> LogRecord {
+        self.record.take().expect("armed until disarmed")
     }
 }
 
 impl Drop for HangUpLog<'_> {
     fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            record.duration_us = self.started.elapsed().as_micros() as i64;
-            self.app.logs.record(record);
+        if let Some(record) = self.record.take() {
+            self.app.logs.record(LogRecord {
+                status: STATUS_CALLER_HUNG_UP,
+                duration_us: self.started.elapsed().as_micros() as i64,
+                error: Some(
+                    "the caller hung up before the val answered; the call was stopped".into(),
+                ),
+                ..record
+            });
         }
     }
 }

@@ -42,14 +42,24 @@ impl ScopeList {
     }
 }
 
-/// Refuse to hand out a scope the caller's own token lacks.
-pub fn require_all(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
+/// Refuse (403, with `message` naming the first missing scope) unless the
+/// caller's own token holds every scope in `wanted`.
+pub fn require_all(
+    who: &Principal,
+    wanted: &Scopes,
+    message: impl FnOnce(&str) -> String,
+) -> ApiResult<()> {
     match wanted.first_missing_from(&who.scopes) {
-        Some(scope) => Err(ApiError::forbidden(format!(
-            "cannot grant `{scope}`: the token making this request does not hold it"
-        ))),
+        Some(scope) => Err(ApiError::forbidden(message(scope))),
         None => Ok(()),
     }
+}
+
+/// [`require_all`] for handing scopes out.
+pub fn require_grantable(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
+    require_all(who, wanted, |scope| {
+        format!("cannot grant `{scope}`: the token making this request does not hold it")
+    })
 }
 
 #[derive(Deserialize)]
@@ -127,7 +137,7 @@ async fn create(
         ));
     }
     let scopes = body.scopes.parse()?;
-    require_all(&who, &scopes)?;
+    require_grantable(&who, &scopes)?;
     let expires_at = expiry(&body)?;
     let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
     let owner = who.user_id.clone();

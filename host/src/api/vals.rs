@@ -59,8 +59,13 @@ fn validate_privacy(privacy: &str) -> ApiResult<()> {
 /// Whether `caller` may see (and run) `val`. Private vals exist only for
 /// their owner holding `val:read`; to everyone else they are a 404.
 pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
-    val.privacy != "private"
-        || caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has("val:read"))
+    val.privacy != "private" || owner_reads(val, caller)
+}
+
+/// Whether `caller` is `val`'s owner holding `val:read`: who may see a
+/// private val, and a val's settings.
+fn owner_reads(val: &ValRow, caller: Option<&Principal>) -> bool {
+    caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has("val:read"))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -143,7 +148,7 @@ pub fn val_json(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Value {
         "version": val.latest.as_ref().map(|v| v.version),
         "links": links,
     });
-    if viewer.is_some_and(|p| p.user_id == val.owner_id) {
+    if owner_reads(val, viewer) {
         json["scopes"] = json!(
             val.scopes
                 .split(' ')
@@ -246,11 +251,14 @@ async fn page_of_vals(
     path: &str,
     next_link: NextLink,
     who: Option<&Principal>,
-    viewer: Option<String>,
     only: Option<String>,
     page: Page,
 ) -> ApiResult<Json<Value>> {
     let (limit, offset) = page.bounds()?;
+    // Listings show public vals, and the caller's own when it may read them.
+    let viewer = who
+        .filter(|p| p.scopes.has("val:read"))
+        .map(|p| p.user_id.clone());
     let rows = app
         .db
         .call(move |conn| {
@@ -288,21 +296,7 @@ async fn list(
     Caller(who): Caller,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
-    // Listings show public vals, and the caller's own when it may read them.
-    let viewer = who
-        .as_ref()
-        .filter(|p| p.scopes.has("val:read"))
-        .map(|p| p.user_id.clone());
-    page_of_vals(
-        &app,
-        "/v2/vals",
-        NextLink::Cursor,
-        who.as_ref(),
-        viewer,
-        None,
-        page,
-    )
-    .await
+    page_of_vals(&app, "/v2/vals", NextLink::Cursor, who.as_ref(), None, page).await
 }
 
 async fn list_mine(
@@ -312,16 +306,7 @@ async fn list_mine(
 ) -> ApiResult<Json<Value>> {
     who.require("val:read")?;
     let me = Some(who.user_id.clone());
-    page_of_vals(
-        &app,
-        "/v2/me/vals",
-        NextLink::Url,
-        Some(&who),
-        me.clone(),
-        me,
-        page,
-    )
-    .await
+    page_of_vals(&app, "/v2/me/vals", NextLink::Url, Some(&who), me, page).await
 }
 
 async fn get_one(
@@ -377,7 +362,7 @@ async fn update(
     let scopes = match &body.scopes {
         Some(list) => {
             let scopes = list.parse()?;
-            super::tokens::require_all(&who, &scopes)?;
+            super::tokens::require_grantable(&who, &scopes)?;
             Some(scopes.to_string())
         }
         None => None,
@@ -472,12 +457,12 @@ async fn deploy(
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
     let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    if let Some(scope) = val_scopes.first_missing_from(&who.scopes) {
-        return Err(ApiError::forbidden(format!(
+    super::tokens::require_all(&who, &val_scopes, |scope| {
+        format!(
             "this val's calls get `{scope}`, which the deploying token lacks; \
              deploy with a token that holds every scope of the val, or narrow its scopes first"
-        )));
-    }
+        )
+    })?;
     let limit = app.config.limits.component_bytes;
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await

@@ -228,7 +228,8 @@ pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Prin
                 return Ok(None);
             };
             // Only a use that will be allowed counts as one.
-            if row.revoked_at.is_none() && row.expires_at.is_none_or(|t| t > db::now_ms()) {
+            let now = db::now_ms();
+            if row.refusal(now).is_none() && row.last_use_is_stale(now) {
                 db::touch_token(conn, &row.id)?;
             }
             let user = db::user_by_id(conn, &row.user_id)?;
@@ -238,13 +239,8 @@ pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Prin
     let Some((row, user)) = found else {
         return Err(ApiError::unauthorized("unknown API token"));
     };
-    if row.revoked_at.is_some() {
-        return Err(ApiError::unauthorized("this API token was revoked"));
-    }
-    if row.expires_at.is_some_and(|t| t <= db::now_ms()) {
-        return Err(ApiError::unauthorized(
-            "this API token has expired; create a new one",
-        ));
+    if let Some(why) = row.refusal(db::now_ms()) {
+        return Err(ApiError::unauthorized(why));
     }
     let scopes = Scopes::parse(&row.scopes).map_err(ApiError::internal)?;
     Ok(Some(Principal {

@@ -66,12 +66,15 @@ impl LogSink {
             let mut batch = Vec::new();
             while rx.recv_many(&mut batch, BATCH).await > 0 {
                 // Let a busy server's records gather: one transaction for
-                // many calls instead of a thread hand-off for each.
-                tokio::time::sleep(LINGER).await;
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(record) => batch.push(record),
-                        Err(_) => break,
+                // many calls instead of a thread hand-off for each. A full
+                // batch goes at once.
+                if batch.len() < BATCH {
+                    tokio::time::sleep(LINGER).await;
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(record) => batch.push(record),
+                            Err(_) => break,
+                        }
                     }
                 }
                 let records = std::mem::take(&mut batch);

@@ -32,6 +32,9 @@ impl Mailer {
         recipients: Vec<String>,
         mail: Outgoing,
     ) -> Result<String, EmailError> {
+        // Checked before the database is touched: a bad message costs no
+        // turn at the shared connection.
+        mail.validate()?;
         let (owner, val_id, limit) = (
             owner.to_string(),
             val_id.map(String::from),

@@ -132,7 +132,7 @@ pub fn check_recipients<'a>(
     Ok(())
 }
 
-/// Store `mail` for `owner`; returns its id.
+/// Store `mail` (already [`Outgoing::validate`]d) for `owner`; returns its id.
 pub fn enqueue(
     conn: &Connection,
     owner: &str,
@@ -140,7 +140,6 @@ pub fn enqueue(
     mail: &Outgoing,
     daily_limit: u32,
 ) -> Result<String, EmailError> {
-    mail.validate()?;
     let since = now_ms() - 86_400_000;
     let sent_today: u32 = conn.query_row(
         "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2",

@@ -153,7 +153,7 @@ impl IntoResponse for Failure {
 fn bounds(app: &App) -> Bounds {
     Bounds {
         deadline: Instant::now() + app.config.limits.timeout,
-        max_bytes: app.config.limits.blob_bytes,
+        max_bytes: app.blobs.max_blob_bytes,
     }
 }
 
