@@ -330,13 +330,12 @@ pub fn token_by_hash(conn: &Connection, hash: &str) -> anyhow::Result<Option<Tok
 /// write, and a finer grain than this tells its owner nothing more.
 const LAST_USED_GRAIN_MS: i64 = 60_000;
 
-/// Record that a live token was used, at most once per grain.
+/// Record that a live token was used now; callers ask
+/// [`TokenRow::last_use_is_stale`] first, so it is written once per grain.
 pub fn touch_token(conn: &Connection, id: &str) -> anyhow::Result<()> {
-    let now = now_ms();
     conn.execute(
-        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2 \
-         AND (last_used_at IS NULL OR last_used_at <= ?1 - ?3)",
-        params![now, id, LAST_USED_GRAIN_MS],
+        "UPDATE tokens SET last_used_at = ?1 WHERE id = ?2",
+        params![now_ms(), id],
     )?;
     Ok(())
 }
