@@ -82,7 +82,11 @@ async fn run() {
             fetch_allowlist: None,
             fetch_count: 0,
             mailer: mailer.clone(),
-            sqlite: SqliteStore::new(dir.path().join("sqlite"), limits.sqlite_quota_bytes),
+            sqlite: SqliteStore::new(
+                dir.path().join("sqlite"),
+                limits.sqlite_quota_bytes,
+                limits.sqlite_temp_bytes,
+            ),
             deadline: Instant::now() + Duration::from_secs(10),
             db: db.clone(),
             secrets: secrets.clone(),

@@ -80,7 +80,9 @@ impl App {
         let sqlite = crate::caps::sqlite::SqliteStore::new(
             config.data_dir.join("sqlite"),
             config.limits.sqlite_quota_bytes,
-        );
+            config.limits.sqlite_temp_bytes,
+        )
+        .with_concurrency(config.limits.concurrent_calls_per_owner);
         let blobs = crate::caps::blob::BlobStore::new(
             config.data_dir.join("blobs"),
             config.limits.blob_bytes,

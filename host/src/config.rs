@@ -77,6 +77,10 @@ pub struct Limits {
     pub blob_quota_bytes: u64,
     /// Size of one owner's SQLite database. Default 100 MiB.
     pub sqlite_quota_bytes: u64,
+    /// Temporary storage (TEMP tables, sorts, materialised subqueries) of
+    /// all of one owner's running SQLite statements together. Default
+    /// 100 MiB.
+    pub sqlite_temp_bytes: u64,
     /// Outbound requests per call. Default 20.
     pub fetch_requests_per_call: u32,
     /// A fetched response body. Default 5 MiB.
@@ -103,6 +107,7 @@ impl Default for Limits {
             blob_bytes: 10 << 20,
             blob_quota_bytes: 100 << 20,
             sqlite_quota_bytes: 100 << 20,
+            sqlite_temp_bytes: 100 << 20,
             fetch_requests_per_call: 20,
             fetch_response_bytes: 5 << 20,
             emails_per_day: 100,

@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{TestServer, assert_error};
-use valbox::auth::{ALL_SCOPES, CallToken, Scopes};
+use valbox::auth::{ALL_SCOPES, Scopes};
 
 fn all_but(scope: &str) -> Vec<&'static str> {
     ALL_SCOPES.iter().copied().filter(|s| *s != scope).collect()
@@ -286,40 +286,13 @@ async fn each_call_gets_a_token_that_dies_with_the_call() {
     assert_ne!(token, again);
 }
 
-fn mint(s: &TestServer, val_id: &str, scopes: Scopes, lifetime: Duration) -> String {
-    let owner = alice_id(s);
-    let now = valbox::db::now_ms();
-    s.app()
-        .call_tokens
-        .mint(CallToken {
-            id: String::new(),
-            owner_id: owner,
-            username: "alice".into(),
-            val_id: val_id.into(),
-            scopes,
-            created_at_ms: now,
-            deadline: Instant::now() + lifetime,
-            expires_at_ms: now + lifetime.as_millis() as i64,
-        })
-        .0
-}
-
-/// alice's user id, read straight from the data dir.
-fn alice_id(s: &TestServer) -> String {
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    db.call_blocking(|c| valbox::db::user_by_name(c, "alice"))
-        .unwrap()
-        .unwrap()
-        .id
-}
-
 #[tokio::test]
 async fn a_call_token_acts_with_its_vals_scopes_and_cannot_escalate() {
     let s = TestServer::start().await;
     let v = s.deploy("inspect", "inspect", "public").await;
     let id = v["valId"].as_str().unwrap().to_string();
 
-    let token = mint(&s, &id, Scopes::val_default(), Duration::from_secs(30));
+    let token = s.mint_call_token(&id, Scopes::val_default(), Duration::from_secs(30));
     let me: Value = s.get("/v1/me", Some(&token)).await.json().await.unwrap();
     assert_eq!(me["username"], "alice");
     // It can never manage tokens, whatever its scopes.
@@ -364,7 +337,7 @@ async fn a_call_token_acts_with_its_vals_scopes_and_cannot_escalate() {
     // Even when granted val:write, it cannot change its own val at all:
     // not its code, its scopes, or its existence.
     let granted = Scopes::parse("val:read val:write").unwrap();
-    let token = mint(&s, &id, granted, Duration::from_secs(30));
+    let token = s.mint_call_token(&id, granted, Duration::from_secs(30));
     let own = [
         s.req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&token))
             .json(&json!({ "scopes": ["val:write", "user:write"] })),
@@ -396,7 +369,7 @@ async fn a_call_token_acts_with_its_vals_scopes_and_cannot_escalate() {
             .contains("user:write")
     );
 
-    let expired = mint(&s, &id, Scopes::val_default(), Duration::ZERO);
+    let expired = s.mint_call_token(&id, Scopes::val_default(), Duration::ZERO);
     let msg = assert_error(
         s.get("/v1/me", Some(&expired)).await,
         StatusCode::UNAUTHORIZED,

@@ -10,6 +10,9 @@
 //! - `/env-twice/{NAME}?wait_ms=N` reads the env var, sleeps N ms, reads it
 //!   again and answers `{"first", "second"}`, each `ok:<value>`, `unset` or
 //!   `err:<error>`: for testing a token revoked during a call.
+//! - `POST /sql` runs a batch of SQL statements (mode `write`) through the
+//!   sqlite import: the body is a JSON array of `[sql, [text args...]]`.
+//!   It answers 200 with `{"results": n}` or 400 with the host's error.
 //! - `/escape` tries to leave the sandbox (read a host file, list `/`, read
 //!   host env vars) and answers what each attempt got.
 //! - Any other path answers the request itself as JSON:
@@ -17,7 +20,7 @@
 //!   with the header `x-inspect: yes`.
 
 use std::io::Write;
-use valbox_sdk::{Request, Response};
+use valbox_sdk::{Request, Response, sqlite};
 
 fn inspect(req: Request) -> Response {
     if let Some(code) = req.path.strip_prefix("/status/") {
@@ -58,6 +61,9 @@ fn inspect(req: Request) -> Response {
         let second = read_env(name);
         return Response::json(&serde_json::json!({ "first": first, "second": second }));
     }
+    if req.path == "/sql" {
+        return run_sql(&req.body);
+    }
     if req.path == "/escape" {
         let report = serde_json::json!({
             "read_file": format!("{:?}", std::fs::read_to_string("/etc/passwd").map(|t| t.len())),
@@ -96,6 +102,23 @@ fn print_bytes(n: usize) {
         left -= len;
     }
     let _ = out.flush();
+}
+
+fn run_sql(body: &[u8]) -> Response {
+    let Ok(items) = serde_json::from_slice::<Vec<(String, Vec<String>)>>(body) else {
+        return bad_request("the body must be a JSON array of [sql, [text args...]]");
+    };
+    let statements: Vec<_> = items
+        .iter()
+        .map(|(sql, args)| {
+            let args: Vec<_> = args.iter().cloned().map(sqlite::Value::Text).collect();
+            sqlite::statement(sql, &args)
+        })
+        .collect();
+    match sqlite::batch(&statements, sqlite::BatchMode::Write) {
+        Ok(results) => Response::json(&serde_json::json!({ "results": results.len() })),
+        Err(e) => Response::text(e.to_string()).with_status(400),
+    }
 }
 
 fn read_env(name: &str) -> String {

@@ -70,21 +70,24 @@ pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Respo
     serve_http(&app, caller, &user, &val, path, req).await
 }
 
-/// The caller of a val. Only a Valbox token in `Authorization` is the
-/// platform's business; any other value (Basic auth, another service's
-/// bearer token) belongs to the val, which may do its own authentication.
+/// The caller of a val. Only a Valbox token is the platform's business;
+/// any other `Authorization` (Basic auth, another service's bearer token)
+/// belongs to the val, which may do its own authentication. A Valbox token
+/// under any other scheme is refused rather than taken as anonymous.
 async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Option<Principal>> {
-    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match header {
-        Some(h) if is_valbox_token(h) => auth::authenticate(app, Some(h)).await,
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bearer = value.to_str().ok().and_then(auth::bearer);
+    match bearer {
+        Some(token) if auth::has_token_prefix(token) => {
+            auth::authenticate(app, value.to_str().ok()).await
+        }
+        _ if auth::carries_valbox_token(value.as_bytes()) => Err(ApiError::unauthorized(
+            "send a Valbox token as `Authorization: Bearer <token>`; it is never passed to a val",
+        )),
         _ => Ok(None),
     }
-}
-
-fn is_valbox_token(header: &str) -> bool {
-    header
-        .strip_prefix("Bearer ")
-        .is_some_and(|t| auth::has_token_prefix(t.trim()))
 }
 
 /// Extractor form of [`val_caller`] for the routes that call vals.
@@ -165,6 +168,7 @@ async fn serve_http_inner(
 ) -> ApiResult<Response> {
     let val = resolve(app, caller.as_ref(), user, name, ValKind::Http).await?;
     let (parts, body) = req.into_parts();
+    let head = parts.method == axum::http::Method::HEAD;
     let limit = app.config.limits.request_body_bytes;
     let body = axum::body::to_bytes(body, limit)
         .await
@@ -173,8 +177,8 @@ async fn serve_http_inner(
         .headers
         .iter()
         // A Valbox token of either kind is for the platform, never for the
-        // val's author: judged exactly as `val_caller` judges it.
-        .filter(|(k, v)| !(*k == AUTHORIZATION && v.to_str().is_ok_and(is_valbox_token)))
+        // val's author, in whatever header, scheme or encoding it came.
+        .filter(|(_, v)| !auth::carries_valbox_token(v.as_bytes()))
         .map(|(k, v)| {
             (
                 k.to_string(),
@@ -191,7 +195,7 @@ async fn serve_http_inner(
     };
     let outcome = call(app, &val, Input::Http(request), "http").await?;
     match outcome {
-        Output::Http(r) => Ok(http_response(r)),
+        Output::Http(r) => Ok(http_response(r, head)),
         Output::Script(_) => Err(ApiError::internal("script output from an HTTP val")),
     }
 }
@@ -206,19 +210,32 @@ const FRAMING_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-fn http_response(r: crate::runtime::HttpResponse) -> Response {
-    let Ok(status) = StatusCode::from_u16(r.status) else {
+fn http_response(r: crate::runtime::HttpResponse, head: bool) -> Response {
+    // Informational answers (1xx) belong to the connection, which is the
+    // server's: a val may only give a final status.
+    let status = StatusCode::from_u16(r.status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()));
+    let Some(status) = status else {
         return ApiError::new(
             StatusCode::BAD_GATEWAY,
             "invalid_response",
             format!(
-                "the val answered with status {}, which is not a valid HTTP status",
+                "the val answered with status {}; a val must answer with a final HTTP \
+                 status from 200 to 599",
                 r.status
             ),
         )
         .into_response();
     };
-    let mut response = Response::new(Body::from(r.body));
+    // HTTP forbids a body on 204, 304 and any answer to HEAD.
+    let bodiless = head || matches!(status.as_u16(), 204 | 304);
+    let body = if bodiless {
+        Body::empty()
+    } else {
+        Body::from(r.body)
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     for (k, v) in r.headers {
         // Headers that are not valid HTTP are dropped rather than failing

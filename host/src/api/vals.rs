@@ -83,16 +83,41 @@ pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: &str) -> Ap
     }
 }
 
-/// Like [`find_owned`] with `val:write`, and never by the val's own call
-/// token: running code must not replace, widen or delete itself.
-async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
-    let val = find_owned(app, who, id, "val:write").await?;
-    if who.call_of_val.as_deref() == Some(val.id.as_str()) {
+/// Scopes with which running code changes vals: their code, settings and
+/// deletion (`val:write`) or their env vars (`env:write`).
+pub const SCOPES_THAT_CHANGE_VALS: [&str; 2] = ["val:write", "env:write"];
+
+/// Like [`find_owned`], for a change that needs `scope`. A val's call token
+/// may change only vals that cannot change vals themselves: never its own
+/// val, never one holding a scope of [`SCOPES_THAT_CHANGE_VALS`]. So no
+/// chain of vals can rewrite itself (A changes B, B changes A back).
+pub async fn find_changeable(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    scope: &str,
+) -> ApiResult<ValRow> {
+    let val = find_owned(app, who, id, scope).await?;
+    let Some(caller_val) = who.call_of_val.as_deref() else {
+        return Ok(val);
+    };
+    if caller_val == val.id {
         return Err(ApiError::forbidden(
             "a val's call token cannot change its own val; use a personal API token",
         ));
     }
+    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    if let Some(scope) = SCOPES_THAT_CHANGE_VALS.iter().find(|s| held.has(s)) {
+        return Err(ApiError::forbidden(format!(
+            "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
+             vals can change itself; use a personal API token"
+        )));
+    }
     Ok(val)
+}
+
+async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    find_changeable(app, who, id, "val:write").await
 }
 
 pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
@@ -363,6 +388,13 @@ async fn update(
         Some(list) => {
             let scopes = list.parse()?;
             super::tokens::require_grantable(&who, &scopes)?;
+            // Only a person hands out the power to change vals.
+            let changer = SCOPES_THAT_CHANGE_VALS.iter().find(|s| scopes.has(s));
+            if let (Some(scope), Some(_)) = (changer, &who.call_of_val) {
+                return Err(ApiError::forbidden(format!(
+                    "a val's call token cannot grant `{scope}`; use a personal API token"
+                )));
+            }
             Some(scopes.to_string())
         }
         None => None,

@@ -16,8 +16,10 @@ use crate::db;
 use crate::error::ApiError;
 
 pub use call_tokens::{CallToken, CallTokens, Revoker};
+pub use header::{bearer, carries_valbox_token};
 
 mod call_tokens;
+mod header;
 
 /// Prefix of personal API tokens.
 pub const API_TOKEN_PREFIX: &str = "vbx_";
@@ -198,12 +200,9 @@ pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Prin
     let Some(header) = header else {
         return Ok(None);
     };
-    let token = header
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-        })?;
+    let token = bearer(header).ok_or_else(|| {
+        ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+    })?;
     if well_formed(token, CALL_TOKEN_PREFIX) {
         return match app.call_tokens.get(&hash_token(token)) {
             Some(call) if call.expired() => Err(ApiError::unauthorized(

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::CallContext;
-use crate::api::{Authed, JsonBody, iso8601, vals::find_owned};
+use crate::api::vals::{find_changeable, find_owned};
+use crate::api::{Authed, JsonBody, iso8601};
 use crate::app::App;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
@@ -232,7 +233,7 @@ async fn write_var(
     value: String,
     description: Option<String>,
 ) -> ApiResult<EnvVarMeta> {
-    let val = find_owned(app, who, id, "env:write").await?;
+    let val = find_changeable(app, who, id, "env:write").await?;
     validate_key(&key).map_err(|m| ApiError::bad_request("invalid_env_var", m))?;
     if value.len() > MAX_VALUE_LEN {
         return Err(ApiError::too_large("the env var's value", MAX_VALUE_LEN));
@@ -258,7 +259,7 @@ async fn delete_route(
     Authed(who): Authed,
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let val = find_owned(&app, &who, &id, "env:write").await?;
+    let val = find_changeable(&app, &who, &id, "env:write").await?;
     let k = key.clone();
     if app
         .db

@@ -208,6 +208,38 @@ impl TestServer {
         resp.json().await.unwrap()
     }
 
+    /// Mint a call token for alice's val `val_id`, as a call of it would.
+    pub fn mint_call_token(
+        &self,
+        val_id: &str,
+        scopes: valbox::auth::Scopes,
+        lifetime: Duration,
+    ) -> String {
+        let now = valbox::db::now_ms();
+        self.app()
+            .call_tokens
+            .mint(valbox::auth::CallToken {
+                id: String::new(),
+                owner_id: self.alice_id(),
+                username: "alice".into(),
+                val_id: val_id.into(),
+                scopes,
+                created_at_ms: now,
+                deadline: std::time::Instant::now() + lifetime,
+                expires_at_ms: now + lifetime.as_millis() as i64,
+            })
+            .0
+    }
+
+    /// alice's user id, read straight from the data dir.
+    pub fn alice_id(&self) -> String {
+        let db = valbox::db::Db::open(&self.dir.path().join("valbox.db")).unwrap();
+        db.call_blocking(|c| valbox::db::user_by_name(c, "alice"))
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
     /// Poll the log endpoint until `pred` holds for the entries, or panic.
     pub async fn wait_for_logs(
         &self,

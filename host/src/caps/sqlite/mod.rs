@@ -2,8 +2,10 @@
 //! `sqlite:read`, any other `sqlite:write`), its storage (`store`) and its
 //! REST routes (`routes`).
 
+pub mod policy;
 mod routes;
 pub mod store;
+mod tempfiles;
 
 pub use routes::routes;
 pub use store::SqliteStore;

@@ -127,6 +127,20 @@ fn api_error(e: SqlError) -> ApiError {
     }
 }
 
+/// A turn among the caller's concurrent SQLite requests, or 429.
+fn turn(app: &App, who: &Principal) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    app.sqlite.try_turn(&who.user_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "you already have {} SQLite requests running; wait for one to finish and retry",
+                app.sqlite.concurrent_per_owner
+            ),
+        )
+    })
+}
+
 /// An error answer; a busy database also says when to retry.
 struct Failure(ApiError);
 
@@ -168,13 +182,18 @@ async fn execute(
     JsonBody(body): JsonBody<ExecuteBody>,
 ) -> Result<Json<Value>, Failure> {
     let access = access(&who)?;
+    let turn = turn(&app, &who)?;
     let s = statement(body.statement)?;
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
     let bounds = bounds(&app);
-    let result = tokio::task::spawn_blocking(move || store.execute(&owner, access, &s, bounds))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(api_error)?;
+    // The turn ends with the work, even if the caller hangs up before.
+    let result = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        store.execute(&owner, access, &s, bounds)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(api_error)?;
     Ok(Json(result_json(result)))
 }
 
@@ -191,6 +210,7 @@ async fn batch(
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<Value>, Failure> {
     let access = access(&who)?;
+    let turn = turn(&app, &who)?;
     let mode = match body.mode.as_deref() {
         None | Some("deferred") => Mode::Deferred,
         Some("write") => Mode::Write,
@@ -210,11 +230,13 @@ async fn batch(
         .collect::<ApiResult<Vec<_>>>()?;
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
     let bounds = bounds(&app);
-    let results =
-        tokio::task::spawn_blocking(move || store.batch(&owner, access, &statements, mode, bounds))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(api_error)?;
+    let results = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        store.batch(&owner, access, &statements, mode, bounds)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(api_error)?;
     Ok(Json(Value::Array(
         results.into_iter().map(result_json).collect(),
     )))

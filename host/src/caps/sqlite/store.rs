@@ -1,35 +1,27 @@
 //! One SQLite database per owner (`sqlite/<owner>.sqlite3`, WAL, fsync on
-//! commit). Each operation opens its own connection with guards on:
-//! an authorizer that refuses ATTACH/DETACH, extension loading and the
-//! pragmas that touch files or weaken safety, and flags transaction control;
-//! SQLite's defensive mode; a progress handler that stops a statement at the
-//! call's deadline; a page-count cap that enforces the size quota; and a
-//! byte bound on any one value or row and on everything an operation returns.
+//! commit). Each operation opens its own connection, hardened by `policy`
+//! (allowlisted functions, modules and pragmas, defensive mode), with its
+//! temporary files counted against the owner's budget (`tempfiles`), a
+//! progress handler that stops a statement at the call's deadline, a
+//! page-count cap that enforces the size quota, and a byte bound on any one
+//! value or row and on everything an operation returns.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::policy::{self, Verdicts};
+use super::tempfiles::{self, Entered, TempBudget};
 
 /// The longest a statement waits for another writer's lock (never past the
 /// deadline).
 const BUSY_WAIT: Duration = Duration::from_secs(2);
-
-/// Pragmas a val may run: they only read the schema.
-const SAFE_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "user_version",
-];
 
 pub enum Args {
     Positional(Vec<Value>),
@@ -109,11 +101,63 @@ pub struct Access {
 pub struct SqliteStore {
     root: PathBuf,
     pub quota_bytes: u64,
+    /// What one owner's temporary files may hold at once, all of its
+    /// statements together.
+    pub temp_bytes: u64,
+    /// Each owner's temporary-storage budget while any of its operations
+    /// runs.
+    temp_budgets: Arc<Mutex<HashMap<String, Weak<TempBudget>>>>,
+    /// REST operations one owner may run at once.
+    pub concurrent_per_owner: usize,
+    in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl SqliteStore {
-    pub fn new(root: PathBuf, quota_bytes: u64) -> Self {
-        Self { root, quota_bytes }
+    pub fn new(root: PathBuf, quota_bytes: u64, temp_bytes: u64) -> Self {
+        Self {
+            root,
+            quota_bytes,
+            temp_bytes,
+            temp_budgets: Arc::default(),
+            concurrent_per_owner: usize::MAX >> 4,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Bound the REST operations one owner may run at once.
+    pub fn with_concurrency(mut self, per_owner: usize) -> Self {
+        self.concurrent_per_owner = per_owner.max(1);
+        self
+    }
+
+    /// A turn for one of `owner`'s REST operations, or `None` when it
+    /// already runs as many as it may (so parallel requests cannot pile up
+    /// blocking threads, memory or temporary files).
+    pub fn try_turn(&self, owner: &str) -> Option<OwnedSemaphorePermit> {
+        let mut gates = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if gates.len() > 1024 {
+            // Forget owners with nothing running.
+            let full = self.concurrent_per_owner;
+            gates.retain(|_, g| g.available_permits() < full);
+        }
+        let gate = gates
+            .entry(owner.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.concurrent_per_owner)))
+            .clone();
+        gate.try_acquire_owned().ok()
+    }
+
+    /// The temporary-storage budget `owner`'s operations share.
+    fn temp_budget(&self, owner: &str) -> Arc<TempBudget> {
+        let mut budgets = self.temp_budgets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(budget) = budgets.get(owner).and_then(Weak::upgrade) {
+            return budget;
+        }
+        // Owners with no operation running hold no budget.
+        budgets.retain(|_, b| b.strong_count() > 0);
+        let budget = Arc::new(TempBudget::new(self.temp_bytes));
+        budgets.insert(owner.to_string(), Arc::downgrade(&budget));
+        budget
     }
 
     fn open(&self, owner: &str, bounds: Bounds) -> Result<(Connection, Guard), SqlError> {
@@ -122,14 +166,18 @@ impl SqliteStore {
         if left.is_zero() {
             return Err(deadline_error());
         }
+        tempfiles::register().map_err(SqlError::Internal)?;
         std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
+        // Temporary files opened from here on count against the owner.
+        let temp = tempfiles::enter(self.temp_budget(owner));
         // Owner ids are UUIDs minted by this server, never user input.
         let path = self.root.join(format!("{owner}.sqlite3"));
-        let conn = Connection::open_with_flags(
+        let conn = Connection::open_with_flags_and_vfs(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            tempfiles::VFS_NAME,
         )
         .map_err(failed)?;
         conn.busy_timeout(left.min(BUSY_WAIT)).map_err(failed)?;
@@ -140,25 +188,19 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA trusted_schema = OFF;
+             PRAGMA temp_store = FILE;
              PRAGMA max_page_count = {};",
             (self.quota_bytes / page_size.max(1)).max(1)
         ))
         .map_err(failed)?;
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-            .map_err(failed)?;
-        // Bound any one string, blob or row, so no single value can outgrow
-        // the result budget.
-        let max_len = i32::try_from(bounds.max_bytes).unwrap_or(i32::MAX);
-        conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_len)
-            .map_err(failed)?;
-        let control = Arc::new(AtomicBool::new(false));
-        let seen = control.clone();
-        conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(ctx, &seen)));
+        let verdicts = policy::harden(&conn, bounds.max_bytes).map_err(failed)?;
         let deadline = bounds.deadline;
         conn.progress_handler(10_000, Some(move || Instant::now() >= deadline));
         let guard = Guard {
-            control,
+            verdicts,
+            temp,
             quota: self.quota_bytes,
+            temp_limit: self.temp_bytes,
             max_bytes: bounds.max_bytes,
             left: bounds.max_bytes,
         };
@@ -222,9 +264,12 @@ impl SqliteStore {
 
 /// What one operation's statements share.
 struct Guard {
-    /// Set by the authorizer when a statement controls transactions.
-    control: Arc<AtomicBool>,
+    /// What the authorizer saw of the statement being prepared.
+    verdicts: Verdicts,
+    /// Charges this thread's temporary files to the owner, while alive.
+    temp: Entered,
     quota: u64,
+    temp_limit: u64,
     max_bytes: usize,
     /// Result bytes the operation may still return.
     left: usize,
@@ -232,9 +277,19 @@ struct Guard {
 
 impl Guard {
     fn classify(&self, e: rusqlite::Error) -> SqlError {
+        // The authorizer's own reason is the most precise one.
+        if let Some(why) = self.verdicts.take_refusal() {
+            return SqlError::Sql(why);
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::OperationInterrupted) => deadline_error(),
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy_error(),
+            Some(ErrorCode::DiskFull) if self.temp.refused() => SqlError::Quota(format!(
+                "the statement needs more temporary storage (TEMP tables, sorts, DISTINCT, \
+                 subqueries) than the limit of {} bytes for all of an owner's statements \
+                 running at once; narrow it, for example with LIMIT or an index",
+                self.temp_limit
+            )),
             Some(ErrorCode::DiskFull) => SqlError::Quota(format!(
                 "the database is at its size quota of {} bytes",
                 self.quota
@@ -242,10 +297,6 @@ impl Guard {
             Some(ErrorCode::TooBig) => SqlError::TooLarge(format!(
                 "{e}: a string, blob or row may be at most {} bytes",
                 self.max_bytes
-            )),
-            Some(ErrorCode::AuthorizationForStatementDenied) => SqlError::Sql(format!(
-                "{e}: ATTACH, DETACH, extension loading and pragmas other than {} are not allowed",
-                SAFE_PRAGMAS.join(", ")
             )),
             _ => SqlError::Sql(e.to_string()),
         }
@@ -281,36 +332,6 @@ fn failed(e: rusqlite::Error) -> SqlError {
     }
 }
 
-fn authorize(ctx: AuthContext<'_>, control: &AtomicBool) -> Authorization {
-    match ctx.action {
-        // Allowed here, because the host's own BEGIN and COMMIT pass through
-        // too; `run` refuses them in the caller's SQL.
-        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
-            control.store(true, Ordering::Relaxed);
-            Authorization::Allow
-        }
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value,
-        } => {
-            let name = pragma_name.to_ascii_lowercase();
-            let read_only_use = name != "user_version" || pragma_value.is_none();
-            if SAFE_PRAGMAS.contains(&name.as_str()) && read_only_use {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
-        }
-        AuthAction::Function { function_name }
-            if function_name.eq_ignore_ascii_case("load_extension") =>
-        {
-            Authorization::Deny
-        }
-        _ => Authorization::Allow,
-    }
-}
-
 /// A value's bytes as the result holds them.
 fn size(v: ValueRef<'_>) -> usize {
     let heap = match v {
@@ -337,12 +358,12 @@ fn run(
     access: Access,
     statement: &Statement,
 ) -> Result<ResultSet, SqlError> {
-    guard.control.store(false, Ordering::Relaxed);
+    guard.verdicts.reset();
     let mut stmt = conn
         .prepare(&statement.sql)
         .map_err(|e| guard.classify(e))?;
     // A COMMIT or SAVEPOINT would break a batch's all-or-nothing.
-    if guard.control.swap(false, Ordering::Relaxed) {
+    if guard.verdicts.control.swap(false, Ordering::Relaxed) {
         return Err(SqlError::Invalid(
             "BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT and RELEASE are not allowed: each \
              statement runs in its own transaction and a batch in one; use a batch for \
@@ -452,7 +473,7 @@ mod tests {
     #[test]
     fn a_write_returning_past_the_budget_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30);
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
         let long = bounds(Duration::from_secs(10));
         store
             .execute("o", ALL, &sql("CREATE TABLE t (x)"), long)
@@ -470,7 +491,7 @@ mod tests {
     #[test]
     fn waiting_for_a_lock_stops_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 20);
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 20, 1 << 20);
         let long = bounds(Duration::from_secs(10));
         store
             .execute("o", ALL, &sql("CREATE TABLE t (x)"), long)
@@ -489,5 +510,189 @@ mod tests {
         assert!(matches!(e, SqlError::Busy(_)), "{e}");
         // Well under BUSY_WAIT: the wait was cut to the deadline.
         assert!(started.elapsed() < Duration::from_millis(1500));
+    }
+
+    fn refused(store: &SqliteStore, text: &str) -> SqlError {
+        let e = store
+            .execute("o", ALL, &sql(text), bounds(Duration::from_secs(10)))
+            .unwrap_err();
+        eprintln!("{text} -> {e}");
+        e
+    }
+
+    fn rows(store: &SqliteStore, text: &str) -> Vec<Vec<Value>> {
+        store
+            .execute("o", ALL, &sql(text), bounds(Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+            .rows
+    }
+
+    #[test]
+    fn functions_outside_the_allowlist_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        for (text, name) in [
+            ("SELECT hex(fts3_tokenizer('simple'))", "fts3_tokenizer"),
+            ("SELECT load_extension('/tmp/x')", "load_extension"),
+            (
+                "SELECT sqlite_compileoption_get(0)",
+                "sqlite_compileoption_get",
+            ),
+            ("SELECT fts5('x')", "fts5"),
+            ("SELECT rtreenode(2, x'00')", "rtreenode"),
+            (
+                "SELECT sqlite_rename_table(1, 2, 3, 4, 5, 6, 7)",
+                "sqlite_rename_table",
+            ),
+        ] {
+            let e = refused(&store, text);
+            assert!(
+                matches!(&e, SqlError::Sql(m) if m.contains(name)),
+                "{text}: {e}"
+            );
+        }
+        // Bound parameters do not get past the authorizer either.
+        let evil = Statement {
+            sql: "SELECT fts3_tokenizer(?, ?)".into(),
+            args: Args::Positional(vec![Value::Text("evil".into()), Value::Blob(vec![0x41; 8])]),
+        };
+        let e = store
+            .batch(
+                "o",
+                ALL,
+                &[evil],
+                Mode::Write,
+                bounds(Duration::from_secs(5)),
+            )
+            .unwrap_err();
+        assert!(matches!(e, SqlError::Sql(_)), "{e}");
+    }
+
+    #[test]
+    fn modules_and_pragmas_outside_the_allowlists_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        for text in [
+            "CREATE VIRTUAL TABLE temp.f USING fts3(content, tokenize=evil)",
+            "CREATE VIRTUAL TABLE f USING fts4(content)",
+            "CREATE VIRTUAL TABLE r USING rtree(id, a, b)",
+            "SELECT * FROM dbstat",
+            "SELECT * FROM sqlite_dbpage",
+            "SELECT * FROM fts3tokenize",
+            "SELECT * FROM pragma_database_list",
+            "SELECT * FROM pragma_compile_options",
+            "PRAGMA writable_schema = ON",
+            "PRAGMA temp_store = MEMORY",
+            "PRAGMA journal_mode = DELETE",
+            "ATTACH 'x.db' AS x",
+        ] {
+            assert!(matches!(refused(&store, text), SqlError::Sql(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn huge_values_and_endless_queries_end_in_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        // A width past the length limit makes NULL, not a huge string.
+        let r = rows(&store, "SELECT printf('%.*c', 2000000000, 'x')");
+        assert_eq!(r, vec![vec![Value::Null]]);
+        for text in [
+            "SELECT zeroblob(2000000000)",
+            "SELECT randomblob(2000000000)",
+        ] {
+            assert!(
+                matches!(refused(&store, text), SqlError::TooLarge(_)),
+                "{text}"
+            );
+        }
+        let endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) \
+                       SELECT count(*) FROM r";
+        let e = store
+            .execute("o", ALL, &sql(endless), bounds(Duration::from_millis(300)))
+            .unwrap_err();
+        assert!(matches!(e, SqlError::Deadline(_)), "{e}");
+    }
+
+    #[test]
+    fn the_allowed_features_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        rows(&store, "CREATE TABLE t (a INTEGER, b TEXT)");
+        rows(
+            &store,
+            "INSERT INTO t VALUES (1, '{\"k\": 2}'), (2, '[1,2]')",
+        );
+        let r = rows(
+            &store,
+            "SELECT a, b ->> '$.k', row_number() OVER (ORDER BY a DESC), \
+             typeof(unixepoch(CURRENT_TIMESTAMP)) FROM t ORDER BY a",
+        );
+        assert_eq!(r[0][1], Value::Integer(2));
+        assert_eq!(r[0][2], Value::Integer(2));
+        assert_eq!(r[0][3], Value::Text("integer".into()));
+        let r = rows(&store, "SELECT count(*) FROM t, json_each(t.b)");
+        assert_eq!(r, vec![vec![Value::Integer(3)]]);
+        let r = rows(
+            &store,
+            "SELECT name FROM pragma_table_info('t') ORDER BY cid",
+        );
+        assert_eq!(r.len(), 2);
+        rows(&store, "ALTER TABLE t RENAME TO u");
+        rows(&store, "ALTER TABLE u DROP COLUMN b");
+        rows(&store, "CREATE VIRTUAL TABLE docs USING fts5(body)");
+        rows(
+            &store,
+            "INSERT INTO docs VALUES ('hello world'), ('goodbye')",
+        );
+        let r = rows(
+            &store,
+            "SELECT highlight(docs, 0, '[', ']') FROM docs WHERE docs MATCH 'hello' \
+             ORDER BY bm25(docs)",
+        );
+        assert_eq!(r, vec![vec![Value::Text("[hello] world".into())]]);
+        rows(&store, "DROP TABLE docs");
+    }
+
+    #[test]
+    fn temporary_storage_is_bounded_per_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 2 << 20);
+        let temp_table = [
+            sql("CREATE TEMP TABLE big (b)"),
+            sql(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO temp.big SELECT zeroblob(100000) FROM n",
+            ),
+        ];
+        let e = store
+            .batch(
+                "o",
+                ALL,
+                &temp_table,
+                Mode::Write,
+                bounds(Duration::from_secs(10)),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, SqlError::Quota(m) if m.contains("temporary")),
+            "{e}"
+        );
+        // A sort that spills is bounded too.
+        let sort = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n \
+                    WHERE i < 20000) SELECT count(*) FROM (SELECT randomblob(1000) AS x \
+                    FROM n ORDER BY x)";
+        let e = refused(&store, sort);
+        assert!(
+            matches!(&e, SqlError::Quota(m) if m.contains("temporary")),
+            "{e}"
+        );
+        // Nothing stays charged once the operations end; small ones run.
+        assert_eq!(store.temp_budget("o").used(), 0);
+        let r = rows(
+            &store,
+            "SELECT count(*) FROM (SELECT DISTINCT 1 UNION SELECT 2)",
+        );
+        assert_eq!(r, vec![vec![Value::Integer(2)]]);
     }
 }

@@ -1,0 +1,117 @@
+//! Reading credentials out of request headers, one way for every route.
+//!
+//! `Authorization` is `scheme credentials`: the scheme is case-insensitive
+//! and any run of whitespace separates the two (RFC 9110, section 11.4).
+//! Whether a header *carries* a Valbox token is a separate, wider question
+//! asked of every header a val would see: there the token may hide under
+//! any scheme, inside Basic auth's base64, or percent-encoded.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use percent_encoding::percent_decode;
+
+use super::{API_TOKEN_PREFIX, BODY_LEN, CALL_TOKEN_PREFIX, CHECKSUM_LEN, well_formed};
+
+/// The credential of a `Bearer` header, in any case and spacing; `None`
+/// for any other scheme or a header with no credential.
+pub fn bearer(header: &str) -> Option<&str> {
+    let header = header.trim_matches(is_space);
+    let (scheme, rest) = header.split_once(is_space)?;
+    let token = rest.trim_matches(is_space);
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn is_space(c: char) -> bool {
+    c.is_ascii_whitespace()
+}
+
+/// Whether `value` holds a well-formed Valbox token of either kind,
+/// anywhere: as it is, percent-decoded, or inside a base64 word (Basic
+/// auth). Such a header is the platform's and never reaches a val.
+pub fn carries_valbox_token(value: &[u8]) -> bool {
+    if holds_token(value) {
+        return true;
+    }
+    let decoded: Vec<u8> = percent_decode(value).collect();
+    if decoded != value && holds_token(&decoded) {
+        return true;
+    }
+    decoded
+        .split(|b| b.is_ascii_whitespace() || *b == b',' || *b == b';' || *b == b'=')
+        .filter(|word| word.len() >= 40)
+        .any(|word| {
+            [STANDARD, URL_SAFE].iter().any(|engine| {
+                let word = std::str::from_utf8(word).unwrap_or_default();
+                let padded = format!("{word}{}", "=".repeat((4 - word.len() % 4) % 4));
+                engine.decode(padded).is_ok_and(|bytes| holds_token(&bytes))
+            })
+        })
+}
+
+/// Whether a well-formed token starts anywhere in `bytes`.
+fn holds_token(bytes: &[u8]) -> bool {
+    let len = API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
+    bytes.windows(len).any(|window| {
+        let Ok(text) = std::str::from_utf8(window) else {
+            return false;
+        };
+        well_formed(text, API_TOKEN_PREFIX) || well_formed(text, CALL_TOKEN_PREFIX)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::generate_token;
+
+    #[test]
+    fn bearer_takes_any_case_and_spacing() {
+        for header in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "Bearer\tabc",
+            "Bearer   abc  ",
+            " bEaReR \t abc",
+        ] {
+            assert_eq!(bearer(header), Some("abc"), "{header:?}");
+        }
+        for header in [
+            "Basic abc",
+            "Bearer",
+            "Bearer   ",
+            "Bearerabc",
+            "Token abc",
+            "",
+        ] {
+            assert_eq!(bearer(header), None, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_found_under_any_scheme_and_encoding() {
+        let (api, _) = generate_token(API_TOKEN_PREFIX);
+        let (call, _) = generate_token(CALL_TOKEN_PREFIX);
+        let basic = STANDARD.encode(format!("user:{api}"));
+        let url_safe = URL_SAFE.encode(format!("{call}:"));
+        for value in [
+            format!("Bearer {api}"),
+            format!("bearer\t{call}"),
+            format!("Token {api}"),
+            api.clone(),
+            format!("Basic {basic}"),
+            format!("basic {}", basic.trim_end_matches('=')),
+            format!("Basic {url_safe}"),
+            format!("session={api}; theme=dark"),
+            format!("Bearer {}", api.replace('_', "%5F")),
+        ] {
+            assert!(carries_valbox_token(value.as_bytes()), "{value}");
+        }
+        let mut bytes = format!("Bearer {api}").into_bytes();
+        bytes.push(0xff);
+        assert!(carries_valbox_token(&bytes));
+        for value in ["Bearer ghp_abc", "Basic dXNlcjpwYXNz", "vbx_tooshort"] {
+            assert!(!carries_valbox_token(value.as_bytes()), "{value}");
+        }
+    }
+}
