@@ -206,6 +206,9 @@ const FRAMING_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
     "transfer-encoding",
     "upgrade",
 ];

@@ -12,7 +12,7 @@
 //! - Pragmas: only the schema-reading [`SAFE_PRAGMAS`], which also limits
 //!   the `pragma_*` table-valued functions (SQLite authorizes those as the
 //!   pragma they run).
-//! - ATTACH and DETACH are refused; extension loading, writable schema,
+//! - ATTACH, DETACH and so VACUUM INTO are refused; extension loading, writable schema,
 //!   trusted schema and the FTS3 tokenizer switch are off; defensive mode is
 //!   on (no writes to shadow tables or `sqlite_dbpage`).
 //! - Transaction control is flagged for the store, which refuses it.
@@ -178,7 +178,9 @@ fn authorize(ctx: AuthContext<'_>, verdicts: &Verdicts) -> Authorization {
             Authorization::Allow
         }
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => verdicts.refuse(
-            "ATTACH and DETACH are not allowed: each owner has exactly one database".into(),
+            "ATTACH, DETACH and VACUUM INTO are not allowed: each owner has exactly one \
+             database"
+                .into(),
         ),
         AuthAction::Pragma {
             pragma_name,

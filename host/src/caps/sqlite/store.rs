@@ -516,7 +516,7 @@ mod tests {
         let e = store
             .execute("o", ALL, &sql(text), bounds(Duration::from_secs(10)))
             .unwrap_err();
-        eprintln!("{text} -> {e}");
+        eprintln!("{:.80} -> {e}", text);
         e
     }
 
@@ -585,6 +585,8 @@ mod tests {
             "PRAGMA temp_store = MEMORY",
             "PRAGMA journal_mode = DELETE",
             "ATTACH 'x.db' AS x",
+            "ATTACH 'file:x.db?mode=rwc' AS x",
+            "VACUUM INTO '/tmp/valbox-vacuum-into.db'",
         ] {
             assert!(matches!(refused(&store, text), SqlError::Sql(_)), "{text}");
         }
@@ -612,6 +614,28 @@ mod tests {
             .execute("o", ALL, &sql(endless), bounds(Duration::from_millis(300)))
             .unwrap_err();
         assert!(matches!(e, SqlError::Deadline(_)), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let deep = |open: &str, inner: &str, close: &str, n: usize| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        // Parentheses alone add no depth: SQLite's parser takes them.
+        let r = rows(&store, &format!("SELECT {}", deep("(", "1", ")", 100_000)));
+        assert_eq!(r, vec![vec![Value::Integer(1)]]);
+        for text in [
+            format!("SELECT {}", deep("(SELECT ", "1", ")", 5_000)),
+            format!("SELECT 1{}", " OR 1".repeat(50_000)),
+            format!("SELECT {}", deep("abs(", "1", ")", 5_000)),
+        ] {
+            refused(&store, &text);
+        }
+        // Deep JSON is refused by the JSON parser's own depth limit.
+        let json = format!("SELECT json('{}')", deep("[", "1", "]", 100_000));
+        assert!(refused(&store, &json).to_string().contains("JSON"));
     }
 
     #[test]
