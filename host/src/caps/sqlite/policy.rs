@@ -16,6 +16,17 @@
 //!   trusted schema and the FTS3 tokenizer switch are off; defensive mode is
 //!   on (no writes to shadow tables or `sqlite_dbpage`).
 //! - Transaction control is flagged for the store, which refuses it.
+//!
+//! What the bundled SQLite (libsqlite3-sys 0.35, SQLite 3.50) is built with
+//! and how each option reaches user SQL: FTS3/FTS4 and RTREE add modules
+//! (dropped) and functions (`fts3_tokenizer`, `matchinfo`, `offsets`,
+//! `optimize`, `rtreecheck`, `rtreedepth`, `rtreenode`: not listed);
+//! DBSTAT_VTAB adds `dbstat` (dropped); FTS5 adds `fts5` and `fts5vocab`
+//! (only `fts5` kept) and functions (`fts5()` hands out a pointer: not
+//! listed); JSON1 is listed; SOUNDEX adds `soundex` (listed); STAT4 only
+//! changes ANALYZE; LOAD_EXTENSION adds `load_extension` (not listed);
+//! COLUMN_METADATA and MEMORY_MANAGEMENT are C API only; USE_URI affects
+//! file names, which user SQL reaches only through ATTACH (refused).
 
 use std::ffi::{CString, c_char};
 use std::sync::atomic::{AtomicBool, Ordering};
