@@ -77,6 +77,7 @@ impl App {
                 response_body_bytes: config.limits.fetch_response_bytes,
             },
         )?;
+        crate::caps::sqlite::policy::limit_heap(config.limits.sqlite_heap_bytes);
         let sqlite = crate::caps::sqlite::SqliteStore::new(
             config.data_dir.join("sqlite"),
             config.limits.sqlite_quota_bytes,

@@ -81,6 +81,9 @@ pub struct Limits {
     /// all of one owner's running SQLite statements together. Default
     /// 100 MiB.
     pub sqlite_temp_bytes: u64,
+    /// Memory all SQLite connections of the server may hold together.
+    /// Default 1 GiB.
+    pub sqlite_heap_bytes: u64,
     /// Outbound requests per call. Default 20.
     pub fetch_requests_per_call: u32,
     /// A fetched response body. Default 5 MiB.
@@ -108,6 +111,7 @@ impl Default for Limits {
             blob_quota_bytes: 100 << 20,
             sqlite_quota_bytes: 100 << 20,
             sqlite_temp_bytes: 100 << 20,
+            sqlite_heap_bytes: 1 << 30,
             fetch_requests_per_call: 20,
             fetch_response_bytes: 5 << 20,
             emails_per_day: 100,

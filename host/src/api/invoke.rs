@@ -168,6 +168,15 @@ async fn serve_http_inner(
 ) -> ApiResult<Response> {
     let val = resolve(app, caller.as_ref(), user, name, ValKind::Http).await?;
     let (parts, body) = req.into_parts();
+    // URLs end up in logs and browser history: a token never belongs there,
+    // and a val never gets one that way.
+    if auth::carries_valbox_token(parts.uri.to_string().as_bytes()) {
+        return Err(ApiError::bad_request(
+            "token_in_url",
+            "the URL holds a Valbox token; revoke it, and send tokens only as \
+             `Authorization: Bearer <token>`",
+        ));
+    }
     let head = parts.method == axum::http::Method::HEAD;
     let limit = app.config.limits.request_body_bytes;
     let body = axum::body::to_bytes(body, limit)
@@ -231,8 +240,8 @@ fn http_response(r: crate::runtime::HttpResponse, head: bool) -> Response {
         )
         .into_response();
     };
-    // HTTP forbids a body on 204, 304 and any answer to HEAD.
-    let bodiless = head || matches!(status.as_u16(), 204 | 304);
+    // HTTP forbids content in 204, 205 and 304, and any answer to HEAD.
+    let bodiless = head || matches!(status.as_u16(), 204 | 205 | 304);
     let body = if bodiless {
         Body::empty()
     } else {

@@ -106,14 +106,36 @@ pub async fn find_changeable(
             "a val's call token cannot change its own val; use a personal API token",
         ));
     }
-    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    if let Some(scope) = SCOPES_THAT_CHANGE_VALS.iter().find(|s| held.has(s)) {
-        return Err(ApiError::forbidden(format!(
-            "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
-             vals can change itself; use a personal API token"
-        )));
+    match changer_scope(&val.scopes).map_err(ApiError::internal)? {
+        Some(scope) => Err(out_of_reach(scope)),
+        None => Ok(val),
     }
-    Ok(val)
+}
+
+/// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `scopes` holds, if any.
+fn changer_scope(scopes: &str) -> anyhow::Result<Option<&'static str>> {
+    let held = Scopes::parse(scopes).map_err(anyhow::Error::msg)?;
+    Ok(SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(s)))
+}
+
+/// [`find_changeable`]'s rule again, in the same database turn as the write
+/// it guards: the val's scopes may have changed since the request was
+/// checked (a deploy compiles for seconds in between).
+fn changer_scope_now(
+    conn: &rusqlite::Connection,
+    val_id: &str,
+) -> anyhow::Result<Option<&'static str>> {
+    let scopes = db::val_by_id(conn, val_id)?
+        .map(|v| v.scopes)
+        .unwrap_or_default();
+    changer_scope(&scopes)
+}
+
+fn out_of_reach(scope: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
+         vals can change itself; use a personal API token"
+    ))
 }
 
 async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
@@ -407,9 +429,13 @@ async fn update(
                 .map_err(|m| ApiError::bad_request("invalid_allowlist", m))?;
         }
     }
+    let by_val = who.call_of_val.is_some();
     let val = app
         .db
         .call(move |conn| {
+            if by_val && let Some(scope) = changer_scope_now(conn, &val.id)? {
+                return Ok(Err(scope));
+            }
             db::update_val(
                 conn,
                 &val.id,
@@ -423,9 +449,10 @@ async fn update(
                 let any = hosts.iter().any(|h| h == "*");
                 db::set_fetch_allowlist(conn, &val.id, (!any).then_some(hosts.as_slice()))?;
             }
-            db::val_by_id(conn, &val.id)
+            db::val_by_id(conn, &val.id).map(Ok)
         })
         .await?
+        .map_err(out_of_reach)?
         .ok_or_else(|| not_found(&id))?;
     app.forget_vals();
     Ok(Json(val_json(&app, &val, Some(&who))))
@@ -508,9 +535,13 @@ async fn deploy(
             e => ApiError::bad_request(e.code(), e.to_string()),
         })?;
     let val_id = val.id.clone();
+    let by_val = who.call_of_val.is_some();
     let version = app
         .db
         .call(move |conn| {
+            if by_val && let Some(scope) = changer_scope_now(conn, &val_id)? {
+                return Ok(Err(scope));
+            }
             db::insert_version(
                 conn,
                 &val_id,
@@ -518,8 +549,10 @@ async fn deploy(
                 prepared.size as i64,
                 prepared.kind.as_str(),
             )
+            .map(Ok)
         })
-        .await?;
+        .await?
+        .map_err(out_of_reach)?;
     app.forget_vals();
     let (endpoint, host_endpoint) = val_urls(&app, &val);
     let mut body = version_json(&version);

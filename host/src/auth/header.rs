@@ -7,7 +7,8 @@
 //! any scheme, inside Basic auth's base64, or percent-encoded.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use percent_encoding::percent_decode;
 
 use super::{API_TOKEN_PREFIX, BODY_LEN, CALL_TOKEN_PREFIX, CHECKSUM_LEN, well_formed};
@@ -26,36 +27,66 @@ fn is_space(c: char) -> bool {
 }
 
 /// Whether `value` holds a well-formed Valbox token of either kind,
-/// anywhere: as it is, percent-decoded, or inside a base64 word (Basic
-/// auth). Such a header is the platform's and never reaches a val.
+/// anywhere: as it is, percent-decoded (however many times), or inside a
+/// base64 run (Basic auth, a JWT's segments, JSON around a base64 string).
+/// Such a value is the platform's and never reaches a val.
 pub fn carries_valbox_token(value: &[u8]) -> bool {
-    if holds_token(value) {
-        return true;
+    if value.len() < API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN {
+        return false;
     }
-    let decoded: Vec<u8> = percent_decode(value).collect();
-    if decoded != value && holds_token(&decoded) {
-        return true;
+    let mut text = value.to_vec();
+    // Each round of percent-decoding that changes the text is a new spelling.
+    for _ in 0..4 {
+        if holds_token(&text) || in_base64(&text) {
+            return true;
+        }
+        if !text.contains(&b'%') {
+            return false;
+        }
+        let decoded: Vec<u8> = percent_decode(&text).collect();
+        if decoded == text {
+            return false;
+        }
+        text = decoded;
     }
-    decoded
-        .split(|b| b.is_ascii_whitespace() || *b == b',' || *b == b';' || *b == b'=')
-        .filter(|word| word.len() >= 40)
-        .any(|word| {
-            [STANDARD, URL_SAFE].iter().any(|engine| {
-                let word = std::str::from_utf8(word).unwrap_or_default();
-                let padded = format!("{word}{}", "=".repeat((4 - word.len() % 4) % 4));
-                engine.decode(padded).is_ok_and(|bytes| holds_token(&bytes))
-            })
+    holds_token(&text) || in_base64(&text)
+}
+
+/// Base64 as found in the wild: padded or not, with any trailing bits.
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+
+/// Whether any run of base64 characters in `bytes` decodes to a token.
+fn in_base64(bytes: &[u8]) -> bool {
+    let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_');
+    bytes
+        .split(|b| !is_base64(b))
+        .filter(|run| run.len() >= 40)
+        .any(|run| {
+            // Padding is optional and stray trailing bits are dropped, so a
+            // run decodes whatever its length; one lone character is no byte.
+            let run = &run[..run.len() - usize::from(run.len() % 4 == 1)];
+            [&alphabet::STANDARD, &alphabet::URL_SAFE]
+                .iter()
+                .any(|abc| {
+                    GeneralPurpose::new(abc, LENIENT)
+                        .decode(run)
+                        .is_ok_and(|bytes| holds_token(&bytes))
+                })
         })
 }
 
 /// Whether a well-formed token starts anywhere in `bytes`.
 fn holds_token(bytes: &[u8]) -> bool {
     let len = API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
-    bytes.windows(len).any(|window| {
-        let Ok(text) = std::str::from_utf8(window) else {
+    memchr::memmem::find_iter(bytes, b"vb").any(|at| {
+        let Some(candidate) = bytes.get(at..at + len) else {
             return false;
         };
-        well_formed(text, API_TOKEN_PREFIX) || well_formed(text, CALL_TOKEN_PREFIX)
+        std::str::from_utf8(candidate).is_ok_and(|text| {
+            well_formed(text, API_TOKEN_PREFIX) || well_formed(text, CALL_TOKEN_PREFIX)
+        })
     })
 }
 
@@ -63,6 +94,7 @@ fn holds_token(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::auth::generate_token;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
     #[test]
     fn bearer_takes_any_case_and_spacing() {
@@ -104,6 +136,13 @@ mod tests {
             format!("Basic {url_safe}"),
             format!("session={api}; theme=dark"),
             format!("Bearer {}", api.replace('_', "%5F")),
+            format!("Bearer {}", api.replace('_', "%255F")),
+            format!("Basic \"{basic}\""),
+            format!("{{\"auth\":\"{basic}\"}}"),
+            format!(
+                "eyJhbGciOiJub25lIn0.{}.sig",
+                URL_SAFE.encode(format!("{{\"t\":\"{api}\"}}"))
+            ),
         ] {
             assert!(carries_valbox_token(value.as_bytes()), "{value}");
         }

@@ -2,6 +2,7 @@
 //! `sqlite:read`, any other `sqlite:write`), its storage (`store`) and its
 //! REST routes (`routes`).
 
+mod functions;
 pub mod policy;
 mod routes;
 pub mod store;
@@ -81,9 +82,7 @@ impl CallContext {
             return Err(self.deny("sqlite:read"));
         }
         let (store, owner) = (self.sqlite.clone(), self.owner_id.clone());
-        let result = tokio::task::spawn_blocking(move || op(&store, &owner, access))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let result = store::on_sql_thread(move || op(&store, &owner, access)).await;
         result.map_err(|e| match e {
             SqlError::NeedsScope(scope) => self.deny(scope),
             SqlError::Sql(m) | SqlError::Invalid(m) => Error::Invalid(m),

@@ -30,10 +30,11 @@
 
 use std::ffi::{CString, c_char};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 
@@ -96,6 +97,8 @@ pub const SAFE_PRAGMAS: &[&str] = &[
 pub struct Verdicts {
     /// Set when the statement controls transactions.
     pub control: Arc<AtomicBool>,
+    /// Set when the statement creates a view or a trigger.
+    pub grows_schema: Arc<AtomicBool>,
     /// Why the statement was refused, in the caller's terms.
     pub refusal: Arc<Mutex<Option<String>>>,
 }
@@ -104,6 +107,7 @@ impl Verdicts {
     /// Forget the previous statement's verdicts.
     pub fn reset(&self) {
         self.control.store(false, Ordering::Relaxed);
+        self.grows_schema.store(false, Ordering::Relaxed);
         self.take_refusal();
     }
 
@@ -144,15 +148,33 @@ pub fn harden(conn: &Connection, max_value_bytes: usize) -> rusqlite::Result<Ver
         // Sorts run on the calling thread, where the temp budget applies.
         (Limit::SQLITE_LIMIT_WORKER_THREADS, 0),
         (Limit::SQLITE_LIMIT_EXPR_DEPTH, 200),
+        // LIKE and GLOB take time in the product of text and pattern
+        // lengths, inside one VM step that the deadline cannot interrupt.
+        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 256),
+        // Each argument and column may hold a value of the length limit.
+        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 64),
+        (Limit::SQLITE_LIMIT_COLUMN, 500),
         (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 32),
     ] {
         conn.set_limit(limit, value)?;
     }
+    disable_unlisted_functions(conn)?;
+    super::functions::register(conn, max_value_bytes)?;
     drop_unlisted_modules(conn)?;
     let verdicts = Verdicts::default();
     let seen = verdicts.clone();
     conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(ctx, &seen)));
     Ok(verdicts)
+}
+
+/// Bound the memory all SQLite connections of the process may hold
+/// together. A single statement can hold many values of the length limit
+/// at once (columns, arguments, aggregates); past this bound it fails with
+/// an out-of-memory error instead of taking the host down.
+pub fn limit_heap(bytes: u64) {
+    let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+    // SAFETY: a plain setting, safe to change at any time from any thread.
+    unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(bytes) };
 }
 
 fn drop_unlisted_modules(conn: &Connection) -> rusqlite::Result<()> {
@@ -176,6 +198,42 @@ fn drop_unlisted_modules(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Replace every built-in function that is not on the allowlist with one
+/// that fails. The authorizer already refuses them by name in statements,
+/// but SQLite compiles a column's DEFAULT expression without asking it, so
+/// the allowlist must also hold in the connection's function table.
+fn disable_unlisted_functions(conn: &Connection) -> rusqlite::Result<()> {
+    static UNLISTED: OnceLock<Vec<(String, i32)>> = OnceLock::new();
+    let unlisted = match UNLISTED.get() {
+        Some(list) => list,
+        None => {
+            let mut stmt = conn.prepare("SELECT DISTINCT name, narg FROM pragma_function_list")?;
+            let all = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i32>(1)?)))?;
+            let unlisted = all
+                .filter(|f| {
+                    !f.as_ref()
+                        .is_ok_and(|(name, _)| listed(ALLOWED_FUNCTIONS, name))
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            UNLISTED.get_or_init(|| unlisted)
+        }
+    };
+    for (name, narg) in unlisted {
+        let message = format!("the SQL function `{name}` is not allowed");
+        conn.create_scalar_function(
+            name.as_str(),
+            *narg,
+            FunctionFlags::SQLITE_UTF8,
+            move |_| {
+                Err::<rusqlite::types::Null, _>(rusqlite::Error::UserFunctionError(
+                    message.clone().into(),
+                ))
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn listed(list: &[&str], name: &str) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
@@ -186,6 +244,13 @@ fn authorize(ctx: AuthContext<'_>, verdicts: &Verdicts) -> Authorization {
         // too; the store refuses them in the caller's SQL.
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
             verdicts.control.store(true, Ordering::Relaxed);
+            Authorization::Allow
+        }
+        AuthAction::CreateView { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::CreateTrigger { .. }
+        | AuthAction::CreateTempTrigger { .. } => {
+            verdicts.grows_schema.store(true, Ordering::Relaxed);
             Authorization::Allow
         }
         AuthAction::Attach { .. } | AuthAction::Detach { .. } => verdicts.refuse(

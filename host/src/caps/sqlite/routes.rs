@@ -15,7 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::store::{Access, Args, Bounds, Mode, ResultSet, SqlError, Statement};
+use super::store::{Access, Args, Bounds, Mode, ResultSet, SqlError, Statement, on_sql_thread};
 use crate::api::{Authed, JsonBody};
 use crate::app::App;
 use crate::auth::Principal;
@@ -187,12 +187,11 @@ async fn execute(
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
     let bounds = bounds(&app);
     // The turn ends with the work, even if the caller hangs up before.
-    let result = tokio::task::spawn_blocking(move || {
+    let result = on_sql_thread(move || {
         let _turn = turn;
         store.execute(&owner, access, &s, bounds)
     })
     .await
-    .map_err(ApiError::internal)?
     .map_err(api_error)?;
     Ok(Json(result_json(result)))
 }
@@ -230,12 +229,11 @@ async fn batch(
         .collect::<ApiResult<Vec<_>>>()?;
     let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
     let bounds = bounds(&app);
-    let results = tokio::task::spawn_blocking(move || {
+    let results = on_sql_thread(move || {
         let _turn = turn;
         store.batch(&owner, access, &statements, mode, bounds)
     })
     .await
-    .map_err(ApiError::internal)?
     .map_err(api_error)?;
     Ok(Json(Value::Array(
         results.into_iter().map(result_json).collect(),

@@ -23,6 +23,35 @@ use super::tempfiles::{self, Entered, TempBudget};
 /// deadline).
 const BUSY_WAIT: Duration = Duration::from_secs(2);
 
+/// Stack of the threads that run owners' SQL. SQLite expands views and
+/// CTEs recursively, and a 1 MiB statement over a long chain of views nests
+/// far deeper than a default 2 MiB stack holds; a stack overflow would abort
+/// the whole server. Only the pages a statement touches are committed.
+const SQL_THREAD_STACK: usize = 256 << 20;
+
+/// Views and triggers one database may hold: each use of a view expands the
+/// views it reads, so their number bounds how deep a statement can nest.
+const MAX_VIEWS_AND_TRIGGERS: i64 = 1000;
+
+/// Run `work` on a thread of its own with a stack deep enough for any
+/// statement the store accepts, and wait for its result without blocking
+/// the async runtime.
+pub async fn on_sql_thread<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R, SqlError> + Send + 'static,
+) -> Result<R, SqlError> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("valbox-sql".into())
+        .stack_size(SQL_THREAD_STACK)
+        .spawn(move || {
+            let _ = done.send(work());
+        })
+        .map_err(|e| SqlError::Internal(format!("starting a SQL thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| SqlError::Internal("a SQL thread ended without an answer".into()))?
+}
+
 pub enum Args {
     Positional(Vec<Value>),
     Named(Vec<(String, Value)>),
@@ -147,6 +176,13 @@ impl SqliteStore {
         gate.try_acquire_owned().ok()
     }
 
+    /// How far an owner's WAL may grow: room for a transaction that fills
+    /// the quota, and for a few more while a long reader keeps the WAL
+    /// from restarting.
+    fn wal_limit(&self) -> u64 {
+        self.quota_bytes.saturating_mul(2).saturating_add(16 << 20)
+    }
+
     /// The temporary-storage budget `owner`'s operations share.
     fn temp_budget(&self, owner: &str) -> Arc<TempBudget> {
         let mut budgets = self.temp_budgets.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,7 +205,7 @@ impl SqliteStore {
         tempfiles::register().map_err(SqlError::Internal)?;
         std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
         // Temporary files opened from here on count against the owner.
-        let temp = tempfiles::enter(self.temp_budget(owner));
+        let temp = tempfiles::enter(self.temp_budget(owner), self.wal_limit());
         // Owner ids are UUIDs minted by this server, never user input.
         let path = self.root.join(format!("{owner}.sqlite3"));
         let conn = Connection::open_with_flags_and_vfs(
@@ -189,7 +225,9 @@ impl SqliteStore {
              PRAGMA synchronous = FULL;
              PRAGMA trusted_schema = OFF;
              PRAGMA temp_store = FILE;
+             PRAGMA journal_size_limit = {};
              PRAGMA max_page_count = {};",
+            self.quota_bytes,
             (self.quota_bytes / page_size.max(1)).max(1)
         ))
         .map_err(failed)?;
@@ -294,6 +332,11 @@ impl Guard {
                 "the database is at its size quota of {} bytes",
                 self.quota
             )),
+            Some(ErrorCode::OutOfMemory) => SqlError::TooLarge(
+                "the statement needs more memory than the server allows for SQLite; select \
+                 fewer or smaller values at once"
+                    .into(),
+            ),
             Some(ErrorCode::TooBig) => SqlError::TooLarge(format!(
                 "{e}: a string, blob or row may be at most {} bytes",
                 self.max_bytes
@@ -330,6 +373,25 @@ fn failed(e: rusqlite::Error) -> SqlError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => busy_error(),
         _ => SqlError::Internal(e.to_string()),
     }
+}
+
+/// Refuse a new view or trigger once the database holds the most it may.
+fn refuse_past_schema_cap(conn: &Connection) -> Result<(), SqlError> {
+    let held: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM sqlite_schema WHERE type IN ('view', 'trigger')) \
+                  + (SELECT count(*) FROM sqlite_temp_schema WHERE type IN ('view', 'trigger'))",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| SqlError::Internal(e.to_string()))?;
+    if held >= MAX_VIEWS_AND_TRIGGERS {
+        return Err(SqlError::Quota(format!(
+            "the database already holds {held} views and triggers, the most it may; drop \
+             some first"
+        )));
+    }
+    Ok(())
 }
 
 /// A value's bytes as the result holds them.
@@ -370,6 +432,9 @@ fn run(
              several statements that must succeed together"
                 .into(),
         ));
+    }
+    if guard.verdicts.grows_schema.swap(false, Ordering::Relaxed) {
+        refuse_past_schema_cap(conn)?;
     }
     let needed = if stmt.readonly() {
         "sqlite:read"
@@ -569,6 +634,55 @@ mod tests {
     }
 
     #[test]
+    fn unlisted_functions_fail_even_where_the_authorizer_is_not_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        rows(
+            &store,
+            "CREATE TABLE d (a, b DEFAULT (sqlite_compileoption_get(0)), \
+             c DEFAULT (fts5_source_id()))",
+        );
+        // Refused as unsafe in a schema, or as not allowed: never run.
+        let e = refused(&store, "INSERT INTO d (a) VALUES (1)");
+        assert!(matches!(e, SqlError::Sql(_)), "{e}");
+    }
+
+    #[test]
+    fn a_long_chain_of_views_or_ctes_cannot_overflow_the_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let run = |text: String| {
+            let store = store.clone();
+            rt.block_on(on_sql_thread(move || {
+                store.execute("o", ALL, &sql(&text), bounds(Duration::from_secs(20)))
+            }))
+        };
+        let mut ctes: Vec<String> = vec!["c0(x) AS (SELECT 1)".into()];
+        ctes.extend((1..10_000).map(|i| format!("c{i}(x) AS (SELECT x FROM c{})", i - 1)));
+        let chain = format!("WITH {} SELECT x FROM c9999", ctes.join(", "));
+        // Whether SQLite takes it or not, the server lives to answer.
+        let _ = run(chain);
+        run("CREATE TABLE t (x)".into()).unwrap();
+        let views: Vec<Statement> = (0..MAX_VIEWS_AND_TRIGGERS)
+            .map(|i| match i {
+                0 => sql("CREATE VIEW v0 AS SELECT x FROM t"),
+                i => sql(&format!("CREATE VIEW v{i} AS SELECT x FROM v{}", i - 1)),
+            })
+            .collect();
+        let long = bounds(Duration::from_secs(60));
+        store.batch("o", ALL, &views, Mode::Write, long).unwrap();
+        let e = run("CREATE VIEW one_more AS SELECT 1".into()).unwrap_err();
+        assert!(
+            matches!(&e, SqlError::Quota(m) if m.contains("views")),
+            "{e}"
+        );
+        run(format!("SELECT * FROM v{}", MAX_VIEWS_AND_TRIGGERS - 1)).unwrap();
+    }
+
+    #[test]
     fn modules_and_pragmas_outside_the_allowlists_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
@@ -676,6 +790,51 @@ mod tests {
         );
         assert_eq!(r, vec![vec![Value::Text("[hello] world".into())]]);
         rows(&store, "DROP TABLE docs");
+    }
+
+    #[test]
+    fn the_wal_stops_growing_while_a_reader_pins_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 20, 1 << 30);
+        rows(&store, "CREATE TABLE t (b)");
+        // A reader that never ends keeps the WAL from restarting.
+        let reader = Connection::open(dir.path().join("o.sqlite3")).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM t;")
+            .unwrap();
+        let churn = [
+            sql("INSERT INTO t VALUES (zeroblob(200000))"),
+            sql("DELETE FROM t"),
+        ];
+        let e = (0..1000)
+            .find_map(|_| {
+                store
+                    .batch(
+                        "o",
+                        ALL,
+                        &churn,
+                        Mode::Write,
+                        bounds(Duration::from_secs(10)),
+                    )
+                    .err()
+            })
+            .expect("the WAL grew without bound");
+        assert!(matches!(e, SqlError::Quota(_)), "{e}");
+        let wal = std::fs::metadata(dir.path().join("o.sqlite3-wal"))
+            .unwrap()
+            .len();
+        assert!(wal <= store.wal_limit(), "{wal}");
+        drop(reader);
+        // Once the reader is gone, writes go on.
+        store
+            .batch(
+                "o",
+                ALL,
+                &churn,
+                Mode::Write,
+                bounds(Duration::from_secs(10)),
+            )
+            .unwrap();
     }
 
     #[test]

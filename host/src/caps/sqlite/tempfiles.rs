@@ -5,8 +5,12 @@
 //! files that SQLite opens through its VFS, outside `max_page_count`. Owner
 //! connections open through [`VFS_NAME`], a thin layer over the default VFS
 //! that counts every byte those files hold against the owner's
-//! [`TempBudget`] and answers `SQLITE_FULL` past it. Database, WAL and
-//! journal files pass straight through to the default VFS untouched.
+//! [`TempBudget`] and answers `SQLITE_FULL` past it. Database files pass
+//! straight through to the default VFS untouched.
+//!
+//! The write-ahead log is bounded too, by an offset no write may pass: a
+//! long reader can keep the WAL from restarting, and writers would
+//! otherwise grow it past any quota.
 //!
 //! A temporary file is charged to the budget that the opening thread has
 //! [`enter`]ed: each store operation runs on one thread from open to close,
@@ -77,6 +81,8 @@ impl TempBudget {
 struct Charge {
     budget: Arc<TempBudget>,
     refused: Arc<AtomicBool>,
+    /// The furthest byte a write to the WAL may reach.
+    wal_limit: u64,
 }
 
 thread_local! {
@@ -103,12 +109,14 @@ impl Drop for Entered {
     }
 }
 
-/// Charge this thread's temporary files to `budget` until the result drops.
-pub fn enter(budget: Arc<TempBudget>) -> Entered {
+/// Charge this thread's temporary files to `budget`, and bound the WAL
+/// files it opens to `wal_limit` bytes, until the result drops.
+pub fn enter(budget: Arc<TempBudget>, wal_limit: u64) -> Entered {
     let refused = Arc::new(AtomicBool::new(false));
     let charge = Charge {
         budget,
         refused: refused.clone(),
+        wal_limit,
     };
     let previous = CURRENT.with(|c| c.borrow_mut().replace(charge));
     Entered { refused, previous }
@@ -127,11 +135,14 @@ fn real_vfs() -> *mut ffi::sqlite3_vfs {
     *REAL_VFS.get().expect("registered before use") as *mut ffi::sqlite3_vfs
 }
 
-/// A temporary file: this header, then the default VFS's own file.
+/// A bounded file: this header, then the default VFS's own file.
 #[repr(C)]
 struct TempFile {
     base: ffi::sqlite3_file,
-    charge: Charge,
+    /// The budget a temporary file is charged to; `None` for a WAL.
+    charge: Option<Charge>,
+    /// The furthest byte any write may reach.
+    max_end: u64,
     /// Bytes this file is charged for: the end of its furthest write.
     charged: u64,
 }
@@ -184,7 +195,8 @@ unsafe extern "C" fn open(
     unsafe {
         let open_real = (*real).xOpen.expect("the default VFS opens files");
         let temporary = name.is_null() || flags & TEMP_KINDS != 0;
-        if !temporary {
+        let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
+        if !temporary && !wal {
             // The real file sits at the start; SQLite calls its own methods.
             return open_real(real, name, file, flags, out_flags);
         }
@@ -192,6 +204,11 @@ unsafe extern "C" fn open(
             // No budget on this thread: not an owner operation, refuse.
             (*file).pMethods = std::ptr::null();
             return ffi::SQLITE_CANTOPEN;
+        };
+        let (charge, max_end) = if wal {
+            (None, charge.wal_limit)
+        } else {
+            (Some(charge), u64::MAX)
         };
         let rc = open_real(real, name, real_file(file), flags, out_flags);
         if rc != ffi::SQLITE_OK {
@@ -205,6 +222,7 @@ unsafe extern "C" fn open(
                     pMethods: &TEMP_METHODS,
                 },
                 charge,
+                max_end,
                 charged: 0,
             },
         );
@@ -224,7 +242,9 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
         let rc = (methods(file).xClose.expect("xClose"))(real_file(file));
         let temp = std::ptr::read(file as *mut TempFile);
-        temp.charge.budget.shrink(temp.charged);
+        if let Some(charge) = &temp.charge {
+            charge.budget.shrink(temp.charged);
+        }
         rc
     }
 }
@@ -239,9 +259,14 @@ unsafe extern "C" fn write(
     unsafe {
         let temp = &mut *(file as *mut TempFile);
         let end = offset.max(0) as u64 + amount.max(0) as u64;
+        if end > temp.max_end {
+            return ffi::SQLITE_FULL;
+        }
         if end > temp.charged {
-            if !temp.charge.budget.try_grow(end - temp.charged) {
-                temp.charge.refused.store(true, Ordering::Relaxed);
+            if let Some(charge) = &temp.charge
+                && !charge.budget.try_grow(end - temp.charged)
+            {
+                charge.refused.store(true, Ordering::Relaxed);
                 return ffi::SQLITE_FULL;
             }
             temp.charged = end;
@@ -257,7 +282,9 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int 
         let temp = &mut *(file as *mut TempFile);
         let size = size.max(0) as u64;
         if rc == ffi::SQLITE_OK && size < temp.charged {
-            temp.charge.budget.shrink(temp.charged - size);
+            if let Some(charge) = &temp.charge {
+                charge.budget.shrink(temp.charged - size);
+            }
             temp.charged = size;
         }
         rc
