@@ -1,14 +1,47 @@
-//! Shared by the benchmarks: the example component they run.
+//! Shared by the benchmarks: the example components they run.
+
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
-/// `target/vals/hello.wasm`, built by `scripts/build-vals`.
-pub fn hello_wasm() -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/vals/hello.wasm");
+/// `target/vals/{name}.wasm`, built by `scripts/build-vals`.
+pub fn val_wasm(name: &str) -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/vals/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e}; run scripts/build-vals first (scripts/bench does)",
             path.display()
         )
     })
+}
+
+pub fn hello_wasm() -> Vec<u8> {
+    val_wasm("hello")
+}
+
+/// Create the public val `name` as `token`'s user and deploy `wasm` to it.
+pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) {
+    let http = reqwest::Client::new();
+    let val: serde_json::Value = http
+        .post(format!("{base}/v2/vals"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name, "privacy": "public" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = http
+        .post(format!(
+            "{base}/v2/vals/{}/versions",
+            val["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "deploying {name}");
 }

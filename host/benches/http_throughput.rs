@@ -30,7 +30,7 @@ async fn run() {
     config.limits = Limits::default();
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
-    deploy_hello(&base, &token).await;
+    common::deploy(&base, &token, "hello", common::hello_wasm()).await;
 
     let native = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let native_addr = native.local_addr().unwrap();
@@ -59,31 +59,6 @@ async fn run() {
     println!("native axum: {native_rps:>10.0} req/s");
     println!("ratio val/native: {:.2}", val_rps / native_rps);
     server.shutdown().await.unwrap();
-}
-
-async fn deploy_hello(base: &str, token: &str) {
-    let http = reqwest::Client::new();
-    let val: serde_json::Value = http
-        .post(format!("{base}/v2/vals"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "name": "hello", "privacy": "public" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let resp = http
-        .post(format!(
-            "{base}/v2/vals/{}/versions",
-            val["id"].as_str().unwrap()
-        ))
-        .bearer_auth(token)
-        .body(common::hello_wasm())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
 }
 
 /// Requests per second that wrk reaches against `url`.

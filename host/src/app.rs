@@ -41,7 +41,31 @@ pub struct AppInner {
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<ValCache>,
-    owner_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    owner_slots: Mutex<HashMap<String, OwnerSlots>>,
+}
+
+/// One owner's call slots: a share kept for the owner's own calls, so that
+/// anonymous callers and other users can never take them all, and the
+/// rest, open to any caller.
+#[derive(Clone)]
+struct OwnerSlots {
+    reserved: Arc<Semaphore>,
+    open: Arc<Semaphore>,
+}
+
+/// Which share of an owner's call slots was full.
+#[derive(Debug)]
+pub enum FullShare {
+    /// The share open to callers other than the owner.
+    Others { open: usize, reserved: usize },
+    /// Every slot: the owner's own call found both shares full.
+    All { total: usize },
+}
+
+/// Slots kept for the owner's own calls out of `total`: a quarter, at
+/// least one, once there are two or more.
+fn owner_reserve(total: usize) -> usize {
+    if total < 2 { 0 } else { (total / 4).max(1) }
 }
 
 impl Deref for App {
@@ -143,20 +167,42 @@ impl App {
         cache.vals.clear();
     }
 
-    /// A slot for one call of `owner`'s vals, or `None` when the owner is
-    /// at the concurrency limit.
-    pub fn try_owner_slot(&self, owner: &str) -> Option<OwnedSemaphorePermit> {
-        let sem = self
+    /// A slot for one call of `owner`'s vals, or which share is full.
+    /// `by_owner`: the caller is the owner (a personal token or one of the
+    /// owner's vals' call tokens).
+    pub fn try_owner_slot(
+        &self,
+        owner: &str,
+        by_owner: bool,
+    ) -> Result<OwnedSemaphorePermit, FullShare> {
+        let total = self.config.limits.concurrent_calls_per_owner;
+        let reserved = owner_reserve(total);
+        let slots = self
             .owner_slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(owner.to_string())
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.config.limits.concurrent_calls_per_owner,
-                ))
+            .or_insert_with(|| OwnerSlots {
+                reserved: Arc::new(Semaphore::new(reserved)),
+                open: Arc::new(Semaphore::new(total - reserved)),
             })
             .clone();
-        sem.try_acquire_owned().ok()
+        if by_owner {
+            // The reserve first: the owner's calls leave the open share
+            // to others as long as they can.
+            slots
+                .reserved
+                .try_acquire_owned()
+                .or_else(|_| slots.open.try_acquire_owned())
+                .map_err(|_| FullShare::All { total })
+        } else {
+            slots
+                .open
+                .try_acquire_owned()
+                .map_err(|_| FullShare::Others {
+                    open: total - reserved,
+                    reserved,
+                })
+        }
     }
 }

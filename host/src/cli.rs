@@ -37,6 +37,8 @@ struct ClientArgs {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Start the server.
     Serve {
@@ -228,6 +230,8 @@ struct LimitArgs {
     instances: Option<usize>,
     #[arg(long, env = "VALBOX_CONCURRENT_INSTANCES")]
     concurrent_instances: Option<usize>,
+    #[arg(long, env = "VALBOX_RUNNING_GUESTS")]
+    running_guests: Option<usize>,
 }
 
 impl LimitArgs {
@@ -256,6 +260,7 @@ impl LimitArgs {
         set(&mut l.table_elements, self.table_elements);
         set(&mut l.instances, self.instances);
         set(&mut l.concurrent_instances, self.concurrent_instances);
+        set(&mut l.running_guests, self.running_guests);
     }
 }
 

@@ -71,6 +71,10 @@ pub struct Limits {
     /// Instances alive at once across the server: sizes the pooling
     /// allocator. Default 1000.
     pub concurrent_instances: usize,
+    /// Guests running wasm at once across the server; the other calls wait
+    /// their turn, those that have used the least CPU first. Default: the
+    /// number of CPUs.
+    pub running_guests: usize,
     /// Size of one blob. Default 10 MiB.
     pub blob_bytes: usize,
     /// All of one owner's blobs together. Default 100 MiB.
@@ -107,6 +111,7 @@ impl Default for Limits {
             component_bytes: 20 << 20,
             concurrent_calls_per_owner: 16,
             concurrent_instances: 1000,
+            running_guests: std::thread::available_parallelism().map_or(1, |n| n.get()),
             blob_bytes: 10 << 20,
             blob_quota_bytes: 100 << 20,
             sqlite_quota_bytes: 100 << 20,

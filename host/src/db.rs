@@ -113,6 +113,8 @@ CREATE TABLE emails (
 CREATE INDEX emails_due ON emails (status, next_attempt_at);
 CREATE INDEX emails_owner ON emails (owner_id, created_at);
 "#,
+    // The time each call held a slot to run wasm (older records: 0).
+    "ALTER TABLE call_logs ADD COLUMN cpu_us INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the
@@ -598,4 +600,33 @@ pub fn list_notifications(
     )?;
     let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database from before the last migration, with a call log in it,
+    /// moves to the current schema and keeps its rows.
+    #[test]
+    fn an_existing_database_gains_cpu_time_in_its_call_logs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..MIGRATIONS.len() - 1] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() - 1)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO call_logs (owner_id, val_id, val_name, version, trigger, time_ns,
+               status, duration_us, fuel_used, stdout, stderr)
+             VALUES ('o', 'v', 'n', 1, 'http', 0, 200, 5, 0, '', '')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let cpu: i64 = conn
+            .query_row("SELECT cpu_us FROM call_logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cpu, 0);
+    }
 }

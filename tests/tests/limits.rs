@@ -241,8 +241,15 @@ async fn one_owner_cannot_run_more_than_its_share_at_once() {
 
     let slow = s.get("/x/alice/spin/", None);
     let (slow, busy) = tokio::join!(slow, async {
-        // Once the slow call holds alice's one slot (how soon depends on
-        // the machine's load), her next call is refused.
+        // Once the slow call runs wasm, it holds alice's one slot (a probe
+        // sent before it arrived could take the slot first), and her next
+        // call is refused.
+        for _ in 0..500 {
+            if s.app().runtime.guests_running() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let started = std::time::Instant::now();
         let busy = loop {
             let resp = s.get("/x/alice/hello/", None).await;

@@ -2,7 +2,7 @@
 //! `{user}-{val}.{suffix}`, script vals through the Run API.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{JsonBody, respond, vals::can_see};
-use crate::app::App;
+use crate::app::{App, FullShare};
 use crate::auth::{self, CallToken, Principal, Revoker, Scopes};
 use crate::caps::CallContext;
 use crate::caps::log::LogRecord;
@@ -202,9 +202,9 @@ async fn serve_http_inner(
         headers,
         body: body.to_vec(),
     };
-    let outcome = call(app, &val, Input::Http(request), "http").await?;
-    match outcome {
-        Output::Http(r) => Ok(http_response(r, head)),
+    let called = call(app, &val, caller.as_ref(), Input::Http(request), "http").await?;
+    match called.output {
+        Output::Http(r) => Ok(with_cpu_timing(http_response(r, head), called.cpu_time)),
         Output::Script(_) => Err(ApiError::internal("script output from an HTTP val")),
     }
 }
@@ -319,7 +319,8 @@ async fn run(
     let (user, name) = split_target(target)?;
     let val = resolve(app, caller.as_ref(), user, name, ValKind::Script).await?;
     let args = serde_json::to_string(&args).map_err(ApiError::internal)?;
-    match call(app, &val, Input::Script(args), "run").await? {
+    let called = call(app, &val, caller.as_ref(), Input::Script(args), "run").await?;
+    match called.output {
         Output::Script(Ok(json)) => {
             let value: Value = serde_json::from_str(&json).map_err(|e| {
                 ApiError::new(
@@ -328,26 +329,65 @@ async fn run(
                     format!("the val returned invalid JSON: {e}"),
                 )
             })?;
-            Ok(Json(value).into_response())
+            Ok(with_cpu_timing(
+                Json(value).into_response(),
+                called.cpu_time,
+            ))
         }
         Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
         Output::Http(_) => Err(ApiError::internal("HTTP output from a script val")),
     }
 }
 
+/// Tell the caller the CPU time of the call, as `Server-Timing: cpu;dur=<ms>`.
+fn with_cpu_timing(mut response: Response, cpu_time: Duration) -> Response {
+    let value = format!("cpu;dur={:.3}", cpu_time.as_secs_f64() * 1e3);
+    if let Ok(value) = HeaderValue::try_from(value) {
+        response
+            .headers_mut()
+            .append(HeaderName::from_static("server-timing"), value);
+    }
+    response
+}
+
+/// What a call answered, and the CPU time it used.
+struct Called {
+    output: Output,
+    cpu_time: Duration,
+}
+
+/// The 429 for a call that found its share of the owner's slots full.
+fn too_many_calls(full: FullShare) -> ApiError {
+    let message = match full {
+        FullShare::Others { open, reserved: 0 } => format!(
+            "this val's owner already has {open} calls running, the most at once; retry shortly"
+        ),
+        FullShare::Others { open, reserved } => format!(
+            "this val's owner already has {open} calls running for other callers, \
+             the most they may have at once ({reserved} more are kept for the owner's \
+             own calls); retry shortly"
+        ),
+        FullShare::All { total } => format!(
+            "you already have {total} calls of your vals running, the most at once; \
+             retry shortly"
+        ),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
+}
+
 /// Run one call of `val` under the owner's concurrency limit, log it, and
 /// map a failed call to the error its caller sees.
-async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> ApiResult<Output> {
-    let Some(_slot) = app.try_owner_slot(&val.owner_id) else {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_calls",
-            format!(
-                "this val's owner already has {} calls running; retry shortly",
-                app.config.limits.concurrent_calls_per_owner
-            ),
-        ));
-    };
+async fn call(
+    app: &App,
+    val: &ValRow,
+    caller: Option<&Principal>,
+    input: Input,
+    trigger: &'static str,
+) -> ApiResult<Called> {
+    let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
+    let _slot = app
+        .try_owner_slot(&val.owner_id, by_owner)
+        .map_err(too_many_calls)?;
     let latest = val
         .latest
         .as_ref()
@@ -403,6 +443,7 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
             time_ns: started.as_nanos() as i64,
             status: 0,
             duration_us: 0,
+            cpu_us: 0,
             fuel_used: 0,
             stdout: String::new(),
             stderr: String::new(),
@@ -413,6 +454,7 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
         result,
         fuel_used,
         duration,
+        cpu_time,
         stdout,
         stderr,
         denials,
@@ -436,13 +478,15 @@ async fn call(app: &App, val: &ValRow, input: Input, trigger: &'static str) -> A
     app.logs.record(LogRecord {
         status,
         duration_us: duration.as_micros() as i64,
+        cpu_us: cpu_time.as_micros() as i64,
         fuel_used,
         stdout,
         stderr,
         error,
         ..hang_up.disarm()
     });
-    result.map_err(|(e, _)| e)
+    let output = result.map_err(|(e, _)| e)?;
+    Ok(Called { output, cpu_time })
 }
 
 /// The status logged for a call whose caller went away mid-call (nginx's

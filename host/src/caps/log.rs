@@ -30,6 +30,8 @@ pub struct LogRecord {
     pub time_ns: i64,
     pub status: u16,
     pub duration_us: i64,
+    /// Time the call held a slot to run wasm: its CPU time.
+    pub cpu_us: i64,
     pub fuel_used: u64,
     pub stdout: String,
     pub stderr: String,
@@ -115,8 +117,8 @@ fn insert_rows(conn: &mut Connection, records: &[LogRecord]) -> anyhow::Result<(
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO call_logs (owner_id, val_id, val_name, version, trigger, time_ns, status,
-               duration_us, fuel_used, stdout, stderr, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+               duration_us, fuel_used, stdout, stderr, error, cpu_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for r in records {
             stmt.execute(params![
@@ -131,7 +133,8 @@ fn insert_rows(conn: &mut Connection, records: &[LogRecord]) -> anyhow::Result<(
                 r.fuel_used as i64,
                 r.stdout,
                 r.stderr,
-                r.error
+                r.error,
+                r.cpu_us
             ])?;
         }
     }
@@ -240,6 +243,7 @@ fn row_to_json(r: &rusqlite::Row) -> rusqlite::Result<Value> {
             "trigger": trigger,
             "http.status": status,
             "duration_ms": r.get::<_, i64>("duration_us")? as f64 / 1000.0,
+            "cpu_ms": r.get::<_, i64>("cpu_us")? as f64 / 1000.0,
             "fuel_used": r.get::<_, i64>("fuel_used")?,
             "stdout": r.get::<_, String>("stdout")?,
             "stderr": r.get::<_, String>("stderr")?,

@@ -5,6 +5,7 @@
 pub mod bindings;
 mod limits;
 mod output;
+mod scheduler;
 mod upload;
 
 use std::collections::HashMap;
@@ -27,11 +28,13 @@ use bindings::script::{ScriptVal, ScriptValPre};
 pub use bindings::{HttpRequest, HttpResponse};
 use limits::CallLimiter;
 use output::Capture;
+use scheduler::Scheduler;
 pub use upload::{Prepared, UploadError};
 
 /// How often the epoch advances: the granularity of wall-clock deadlines
-/// and of yielding a busy guest back to the async runtime.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// and of yielding a busy guest back to the async runtime, which is how
+/// long a new request may wait to be read while every worker runs wasm.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Bytes of each pooled memory and table kept resident between calls.
 const RESIDENT_BYTES: usize = 4 << 20;
@@ -125,6 +128,8 @@ pub struct Outcome {
     pub result: Result<Output, CallError>,
     pub fuel_used: u64,
     pub duration: Duration,
+    /// Time the call held a slot to run wasm: its CPU time.
+    pub cpu_time: Duration,
     pub stdout: String,
     pub stderr: String,
     /// Scopes the guest asked for and was refused.
@@ -135,6 +140,7 @@ pub struct Outcome {
 #[derive(Default)]
 struct Usage {
     fuel_used: u64,
+    cpu_time: Duration,
     denials: Vec<String>,
 }
 
@@ -145,6 +151,7 @@ pub struct Runtime {
     components_dir: PathBuf,
     /// Pre-linked components by content hash.
     loaded: Mutex<HashMap<String, Loaded>>,
+    scheduler: Arc<Scheduler>,
 }
 
 impl Runtime {
@@ -156,17 +163,26 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         HttpVal::add_to_linker::<_, HasSelf<CallContext>>(&mut linker, |s| &mut s.caps)?;
         start_epoch_ticker(&engine);
+        let ticker = engine.clone();
+        // Extra epochs are harmless: deadlines are checked against the clock.
+        let scheduler = Scheduler::new(limits.running_guests, move || ticker.increment_epoch());
         Ok(Arc::new(Self {
             engine,
             linker,
             limits,
             components_dir,
             loaded: Mutex::default(),
+            scheduler,
         }))
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Calls holding a slot to run wasm right now.
+    pub fn guests_running(&self) -> usize {
+        self.scheduler.running()
     }
 
     fn wasm_path(&self, sha256: &str) -> PathBuf {
@@ -273,6 +289,7 @@ impl Runtime {
             result,
             fuel_used: usage.fuel_used,
             duration: started.elapsed(),
+            cpu_time: usage.cpu_time,
             stdout: stdout.text(),
             stderr: stderr.text(),
             denials: usage.denials,
@@ -310,12 +327,22 @@ impl Runtime {
             .set_fuel(limits.fuel)
             .map_err(|e| CallError::Internal(e.to_string()))?;
         let deadline = Instant::now() + limits.timeout;
+        let seat = self.scheduler.seat();
+        let ticking = seat.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // A busy guest yields at every tick: tokio's yield wakes the call
+            // only after the worker has polled sockets and timers, so requests
+            // are read while every worker runs wasm. Whether the call then
+            // gives its slot to a waiting one is the scheduler's choice.
+            let mut seat = ticking.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(if seat.tick(EPOCH_TICK / 2) {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             } else {
-                UpdateDeadline::Yield(1)
+                UpdateDeadline::Continue(1)
             })
         });
 
@@ -343,9 +370,12 @@ impl Runtime {
             };
             result
         };
+        // The guest runs only while it holds a slot, instantiation included.
+        let call = scheduler::scheduled(seat.clone(), call);
         // The epoch deadline stops guest code; this also bounds time spent
-        // inside host calls.
+        // inside host calls and waiting for a slot.
         let timed = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, call).await;
+        usage.cpu_time = seat.lock().unwrap_or_else(|p| p.into_inner()).cpu_time();
         usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         usage.denials = std::mem::take(&mut store.data_mut().caps.denials);
         let output = match timed {
