@@ -1,7 +1,7 @@
 //! Noisy neighbours: an owner's own calls keep a share of the owner's call
 //! slots whoever else calls their vals, a short call runs while CPU-bound
-//! calls outnumber the guests that may run at once, and every call reports
-//! the CPU time it used.
+//! calls outnumber the guests that may run at once, a call waiting in a
+//! host call holds no slot, and every call reports the CPU time it used.
 
 mod support;
 
@@ -130,6 +130,32 @@ async fn a_short_call_runs_while_cpu_bound_calls_fill_every_guest_slot() {
         record["attributes"]["cpu_ms"].as_f64().unwrap() > 0.0,
         "{record}"
     );
+}
+
+#[tokio::test]
+async fn a_call_sleeping_in_a_host_call_holds_no_slot() {
+    let s = TestServer::start_with(|l| {
+        l.running_guests = 1;
+        l.timeout = Duration::from_secs(30);
+    })
+    .await;
+    s.deploy("hello", "hello", "public").await;
+    s.deploy("inspect", "inspect", "public").await;
+    let me: serde_json::Value = s.get("/v1/me", Some(&s.alice)).await.json().await.unwrap();
+    let alice = me["id"].as_str().unwrap().to_string();
+
+    // Two calls sleep in the guest (a host call); with one slot between
+    // them, a call that kept its slot while it waited would stop both the
+    // other and hello.
+    let (_, sleepers) = call_in_background(&s, "/x/alice/inspect/env-twice/X?wait_ms=5000", 2);
+    let app = s.app();
+    wait_until(|| {
+        app.call_tokens.for_owner(&alice).len() == 2 && app.runtime.guests_running() == 0
+    })
+    .await;
+    let hello = s.get("/x/alice/hello/", None).await;
+    assert_eq!(hello.text().await.unwrap(), "Hello, world!");
+    assert!(sleepers.iter().all(|t| !t.is_finished()));
 }
 
 /// The `cpu` duration of a response's `Server-Timing` header, in ms.
