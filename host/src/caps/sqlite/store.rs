@@ -537,8 +537,7 @@ mod tests {
 
     #[test]
     fn a_write_returning_past_the_budget_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         let long = bounds(Duration::from_secs(10));
         store
             .execute("o", ALL, &sql("CREATE TABLE t (x)"), long)
@@ -577,6 +576,13 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(1500));
     }
 
+    /// A store whose quota and temporary budget no test here reaches.
+    fn roomy_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        (dir, store)
+    }
+
     fn refused(store: &SqliteStore, text: &str) -> SqlError {
         let e = store
             .execute("o", ALL, &sql(text), bounds(Duration::from_secs(10)))
@@ -594,8 +600,7 @@ mod tests {
 
     #[test]
     fn functions_outside_the_allowlist_are_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         for (text, name) in [
             ("SELECT hex(fts3_tokenizer('simple'))", "fts3_tokenizer"),
             ("SELECT load_extension('/tmp/x')", "load_extension"),
@@ -635,8 +640,7 @@ mod tests {
 
     #[test]
     fn unlisted_functions_fail_even_where_the_authorizer_is_not_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         rows(
             &store,
             "CREATE TABLE d (a, b DEFAULT (sqlite_compileoption_get(0)), \
@@ -649,8 +653,7 @@ mod tests {
 
     #[test]
     fn a_long_chain_of_views_or_ctes_cannot_overflow_the_stack() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -684,8 +687,7 @@ mod tests {
 
     #[test]
     fn modules_and_pragmas_outside_the_allowlists_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         for text in [
             "CREATE VIRTUAL TABLE temp.f USING fts3(content, tokenize=evil)",
             "CREATE VIRTUAL TABLE f USING fts4(content)",
@@ -708,8 +710,7 @@ mod tests {
 
     #[test]
     fn huge_values_and_endless_queries_end_in_clear_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         // A width past the length limit makes NULL, not a huge string.
         let r = rows(&store, "SELECT printf('%.*c', 2000000000, 'x')");
         assert_eq!(r, vec![vec![Value::Null]]);
@@ -732,8 +733,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_without_exhausting_the_stack() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         let deep = |open: &str, inner: &str, close: &str, n: usize| {
             format!("{}{inner}{}", open.repeat(n), close.repeat(n))
         };
@@ -754,8 +754,7 @@ mod tests {
 
     #[test]
     fn the_allowed_features_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::new(dir.path().to_path_buf(), 1 << 30, 1 << 30);
+        let (_dir, store) = roomy_store();
         rows(&store, "CREATE TABLE t (a INTEGER, b TEXT)");
         rows(
             &store,
