@@ -805,18 +805,17 @@ mod tests {
             sql("INSERT INTO t VALUES (zeroblob(200000))"),
             sql("DELETE FROM t"),
         ];
+        let write = || {
+            store.batch(
+                "o",
+                ALL,
+                &churn,
+                Mode::Write,
+                bounds(Duration::from_secs(10)),
+            )
+        };
         let e = (0..1000)
-            .find_map(|_| {
-                store
-                    .batch(
-                        "o",
-                        ALL,
-                        &churn,
-                        Mode::Write,
-                        bounds(Duration::from_secs(10)),
-                    )
-                    .err()
-            })
+            .find_map(|_| write().err())
             .expect("the WAL grew without bound");
         assert!(matches!(e, SqlError::Quota(_)), "{e}");
         let wal = std::fs::metadata(dir.path().join("o.sqlite3-wal"))
@@ -825,15 +824,7 @@ mod tests {
         assert!(wal <= store.wal_limit(), "{wal}");
         drop(reader);
         // Once the reader is gone, writes go on.
-        store
-            .batch(
-                "o",
-                ALL,
-                &churn,
-                Mode::Write,
-                bounds(Duration::from_secs(10)),
-            )
-            .unwrap();
+        write().unwrap();
     }
 
     #[test]
