@@ -400,7 +400,7 @@ async fn call(
         owner_id: val.owner_id.clone(),
         username: val.owner_name.clone(),
         val_id: val.id.clone(),
-        scopes: scopes.clone(),
+        scopes,
         created_at_ms: now_ms,
         deadline: std::time::Instant::now() + timeout,
         expires_at_ms: now_ms + timeout.as_millis() as i64,

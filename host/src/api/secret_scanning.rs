@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{Authed, iso8601};
 use crate::app::App;
-use crate::auth::{self, API_TOKEN_PREFIX, CALL_TOKEN_PREFIX};
+use crate::auth::{self, API_TOKEN_PREFIX, CALL_TOKEN_PREFIX, Scope};
 use crate::caps::email::outbox::Outgoing;
 use crate::db;
 use crate::error::{ApiError, ApiResult};
@@ -149,7 +149,7 @@ async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
 }
 
 async fn notifications(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
-    who.require("user:read")?;
+    who.require(Scope::UserRead)?;
     let user = who.user_id.clone();
     let rows = app
         .db

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Authed, JsonBody, iso8601};
 use crate::app::App;
-use crate::auth::{self, Principal, Scopes};
+use crate::auth::{self, Principal, Scope, Scopes};
 use crate::db::{self, TokenRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -47,7 +47,7 @@ impl ScopeList {
 pub fn require_all(
     who: &Principal,
     wanted: &Scopes,
-    message: impl FnOnce(&str) -> String,
+    message: impl FnOnce(Scope) -> String,
 ) -> ApiResult<()> {
     match wanted.first_missing_from(&who.scopes) {
         Some(scope) => Err(ApiError::forbidden(message(scope))),
@@ -128,7 +128,7 @@ async fn create(
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     who.require_personal_token()?;
-    who.require("user:write")?;
+    who.require(Scope::UserWrite)?;
     let name = body.name.trim().to_string();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(
@@ -154,7 +154,7 @@ async fn create(
 
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
     who.require_personal_token()?;
-    who.require("user:read")?;
+    who.require(Scope::UserRead)?;
     let owner = who.user_id.clone();
     let rows = app
         .db
@@ -182,7 +182,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.require_personal_token()?;
-    who.require("user:write")?;
+    who.require(Scope::UserWrite)?;
     if app.call_tokens.revoke_id(&who.user_id, &id) {
         return Ok(StatusCode::NO_CONTENT);
     }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Authed, Caller};
 use crate::app::App;
+use crate::auth::Scope;
 use crate::db::{self, User};
 use crate::error::{ApiError, ApiResult};
 
@@ -32,7 +33,7 @@ fn user_json(app: &App, user: &User, with_email: bool) -> Value {
 }
 
 async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
-    who.require("user:read")?;
+    who.require(Scope::UserRead)?;
     let id = who.user_id.clone();
     let user = app
         .db

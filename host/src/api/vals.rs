@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Authed, Caller, JsonBody, iso8601};
 use crate::app::App;
-use crate::auth::{Principal, Scopes};
+use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -65,7 +65,7 @@ pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
 /// Whether `caller` is `val`'s owner holding `val:read`: who may see a
 /// private val, and a val's settings.
 fn owner_reads(val: &ValRow, caller: Option<&Principal>) -> bool {
-    caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has("val:read"))
+    caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has(Scope::ValRead))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -74,7 +74,7 @@ fn not_found(id: &str) -> ApiError {
 
 /// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
 /// missing scope or 404, so others' vals do not leak.
-pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: &str) -> ApiResult<ValRow> {
+pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
     who.require(scope)?;
     let key = id.to_string();
     match app.db.call(move |conn| db::val_by_id(conn, &key)).await? {
@@ -85,7 +85,7 @@ pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: &str) -> Ap
 
 /// Scopes with which running code changes vals: their code, settings and
 /// deletion (`val:write`) or their env vars (`env:write`).
-pub const SCOPES_THAT_CHANGE_VALS: [&str; 2] = ["val:write", "env:write"];
+pub const SCOPES_THAT_CHANGE_VALS: [Scope; 2] = [Scope::ValWrite, Scope::EnvWrite];
 
 /// Like [`find_owned`], for a change that needs `scope`. A val's call token
 /// may change only vals that cannot change vals themselves: never its own
@@ -95,7 +95,7 @@ pub async fn find_changeable(
     app: &App,
     who: &Principal,
     id: &str,
-    scope: &str,
+    scope: Scope,
 ) -> ApiResult<ValRow> {
     let val = find_owned(app, who, id, scope).await?;
     let Some(caller_val) = who.call_of_val.as_deref() else {
@@ -113,25 +113,22 @@ pub async fn find_changeable(
 }
 
 /// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `scopes` holds, if any.
-fn changer_scope(scopes: &str) -> anyhow::Result<Option<&'static str>> {
+fn changer_scope(scopes: &str) -> anyhow::Result<Option<Scope>> {
     let held = Scopes::parse(scopes).map_err(anyhow::Error::msg)?;
-    Ok(SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(s)))
+    Ok(SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s)))
 }
 
 /// [`find_changeable`]'s rule again, in the same database turn as the write
 /// it guards: the val's scopes may have changed since the request was
 /// checked (a deploy compiles for seconds in between).
-fn changer_scope_now(
-    conn: &rusqlite::Connection,
-    val_id: &str,
-) -> anyhow::Result<Option<&'static str>> {
+fn changer_scope_now(conn: &rusqlite::Connection, val_id: &str) -> anyhow::Result<Option<Scope>> {
     let scopes = db::val_by_id(conn, val_id)?
         .map(|v| v.scopes)
         .unwrap_or_default();
     changer_scope(&scopes)
 }
 
-fn out_of_reach(scope: &str) -> ApiError {
+fn out_of_reach(scope: Scope) -> ApiError {
     ApiError::forbidden(format!(
         "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
          vals can change itself; use a personal API token"
@@ -139,7 +136,7 @@ fn out_of_reach(scope: &str) -> ApiError {
 }
 
 async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
-    find_changeable(app, who, id, "val:write").await
+    find_changeable(app, who, id, Scope::ValWrite).await
 }
 
 pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
@@ -219,11 +216,11 @@ async fn create(
     Authed(who): Authed,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    who.require("val:write")?;
+    who.require(Scope::ValWrite)?;
     validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
     validate_privacy(&body.privacy)?;
     let owner = who.user_id.clone();
-    let who_scopes = who.scopes.clone();
+    let who_scopes = who.scopes;
     let name = body.name.clone();
     let val = app
         .db
@@ -304,7 +301,7 @@ async fn page_of_vals(
     let (limit, offset) = page.bounds()?;
     // Listings show public vals, and the caller's own when it may read them.
     let viewer = who
-        .filter(|p| p.scopes.has("val:read"))
+        .filter(|p| p.scopes.has(Scope::ValRead))
         .map(|p| p.user_id.clone());
     let rows = app
         .db
@@ -351,7 +348,7 @@ async fn list_mine(
     Authed(who): Authed,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<Value>> {
-    who.require("val:read")?;
+    who.require(Scope::ValRead)?;
     let me = Some(who.user_id.clone());
     page_of_vals(&app, "/v2/me/vals", NextLink::Url, Some(&who), me, page).await
 }
@@ -411,7 +408,7 @@ async fn update(
             let scopes = list.parse()?;
             super::tokens::require_grantable(&who, &scopes)?;
             // Only a person hands out the power to change vals.
-            let changer = SCOPES_THAT_CHANGE_VALS.iter().find(|s| scopes.has(s));
+            let changer = SCOPES_THAT_CHANGE_VALS.iter().find(|s| scopes.has(**s));
             if let (Some(scope), Some(_)) = (changer, &who.call_of_val) {
                 return Err(ApiError::forbidden(format!(
                     "a val's call token cannot grant `{scope}`; use a personal API token"
@@ -423,7 +420,7 @@ async fn update(
     };
     // Where a val may fetch is part of its `fetch` grant.
     if let Some(hosts) = &body.fetch_allowlist {
-        who.require("fetch")?;
+        who.require(Scope::Fetch)?;
         for host in hosts {
             crate::caps::fetch::validate_allowlist_entry(host)
                 .map_err(|m| ApiError::bad_request("invalid_allowlist", m))?;

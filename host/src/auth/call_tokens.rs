@@ -30,7 +30,7 @@ impl CallToken {
         Principal {
             user_id: self.owner_id.clone(),
             username: self.username.clone(),
-            scopes: self.scopes.clone(),
+            scopes: self.scopes,
             token_id: self.id.clone(),
             call_of_val: Some(self.val_id.clone()),
         }

@@ -6,9 +6,6 @@
 //! SHA-256 of a token is stored: tokens are 178 bits of randomness, so a
 //! fast hash is enough.
 
-use std::collections::BTreeSet;
-use std::fmt;
-
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
@@ -17,9 +14,11 @@ use crate::error::ApiError;
 
 pub use call_tokens::{CallToken, CallTokens, Revoker};
 pub use header::{bearer, carries_valbox_token};
+pub use scope::{ALL_SCOPES, Scope, Scopes};
 
 mod call_tokens;
 mod header;
+mod scope;
 
 /// Prefix of personal API tokens.
 pub const API_TOKEN_PREFIX: &str = "vbx_";
@@ -28,86 +27,6 @@ pub const CALL_TOKEN_PREFIX: &str = "vbc_";
 const BODY_LEN: usize = 30;
 const CHECKSUM_LEN: usize = 6;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Every scope a token can hold.
-pub const ALL_SCOPES: &[&str] = &[
-    "val:read",
-    "val:write",
-    "user:read",
-    "user:write",
-    "blob:read",
-    "blob:write",
-    "sqlite:read",
-    "sqlite:write",
-    "email:read",
-    "email:write",
-    "env:read",
-    "env:write",
-    "fetch",
-];
-
-/// A val's calls get every scope but these unless its owner says otherwise.
-const NOT_DEFAULT_FOR_VALS: &[&str] = &["val:write", "user:write", "env:write"];
-
-/// A set of scopes, stored as a space-separated string.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Scopes(BTreeSet<String>);
-
-impl Scopes {
-    pub fn all() -> Self {
-        Self(ALL_SCOPES.iter().map(|s| s.to_string()).collect())
-    }
-
-    pub fn val_default() -> Self {
-        Self(
-            ALL_SCOPES
-                .iter()
-                .filter(|s| !NOT_DEFAULT_FOR_VALS.contains(s))
-                .map(|s| s.to_string())
-                .collect(),
-        )
-    }
-
-    /// Parse a space- or comma-separated list, refusing unknown scopes.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut set = BTreeSet::new();
-        for scope in text.split([' ', ',']).filter(|s| !s.is_empty()) {
-            if !ALL_SCOPES.contains(&scope) {
-                return Err(format!(
-                    "unknown scope `{scope}`; known scopes: {}",
-                    ALL_SCOPES.join(" ")
-                ));
-            }
-            set.insert(scope.to_string());
-        }
-        Ok(Self(set))
-    }
-
-    /// The scopes held by both.
-    pub fn intersect(&self, other: &Scopes) -> Self {
-        Self(self.0.intersection(&other.0).cloned().collect())
-    }
-
-    /// The first of these scopes that `held` lacks.
-    pub fn first_missing_from(&self, held: &Scopes) -> Option<&str> {
-        self.iter().find(|s| !held.has(s))
-    }
-
-    pub fn has(&self, scope: &str) -> bool {
-        self.0.contains(scope)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
-    }
-}
-
-impl fmt::Display for Scopes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let joined: Vec<&str> = self.iter().collect();
-        f.write_str(&joined.join(" "))
-    }
-}
 
 /// Make a new token with `prefix`. Returns the token and its stored hash.
 pub fn generate_token(prefix: &str) -> (String, String) {
@@ -183,7 +102,7 @@ impl Principal {
     }
 
     /// Refuse with 403 naming the scope when the token lacks it.
-    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.has(scope) {
             Ok(())
         } else {
@@ -278,18 +197,5 @@ mod tests {
             &typo.replacen("vbx_", "ghp_", 1),
             API_TOKEN_PREFIX
         ));
-    }
-
-    #[test]
-    fn scopes_parse_and_refuse_unknown() {
-        let s = Scopes::parse("blob:read, env:read").unwrap();
-        assert!(s.has("blob:read") && s.has("env:read") && !s.has("blob:write"));
-        assert!(
-            Scopes::parse("blob:admin")
-                .unwrap_err()
-                .contains("blob:admin")
-        );
-        let d = Scopes::val_default();
-        assert!(d.has("env:read") && !d.has("env:write") && !d.has("val:write"));
     }
 }

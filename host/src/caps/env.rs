@@ -15,6 +15,7 @@ use super::CallContext;
 use crate::api::vals::{find_changeable, find_owned};
 use crate::api::{Authed, JsonBody, iso8601};
 use crate::app::App;
+use crate::auth::Scope;
 use crate::db::now_ms;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::bindings::env::Host;
@@ -28,7 +29,7 @@ const MAX_VALUE_LEN: usize = 64 * 1024;
 
 impl Host for CallContext {
     async fn get(&mut self, name: String) -> Result<Option<String>, Error> {
-        self.check("env:read")?;
+        self.check(Scope::EnvRead)?;
         if name == CALL_TOKEN_VAR {
             return Ok(Some(self.call_token.clone()));
         }
@@ -197,7 +198,7 @@ async fn list_route(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let val = find_owned(&app, &who, &id, "env:read").await?;
+    let val = find_owned(&app, &who, &id, Scope::EnvRead).await?;
     let vars = app.db.call(move |conn| list_vars(conn, &val.id)).await?;
     let data: Vec<Value> = vars.iter().map(EnvVarMeta::to_json).collect();
     Ok(Json(
@@ -233,7 +234,7 @@ async fn write_var(
     value: String,
     description: Option<String>,
 ) -> ApiResult<EnvVarMeta> {
-    let val = find_changeable(app, who, id, "env:write").await?;
+    let val = find_changeable(app, who, id, Scope::EnvWrite).await?;
     validate_key(&key).map_err(|m| ApiError::bad_request("invalid_env_var", m))?;
     if value.len() > MAX_VALUE_LEN {
         return Err(ApiError::too_large("the env var's value", MAX_VALUE_LEN));
@@ -259,7 +260,7 @@ async fn delete_route(
     Authed(who): Authed,
     Path((id, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let val = find_changeable(&app, &who, &id, "env:write").await?;
+    let val = find_changeable(&app, &who, &id, Scope::EnvWrite).await?;
     let k = key.clone();
     if app
         .db

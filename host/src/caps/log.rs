@@ -16,6 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::api::Authed;
 use crate::app::App;
+use crate::auth::Scope;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 
@@ -176,7 +177,7 @@ async fn list_route(
     Authed(who): Authed,
     Query(q): Query<LogQuery>,
 ) -> ApiResult<Json<Value>> {
-    who.require("val:read")?;
+    who.require(Scope::ValRead)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(

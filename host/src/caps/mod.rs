@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use axum::Router;
 
 use crate::app::App;
-use crate::auth::{CallTokens, Scopes};
+use crate::auth::{CallTokens, Scope, Scopes};
 use crate::db::Db;
 use crate::runtime::bindings::types::{self, Error};
 use crate::secrets::SecretBox;
@@ -49,7 +49,7 @@ pub struct CallContext {
 impl CallContext {
     /// Check, at the moment of each import, that the call's token is still
     /// live and holds `scope`; a refusal is recorded for the call's log.
-    pub fn check(&mut self, scope: &str) -> Result<(), Error> {
+    pub fn check(&mut self, scope: Scope) -> Result<(), Error> {
         if self.allowed(scope) {
             Ok(())
         } else {
@@ -58,12 +58,12 @@ impl CallContext {
     }
 
     /// Whether the call's token is live and holds `scope`.
-    pub fn allowed(&self, scope: &str) -> bool {
+    pub fn allowed(&self, scope: Scope) -> bool {
         self.call_tokens.is_live(&self.call_token_hash) && self.scopes.has(scope)
     }
 
     /// The denial of `scope`, recorded for the call's log.
-    pub fn deny(&mut self, scope: &str) -> Error {
+    pub fn deny(&mut self, scope: Scope) -> Error {
         self.denials.push(scope.to_string());
         if !self.call_tokens.is_live(&self.call_token_hash) {
             return Error::Denied(format!(

@@ -8,6 +8,7 @@ pub use routes::routes;
 pub use store::{BlobError, BlobStore};
 
 use super::CallContext;
+use crate::auth::Scope;
 use crate::runtime::bindings::blob::{BlobEntry, Host};
 use crate::runtime::bindings::types::Error;
 
@@ -43,19 +44,19 @@ impl CallContext {
 
 impl Host for CallContext {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.check("blob:read")?;
+        self.check(Scope::BlobRead)?;
         self.with_blobs(move |s, c, owner| s.get(c, owner, &key))
             .await
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
-        self.check("blob:write")?;
+        self.check(Scope::BlobWrite)?;
         self.with_blobs(move |s, c, owner| s.set(c, owner, &key, &value))
             .await
     }
 
     async fn list(&mut self, prefix: String) -> Result<Vec<BlobEntry>, Error> {
-        self.check("blob:read")?;
+        self.check(Scope::BlobRead)?;
         let entries = self
             .with_blobs(move |s, c, owner| s.list(c, owner, &prefix))
             .await?;
@@ -70,7 +71,7 @@ impl Host for CallContext {
     }
 
     async fn delete(&mut self, key: String) -> Result<(), Error> {
-        self.check("blob:write")?;
+        self.check(Scope::BlobWrite)?;
         self.with_blobs(move |s, c, owner| s.delete(c, owner, &key))
             .await
     }

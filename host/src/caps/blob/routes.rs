@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::BlobError;
 use crate::api::{Authed, iso8601};
 use crate::app::App;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> Router<App> {
@@ -61,7 +61,7 @@ async fn list(
     Authed(who): Authed,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    who.require("blob:read")?;
+    who.require(Scope::BlobRead)?;
     let entries = run(&app, &who, move |s, c, o| s.list(c, o, &q.prefix)).await?;
     let data: Vec<Value> = entries
         .into_iter()
@@ -75,7 +75,7 @@ async fn fetch(
     Authed(who): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    who.require("blob:read")?;
+    who.require(Scope::BlobRead)?;
     let k = key.clone();
     match run(&app, &who, move |s, c, o| s.get(c, o, &k)).await? {
         Some(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes)),
@@ -89,7 +89,7 @@ async fn store(
     Path(key): Path<String>,
     body: Body,
 ) -> ApiResult<StatusCode> {
-    who.require("blob:write")?;
+    who.require(Scope::BlobWrite)?;
     // Read up to the blob limit itself, not the JSON endpoints' limit.
     let limit = app.blobs.max_blob_bytes;
     let body = axum::body::to_bytes(body, limit)
@@ -104,7 +104,7 @@ async fn remove(
     Authed(who): Authed,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
-    who.require("blob:write")?;
+    who.require(Scope::BlobWrite)?;
     run(&app, &who, move |s, c, o| s.delete(c, o, &key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

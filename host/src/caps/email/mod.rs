@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub use routes::routes;
 
 use super::CallContext;
+use crate::auth::Scope;
 use crate::db::Db;
 use crate::runtime::bindings::email::{Address, Host, Message};
 use crate::runtime::bindings::types::Error;
@@ -71,7 +72,7 @@ impl From<EmailError> for Error {
 
 impl Host for CallContext {
     async fn send(&mut self, message: Message) -> Result<String, Error> {
-        self.check("email:write")?;
+        self.check(Scope::EmailWrite)?;
         if !message.attachments.is_empty() {
             return Err(Error::Invalid("attachments are not supported yet".into()));
         }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::outbox::{self, EmailError, Outgoing};
 use crate::api::{Authed, JsonBody, iso8601};
 use crate::app::App;
+use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> Router<App> {
@@ -82,7 +83,7 @@ async fn send(
     Authed(who): Authed,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Value>> {
-    who.require("email:write")?;
+    who.require(Scope::EmailWrite)?;
     if !body.attachments.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_email",
@@ -120,7 +121,7 @@ async fn send(
 }
 
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
-    who.require("email:read")?;
+    who.require(Scope::EmailRead)?;
     let owner = who.user_id.clone();
     let entries = app.db.call(move |conn| outbox::list(conn, &owner)).await?;
     let data: Vec<Value> = entries

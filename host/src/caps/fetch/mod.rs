@@ -12,6 +12,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, redirect};
 
 use super::CallContext;
+use crate::auth::Scope;
 use crate::runtime::bindings::fetch::{Host, Request, Response};
 use crate::runtime::bindings::types::Error;
 use policy::{Policy, PolicyResolver, ResolveError};
@@ -302,7 +303,7 @@ fn send_error(e: reqwest::Error) -> Error {
 
 impl Host for CallContext {
     async fn fetch(&mut self, request: Request) -> Result<Response, Error> {
-        self.check("fetch")?;
+        self.check(Scope::Fetch)?;
         let fetcher = self.fetcher.clone();
         let allowlist = self.fetch_allowlist.as_deref();
         fetcher

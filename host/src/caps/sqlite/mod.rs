@@ -15,6 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use store::{Access, Args, Bounds, Mode, SqlError};
 
 use super::CallContext;
+use crate::auth::Scope;
 use crate::runtime::bindings::sqlite::{self as wit, BatchMode, Host, ResultSet, Statement, Value};
 use crate::runtime::bindings::types::Error;
 
@@ -75,11 +76,11 @@ impl CallContext {
         op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
     ) -> Result<R, Error> {
         let access = Access {
-            read: self.allowed("sqlite:read"),
-            write: self.allowed("sqlite:write"),
+            read: self.allowed(Scope::SqliteRead),
+            write: self.allowed(Scope::SqliteWrite),
         };
         if !access.read && !access.write {
-            return Err(self.deny("sqlite:read"));
+            return Err(self.deny(Scope::SqliteRead));
         }
         let (store, owner) = (self.sqlite.clone(), self.owner_id.clone());
         let result = store::on_sql_thread(move || op(&store, &owner, access)).await;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::store::{Access, Args, Bounds, Mode, ResultSet, SqlError, Statement, on_sql_thread};
 use crate::api::{Authed, JsonBody};
 use crate::app::App;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> Router<App> {
@@ -103,11 +103,11 @@ fn result_json(r: ResultSet) -> Value {
 
 fn access(who: &Principal) -> ApiResult<Access> {
     let access = Access {
-        read: who.scopes.has("sqlite:read"),
-        write: who.scopes.has("sqlite:write"),
+        read: who.scopes.has(Scope::SqliteRead),
+        write: who.scopes.has(Scope::SqliteWrite),
     };
     if !access.read && !access.write {
-        who.require("sqlite:read")?;
+        who.require(Scope::SqliteRead)?;
     }
     Ok(access)
 }

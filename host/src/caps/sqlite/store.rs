@@ -6,6 +6,7 @@
 //! page-count cap that enforces the size quota, and a byte bound on any one
 //! value or row and on everything an operation returns.
 
+use crate::auth::Scope;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -89,7 +90,7 @@ pub struct Bounds {
 #[derive(Debug)]
 pub enum SqlError {
     /// The caller lacks the scope this statement needs.
-    NeedsScope(&'static str),
+    NeedsScope(Scope),
     /// SQLite refused the statement; its message says why.
     Sql(String),
     Invalid(String),
@@ -157,6 +158,14 @@ impl SqliteStore {
     pub fn with_concurrency(mut self, per_owner: usize) -> Self {
         self.concurrent_per_owner = per_owner.max(1);
         self
+    }
+
+    /// How many of `owner`'s REST operations hold a turn now.
+    pub fn turns_taken(&self, owner: &str) -> usize {
+        let gates = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .get(owner)
+            .map_or(0, |g| self.concurrent_per_owner - g.available_permits())
     }
 
     /// A turn for one of `owner`'s REST operations, or `None` when it
@@ -286,7 +295,7 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(statements.len());
         for (i, statement) in statements.iter().enumerate() {
             let result = run(&tx, &mut guard, access, statement).map_err(|e| match (e, mode) {
-                (SqlError::NeedsScope("sqlite:write"), Mode::Read) => SqlError::Invalid(format!(
+                (SqlError::NeedsScope(Scope::SqliteWrite), Mode::Read) => SqlError::Invalid(format!(
                     "statement {i} writes, but batch mode `read` allows only read-only statements"
                 )),
                 (SqlError::Sql(m), _) => SqlError::Sql(format!("statement {i}: {m}")),
@@ -437,9 +446,9 @@ fn run(
         refuse_past_schema_cap(conn)?;
     }
     let needed = if stmt.readonly() {
-        "sqlite:read"
+        Scope::SqliteRead
     } else {
-        "sqlite:write"
+        Scope::SqliteWrite
     };
     let allowed = if stmt.readonly() {
         access.read
