@@ -17,3 +17,4 @@ pub mod fsutil;
 pub mod runtime;
 pub mod secrets;
 pub mod server;
+pub mod services;

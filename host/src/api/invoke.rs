@@ -1,28 +1,26 @@
-//! Calling vals: HTTP vals at `/x/{user}/{val}/...` and on the host
-//! `{user}-{val}.{suffix}`, script vals through the Run API.
+//! HTTP vals at `/x/{user}/{val}/...` and on the host `{user}-{val}.{suffix}`:
+//! who calls, which val, and the request and response in HTTP terms. The
+//! call itself is `services::call`; the Run API is `api::run`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::header::{AUTHORIZATION, HOST};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::Value;
+use axum::routing::any;
 
-use super::{JsonBody, respond, vals::can_see};
-use crate::app::{App, FullShare};
-use crate::auth::{self, CallToken, Principal, Revoker, Scopes};
-use crate::caps::CallContext;
-use crate::caps::log::LogRecord;
+use super::{respond, vals::can_see};
+use crate::app::App;
+use crate::auth::{self, Principal};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
-use crate::runtime::{CallError, HttpRequest, Input, Outcome, Output, ValKind};
+use crate::runtime::{HttpRequest, Input, Output, ValKind};
+use crate::services::call::call;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -31,7 +29,6 @@ pub fn routes() -> Router<App> {
         .route("/x/{user}/{val}", any(by_path))
         .route("/x/{user}/{val}/", any(by_path))
         .route("/x/{user}/{val}/{*rest}", any(by_path))
-        .route("/v1/run/{target}", get(run_get).post(run_post))
 }
 
 async fn by_path(
@@ -91,7 +88,7 @@ async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Opt
 }
 
 /// Extractor form of [`val_caller`] for the routes that call vals.
-struct ValCaller(Option<Principal>);
+pub(super) struct ValCaller(pub Option<Principal>);
 
 impl FromRequestParts<App> for ValCaller {
     type Rejection = ApiError;
@@ -117,7 +114,7 @@ pub fn parse_val_host<'a>(host: &'a str, suffix: &str) -> Option<(&'a str, &'a s
 }
 
 /// Find a val the caller may run, or 404 (private vals do not leak).
-async fn resolve(
+pub(super) async fn resolve(
     app: &App,
     caller: Option<&Principal>,
     user: &str,
@@ -263,84 +260,8 @@ fn http_response(r: crate::runtime::HttpResponse, head: bool) -> Response {
     response
 }
 
-#[derive(Deserialize)]
-struct RunBody {
-    #[serde(default)]
-    args: Vec<Value>,
-}
-
-#[derive(Deserialize)]
-struct RunQuery {
-    args: Option<String>,
-}
-
-fn split_target(target: &str) -> ApiResult<(&str, &str)> {
-    target.split_once('.').ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_target",
-            format!("`{target}` is not `user.val`; call /v1/run/{{user}}.{{val}}"),
-        )
-    })
-}
-
-async fn run_post(
-    State(app): State<App>,
-    ValCaller(caller): ValCaller,
-    Path(target): Path<String>,
-    JsonBody(body): JsonBody<RunBody>,
-) -> ApiResult<Response> {
-    run(&app, caller, &target, body.args).await
-}
-
-async fn run_get(
-    State(app): State<App>,
-    ValCaller(caller): ValCaller,
-    Path(target): Path<String>,
-    Query(q): Query<RunQuery>,
-) -> ApiResult<Response> {
-    let args = match q.args {
-        None => Vec::new(),
-        Some(text) => serde_json::from_str::<Vec<Value>>(&text).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_args",
-                format!("`args` must be a URL-encoded JSON array: {e}"),
-            )
-        })?,
-    };
-    run(&app, caller, &target, args).await
-}
-
-async fn run(
-    app: &App,
-    caller: Option<Principal>,
-    target: &str,
-    args: Vec<Value>,
-) -> ApiResult<Response> {
-    let (user, name) = split_target(target)?;
-    let val = resolve(app, caller.as_ref(), user, name, ValKind::Script).await?;
-    let args = serde_json::to_string(&args).map_err(ApiError::internal)?;
-    let called = call(app, &val, caller.as_ref(), Input::Script(args), "run").await?;
-    match called.output {
-        Output::Script(Ok(json)) => {
-            let value: Value = serde_json::from_str(&json).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "invalid_output",
-                    format!("the val returned invalid JSON: {e}"),
-                )
-            })?;
-            Ok(with_cpu_timing(
-                Json(value).into_response(),
-                called.cpu_time,
-            ))
-        }
-        Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
-        Output::Http(_) => Err(ApiError::internal("HTTP output from a script val")),
-    }
-}
-
 /// Tell the caller the CPU time of the call, as `Server-Timing: cpu;dur=<ms>`.
-fn with_cpu_timing(mut response: Response, cpu_time: Duration) -> Response {
+pub(super) fn with_cpu_timing(mut response: Response, cpu_time: Duration) -> Response {
     let value = format!("cpu;dur={:.3}", cpu_time.as_secs_f64() * 1e3);
     if let Ok(value) = HeaderValue::try_from(value) {
         response
@@ -348,234 +269,6 @@ fn with_cpu_timing(mut response: Response, cpu_time: Duration) -> Response {
             .append(HeaderName::from_static("server-timing"), value);
     }
     response
-}
-
-/// What a call answered, and the CPU time it used.
-struct Called {
-    output: Output,
-    cpu_time: Duration,
-}
-
-/// The 429 for a call that found its share of the owner's slots full.
-fn too_many_calls(full: FullShare) -> ApiError {
-    let message = match full {
-        FullShare::Others { open, reserved: 0 } => format!(
-            "this val's owner already has {open} calls running, the most at once; retry shortly"
-        ),
-        FullShare::Others { open, reserved } => format!(
-            "this val's owner already has {open} calls running for other callers, \
-             the most they may have at once ({reserved} more are kept for the owner's \
-             own calls); retry shortly"
-        ),
-        FullShare::All { total } => format!(
-            "you already have {total} calls of your vals running, the most at once; \
-             retry shortly"
-        ),
-    };
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
-}
-
-/// Run one call of `val` under the owner's concurrency limit, log it, and
-/// map a failed call to the error its caller sees.
-async fn call(
-    app: &App,
-    val: &ValRow,
-    caller: Option<&Principal>,
-    input: Input,
-    trigger: &'static str,
-) -> ApiResult<Called> {
-    let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
-    let _slot = app
-        .try_owner_slot(&val.owner_id, by_owner)
-        .map_err(too_many_calls)?;
-    let latest = val
-        .latest
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("val without version"))?;
-    let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    let timeout = app.config.limits.timeout;
-    let now_ms = crate::db::now_ms();
-    let (call_token, call_token_hash) = app.call_tokens.mint(CallToken {
-        id: String::new(),
-        owner_id: val.owner_id.clone(),
-        username: val.owner_name.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        created_at_ms: now_ms,
-        deadline: std::time::Instant::now() + timeout,
-        expires_at_ms: now_ms + timeout.as_millis() as i64,
-    });
-    // Revoked when the call ends, however it ends.
-    let _revoker = Revoker {
-        tokens: app.call_tokens.clone(),
-        hash: call_token_hash.clone(),
-    };
-    let caps = CallContext {
-        owner_id: val.owner_id.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        call_token,
-        call_token_hash,
-        call_tokens: app.call_tokens.clone(),
-        blobs: app.blobs.clone(),
-        sqlite: app.sqlite.clone(),
-        fetcher: app.fetcher.clone(),
-        mailer: app.mailer.clone(),
-        fetch_allowlist: val.fetch_allowlist.clone(),
-        fetch_count: 0,
-        deadline: std::time::Instant::now() + timeout,
-        db: app.db.clone(),
-        secrets: app.secrets.clone(),
-        env_cache: None,
-        denials: Vec::new(),
-    };
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let hang_up = HangUpLog::arm(
-        app,
-        LogRecord {
-            owner_id: val.owner_id.clone(),
-            val_id: val.id.clone(),
-            val_name: val.name.clone(),
-            version: latest.version,
-            trigger,
-            time_ns: started.as_nanos() as i64,
-            status: 0,
-            duration_us: 0,
-            cpu_us: 0,
-            fuel_used: 0,
-            stdout: String::new(),
-            stderr: String::new(),
-            error: None,
-        },
-    );
-    let Outcome {
-        result,
-        fuel_used,
-        duration,
-        cpu_time,
-        stdout,
-        stderr,
-        denials,
-    } = app.runtime.invoke(&latest.sha256, caps, input).await;
-    let result = result.map_err(call_error);
-    let status = match &result {
-        Ok(Output::Http(r)) => r.status,
-        Ok(Output::Script(Ok(_))) => 200,
-        Ok(Output::Script(Err(_))) => 400,
-        Err((e, _)) => e.status.as_u16(),
-    };
-    let mut error = match &result {
-        Err((_, detail)) => Some(detail.clone()),
-        Ok(Output::Script(Err(m))) => Some(format!("the val returned an error: {m}")),
-        _ => None,
-    };
-    if !denials.is_empty() {
-        let note = format!("denied scopes: {}", denials.join(", "));
-        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
-    }
-    app.logs.record(LogRecord {
-        status,
-        duration_us: duration.as_micros() as i64,
-        cpu_us: cpu_time.as_micros() as i64,
-        fuel_used,
-        stdout,
-        stderr,
-        error,
-        ..hang_up.disarm()
-    });
-    let output = result.map_err(|(e, _)| e)?;
-    Ok(Called { output, cpu_time })
-}
-
-/// The status logged for a call whose caller went away mid-call (nginx's
-/// "client closed request"); no caller ever sees it.
-const STATUS_CALLER_HUNG_UP: u16 = 499;
-
-/// Logs a call that is dropped before it ends: when a caller hangs up,
-/// its request future, and with it the call, is dropped mid-way.
-struct HangUpLog<'a> {
-    app: &'a App,
-    record: Option<LogRecord>,
-    started: std::time::Instant,
-}
-
-impl<'a> HangUpLog<'a> {
-    fn arm(app: &'a App, record: LogRecord) -> Self {
-        Self {
-            app,
-            record: Some(record),
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// The call ended: hand back the record for its caller to complete.
-    fn disarm(mut self) -> LogRecord {
-        self.record.take().expect("armed until disarmed")
-    }
-}
-
-impl Drop for HangUpLog<'_> {
-    fn drop(&mut self) {
-        if let Some(record) = self.record.take() {
-            self.app.logs.record(LogRecord {
-                status: STATUS_CALLER_HUNG_UP,
-                duration_us: self.started.elapsed().as_micros() as i64,
-                error: Some(
-                    "the caller hung up before the val answered; the call was stopped".into(),
-                ),
-                ..record
-            });
-        }
-    }
-}
-
-/// The error the caller sees, and the detail for the owner's log. Trap
-/// details stay in the log: they may reveal the val's internals.
-fn call_error(e: CallError) -> (ApiError, String) {
-    let (status, code, message) = match &e {
-        CallError::Fuel(n) => (
-            StatusCode::LOOP_DETECTED,
-            "fuel_exhausted",
-            format!("the val used up its fuel limit ({n} units of CPU work) and was stopped"),
-        ),
-        CallError::Deadline(d) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            "deadline_exceeded",
-            format!(
-                "the val ran past its wall-clock limit of {} ms and was stopped",
-                d.as_millis()
-            ),
-        ),
-        CallError::Memory(n) => (
-            StatusCode::INSUFFICIENT_STORAGE,
-            "memory_limit_exceeded",
-            format!("the val tried to use more than its memory limit of {n} bytes and was stopped"),
-        ),
-        CallError::ResponseTooLarge(n) => (
-            StatusCode::BAD_GATEWAY,
-            "response_too_large",
-            format!("the val's response body is larger than the limit of {n} bytes"),
-        ),
-        CallError::Trap(_) => (
-            StatusCode::BAD_GATEWAY,
-            "val_crashed",
-            "the val crashed (a panic or trap); its owner can read the details in the val's logs"
-                .to_string(),
-        ),
-        CallError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_busy",
-            "the server is running as many vals as it can; retry shortly".to_string(),
-        ),
-        CallError::Internal(detail) => return (ApiError::internal(detail), detail.clone()),
-    };
-    let detail = match e {
-        CallError::Trap(detail) => format!("{message}: {detail}"),
-        _ => message.clone(),
-    };
-    (ApiError::new(status, code, message), detail)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! vals, plus the extractors they share.
 
 pub mod invoke;
+pub mod run;
 pub mod secret_scanning;
 pub mod tokens;
 pub mod users;
@@ -30,6 +31,7 @@ pub fn router(app: App) -> Router {
         .merge(tokens::routes())
         .merge(secret_scanning::routes())
         .merge(invoke::routes())
+        .merge(run::routes())
         .merge(caps::routes())
         .fallback(|| async {
             ApiError::not_found("no such route; see the README for the API's routes")

@@ -1,0 +1,4 @@
+//! Services: the platform's operations in its own terms, between the web
+//! layer (routes, extractors) and the runtime and capabilities.
+
+pub mod call;
