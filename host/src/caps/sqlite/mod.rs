@@ -5,6 +5,7 @@
 mod functions;
 pub mod policy;
 mod routes;
+mod statement;
 pub mod store;
 mod tempfiles;
 
