@@ -1,0 +1,340 @@
+//! The commands that talk to a running server's REST API at `VALBOX_URL`
+//! with `VALBOX_TOKEN`: deploy, env, logs, scopes, tokens, email.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::{ClientArgs, EnvCommand, TokenCommand};
+
+/// A small client for the REST API that turns error bodies into messages.
+pub(super) struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub(super) fn new(args: ClientArgs) -> Self {
+        Self {
+            base: args.url.trim_end_matches('/').to_string(),
+            token: args.token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Valbox server at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or(text);
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(Some(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        }))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn me(&self) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url("/v1/me")))
+            .await?
+            .context("the server does not know this token's user")
+    }
+
+    /// The caller's val by name; `None` only when there is no such val.
+    async fn find_val(&self, name: &str) -> anyhow::Result<Option<Value>> {
+        let me = self.me().await?;
+        let user = me["username"].as_str().unwrap_or_default();
+        self.send(
+            self.http
+                .get(self.url(&format!("/v2/alias/vals/{user}/{name}"))),
+        )
+        .await
+    }
+
+    /// The caller's val by name.
+    async fn val(&self, name: &str) -> anyhow::Result<Value> {
+        self.find_val(name)
+            .await?
+            .with_context(|| format!("you have no val named `{name}`"))
+    }
+}
+
+fn id_of(val: &Value) -> String {
+    val["id"].as_str().unwrap_or_default().to_string()
+}
+
+pub(super) struct DeployOptions {
+    pub(super) privacy: Option<String>,
+    pub(super) description: Option<String>,
+    pub(super) scopes: Option<String>,
+}
+
+pub(super) async fn deploy(
+    client: &Client,
+    name: &str,
+    wasm: &std::path::Path,
+    options: DeployOptions,
+) -> anyhow::Result<()> {
+    let DeployOptions {
+        privacy,
+        description,
+        scopes,
+    } = options;
+    let bytes = tokio::fs::read(wasm)
+        .await
+        .with_context(|| format!("reading {}", wasm.display()))?;
+    // Only a val that does not exist is created; any other failure (a
+    // missing scope, an unreachable server) stops here and says so.
+    let val = match client.find_val(name).await? {
+        Some(val) => {
+            if privacy.is_some() || description.is_some() || scopes.is_some() {
+                let patch =
+                    json!({ "privacy": privacy, "description": description, "scopes": scopes });
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&patch);
+                client.send(req).await?;
+            }
+            val
+        }
+        None => {
+            let body = json!({
+                "name": name,
+                "privacy": privacy.as_deref().unwrap_or("public"),
+                "description": description,
+            });
+            let val = client
+                .send(client.http.post(client.url("/v2/vals")).json(&body))
+                .await?
+                .context("creating the val failed")?;
+            if let Some(scopes) = scopes {
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&json!({ "scopes": scopes }));
+                client.send(req).await?;
+            }
+            val
+        }
+    };
+    let req = client
+        .http
+        .post(client.url(&format!("/v2/vals/{}/versions", id_of(&val))))
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    let version = client
+        .send(req)
+        .await?
+        .context("the val vanished during deploy")?;
+    println!("deployed {name} version {}", version["version"]);
+    println!("{}", version["url"].as_str().unwrap_or_default());
+    if let Some(host_url) = version["hostUrl"].as_str() {
+        println!("{host_url}");
+    }
+    Ok(())
+}
+
+pub(super) async fn env(command: EnvCommand) -> anyhow::Result<()> {
+    match command {
+        EnvCommand::Set {
+            name,
+            key,
+            value,
+            client,
+        } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .put(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")))
+                .json(&json!({ "value": value }));
+            client.send(req).await?;
+            println!("set {key} on {name}");
+        }
+        EnvCommand::List { name, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let list = client
+                .send(
+                    client
+                        .http
+                        .get(client.url(&format!("/v2/vals/{id}/environment_variables"))),
+                )
+                .await?
+                .unwrap_or_default();
+            for var in list["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\tupdated {}",
+                    var["key"].as_str().unwrap_or_default(),
+                    var["updatedAt"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        EnvCommand::Delete { name, key, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .delete(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")));
+            client
+                .send(req)
+                .await?
+                .with_context(|| format!("{name} has no env var {key}"))?;
+            println!("deleted {key} from {name}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
+    let id = id_of(&client.val(name).await?);
+    let req = client
+        .http
+        .get(client.url(&format!("/v1/telemetry/logs?val_id={id}&limit={limit}")));
+    let logs = client.send(req).await?.unwrap_or_default();
+    for entry in logs["data"].as_array().into_iter().flatten() {
+        let a = &entry["attributes"];
+        let ns: i64 = entry["timeUnixNano"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        println!(
+            "{} v{} {} {} {:.2}ms fuel={} {}",
+            crate::api::iso8601(ns / 1_000_000),
+            a["val.version"],
+            a["trigger"].as_str().unwrap_or_default(),
+            a["http.status"],
+            a["duration_ms"].as_f64().unwrap_or(0.0),
+            a["fuel_used"],
+            entry["body"].as_str().unwrap_or_default(),
+        );
+        for (stream, text) in [("stdout", &a["stdout"]), ("stderr", &a["stderr"])] {
+            for line in text.as_str().unwrap_or_default().lines() {
+                println!("    {stream}: {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn val_scopes(
+    client: &Client,
+    name: &str,
+    scopes: Vec<String>,
+) -> anyhow::Result<()> {
+    let mut val = client.val(name).await?;
+    if !scopes.is_empty() {
+        let req = client
+            .http
+            .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+            .json(&json!({ "scopes": scopes.join(" ") }));
+        val = client.send(req).await?.context("the val vanished")?;
+    }
+    let list: Vec<&str> = val["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!("{}", list.join(" "));
+    Ok(())
+}
+
+pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_in_days,
+            client,
+        } => {
+            let client = Client::new(client);
+            let body = json!({ "name": name, "scopes": scopes, "expiresInDays": expires_in_days });
+            let created = client
+                .send(client.http.post(client.url("/v1/tokens")).json(&body))
+                .await?
+                .context("the server has no token endpoint")?;
+            println!(
+                "created token {} (shown once):",
+                created["id"].as_str().unwrap_or_default()
+            );
+            println!("{}", created["token"].as_str().unwrap_or_default());
+        }
+        TokenCommand::List { client } => {
+            let client = Client::new(client);
+            let list = client
+                .send(client.http.get(client.url("/v1/tokens")))
+                .await?
+                .unwrap_or_default();
+            for t in list["data"].as_array().into_iter().flatten() {
+                let scopes: Vec<&str> = t["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\texpires {}\t{}{}",
+                    t["id"].as_str().unwrap_or_default(),
+                    t["kind"].as_str().unwrap_or_default(),
+                    t["name"].as_str().unwrap_or_default(),
+                    t["expiresAt"].as_str().unwrap_or("never"),
+                    scopes.join(" "),
+                    if t["revokedAt"].is_string() {
+                        "\t(revoked)"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+        TokenCommand::Revoke { id, client } => {
+            let client = Client::new(client);
+            client
+                .send(client.http.delete(client.url(&format!("/v1/tokens/{id}"))))
+                .await?
+                .with_context(|| format!("you have no live token `{id}`"))?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn email_list(client: &Client) -> anyhow::Result<()> {
+    let outbox = client
+        .send(client.http.get(client.url("/v1/email")))
+        .await?
+        .unwrap_or_default();
+    for e in outbox["data"].as_array().into_iter().flatten() {
+        println!(
+            "{}\t{}\t{}\t{}{}",
+            e["createdAt"].as_str().unwrap_or_default(),
+            e["status"].as_str().unwrap_or_default(),
+            e["id"].as_str().unwrap_or_default(),
+            e["subject"].as_str().unwrap_or_default(),
+            e["lastError"]
+                .as_str()
+                .map(|err| format!("\t({err})"))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! The `valbox` command: `serve` and `user` work on the data directory;
+//! `deploy`, `env` and `logs` talk to a server at `VALBOX_URL` with
+//! `VALBOX_TOKEN`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Limits};
+use crate::server::Server;
+
+pub use admin::{create_user, validate_username};
+use client::{Client, DeployOptions, deploy, email_list, env, logs, token, val_scopes};
+
+mod admin;
+mod client;
+
+#[derive(Parser)]
+#[command(
+    name = "valbox",
+    version,
+    about = "Run small programs (vals) as WebAssembly components"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// The server's base URL.
+    #[arg(long, env = "VALBOX_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API token (as printed by `valbox user create`).
+    #[arg(long, env = "VALBOX_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand)]
+// Parsed once per process: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Command {
+    /// Start the server.
+    Serve {
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
+        #[arg(long, env = "VALBOX_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Base URL for links, when it differs from http://LISTEN.
+        #[arg(long, env = "VALBOX_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Deliver the email outbox through this SMTP server:
+        /// smtp://host:port, smtp+starttls://user:pass@host:587 or smtps://...
+        #[arg(long, env = "VALBOX_SMTP", hide_env_values = true)]
+        smtp: Option<String>,
+        /// The sender address of delivered mail.
+        #[arg(long, env = "VALBOX_SMTP_FROM", default_value = "valbox@localhost")]
+        smtp_from: String,
+        /// Also trust the CA certificates in this PEM file for the SMTP
+        /// server's TLS (a private relay's own CA).
+        #[arg(long, env = "VALBOX_SMTP_CA", value_name = "PEM-FILE")]
+        smtp_ca: Option<std::path::PathBuf>,
+        /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
+        #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
+        secret_scanning_keys: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Manage users (works on the data directory directly).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Create a val or add a version to it from a .wasm component.
+    Deploy {
+        /// The val's name.
+        name: String,
+        /// The component, e.g. target/vals/hello.wasm.
+        wasm: PathBuf,
+        /// public, unlisted or private (new vals default to public).
+        #[arg(long)]
+        privacy: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// The scopes of the val's per-call token, space- or comma-separated
+        /// (default for new vals: every scope but val:write, user:write, env:write).
+        #[arg(long)]
+        scopes: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show or set the scopes of a val's per-call token.
+    Val {
+        #[command(subcommand)]
+        command: ValCommand,
+    },
+    /// Manage your API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Your email outbox.
+    Email {
+        #[command(subcommand)]
+        command: EmailCommand,
+    },
+    /// Manage a val's environment variables (secrets).
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
+    },
+    /// Show a val's call logs, newest first.
+    Logs {
+        /// The val's name.
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user and print a new API token holding every scope.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ValCommand {
+    /// Print the val's scopes, or set them when SCOPES are given.
+    Scopes {
+        name: String,
+        scopes: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it once, as the last line.
+    Create {
+        name: String,
+        /// Space- or comma-separated scopes, e.g. "val:read blob:read".
+        #[arg(long)]
+        scopes: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List your tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by id, at once.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EmailCommand {
+    /// List your outbox, newest first, with each message's delivery status.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// Set VAR on a val.
+    Set {
+        name: String,
+        key: String,
+        value: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a val's variables (names only; values are never shown).
+    List {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove VAR from a val.
+    Delete {
+        name: String,
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Per-call limits; the defaults are documented in the README.
+#[derive(clap::Args)]
+struct LimitArgs {
+    #[arg(long, env = "VALBOX_FUEL")]
+    fuel: Option<u64>,
+    #[arg(long, env = "VALBOX_TIMEOUT_MS")]
+    timeout_ms: Option<u64>,
+    #[arg(long, env = "VALBOX_MEMORY_MB")]
+    memory_mb: Option<usize>,
+    #[arg(long, env = "VALBOX_REQUEST_BODY_BYTES")]
+    request_body_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_RESPONSE_BODY_BYTES")]
+    response_body_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_LOG_BYTES")]
+    log_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_COMPONENT_BYTES")]
+    component_bytes: Option<usize>,
+    #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
+    concurrent_calls_per_owner: Option<usize>,
+    #[arg(long, env = "VALBOX_TABLES")]
+    tables: Option<usize>,
+    #[arg(long, env = "VALBOX_TABLE_ELEMENTS")]
+    table_elements: Option<usize>,
+    #[arg(long, env = "VALBOX_INSTANCES")]
+    instances: Option<usize>,
+    #[arg(long, env = "VALBOX_CONCURRENT_INSTANCES")]
+    concurrent_instances: Option<usize>,
+    #[arg(long, env = "VALBOX_RUNNING_GUESTS")]
+    running_guests: Option<usize>,
+}
+
+impl LimitArgs {
+    fn apply(&self, l: &mut Limits) {
+        let set = |slot: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        if let Some(f) = self.fuel {
+            l.fuel = f;
+        }
+        if let Some(ms) = self.timeout_ms {
+            l.timeout = Duration::from_millis(ms);
+        }
+        set(&mut l.memory_bytes, self.memory_mb.map(|mb| mb << 20));
+        set(&mut l.request_body_bytes, self.request_body_bytes);
+        set(&mut l.response_body_bytes, self.response_body_bytes);
+        set(&mut l.log_bytes, self.log_bytes);
+        set(&mut l.component_bytes, self.component_bytes);
+        set(
+            &mut l.concurrent_calls_per_owner,
+            self.concurrent_calls_per_owner,
+        );
+        set(&mut l.tables, self.tables);
+        set(&mut l.table_elements, self.table_elements);
+        set(&mut l.instances, self.instances);
+        set(&mut l.concurrent_instances, self.concurrent_instances);
+        set(&mut l.running_guests, self.running_guests);
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            public_url,
+            secret_scanning_keys,
+            smtp,
+            smtp_from,
+            smtp_ca,
+            limits,
+        } => {
+            let mut config = Config::new(data, listen);
+            if let Some(url) = smtp {
+                let mut smtp =
+                    crate::caps::email::delivery::SmtpConfig::from_url(&url, &smtp_from)?;
+                if let Some(path) = smtp_ca {
+                    let pem = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    smtp = smtp.with_extra_roots(&pem)?;
+                }
+                config.smtp = Some(smtp);
+            } else if smtp_ca.is_some() {
+                bail!("--smtp-ca needs --smtp");
+            }
+            for spec in secret_scanning_keys {
+                let (id, path) = spec
+                    .split_once('=')
+                    .with_context(|| format!("`{spec}` is not ID=PEM-FILE"))?;
+                let pem =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                config.secret_scanning_keys.push((id.to_string(), pem));
+            }
+            limits.apply(&mut config.limits);
+            if let Some(url) = public_url {
+                config.public_url = url.trim_end_matches('/').to_string();
+            }
+            let server = Server::start(config).await?;
+            println!("valbox listening on http://{}", server.addr);
+            tokio::signal::ctrl_c().await?;
+            server.shutdown().await
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    email,
+                    data,
+                },
+        } => {
+            let token = create_user(&data, &username, &email)?;
+            println!("created user {username}; API token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Deploy {
+            name,
+            wasm,
+            privacy,
+            description,
+            scopes,
+            client,
+        } => {
+            let options = DeployOptions {
+                privacy,
+                description,
+                scopes,
+            };
+            deploy(&Client::new(client), &name, &wasm, options).await
+        }
+        Command::Val {
+            command:
+                ValCommand::Scopes {
+                    name,
+                    scopes,
+                    client,
+                },
+        } => val_scopes(&Client::new(client), &name, scopes).await,
+        Command::Token { command } => token(command).await,
+        Command::Email {
+            command: EmailCommand::List { client },
+        } => email_list(&Client::new(client)).await,
+        Command::Env { command } => env(command).await,
+        Command::Logs {
+            name,
+            limit,
+            client,
+        } => logs(&Client::new(client), &name, limit).await,
+    }
+}
