@@ -14,13 +14,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
-use super::{respond, vals::can_see};
+use super::respond;
 use crate::app::App;
 use crate::auth::{self, Principal};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{HttpRequest, Input, Output, ValKind};
 use crate::services::call::call;
+use crate::services::val_access::can_see;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 

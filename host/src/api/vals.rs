@@ -14,6 +14,10 @@ use crate::app::App;
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
+use crate::services::val_access::{
+    SCOPES_THAT_CHANGE_VALS, can_see, changer_scope_now, find_changeable, not_found, out_of_reach,
+    owner_reads,
+};
 
 pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
 
@@ -54,85 +58,6 @@ fn validate_privacy(privacy: &str) -> ApiResult<()> {
             ),
         ))
     }
-}
-
-/// Whether `caller` may see (and run) `val`. Private vals exist only for
-/// their owner holding `val:read`; to everyone else they are a 404.
-pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
-    val.privacy != "private" || owner_reads(val, caller)
-}
-
-/// Whether `caller` is `val`'s owner holding `val:read`: who may see a
-/// private val, and a val's settings.
-fn owner_reads(val: &ValRow, caller: Option<&Principal>) -> bool {
-    caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has(Scope::ValRead))
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no val `{id}` that you can see"))
-}
-
-/// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
-/// missing scope or 404, so others' vals do not leak.
-pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
-    who.require(scope)?;
-    let key = id.to_string();
-    match app.db.call(move |conn| db::val_by_id(conn, &key)).await? {
-        Some(val) if val.owner_id == who.user_id => Ok(val),
-        _ => Err(not_found(id)),
-    }
-}
-
-/// Scopes with which running code changes vals: their code, settings and
-/// deletion (`val:write`) or their env vars (`env:write`).
-pub const SCOPES_THAT_CHANGE_VALS: [Scope; 2] = [Scope::ValWrite, Scope::EnvWrite];
-
-/// Like [`find_owned`], for a change that needs `scope`. A val's call token
-/// may change only vals that cannot change vals themselves: never its own
-/// val, never one holding a scope of [`SCOPES_THAT_CHANGE_VALS`]. So no
-/// chain of vals can rewrite itself (A changes B, B changes A back).
-pub async fn find_changeable(
-    app: &App,
-    who: &Principal,
-    id: &str,
-    scope: Scope,
-) -> ApiResult<ValRow> {
-    let val = find_owned(app, who, id, scope).await?;
-    let Some(caller_val) = who.call_of_val.as_deref() else {
-        return Ok(val);
-    };
-    if caller_val == val.id {
-        return Err(ApiError::forbidden(
-            "a val's call token cannot change its own val; use a personal API token",
-        ));
-    }
-    match changer_scope(&val.scopes).map_err(ApiError::internal)? {
-        Some(scope) => Err(out_of_reach(scope)),
-        None => Ok(val),
-    }
-}
-
-/// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `scopes` holds, if any.
-fn changer_scope(scopes: &str) -> anyhow::Result<Option<Scope>> {
-    let held = Scopes::parse(scopes).map_err(anyhow::Error::msg)?;
-    Ok(SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s)))
-}
-
-/// [`find_changeable`]'s rule again, in the same database turn as the write
-/// it guards: the val's scopes may have changed since the request was
-/// checked (a deploy compiles for seconds in between).
-fn changer_scope_now(conn: &rusqlite::Connection, val_id: &str) -> anyhow::Result<Option<Scope>> {
-    let scopes = db::val_by_id(conn, val_id)?
-        .map(|v| v.scopes)
-        .unwrap_or_default();
-    changer_scope(&scopes)
-}
-
-fn out_of_reach(scope: Scope) -> ApiError {
-    ApiError::forbidden(format!(
-        "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
-         vals can change itself; use a personal API token"
-    ))
 }
 
 async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {

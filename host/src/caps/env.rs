@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::CallContext;
-use crate::api::vals::{find_changeable, find_owned};
 use crate::api::{Authed, JsonBody, iso8601};
 use crate::app::App;
 use crate::auth::Scope;
@@ -21,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::runtime::bindings::env::Host;
 use crate::runtime::bindings::types::Error;
 use crate::secrets::SecretBox;
+use crate::services::val_access::{find_changeable, find_owned};
 
 /// The env var through which a val reads its call's API token.
 pub const CALL_TOKEN_VAR: &str = "valtown";

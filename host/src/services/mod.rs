@@ -2,3 +2,4 @@
 //! layer (routes, extractors) and the runtime and capabilities.
 
 pub mod call;
+pub mod val_access;
