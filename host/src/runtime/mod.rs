@@ -3,6 +3,7 @@
 //! store under the configured limits. Knows nothing about HTTP routes.
 
 pub mod bindings;
+mod engine;
 mod limits;
 mod output;
 mod scheduler;
@@ -15,10 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::caps::CallContext;
@@ -26,6 +24,7 @@ use crate::config::Limits;
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use bindings::{HttpRequest, HttpResponse};
+use engine::{engine_config, start_epoch_ticker};
 use limits::CallLimiter;
 use output::Capture;
 use scheduler::Scheduler;
@@ -35,9 +34,6 @@ pub use upload::{Prepared, UploadError};
 /// and of yielding a busy guest back to the async runtime, which is how
 /// long a new request may wait to be read while every worker runs wasm.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Bytes of each pooled memory and table kept resident between calls.
-const RESIDENT_BYTES: usize = 4 << 20;
 
 /// Pre-linked components kept in memory at most. Past it one is dropped
 /// for each one loaded: it comes back from the on-disk compiled cache in
@@ -409,45 +405,4 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> 
         Some(Trap::Interrupt) => CallError::Deadline(limits.timeout),
         _ => CallError::Trap(format!("{err:#}")),
     }
-}
-
-fn engine_config(limits: &Limits) -> Config {
-    let mut config = Config::new();
-    config.consume_fuel(true);
-    config.epoch_interruption(true);
-    config.memory_init_cow(true);
-    let max_instances = limits.concurrent_instances as u32;
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(max_instances)
-        .total_core_instances(max_instances * 4)
-        .total_memories(max_instances * 2)
-        .total_tables(max_instances * 4)
-        .total_stacks(max_instances)
-        .max_memory_size(limits.memory_bytes)
-        .max_core_instances_per_component(limits.instances as u32)
-        .max_memories_per_component(limits.instances as u32)
-        .max_tables_per_component(limits.tables as u32)
-        .table_elements(limits.table_elements)
-        // Reuse warm slots without page faults: reset only the pages a call
-        // dirtied (PAGEMAP_SCAN, Linux 6.7+) with memset instead of madvise.
-        .pagemap_scan(wasmtime::Enabled::Auto)
-        .linear_memory_keep_resident(RESIDENT_BYTES)
-        .table_keep_resident(RESIDENT_BYTES);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
-}
-
-/// Advance the engine's epoch every tick for as long as the engine lives.
-fn start_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("valbox-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .expect("spawning the epoch thread");
 }
