@@ -1,7 +1,7 @@
 //! Vals and their versions: create, list, get, update, delete, deploy.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -9,22 +9,26 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Authed, Caller, JsonBody, iso8601};
+mod json;
+mod listing;
+
+use super::{Authed, Caller, JsonBody};
 use crate::app::App;
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
 use crate::services::val_access::{
     SCOPES_THAT_CHANGE_VALS, can_see, changer_scope_now, find_changeable, not_found, out_of_reach,
-    owner_reads,
 };
+use json::version_json;
+pub use json::{val_json, val_urls};
 
 pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
 
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/v2/vals", get(list).post(create))
-        .route("/v2/me/vals", get(list_mine))
+        .route("/v2/vals", get(listing::list).post(create))
+        .route("/v2/me/vals", get(listing::list_mine))
         .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
         .route("/v2/alias/vals/{username}/{name}", get(by_alias))
         .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
@@ -62,71 +66,6 @@ fn validate_privacy(privacy: &str) -> ApiResult<()> {
 
 async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
     find_changeable(app, who, id, Scope::ValWrite).await
-}
-
-pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
-    let base = &app.config.public_url;
-    let path_url = format!("{base}/x/{}/{}/", val.owner_name, val.name);
-    let port = app.config.listen.port();
-    let host_url = format!(
-        "http://{}-{}.{}:{port}/",
-        val.owner_name, val.name, app.config.val_host_suffix
-    );
-    (path_url, host_url)
-}
-
-fn version_json(v: &VersionRow) -> Value {
-    json!({
-        "version": v.version,
-        "sha256": v.sha256,
-        "size": v.size,
-        "kind": v.kind,
-        "createdAt": iso8601(v.created_at),
-    })
-}
-
-/// A val as the API shows it. Its call scopes and fetch allowlist are
-/// settings, shown only to its owner.
-pub fn val_json(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Value {
-    let base = &app.config.public_url;
-    let (endpoint, host_endpoint) = val_urls(app, val);
-    let mut links = json!({
-        "self": format!("{base}/v2/vals/{}", val.id),
-        "html": endpoint,
-        "module": format!("{base}/v2/vals/{}/versions", val.id),
-    });
-    match val.latest.as_ref().map(|v| v.kind.as_str()) {
-        Some("http") => {
-            links["endpoint"] = json!(endpoint);
-            links["hostEndpoint"] = json!(host_endpoint);
-        }
-        Some("script") => {
-            links["run"] = json!(format!("{base}/v1/run/{}.{}", val.owner_name, val.name));
-        }
-        _ => {}
-    }
-    let mut json = json!({
-        "id": val.id,
-        "name": val.name,
-        "privacy": val.privacy,
-        "description": val.description,
-        "author": { "id": val.owner_id, "username": val.owner_name, "type": "user" },
-        "createdAt": iso8601(val.created_at),
-        "imageUrl": null,
-        "kind": val.latest.as_ref().map(|v| v.kind.clone()),
-        "version": val.latest.as_ref().map(|v| v.version),
-        "links": links,
-    });
-    if owner_reads(val, viewer) {
-        json["scopes"] = json!(
-            val.scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        );
-        json["fetchAllowlist"] = json!(val.fetch_allowlist);
-    }
-    json
 }
 
 #[derive(Deserialize)]
@@ -174,108 +113,6 @@ async fn create(
         .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
     app.forget_vals();
     Ok((StatusCode::CREATED, Json(val_json(&app, &val, Some(&who)))))
-}
-
-#[derive(Deserialize)]
-struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
-    /// `/v2/vals` pages by cursor (Val Town's client sends `links.next`
-    /// back as `cursor`); ours is the next offset.
-    cursor: Option<String>,
-}
-
-impl Page {
-    fn bounds(&self) -> ApiResult<(i64, i64)> {
-        let limit = self.limit.unwrap_or(20);
-        let cursor = match &self.cursor {
-            Some(c) => Some(c.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_query",
-                    "`cursor` must be a value from `links.next`",
-                )
-            })?),
-            None => None,
-        };
-        let offset = cursor.or(self.offset).unwrap_or(0);
-        if !(1..=100).contains(&limit) || offset < 0 {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "`limit` must be between 1 and 100 and `offset` at least 0",
-            ));
-        }
-        Ok((limit, offset))
-    }
-}
-
-/// How a listing points at its next page.
-#[derive(Clone, Copy, PartialEq)]
-enum NextLink {
-    Url,
-    Cursor,
-}
-
-async fn page_of_vals(
-    app: &App,
-    path: &str,
-    next_link: NextLink,
-    who: Option<&Principal>,
-    only: Option<String>,
-    page: Page,
-) -> ApiResult<Json<Value>> {
-    let (limit, offset) = page.bounds()?;
-    // Listings show public vals, and the caller's own when it may read them.
-    let viewer = who
-        .filter(|p| p.scopes.has(Scope::ValRead))
-        .map(|p| p.user_id.clone());
-    let rows = app
-        .db
-        .call(move |conn| {
-            db::list_vals(conn, viewer.as_deref(), only.as_deref(), limit + 1, offset)
-        })
-        .await?;
-    let more = rows.len() as i64 > limit;
-    let data: Vec<Value> = rows
-        .iter()
-        .take(limit as usize)
-        .map(|v| val_json(app, v, who))
-        .collect();
-    let base = &app.config.public_url;
-    let mut links = json!({ "self": format!("{base}{path}?limit={limit}&offset={offset}") });
-    if more {
-        links["next"] = match next_link {
-            NextLink::Url => json!(format!(
-                "{base}{path}?limit={limit}&offset={}",
-                offset + limit
-            )),
-            NextLink::Cursor => json!((offset + limit).to_string()),
-        };
-    }
-    if offset > 0 {
-        links["prev"] = json!(format!(
-            "{base}{path}?limit={limit}&offset={}",
-            (offset - limit).max(0)
-        ));
-    }
-    Ok(Json(json!({ "data": data, "links": links })))
-}
-
-async fn list(
-    State(app): State<App>,
-    Caller(who): Caller,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
-    page_of_vals(&app, "/v2/vals", NextLink::Cursor, who.as_ref(), None, page).await
-}
-
-async fn list_mine(
-    State(app): State<App>,
-    Authed(who): Authed,
-    Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
-    who.require(Scope::ValRead)?;
-    let me = Some(who.user_id.clone());
-    page_of_vals(&app, "/v2/me/vals", NextLink::Url, Some(&who), me, page).await
 }
 
 async fn get_one(
