@@ -76,11 +76,9 @@ async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Opt
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let bearer = value.to_str().ok().and_then(auth::bearer);
-    match bearer {
-        Some(token) if auth::has_token_prefix(token) => {
-            auth::authenticate(app, value.to_str().ok()).await
-        }
+    let text = value.to_str().ok();
+    match text.and_then(auth::bearer) {
+        Some(token) if auth::has_token_prefix(token) => auth::authenticate(app, text).await,
         _ if auth::carries_valbox_token(value.as_bytes()) => Err(ApiError::unauthorized(
             "send a Valbox token as `Authorization: Bearer <token>`; it is never passed to a val",
         )),

@@ -57,16 +57,16 @@ pub async fn find_changeable(
             "a val's call token cannot change its own val; use a personal API token",
         ));
     }
-    match changer_scope(&val.scopes).map_err(ApiError::internal)? {
+    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    match changer_scope(&held) {
         Some(scope) => Err(out_of_reach(scope)),
         None => Ok(val),
     }
 }
 
-/// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `scopes` holds, if any.
-fn changer_scope(scopes: &str) -> anyhow::Result<Option<Scope>> {
-    let held = Scopes::parse(scopes).map_err(anyhow::Error::msg)?;
-    Ok(SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s)))
+/// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `held` has, if any.
+pub fn changer_scope(held: &Scopes) -> Option<Scope> {
+    SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s))
 }
 
 /// [`find_changeable`]'s rule again, in the same database turn as the write
@@ -79,7 +79,8 @@ pub fn changer_scope_now(
     let scopes = db::val_by_id(conn, val_id)?
         .map(|v| v.scopes)
         .unwrap_or_default();
-    changer_scope(&scopes)
+    let held = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
+    Ok(changer_scope(&held))
 }
 
 pub fn out_of_reach(scope: Scope) -> ApiError {

@@ -18,7 +18,7 @@ use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
 use crate::services::val_access::{
-    SCOPES_THAT_CHANGE_VALS, can_see, changer_scope_now, find_changeable, not_found, out_of_reach,
+    can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
 };
 use json::version_json;
 pub use json::{val_json, val_urls};
@@ -170,8 +170,7 @@ async fn update(
             let scopes = list.parse()?;
             super::tokens::require_grantable(&who, &scopes)?;
             // Only a person hands out the power to change vals.
-            let changer = SCOPES_THAT_CHANGE_VALS.iter().find(|s| scopes.has(**s));
-            if let (Some(scope), Some(_)) = (changer, &who.call_of_val) {
+            if let (Some(scope), Some(_)) = (changer_scope(&scopes), &who.call_of_val) {
                 return Err(ApiError::forbidden(format!(
                     "a val's call token cannot grant `{scope}`; use a personal API token"
                 )));
