@@ -6,12 +6,17 @@
 //! asked of every header a val would see: there the token may hide under
 //! any scheme, inside Basic auth's base64, or percent-encoded.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use percent_encoding::percent_decode;
 
 use super::{API_TOKEN_PREFIX, BODY_LEN, CALL_TOKEN_PREFIX, CHECKSUM_LEN, well_formed};
+
+/// The length of a token of either kind (both prefixes are four bytes).
+const TOKEN_LEN: usize = API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
 
 /// The credential of a `Bearer` header, in any case and spacing; `None`
 /// for any other scheme or a header with no credential.
@@ -31,12 +36,12 @@ fn is_space(c: char) -> bool {
 /// base64 run (Basic auth, a JWT's segments, JSON around a base64 string).
 /// Such a value is the platform's and never reaches a val.
 pub fn carries_valbox_token(value: &[u8]) -> bool {
-    if value.len() < API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN {
+    if value.len() < TOKEN_LEN {
         return false;
     }
-    let mut text = value.to_vec();
+    let mut text = Cow::Borrowed(value);
     // Each round of percent-decoding that changes the text is a new spelling.
-    for _ in 0..4 {
+    for _ in 0..=4 {
         if holds_token(&text) || in_base64(&text) {
             return true;
         }
@@ -44,44 +49,46 @@ pub fn carries_valbox_token(value: &[u8]) -> bool {
             return false;
         }
         let decoded: Vec<u8> = percent_decode(&text).collect();
-        if decoded == text {
+        if decoded == *text {
             return false;
         }
-        text = decoded;
+        text = Cow::Owned(decoded);
     }
-    holds_token(&text) || in_base64(&text)
+    false
 }
 
-/// Base64 as found in the wild: padded or not, with any trailing bits.
-const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
-    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-    .with_decode_allow_trailing_bits(true);
+/// Base64 as found in the wild, in either alphabet: padded or not, with
+/// any trailing bits.
+const LENIENT_BASE64: [GeneralPurpose; 2] = {
+    let lenient = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    [
+        GeneralPurpose::new(&alphabet::STANDARD, lenient),
+        GeneralPurpose::new(&alphabet::URL_SAFE, lenient),
+    ]
+};
 
 /// Whether any run of base64 characters in `bytes` decodes to a token.
 fn in_base64(bytes: &[u8]) -> bool {
     let is_base64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_');
     bytes
         .split(|b| !is_base64(b))
-        .filter(|run| run.len() >= 40)
+        .filter(|run| run.len() >= TOKEN_LEN)
         .any(|run| {
             // Padding is optional and stray trailing bits are dropped, so a
             // run decodes whatever its length; one lone character is no byte.
             let run = &run[..run.len() - usize::from(run.len() % 4 == 1)];
-            [&alphabet::STANDARD, &alphabet::URL_SAFE]
+            LENIENT_BASE64
                 .iter()
-                .any(|abc| {
-                    GeneralPurpose::new(abc, LENIENT)
-                        .decode(run)
-                        .is_ok_and(|bytes| holds_token(&bytes))
-                })
+                .any(|engine| engine.decode(run).is_ok_and(|bytes| holds_token(&bytes)))
         })
 }
 
 /// Whether a well-formed token starts anywhere in `bytes`.
 fn holds_token(bytes: &[u8]) -> bool {
-    let len = API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;
     memchr::memmem::find_iter(bytes, b"vb").any(|at| {
-        let Some(candidate) = bytes.get(at..at + len) else {
+        let Some(candidate) = bytes.get(at..at + TOKEN_LEN) else {
             return false;
         };
         std::str::from_utf8(candidate).is_ok_and(|text| {
