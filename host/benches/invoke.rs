@@ -1,22 +1,25 @@
-//! Benchmark (a): in-process instantiate + call of the `hello` val, the
-//! whole of `Runtime::invoke` (fresh store, WASI context, instantiation
-//! from the cached `InstancePre`, the handler call, output capture).
-//! Prints p50, p99 and mean. Run with `scripts/bench`.
+//! Benchmark (a): one call of the `hello` val in process, no HTTP.
+//!
+//! - `runtime`: what every call pays below the web layer: mint the call's
+//!   token, build its grant and capability state, a fresh store and WASI
+//!   context, instantiate from the cached `InstancePre`, call the handler,
+//!   capture output.
+//! - `call service`: the whole of `services::call::call`, which adds the
+//!   owner's concurrency slot and the call's log record.
+//!
+//! Prints p50, p99 and mean of each. Run with `scripts/bench`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use valbox::auth::{CallToken, CallTokens, Scopes};
-use valbox::caps::CallContext;
-use valbox::caps::blob::BlobStore;
-use valbox::caps::email::Mailer;
-use valbox::caps::fetch::{FetchLimits, Fetcher};
-use valbox::caps::sqlite::SqliteStore;
-use valbox::config::Limits;
-use valbox::db::Db;
-use valbox::runtime::{HttpRequest, Input, Output, Runtime};
-use valbox::secrets::SecretBox;
+use valbox::app::App;
+use valbox::auth::{CallToken, Scopes};
+use valbox::caps::Grant;
+use valbox::config::Config;
+use valbox::db::{self, ValRow};
+use valbox::runtime::{HttpRequest, Input, Output};
+use valbox::services::call::call;
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
@@ -29,102 +32,114 @@ fn main() {
     rt.block_on(run());
 }
 
+fn request() -> Input {
+    Input::Http(HttpRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: vec![("accept".into(), "*/*".into())],
+        body: Vec::new(),
+    })
+}
+
+/// A deployed `hello` of the user `bench`, as the database has it.
+async fn deploy_hello(app: &App) -> ValRow {
+    let prepared = app.runtime.prepare(common::hello_wasm()).await.unwrap();
+    app.db
+        .call(move |conn| {
+            let user = db::insert_user(conn, "bench", "bench@example.com")?;
+            let scopes = Scopes::val_default().to_string();
+            let id = db::insert_val(conn, &user.id, "hello", "public", "", &scopes)?;
+            db::insert_version(conn, &id, &prepared.sha256, 0, "http")?;
+            Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
+        })
+        .await
+        .unwrap()
+}
+
+/// What `services::call` does around the runtime, minus slot and log.
+async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
+    let timeout = app.config.limits.timeout;
+    let deadline = Instant::now() + timeout;
+    let scopes = Scopes::parse(&val.scopes).unwrap();
+    let token = app.call_tokens.mint(CallToken {
+        id: String::new(),
+        owner_id: val.owner_id.clone(),
+        username: val.owner_name.clone(),
+        val_id: val.id.clone(),
+        scopes,
+        created_at_ms: 0,
+        deadline,
+        expires_at_ms: 0,
+    });
+    let grant = Grant {
+        owner_id: val.owner_id.clone(),
+        val_id: val.id.clone(),
+        scopes,
+        deadline,
+        token,
+        denials: Vec::new(),
+    };
+    let host = app.caps.start_call(grant, val);
+    let sha256 = &val.latest.as_ref().unwrap().sha256;
+    let outcome = app.runtime.invoke(sha256, host, request(), deadline).await;
+    outcome.result.map_err(|e| format!("{e:?}"))
+}
+
+async fn service_call(app: &App, val: &ValRow) -> Result<Output, String> {
+    call(app, val, None, request(), "http")
+        .await
+        .map(|c| c.output)
+        .map_err(|e| e.message)
+}
+
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(Limits::default(), dir.path().join("components")).unwrap();
-    let db = Db::open(&dir.path().join("valbox.db")).unwrap();
-    let secrets = SecretBox::load_or_create(&dir.path().join("secret.key")).unwrap();
-    let prepared = runtime.prepare(common::hello_wasm()).await.unwrap();
+    let config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    let (app, _writer) = App::open(config).unwrap();
+    let val = deploy_hello(&app).await;
 
-    let call_tokens = CallTokens::default();
-    let mailer = Mailer {
-        db: db.clone(),
-        daily_limit: 100,
-        wake: Default::default(),
-    };
-    let fetcher = Fetcher::new(
-        Default::default(),
-        FetchLimits {
-            requests_per_call: 20,
-            request_body_bytes: 1 << 20,
-            response_body_bytes: 1 << 20,
-        },
-    )
-    .unwrap();
-    let limits = Limits::default();
-    let blobs = BlobStore::new(
-        dir.path().join("blobs"),
-        limits.blob_bytes,
-        limits.blob_quota_bytes,
-    );
-    let call = || async {
-        // As the API does per call: mint the call's token (revoked after).
-        let (call_token, call_token_hash) = call_tokens.mint(CallToken {
-            id: String::new(),
-            owner_id: "owner".into(),
-            username: "bench".into(),
-            val_id: "val".into(),
-            scopes: Scopes::val_default(),
-            created_at_ms: 0,
-            deadline: Instant::now() + Duration::from_secs(10),
-
-            expires_at_ms: 0,
-        });
-        let caps = CallContext {
-            owner_id: "owner".into(),
-            val_id: "val".into(),
-            scopes: Scopes::val_default(),
-            call_token,
-            call_token_hash: call_token_hash.clone(),
-            call_tokens: call_tokens.clone(),
-            blobs: blobs.clone(),
-            fetcher: fetcher.clone(),
-            fetch_allowlist: None,
-            fetch_count: 0,
-            mailer: mailer.clone(),
-            sqlite: SqliteStore::new(
-                dir.path().join("sqlite"),
-                limits.sqlite_quota_bytes,
-                limits.sqlite_temp_bytes,
-            ),
-            deadline: Instant::now() + Duration::from_secs(10),
-            db: db.clone(),
-            secrets: secrets.clone(),
-            env_cache: None,
-            denials: Vec::new(),
-        };
-        let request = HttpRequest {
-            method: "GET".into(),
-            path: "/".into(),
-            query: String::new(),
-            headers: vec![("accept".into(), "*/*".into())],
-            body: Vec::new(),
-        };
-        let outcome = runtime
-            .invoke(&prepared.sha256, caps, Input::Http(request))
-            .await;
-        call_tokens.revoke(&call_token_hash);
-        outcome
-    };
-
-    for _ in 0..WARMUP {
-        call().await.result.unwrap();
-    }
-    let mut samples = Vec::with_capacity(SAMPLES);
-    for _ in 0..SAMPLES {
-        let started = Instant::now();
-        let outcome = call().await;
-        samples.push(started.elapsed());
-        match outcome.result {
-            Ok(Output::Http(r)) => assert_eq!(r.status, 200),
-            other => panic!("unexpected outcome: {other:?}"),
+    // Alternate the two in rounds, so both see the same machine.
+    let mut runtime_samples = Vec::with_capacity(SAMPLES);
+    let mut service_samples = Vec::with_capacity(SAMPLES);
+    for round in 0..(WARMUP + SAMPLES) / 1000 {
+        for _ in 0..1000 {
+            let started = Instant::now();
+            let out = runtime_call(&app, &val).await;
+            let elapsed = started.elapsed();
+            check(out);
+            if round >= WARMUP / 1000 {
+                runtime_samples.push(elapsed);
+            }
+        }
+        for _ in 0..1000 {
+            let started = Instant::now();
+            let out = service_call(&app, &val).await;
+            let elapsed = started.elapsed();
+            check(out);
+            if round >= WARMUP / 1000 {
+                service_samples.push(elapsed);
+            }
         }
     }
+    report("runtime", runtime_samples);
+    report("call service", service_samples);
+}
+
+fn check(out: Result<Output, String>) {
+    match out {
+        Ok(Output::Http(r)) => assert_eq!(r.status, 200),
+        other => panic!("unexpected outcome: {other:?}"),
+    }
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!(
-        "invoke hello ({SAMPLES} calls): p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
+        "invoke hello, {what} ({} calls): p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
+        samples.len(),
         micros(pct(0.50)),
         micros(pct(0.99)),
         micros(mean)

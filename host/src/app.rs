@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::CallTokens;
-use crate::caps::log::LogSink;
+use axum::extract::FromRef;
+
+use crate::auth::{Authenticator, CallTokens};
+use crate::caps::{CallHost, Capabilities, Settings};
 use crate::config::Config;
 use crate::db::{self, Db, ValRow};
 use crate::runtime::Runtime;
 use crate::secrets::SecretBox;
+use crate::services::call_log::LogSink;
 
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
@@ -31,13 +34,11 @@ pub struct AppInner {
     pub config: Config,
     pub db: Db,
     pub secrets: SecretBox,
-    pub runtime: Arc<Runtime>,
+    pub runtime: Arc<Runtime<CallHost>>,
     pub logs: LogSink,
     pub call_tokens: CallTokens,
-    pub blobs: crate::caps::blob::BlobStore,
-    pub sqlite: crate::caps::sqlite::SqliteStore,
-    pub fetcher: crate::caps::fetch::Fetcher,
-    pub mailer: crate::caps::email::Mailer,
+    pub auth: Authenticator,
+    pub caps: Arc<Capabilities>,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<ValCache>,
@@ -68,6 +69,12 @@ fn owner_reserve(total: usize) -> usize {
     if total < 2 { 0 } else { (total / 4).max(1) }
 }
 
+impl FromRef<App> for Authenticator {
+    fn from_ref(app: &App) -> Self {
+        app.auth.clone()
+    }
+}
+
 impl Deref for App {
     type Target = AppInner;
     fn deref(&self) -> &AppInner {
@@ -83,47 +90,31 @@ impl App {
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let db = Db::open(&config.data_dir.join("valbox.db"))?;
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
-        let runtime = Runtime::new(config.limits.clone(), config.data_dir.join("components"))?;
-        let (logs, writer) = LogSink::start(db.clone());
-        let mailer = crate::caps::email::Mailer {
-            db: db.clone(),
-            daily_limit: config.limits.emails_per_day,
-            wake: Default::default(),
-        };
-        if let Some(smtp) = &config.smtp {
-            crate::caps::email::delivery::start(db.clone(), smtp.clone(), mailer.wake.clone());
-        }
-        let fetcher = crate::caps::fetch::Fetcher::new(
-            config.fetch_policy.clone(),
-            crate::caps::fetch::FetchLimits {
-                requests_per_call: config.limits.fetch_requests_per_call,
-                request_body_bytes: config.limits.request_body_bytes,
-                response_body_bytes: config.limits.fetch_response_bytes,
-            },
+        let runtime = Runtime::new(
+            config.limits.clone(),
+            config.data_dir.join("components"),
+            Capabilities::link,
         )?;
-        crate::caps::sqlite::policy::limit_heap(config.limits.sqlite_heap_bytes);
-        let sqlite = crate::caps::sqlite::SqliteStore::new(
-            config.data_dir.join("sqlite"),
-            config.limits.sqlite_quota_bytes,
-            config.limits.sqlite_temp_bytes,
-        )
-        .with_concurrency(config.limits.concurrent_calls_per_owner);
-        let blobs = crate::caps::blob::BlobStore::new(
-            config.data_dir.join("blobs"),
-            config.limits.blob_bytes,
-            config.limits.blob_quota_bytes,
-        );
+        let (logs, writer) = LogSink::start(db.clone());
+        let caps = Arc::new(Capabilities::open(&Settings {
+            config: &config,
+            db: &db,
+            secrets: &secrets,
+        })?);
+        let call_tokens = CallTokens::default();
+        let auth = Authenticator {
+            db: db.clone(),
+            call_tokens: call_tokens.clone(),
+        };
         let app = App(Arc::new(AppInner {
             config,
             db,
             secrets,
             runtime,
             logs,
-            call_tokens: CallTokens::default(),
-            blobs,
-            sqlite,
-            fetcher,
-            mailer,
+            call_tokens,
+            auth,
+            caps,
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));

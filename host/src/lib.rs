@@ -18,3 +18,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod services;
+pub mod web;

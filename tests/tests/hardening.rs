@@ -202,13 +202,13 @@ async fn one_owner_cannot_run_sqlite_requests_without_bound() {
     // refused.
     let alice = s.alice_id();
     for _ in 0..500 {
-        if s.app().sqlite.turns_taken(&alice) == 2 {
+        if s.app().caps.sqlite.store.turns_taken(&alice) == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        s.app().sqlite.turns_taken(&alice),
+        s.app().caps.sqlite.store.turns_taken(&alice),
         2,
         "the slow requests never ran"
     );

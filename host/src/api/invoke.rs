@@ -16,12 +16,12 @@ use axum::routing::any;
 
 use super::respond;
 use crate::app::App;
+use crate::auth::val_access::can_see;
 use crate::auth::{self, Principal};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{HttpRequest, Input, Output, ValKind};
 use crate::services::call::call;
-use crate::services::val_access::can_see;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -78,7 +78,7 @@ async fn val_caller(app: &App, headers: &axum::http::HeaderMap) -> ApiResult<Opt
     };
     let text = value.to_str().ok();
     match text.and_then(auth::bearer) {
-        Some(token) if auth::has_token_prefix(token) => auth::authenticate(app, text).await,
+        Some(token) if auth::has_token_prefix(token) => app.auth.authenticate(text).await,
         _ if auth::carries_valbox_token(value.as_bytes()) => Err(ApiError::unauthorized(
             "send a Valbox token as `Authorization: Bearer <token>`; it is never passed to a val",
         )),

@@ -102,7 +102,13 @@ async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiR
                 text: Some(message),
                 ..Outgoing::default()
             };
-            if let Err(e) = app.mailer.send(owner, None, Vec::new(), mail).await {
+            if let Err(e) = app
+                .caps
+                .email
+                .mailer
+                .send(owner, None, Vec::new(), mail)
+                .await
+            {
                 tracing::warn!("could not email the owner of a leaked token: {e}");
             }
         }

@@ -44,13 +44,16 @@ pub struct CallTokens {
 }
 
 impl CallTokens {
-    /// Mint a token; returns the token text and its hash. The caller must
-    /// revoke it when the call ends (see [`CallTokens::revoke`]).
-    pub fn mint(&self, mut token: CallToken) -> (String, String) {
+    /// Mint a token. It is revoked when the returned lease is dropped.
+    pub fn mint(&self, mut token: CallToken) -> MintedToken {
         let (text, hash) = generate_token(CALL_TOKEN_PREFIX);
         token.id = format!("call-{}", &hash[..16]);
         self.lock().insert(hash.clone(), token);
-        (text, hash)
+        MintedToken {
+            text,
+            hash,
+            tokens: self.clone(),
+        }
     }
 
     pub fn get(&self, hash: &str) -> Option<CallToken> {
@@ -92,15 +95,40 @@ impl CallTokens {
     }
 }
 
-/// Revokes a call's token when dropped, so it ends with the call even if
-/// the request is cancelled mid-way.
-pub struct Revoker {
-    pub tokens: CallTokens,
-    pub hash: String,
+/// A minted call token, revoked when dropped: it ends with its call even
+/// if the request is cancelled mid-way.
+pub struct MintedToken {
+    text: String,
+    hash: String,
+    tokens: CallTokens,
 }
 
-impl Drop for Revoker {
+impl MintedToken {
+    /// The token itself, for the val (its `valtown` env var).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether it is still live: not revoked (by its owner, or found
+    /// leaked) and not expired.
+    pub fn is_live(&self) -> bool {
+        self.tokens.is_live(&self.hash)
+    }
+}
+
+impl MintedToken {
+    /// Give up the lease: the token stays live until its deadline or a
+    /// revocation. For tests that stand in for a running call.
+    pub fn detach(mut self) -> String {
+        self.hash.clear();
+        std::mem::take(&mut self.text)
+    }
+}
+
+impl Drop for MintedToken {
     fn drop(&mut self) {
-        self.tokens.revoke(&self.hash);
+        if !self.hash.is_empty() {
+            self.tokens.revoke(&self.hash);
+        }
     }
 }

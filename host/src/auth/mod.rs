@@ -8,17 +8,19 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::app::App;
-use crate::db;
+use crate::db::{self, Db};
 use crate::error::ApiError;
 
-pub use call_tokens::{CallToken, CallTokens, Revoker};
+pub use call_tokens::{CallToken, CallTokens, MintedToken};
 pub use header::{bearer, carries_valbox_token};
+pub use holder::{Denied, Holder};
 pub use scope::{ALL_SCOPES, Scope, Scopes};
 
 mod call_tokens;
 mod header;
+mod holder;
 mod scope;
+pub mod val_access;
 
 /// Prefix of personal API tokens.
 pub const API_TOKEN_PREFIX: &str = "vbx_";
@@ -113,9 +115,27 @@ impl Principal {
     }
 }
 
-/// Resolve an `Authorization` header. No header means anonymous (`None`);
-/// any token that is malformed, unknown, revoked or expired is refused.
-pub async fn authenticate(app: &App, header: Option<&str>) -> Result<Option<Principal>, ApiError> {
+/// What resolves a request's token: personal tokens in the database,
+/// call tokens in memory.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub db: Db,
+    pub call_tokens: CallTokens,
+}
+
+impl Authenticator {
+    /// Resolve an `Authorization` header. No header means anonymous
+    /// (`None`); any token that is malformed, unknown, revoked or expired
+    /// is refused.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Option<Principal>, ApiError> {
+        authenticate(self, header).await
+    }
+}
+
+async fn authenticate(
+    app: &Authenticator,
+    header: Option<&str>,
+) -> Result<Option<Principal>, ApiError> {
     let Some(header) = header else {
         return Ok(None);
     };

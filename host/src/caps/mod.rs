@@ -1,90 +1,75 @@
-//! Capabilities: the host imports a val can call, one folder each (its WIT
-//! host implementation, its scope check, its storage, its REST routes).
+//! Capabilities: the host imports a val can call. Each is one folder with
+//! the same parts: `mod.rs` (its service: scope check, bounds and storage,
+//! shared by the import and the REST route, and its [`Capability`] impl),
+//! `host.rs` (its WIT imports, on its own per-call state), `routes.rs`
+//! (its REST routes) and its store. [`capabilities!`] ties them in: adding
+//! a capability is a folder and a line there.
+//!
 //! Every import checks the call's scopes at the moment it is called and
-//! answers a denial as the `denied(scope)` error value, never a trap.
+//! answers a denial as the `denied(...)` error value, never a trap.
 
 pub mod blob;
 pub mod email;
 pub mod env;
 pub mod fetch;
-pub mod log;
+mod grant;
+mod registry;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::marker::PhantomData;
 
-use axum::Router;
+use wasmtime::component::{HasData, Linker};
 
-use crate::app::App;
-use crate::auth::{CallTokens, Scope, Scopes};
-use crate::db::Db;
-use crate::runtime::bindings::types::{self, Error};
+pub use grant::Grant;
+pub use registry::{CallHost, Capabilities, CapsRouter, RouteState};
+
+use crate::config::Config;
+use crate::db::{Db, ValRow};
 use crate::secrets::SecretBox;
 
-/// What one call of a val may reach, and on whose behalf.
-pub struct CallContext {
-    pub owner_id: String,
-    pub val_id: String,
-    pub scopes: Scopes,
-    /// The call's own API token (the `valtown` env var) and its hash.
-    pub call_token: String,
-    pub call_token_hash: String,
-    pub call_tokens: CallTokens,
-    pub db: Db,
-    pub blobs: blob::BlobStore,
-    pub sqlite: sqlite::SqliteStore,
-    pub fetcher: fetch::Fetcher,
-    pub mailer: email::Mailer,
-    /// Hosts the val may fetch from; `None` means any public host.
-    pub fetch_allowlist: Option<Vec<String>>,
-    pub fetch_count: u32,
-    /// When the call must end; host work is bounded by it too.
-    pub deadline: std::time::Instant,
-    pub secrets: SecretBox,
-    /// The val's env vars, decrypted on first use.
-    pub env_cache: Option<HashMap<String, String>>,
-    /// Scopes the guest was refused, reported in the call's log.
-    pub denials: Vec<String>,
+/// What a capability's service is built from at start.
+pub struct Settings<'a> {
+    pub config: &'a Config,
+    pub db: &'a Db,
+    pub secrets: &'a SecretBox,
 }
 
-impl CallContext {
-    /// Check, at the moment of each import, that the call's token is still
-    /// live and holds `scope`; a refusal is recorded for the call's log.
-    pub fn check(&mut self, scope: Scope) -> Result<(), Error> {
-        if self.allowed(scope) {
-            Ok(())
-        } else {
-            Err(self.deny(scope))
-        }
-    }
+/// One capability: what it links, and what it keeps for a call.
+pub trait Capability: Send + Sync + Sized + 'static {
+    /// What the capability keeps for one call (`()` when nothing).
+    type Call: Send + 'static;
 
-    /// Whether the call's token is live and holds `scope`.
-    pub fn allowed(&self, scope: Scope) -> bool {
-        self.call_tokens.is_live(&self.call_token_hash) && self.scopes.has(scope)
-    }
+    /// Add the capability's WIT imports; `get` reaches its view of a call.
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> Ctx<'_, Self>,
+    ) -> wasmtime::Result<()>;
 
-    /// The denial of `scope`, recorded for the call's log.
-    pub fn deny(&mut self, scope: Scope) -> Error {
-        self.denials.push(scope.to_string());
-        if !self.call_tokens.is_live(&self.call_token_hash) {
-            return Error::Denied(format!(
-                "this call's token was revoked or has expired, so `{scope}` is refused"
-            ));
-        }
-        Error::Denied(format!(
-            "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
-        ))
+    /// The capability's part of one call of `val`.
+    fn start_call(&self, val: &ValRow) -> Self::Call;
+
+    /// Build the capability's service at start.
+    fn open(settings: &Settings) -> anyhow::Result<Self>;
+
+    /// Its REST routes, if it has any.
+    fn routes() -> CapsRouter {
+        CapsRouter::new()
     }
 }
 
-impl types::Host for CallContext {}
-impl crate::runtime::bindings::http::valbox::platform::http_types::Host for CallContext {}
+/// A capability's view of one call, which its imports run on: the call's
+/// grant (who, which scopes, until when), the capability's shared service,
+/// and its own per-call state.
+pub struct Ctx<'a, C: Capability> {
+    pub grant: &'a mut Grant,
+    pub cap: &'a C,
+    pub call: &'a mut C::Call,
+}
 
-/// The REST routes of every capability, merged into the API router.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .merge(env::routes())
-        .merge(log::routes())
-        .merge(blob::routes())
-        .merge(sqlite::routes())
-        .merge(email::routes())
+/// The `HasData` projection that links capability `C`'s imports to its view
+/// of a call (as wasmtime-wasi links each WASI interface to its own state).
+pub struct HasCap<C>(PhantomData<C>);
+
+impl<C: Capability> HasData for HasCap<C> {
+    type Data<'a> = Ctx<'a, C>;
 }

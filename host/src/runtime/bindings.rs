@@ -31,7 +31,7 @@ pub mod script {
 pub use http::exports::valbox::platform::http_handler::{
     Request as HttpRequest, Response as HttpResponse,
 };
-pub use http::valbox::platform::{blob, email, env, fetch, sqlite, types};
+pub use http::valbox::platform::{blob, email, env, fetch, http_types, sqlite, types};
 
 /// Export names that mark a component's kind.
 pub const HTTP_EXPORT: &str = "valbox:platform/http-handler@0.1.0";

@@ -15,11 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::caps::CallContext;
 use crate::config::Limits;
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
@@ -64,15 +63,16 @@ impl ValKind {
     }
 }
 
-/// The state of one call's store.
-pub struct CallState {
+/// The state of one call's store: WASI's, the memory limiter's, and
+/// `host`, what the embedder links its own imports to (the capabilities).
+pub struct CallState<H> {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: CallLimiter,
-    pub caps: CallContext,
+    pub host: H,
 }
 
-impl WasiView for CallState {
+impl<H: Send> WasiView for CallState<H> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -82,10 +82,19 @@ impl WasiView for CallState {
 }
 
 /// A component ready to instantiate.
-#[derive(Clone)]
-enum Loaded {
-    Http(HttpValPre<CallState>),
-    Script(ScriptValPre<CallState>),
+enum Loaded<H: 'static> {
+    Http(HttpValPre<CallState<H>>),
+    Script(ScriptValPre<CallState<H>>),
+}
+
+// Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
+impl<H> Clone for Loaded<H> {
+    fn clone(&self) -> Self {
+        match self {
+            Loaded::Http(pre) => Loaded::Http(pre.clone()),
+            Loaded::Script(pre) => Loaded::Script(pre.clone()),
+        }
+    }
 }
 
 /// What a caller asks of a val.
@@ -120,7 +129,7 @@ pub enum CallError {
 }
 
 /// The result of one call, with what the owner's log records.
-pub struct Outcome {
+pub struct Outcome<H> {
     pub result: Result<Output, CallError>,
     pub fuel_used: u64,
     pub duration: Duration,
@@ -128,8 +137,8 @@ pub struct Outcome {
     pub cpu_time: Duration,
     pub stdout: String,
     pub stderr: String,
-    /// Scopes the guest asked for and was refused.
-    pub denials: Vec<String>,
+    /// The call's host state, handed back: what the imports recorded.
+    pub host: H,
 }
 
 /// What a call consumed, filled in even when it fails.
@@ -137,27 +146,33 @@ pub struct Outcome {
 struct Usage {
     fuel_used: u64,
     cpu_time: Duration,
-    denials: Vec<String>,
 }
 
-pub struct Runtime {
+/// Runs components whose imports beyond WASI are served by a host state
+/// `H`, one per call, which the embedder links in `Runtime::new`.
+pub struct Runtime<H: 'static> {
     engine: Engine,
-    linker: Linker<CallState>,
+    linker: Linker<CallState<H>>,
     limits: Limits,
     components_dir: PathBuf,
     /// Pre-linked components by content hash.
-    loaded: Mutex<HashMap<String, Loaded>>,
+    loaded: Mutex<HashMap<String, Loaded<H>>>,
     scheduler: Arc<Scheduler>,
 }
 
-impl Runtime {
-    pub fn new(limits: Limits, components_dir: PathBuf) -> anyhow::Result<Arc<Self>> {
+impl<H: Send + 'static> Runtime<H> {
+    /// A runtime whose platform imports `link_host` adds to the linker.
+    pub fn new(
+        limits: Limits,
+        components_dir: PathBuf,
+        link_host: impl FnOnce(&mut Linker<CallState<H>>) -> wasmtime::Result<()>,
+    ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&components_dir)
             .with_context(|| format!("creating {}", components_dir.display()))?;
         let engine = Engine::new(&engine_config(&limits))?;
-        let mut linker = Linker::<CallState>::new(&engine);
+        let mut linker = Linker::<CallState<H>>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        HttpVal::add_to_linker::<_, HasSelf<CallContext>>(&mut linker, |s| &mut s.caps)?;
+        link_host(&mut linker)?;
         start_epoch_ticker(&engine);
         let ticker = engine.clone();
         // Extra epochs are harmless: deadlines are checked against the clock.
@@ -190,7 +205,7 @@ impl Runtime {
     }
 
     /// Link a compiled component, learning its kind from its exports.
-    fn link(&self, component: &Component) -> Result<(Loaded, ValKind), UploadError> {
+    fn link(&self, component: &Component) -> Result<(Loaded<H>, ValKind), UploadError> {
         upload::check_imports(&self.engine, component)?;
         let pre = self
             .linker
@@ -215,7 +230,7 @@ impl Runtime {
 
     /// The pre-linked component for `sha256`: from memory, else from the
     /// compiled cache on disk, else compiled again from the stored upload.
-    async fn load(self: &Arc<Self>, sha256: &str) -> anyhow::Result<Loaded> {
+    async fn load(self: &Arc<Self>, sha256: &str) -> anyhow::Result<Loaded<H>> {
         if let Some(l) = self
             .loaded
             .lock()
@@ -232,7 +247,7 @@ impl Runtime {
     }
 
     /// Keep `loaded` in memory, within [`MAX_LOADED`].
-    fn remember(&self, sha256: &str, loaded: Loaded) {
+    fn remember(&self, sha256: &str, loaded: Loaded<H>) {
         let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_LOADED
             && !cache.contains_key(sha256)
@@ -243,7 +258,7 @@ impl Runtime {
         cache.insert(sha256.to_string(), loaded);
     }
 
-    fn load_from_disk(&self, sha256: &str) -> anyhow::Result<Loaded> {
+    fn load_from_disk(&self, sha256: &str) -> anyhow::Result<Loaded<H>> {
         let compiled = self.compiled_path(sha256);
         // SAFETY: the cache directory holds only artifacts this server
         // serialised itself, named by the hash of their source; wasmtime
@@ -263,20 +278,23 @@ impl Runtime {
         Ok(loaded)
     }
 
-    /// Run one call of the component `sha256`.
+    /// Run one call of the component `sha256`, its imports served by
+    /// `host`, stopped at `deadline`.
     pub async fn invoke(
         self: &Arc<Self>,
         sha256: &str,
-        caps: CallContext,
+        host: H,
         input: Input,
-    ) -> Outcome {
+        deadline: Instant,
+    ) -> Outcome<H> {
         let started = Instant::now();
         let stdout = Capture::new(self.limits.log_bytes);
         let stderr = Capture::new(self.limits.log_bytes);
         let mut usage = Usage::default();
+        let mut store = self.store(host, &stdout, &stderr);
         let result = match self.load(sha256).await {
             Ok(loaded) => {
-                self.run(loaded, caps, input, &stdout, &stderr, &mut usage)
+                self.run(loaded, &mut store, input, deadline, &mut usage)
                     .await
             }
             Err(e) => Err(CallError::Internal(format!("{e:#}"))),
@@ -288,22 +306,14 @@ impl Runtime {
             cpu_time: usage.cpu_time,
             stdout: stdout.text(),
             stderr: stderr.text(),
-            denials: usage.denials,
+            host: store.into_data().host,
         }
     }
 
-    async fn run(
-        &self,
-        loaded: Loaded,
-        caps: CallContext,
-        input: Input,
-        stdout: &Capture,
-        stderr: &Capture,
-        usage: &mut Usage,
-    ) -> Result<Output, CallError> {
-        let limits = &self.limits;
-        // Nothing ambient: no preopened directories, no sockets, no host
-        // environment variables; stdout and stderr go to the call's log.
+    /// A fresh store for one call. Nothing ambient: no preopened
+    /// directories, no sockets, no host environment variables; stdout and
+    /// stderr go to the call's log.
+    fn store(&self, host: H, stdout: &Capture, stderr: &Capture) -> Store<CallState<H>> {
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -314,15 +324,26 @@ impl Runtime {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limiter: CallLimiter::new(limits),
-            caps,
+            limiter: CallLimiter::new(&self.limits),
+            host,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store
+    }
+
+    async fn run(
+        &self,
+        loaded: Loaded<H>,
+        store: &mut Store<CallState<H>>,
+        input: Input,
+        deadline: Instant,
+        usage: &mut Usage,
+    ) -> Result<Output, CallError> {
+        let limits = &self.limits;
+        store
             .set_fuel(limits.fuel)
             .map_err(|e| CallError::Internal(e.to_string()))?;
-        let deadline = Instant::now() + limits.timeout;
         let seat = self.scheduler.seat();
         let ticking = seat.clone();
         store.set_epoch_deadline(1);
@@ -345,18 +366,18 @@ impl Runtime {
         let call = async {
             let result: wasmtime::Result<Output> = match (&loaded, input) {
                 (Loaded::Http(pre), Input::Http(request)) => {
-                    let val: HttpVal = pre.instantiate_async(&mut store).await?;
+                    let val: HttpVal = pre.instantiate_async(&mut *store).await?;
                     let response = val
                         .valbox_platform_http_handler()
-                        .call_handle(&mut store, &request)
+                        .call_handle(&mut *store, &request)
                         .await?;
                     Ok(Output::Http(response))
                 }
                 (Loaded::Script(pre), Input::Script(args)) => {
-                    let val: ScriptVal = pre.instantiate_async(&mut store).await?;
+                    let val: ScriptVal = pre.instantiate_async(&mut *store).await?;
                     let result = val
                         .valbox_platform_script()
-                        .call_run(&mut store, &args)
+                        .call_run(&mut *store, &args)
                         .await?;
                     Ok(Output::Script(result))
                 }
@@ -370,14 +391,14 @@ impl Runtime {
         let call = scheduler::scheduled(seat.clone(), call);
         // The epoch deadline stops guest code; this also bounds time spent
         // inside host calls and waiting for a slot.
-        let timed = tokio::time::timeout(limits.timeout + EPOCH_TICK * 4, call).await;
+        let hard_stop = tokio::time::Instant::from_std(deadline + EPOCH_TICK * 4);
+        let timed = tokio::time::timeout_at(hard_stop, call).await;
         usage.cpu_time = seat.lock().unwrap_or_else(|p| p.into_inner()).cpu_time();
         usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        usage.denials = std::mem::take(&mut store.data_mut().caps.denials);
         let output = match timed {
             Err(_) => return Err(CallError::Deadline(limits.timeout)),
             Ok(Ok(output)) => output,
-            Ok(Err(e)) => return Err(classify(e, &store, limits)),
+            Ok(Err(e)) => return Err(classify(e, store, limits)),
         };
         let size = match &output {
             Output::Http(response) => response.body.len(),
@@ -390,7 +411,7 @@ impl Runtime {
     }
 }
 
-fn classify(err: wasmtime::Error, store: &Store<CallState>, limits: &Limits) -> CallError {
+fn classify<H>(err: wasmtime::Error, store: &Store<CallState<H>>, limits: &Limits) -> CallError {
     if store.data().limiter.memory_refused {
         return CallError::Memory(limits.memory_bytes);
     }

@@ -110,7 +110,7 @@ pub(super) fn exported_kind(
     }
 }
 
-impl Runtime {
+impl<H: Send + 'static> Runtime<H> {
     /// Validate, compile and durably store an upload. CPU-heavy: runs on the
     /// blocking pool.
     pub async fn prepare(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Prepared, UploadError> {

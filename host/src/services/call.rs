@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 
 use crate::app::{App, FullShare};
-use crate::auth::{CallToken, Principal, Revoker, Scopes};
-use crate::caps::CallContext;
-use crate::caps::log::LogRecord;
+use crate::auth::{CallToken, Principal, Scopes};
+use crate::caps::Grant;
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
+use crate::services::call_log::LogRecord;
 
 /// What a call answered, and the CPU time it used.
 pub struct Called {
@@ -58,42 +58,31 @@ pub async fn call(
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
     let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    // The one deadline of the call: its token's expiry, the bound of its
+    // host work, and where the runtime stops it.
     let timeout = app.config.limits.timeout;
+    let deadline = std::time::Instant::now() + timeout;
     let now_ms = crate::db::now_ms();
-    let (call_token, call_token_hash) = app.call_tokens.mint(CallToken {
+    let token = app.call_tokens.mint(CallToken {
         id: String::new(),
         owner_id: val.owner_id.clone(),
         username: val.owner_name.clone(),
         val_id: val.id.clone(),
         scopes,
         created_at_ms: now_ms,
-        deadline: std::time::Instant::now() + timeout,
+        deadline,
         expires_at_ms: now_ms + timeout.as_millis() as i64,
     });
-    // Revoked when the call ends, however it ends.
-    let _revoker = Revoker {
-        tokens: app.call_tokens.clone(),
-        hash: call_token_hash.clone(),
-    };
-    let caps = CallContext {
+    // The token is revoked when the grant is dropped, however the call ends.
+    let grant = Grant {
         owner_id: val.owner_id.clone(),
         val_id: val.id.clone(),
         scopes,
-        call_token,
-        call_token_hash,
-        call_tokens: app.call_tokens.clone(),
-        blobs: app.blobs.clone(),
-        sqlite: app.sqlite.clone(),
-        fetcher: app.fetcher.clone(),
-        mailer: app.mailer.clone(),
-        fetch_allowlist: val.fetch_allowlist.clone(),
-        fetch_count: 0,
-        deadline: std::time::Instant::now() + timeout,
-        db: app.db.clone(),
-        secrets: app.secrets.clone(),
-        env_cache: None,
+        deadline,
+        token,
         denials: Vec::new(),
     };
+    let host = app.caps.start_call(grant, val);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -122,8 +111,12 @@ pub async fn call(
         cpu_time,
         stdout,
         stderr,
-        denials,
-    } = app.runtime.invoke(&latest.sha256, caps, input).await;
+        host,
+    } = app
+        .runtime
+        .invoke(&latest.sha256, host, input, deadline)
+        .await;
+    let denials = &host.grant.denials;
     let result = result.map_err(call_error);
     let status = match &result {
         Ok(Output::Http(r)) => r.status,
@@ -137,7 +130,8 @@ pub async fn call(
         _ => None,
     };
     if !denials.is_empty() {
-        let note = format!("denied scopes: {}", denials.join(", "));
+        let names: Vec<String> = denials.iter().map(|s| s.to_string()).collect();
+        let note = format!("denied scopes: {}", names.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
     }
     app.logs.record(LogRecord {

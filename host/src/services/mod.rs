@@ -2,4 +2,5 @@
 //! layer (routes, extractors) and the runtime and capabilities.
 
 pub mod call;
-pub mod val_access;
+
+pub mod call_log;

@@ -228,7 +228,7 @@ impl TestServer {
                 deadline: std::time::Instant::now() + lifetime,
                 expires_at_ms: now + lifetime.as_millis() as i64,
             })
-            .0
+            .detach()
     }
 
     /// alice's user id, read straight from the data dir.

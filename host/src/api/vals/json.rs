@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use crate::api::iso8601;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::auth::val_access::owner_reads;
 use crate::db::{ValRow, VersionRow};
-use crate::services::val_access::owner_reads;
 
 pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
     let base = &app.config.public_url;

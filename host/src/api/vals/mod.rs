@@ -14,12 +14,12 @@ mod listing;
 
 use super::{Authed, Caller, JsonBody};
 use crate::app::App;
+use crate::auth::val_access::{
+    can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
+};
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
-use crate::services::val_access::{
-    can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
-};
 use json::version_json;
 pub use json::{val_json, val_urls};
 
@@ -65,7 +65,7 @@ fn validate_privacy(privacy: &str) -> ApiResult<()> {
 }
 
 async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
-    find_changeable(app, who, id, Scope::ValWrite).await
+    find_changeable(&app.db, who, id, Scope::ValWrite).await
 }
 
 #[derive(Deserialize)]

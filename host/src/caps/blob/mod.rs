@@ -1,78 +1,110 @@
-//! Blob storage: the host import (scope checks: `blob:read`, `blob:write`),
-//! its storage (`store`) and its REST routes (`routes`).
+//! Blob storage: each owner's key-value files. The service checks
+//! `blob:read` / `blob:write` for whoever asks (a REST caller or a val's
+//! call) and runs the operation in the owner's namespace; `host` is its
+//! WIT import, `routes` its REST routes, `store` its files and index.
 
+mod host;
 mod routes;
 pub mod store;
 
-pub use routes::routes;
-pub use store::{BlobError, BlobStore};
+pub use store::{BlobEntry, BlobError, BlobStore};
 
-use super::CallContext;
-use crate::auth::Scope;
-use crate::runtime::bindings::blob::{BlobEntry, Host};
-use crate::runtime::bindings::types::Error;
+use wasmtime::component::Linker;
 
-impl From<BlobError> for Error {
-    fn from(e: BlobError) -> Self {
-        match e {
-            BlobError::InvalidKey(_) => Error::Invalid(e.to_string()),
-            BlobError::TooLarge(_) | BlobError::Quota(_) => Error::Limit(e.to_string()),
-            BlobError::Internal(m) => {
-                tracing::error!("blob storage: {m}");
-                Error::Internal("blob storage failed; retry".into())
-            }
-        }
-    }
+use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
+use crate::auth::{Holder, Scope};
+use crate::db::{Db, ValRow};
+
+/// The blob service: the store and the metadata database its index is in.
+pub struct Blob {
+    pub db: Db,
+    pub store: BlobStore,
 }
 
-impl CallContext {
-    /// Run a blob operation for this val's owner on the blocking pool.
-    async fn with_blobs<R: Send + 'static>(
+impl Blob {
+    /// The largest blob, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.store.max_blob_bytes
+    }
+
+    pub async fn get(
         &self,
+        who: &mut impl Holder,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, BlobError> {
+        who.check(Scope::BlobRead)?;
+        self.run(who, move |s, c, owner| s.get(c, owner, &key))
+            .await
+    }
+
+    pub async fn set(
+        &self,
+        who: &mut impl Holder,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), BlobError> {
+        who.check(Scope::BlobWrite)?;
+        self.run(who, move |s, c, owner| s.set(c, owner, &key, &value))
+            .await
+    }
+
+    pub async fn list(
+        &self,
+        who: &mut impl Holder,
+        prefix: String,
+    ) -> Result<Vec<BlobEntry>, BlobError> {
+        who.check(Scope::BlobRead)?;
+        self.run(who, move |s, c, owner| s.list(c, owner, &prefix))
+            .await
+    }
+
+    pub async fn delete(&self, who: &mut impl Holder, key: String) -> Result<(), BlobError> {
+        who.check(Scope::BlobWrite)?;
+        self.run(who, move |s, c, owner| s.delete(c, owner, &key))
+            .await
+    }
+
+    /// Run `op` in the holder's owner's namespace, on the database thread.
+    async fn run<R: Send + 'static>(
+        &self,
+        who: &impl Holder,
         op: impl FnOnce(&BlobStore, &rusqlite::Connection, &str) -> Result<R, BlobError>
         + Send
         + 'static,
-    ) -> Result<R, Error> {
-        let (store, owner) = (self.blobs.clone(), self.owner_id.clone());
+    ) -> Result<R, BlobError> {
+        let (store, owner) = (self.store.clone(), who.owner_id().to_string());
         self.db
             .call(move |conn| Ok(op(&store, conn, &owner)))
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(Error::from)
+            .map_err(|e| BlobError::Internal(format!("{e:#}")))?
     }
 }
 
-impl Host for CallContext {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.check(Scope::BlobRead)?;
-        self.with_blobs(move |s, c, owner| s.get(c, owner, &key))
-            .await
+impl Capability for Blob {
+    type Call = ();
+
+    fn open(s: &Settings) -> anyhow::Result<Self> {
+        let limits = &s.config.limits;
+        Ok(Self {
+            db: s.db.clone(),
+            store: BlobStore::new(
+                s.config.data_dir.join("blobs"),
+                limits.blob_bytes,
+                limits.blob_quota_bytes,
+            ),
+        })
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
-        self.check(Scope::BlobWrite)?;
-        self.with_blobs(move |s, c, owner| s.set(c, owner, &key, &value))
-            .await
+    fn routes() -> CapsRouter {
+        routes::routes()
     }
 
-    async fn list(&mut self, prefix: String) -> Result<Vec<BlobEntry>, Error> {
-        self.check(Scope::BlobRead)?;
-        let entries = self
-            .with_blobs(move |s, c, owner| s.list(c, owner, &prefix))
-            .await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| BlobEntry {
-                key: e.key,
-                size: e.size,
-                last_modified: e.last_modified_ms.max(0) as u64,
-            })
-            .collect())
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> Ctx<'_, Self>,
+    ) -> wasmtime::Result<()> {
+        crate::runtime::bindings::blob::add_to_linker::<T, HasCap<Self>>(linker, get)
     }
 
-    async fn delete(&mut self, key: String) -> Result<(), Error> {
-        self.check(Scope::BlobWrite)?;
-        self.with_blobs(move |s, c, owner| s.delete(c, owner, &key))
-            .await
-    }
+    fn start_call(&self, _val: &ValRow) {}
 }

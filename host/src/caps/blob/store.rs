@@ -13,6 +13,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+use crate::auth::Denied;
 use crate::db::now_ms;
 
 /// Longest key, in bytes.
@@ -20,6 +21,7 @@ pub const MAX_KEY_BYTES: usize = 512;
 
 #[derive(Debug)]
 pub enum BlobError {
+    Denied(Denied),
     InvalidKey(String),
     TooLarge(usize),
     Quota(u64),
@@ -29,6 +31,7 @@ pub enum BlobError {
 impl std::fmt::Display for BlobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            BlobError::Denied(d) => f.write_str(&d.message),
             BlobError::InvalidKey(m) => f.write_str(m),
             BlobError::TooLarge(n) => write!(f, "a blob may hold at most {n} bytes"),
             BlobError::Quota(n) => write!(
@@ -37,6 +40,12 @@ impl std::fmt::Display for BlobError {
             ),
             BlobError::Internal(m) => write!(f, "blob storage failed: {m}"),
         }
+    }
+}
+
+impl From<Denied> for BlobError {
+    fn from(d: Denied) -> Self {
+        BlobError::Denied(d)
     }
 }
 

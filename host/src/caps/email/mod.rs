@@ -1,20 +1,21 @@
-//! Email to the val's owner: the host import (`email:write`), the durable
-//! outbox (`outbox`), SMTP delivery (`delivery`) and the REST routes.
+//! Email to the owner of a val or token. The service checks `email:write`
+//! (sending) and `email:read` (the outbox) for whoever asks and enqueues
+//! into the durable `outbox`, which `delivery` sends over SMTP; `host` is
+//! the WIT import, `routes` the REST routes.
 
 pub mod delivery;
+mod host;
 pub mod outbox;
 mod routes;
 
 use std::sync::Arc;
 
-pub use routes::routes;
+use wasmtime::component::Linker;
 
-use super::CallContext;
-use crate::auth::Scope;
-use crate::db::Db;
-use crate::runtime::bindings::email::{Address, Host, Message};
-use crate::runtime::bindings::types::Error;
-use outbox::{EmailError, Outgoing};
+use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
+use crate::auth::{Holder, Scope};
+use crate::db::{Db, ValRow};
+use outbox::{EmailError, Entry, Outgoing};
 
 /// The outbox and what wakes its delivery worker.
 #[derive(Clone)]
@@ -25,7 +26,8 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// Validate and enqueue mail from `owner`; returns the message id.
+    /// Validate and enqueue mail to `owner`; returns the message id. No
+    /// scope check: for mail the platform itself sends.
     pub async fn send(
         &self,
         owner: &str,
@@ -57,40 +59,65 @@ impl Mailer {
     }
 }
 
-impl From<EmailError> for Error {
-    fn from(e: EmailError) -> Self {
-        match e {
-            EmailError::Invalid(_) => Error::Invalid(e.to_string()),
-            EmailError::TooLarge(_) | EmailError::DailyLimit(_) => Error::Limit(e.to_string()),
-            EmailError::Internal(m) => {
-                tracing::error!("email: {m}");
-                Error::Internal("the outbox failed; retry".into())
-            }
-        }
+/// The email service.
+pub struct Email {
+    pub mailer: Mailer,
+}
+
+impl Email {
+    /// Send `mail` to the holder's owner (and the listed recipients, who
+    /// must be that owner's address); `from_val` names the sending val.
+    pub async fn send(
+        &self,
+        who: &mut impl Holder,
+        from_val: Option<&str>,
+        recipients: Vec<String>,
+        mail: Outgoing,
+    ) -> Result<String, EmailError> {
+        who.check(Scope::EmailWrite)?;
+        self.mailer
+            .send(who.owner_id(), from_val, recipients, mail)
+            .await
+    }
+
+    /// The holder's outbox, newest first.
+    pub async fn outbox(&self, who: &mut impl Holder) -> Result<Vec<Entry>, EmailError> {
+        who.check(Scope::EmailRead)?;
+        let owner = who.owner_id().to_string();
+        Ok(self
+            .mailer
+            .db
+            .call(move |conn| outbox::list(conn, &owner))
+            .await?)
     }
 }
 
-impl Host for CallContext {
-    async fn send(&mut self, message: Message) -> Result<String, Error> {
-        self.check(Scope::EmailWrite)?;
-        if !message.attachments.is_empty() {
-            return Err(Error::Invalid("attachments are not supported yet".into()));
-        }
-        let emails = |list: Vec<Address>| list.into_iter().map(|a| a.email);
-        let recipients: Vec<String> = emails(message.to)
-            .chain(emails(message.cc))
-            .chain(emails(message.bcc))
-            .collect();
-        let mail = Outgoing {
-            from_name: message.from.and_then(|f| f.name),
-            reply_to: emails(message.reply_to).collect(),
-            subject: message.subject.unwrap_or_default(),
-            text: message.text,
-            html: message.html,
+impl Capability for Email {
+    type Call = ();
+
+    /// The outbox, delivered over SMTP when the config names a server.
+    fn open(s: &Settings) -> anyhow::Result<Self> {
+        let mailer = Mailer {
+            db: s.db.clone(),
+            daily_limit: s.config.limits.emails_per_day,
+            wake: Default::default(),
         };
-        let mailer = self.mailer.clone();
-        Ok(mailer
-            .send(&self.owner_id, Some(&self.val_id), recipients, mail)
-            .await?)
+        if let Some(smtp) = &s.config.smtp {
+            delivery::start(s.db.clone(), smtp.clone(), mailer.wake.clone());
+        }
+        Ok(Self { mailer })
     }
+
+    fn routes() -> CapsRouter {
+        routes::routes()
+    }
+
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> Ctx<'_, Self>,
+    ) -> wasmtime::Result<()> {
+        crate::runtime::bindings::email::add_to_linker::<T, HasCap<Self>>(linker, get)
+    }
+
+    fn start_call(&self, _val: &ValRow) {}
 }

@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Denied;
 use crate::db::{self, now_ms};
 
 /// The most a message may carry: subject, text, html, sender name and
@@ -24,6 +25,7 @@ pub struct Outgoing {
 
 #[derive(Debug)]
 pub enum EmailError {
+    Denied(Denied),
     Invalid(String),
     /// The message's size in bytes, over `MAX_EMAIL_BYTES`.
     TooLarge(usize),
@@ -34,6 +36,7 @@ pub enum EmailError {
 impl std::fmt::Display for EmailError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            EmailError::Denied(d) => f.write_str(&d.message),
             EmailError::Invalid(m) => f.write_str(m),
             EmailError::TooLarge(n) => write!(
                 f,
@@ -46,6 +49,12 @@ impl std::fmt::Display for EmailError {
             ),
             EmailError::Internal(m) => write!(f, "the outbox failed: {m}"),
         }
+    }
+}
+
+impl From<Denied> for EmailError {
+    fn from(d: Denied) -> Self {
+        EmailError::Denied(d)
     }
 }
 

@@ -1,20 +1,21 @@
 //! `POST /v1/email` (Val Town's shape) and `GET /v1/email` (the outbox).
 
+use std::sync::Arc;
+
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::outbox::{self, EmailError, Outgoing};
-use crate::api::{Authed, JsonBody, iso8601};
-use crate::app::App;
-use crate::auth::Scope;
+use super::outbox::{EmailError, Outgoing};
+use crate::caps::{Capabilities, CapsRouter};
 use crate::error::{ApiError, ApiResult};
+use crate::web::{Authed, JsonBody, iso8601};
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/v1/email", post(send).get(list))
+pub fn routes() -> CapsRouter {
+    CapsRouter::new().route("/v1/email", post(send).get(list))
 }
 
 /// `"a@b"` or `{email, name?}`.
@@ -67,6 +68,7 @@ struct SendBody {
 
 fn api_error(e: EmailError) -> ApiError {
     match e {
+        EmailError::Denied(d) => d.into(),
         EmailError::Invalid(m) => ApiError::bad_request("invalid_email", m),
         EmailError::TooLarge(_) => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
@@ -79,11 +81,11 @@ fn api_error(e: EmailError) -> ApiError {
 }
 
 async fn send(
-    State(app): State<App>,
-    Authed(who): Authed,
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Value>> {
-    who.require(Scope::EmailWrite)?;
+    who.require(crate::auth::Scope::EmailWrite)?;
     if !body.attachments.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_email",
@@ -110,9 +112,9 @@ async fn send(
         text: body.text,
         html: body.html,
     };
-    let id = app
-        .mailer
-        .send(&who.user_id, None, recipients, mail)
+    let id = caps
+        .email
+        .send(&mut who, None, recipients, mail)
         .await
         .map_err(api_error)?;
     Ok(Json(
@@ -120,10 +122,11 @@ async fn send(
     ))
 }
 
-async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
-    who.require(Scope::EmailRead)?;
-    let owner = who.user_id.clone();
-    let entries = app.db.call(move |conn| outbox::list(conn, &owner)).await?;
+async fn list(
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
+) -> ApiResult<Json<Value>> {
+    let entries = caps.email.outbox(&mut who).await.map_err(api_error)?;
     let data: Vec<Value> = entries
         .into_iter()
         .map(|e| {

@@ -1,8 +1,10 @@
-//! Outbound HTTP(S) from vals: the host import (scope `fetch`, the val's
-//! host allowlist, the address policy in `policy`), bounded by the call's
-//! deadline and by size and count limits.
+//! Outbound HTTP(S) from vals: the service (scope `fetch`, the val's host
+//! allowlist in `allowlist`, the address policy in `policy`), bounded by
+//! the call's deadline and by size and count limits; `host` is the WIT
+//! import. Fetch has no REST routes.
 
 mod allowlist;
+mod host;
 pub mod policy;
 
 use allowlist::host_matches;
@@ -15,9 +17,12 @@ use futures_util::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, redirect};
 
-use super::CallContext;
-use crate::auth::Scope;
-use crate::runtime::bindings::fetch::{Host, Request, Response};
+use wasmtime::component::Linker;
+
+use super::{Capability, Ctx, HasCap, Settings};
+use crate::auth::{Holder, Scope};
+use crate::db::ValRow;
+use crate::runtime::bindings::fetch::{Request, Response};
 use crate::runtime::bindings::types::Error;
 use policy::{Policy, PolicyResolver, ResolveError};
 
@@ -266,14 +271,65 @@ fn send_error(e: reqwest::Error) -> Error {
     Error::Internal(format!("fetch failed: {e}"))
 }
 
-impl Host for CallContext {
-    async fn fetch(&mut self, request: Request) -> Result<Response, Error> {
-        self.check(Scope::Fetch)?;
-        let fetcher = self.fetcher.clone();
-        let allowlist = self.fetch_allowlist.as_deref();
-        fetcher
-            .fetch(request, allowlist, self.deadline, &mut self.fetch_count)
+/// The fetch service: the shared client, checked against the scope and
+/// the val's allowlist on every request.
+pub struct Fetch {
+    pub fetcher: Fetcher,
+}
+
+/// What one call has of fetch: its val's allowlist and its requests so far.
+pub struct FetchCall {
+    /// Hosts the val may fetch from; `None` means any public host.
+    allowlist: Option<Vec<String>>,
+    sent: u32,
+}
+
+impl Fetch {
+    /// Fetch `request` for `who` within `call`'s allowlist and count.
+    pub async fn fetch(
+        &self,
+        who: &mut impl Holder,
+        call: &mut FetchCall,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Response, Error> {
+        who.check(Scope::Fetch)
+            .map_err(|d| Error::Denied(d.message))?;
+        let allowlist = call.allowlist.as_deref();
+        self.fetcher
+            .fetch(request, allowlist, deadline, &mut call.sent)
             .await
+    }
+}
+
+impl Capability for Fetch {
+    type Call = FetchCall;
+
+    fn open(s: &Settings) -> anyhow::Result<Self> {
+        let limits = &s.config.limits;
+        let fetcher = Fetcher::new(
+            s.config.fetch_policy.clone(),
+            FetchLimits {
+                requests_per_call: limits.fetch_requests_per_call,
+                request_body_bytes: limits.request_body_bytes,
+                response_body_bytes: limits.fetch_response_bytes,
+            },
+        )?;
+        Ok(Self { fetcher })
+    }
+
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> Ctx<'_, Self>,
+    ) -> wasmtime::Result<()> {
+        crate::runtime::bindings::fetch::add_to_linker::<T, HasCap<Self>>(linker, get)
+    }
+
+    fn start_call(&self, val: &ValRow) -> FetchCall {
+        FetchCall {
+            allowlist: val.fetch_allowlist.clone(),
+            sent: 0,
+        }
     }
 }
 

@@ -1,130 +1,138 @@
-//! SQLite per owner: the host import (read-only statements need
-//! `sqlite:read`, any other `sqlite:write`), its storage (`store`) and its
-//! REST routes (`routes`).
+//! SQLite per owner. The service gives whoever asks (a REST caller or a
+//! val's call) the access its scopes allow: read-only statements need
+//! `sqlite:read`, any other `sqlite:write`. `host` is its WIT import,
+//! `routes` its REST routes, `store` the databases, hardened by `policy`,
+//! `functions` and `tempfiles`.
 
 mod functions;
+mod host;
 pub mod policy;
 mod routes;
 mod statement;
 pub mod store;
 mod tempfiles;
 
-pub use routes::routes;
 pub use store::SqliteStore;
 
-use rusqlite::types::Value as SqlValue;
-use store::{Access, Args, Bounds, Mode, SqlError};
+use std::time::{Duration, Instant};
 
-use super::CallContext;
-use crate::auth::Scope;
-use crate::runtime::bindings::sqlite::{self as wit, BatchMode, Host, ResultSet, Statement, Value};
-use crate::runtime::bindings::types::Error;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::Linker;
 
-fn to_sql(v: Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Integer(i) => SqlValue::Integer(i),
-        Value::Real(f) => SqlValue::Real(f),
-        Value::Text(t) => SqlValue::Text(t),
-        Value::Blob(b) => SqlValue::Blob(b),
-    }
+use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
+use crate::auth::{Holder, Scope};
+use crate::db::ValRow;
+use store::{Access, Bounds, Mode, ResultSet, SqlError, Statement};
+
+/// The SQLite service.
+pub struct Sqlite {
+    pub store: SqliteStore,
+    /// The most bytes any one value, row or result may hold.
+    max_bytes: usize,
+    /// How long a REST operation may run: as long as a val's call.
+    rest_timeout: Duration,
 }
 
-fn from_sql(v: SqlValue) -> Value {
-    match v {
-        SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => Value::Integer(i),
-        SqlValue::Real(f) => Value::Real(f),
-        SqlValue::Text(t) => Value::Text(t),
-        SqlValue::Blob(b) => Value::Blob(b),
-    }
-}
-
-fn statement(s: Statement) -> store::Statement {
-    let args = match s.args {
-        wit::Args::Positional(v) => Args::Positional(v.into_iter().map(to_sql).collect()),
-        wit::Args::Named(v) => Args::Named(v.into_iter().map(|(k, v)| (k, to_sql(v))).collect()),
-    };
-    store::Statement { sql: s.sql, args }
-}
-
-fn result_set(r: store::ResultSet) -> ResultSet {
-    ResultSet {
-        columns: r.columns,
-        column_types: r.column_types,
-        rows: r
-            .rows
-            .into_iter()
-            .map(|row| row.into_iter().map(from_sql).collect())
-            .collect(),
-        rows_affected: r.rows_affected,
-        last_insert_rowid: r.last_insert_rowid,
-    }
-}
-
-impl CallContext {
-    /// The call's deadline; the blob size limit also bounds a value, a row
-    /// and a result, so no query can take more memory than a blob.
-    fn bounds(&self) -> Bounds {
+impl Sqlite {
+    /// The bounds of an operation that must end by `deadline`.
+    pub fn bounds(&self, deadline: Instant) -> Bounds {
         Bounds {
-            deadline: self.deadline,
-            max_bytes: self.blobs.max_blob_bytes,
+            deadline,
+            max_bytes: self.max_bytes,
         }
     }
 
-    async fn with_sqlite<R: Send + 'static>(
-        &mut self,
+    /// The bounds of a REST operation starting now.
+    pub fn rest_bounds(&self) -> Bounds {
+        self.bounds(Instant::now() + self.rest_timeout)
+    }
+
+    /// Run one statement. `turn`, if any, is held until the work ends,
+    /// even if the caller stops waiting.
+    pub async fn execute(
+        &self,
+        who: &mut impl Holder,
+        s: Statement,
+        bounds: Bounds,
+        turn: Option<OwnedSemaphorePermit>,
+    ) -> Result<ResultSet, SqlError> {
+        self.run(who, turn, move |store, owner, access| {
+            store.execute(owner, access, &s, bounds)
+        })
+        .await
+    }
+
+    /// Run statements in one transaction.
+    pub async fn batch(
+        &self,
+        who: &mut impl Holder,
+        statements: Vec<Statement>,
+        mode: Mode,
+        bounds: Bounds,
+        turn: Option<OwnedSemaphorePermit>,
+    ) -> Result<Vec<ResultSet>, SqlError> {
+        self.run(who, turn, move |store, owner, access| {
+            store.batch(owner, access, &statements, mode, bounds)
+        })
+        .await
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        who: &mut impl Holder,
+        turn: Option<OwnedSemaphorePermit>,
         op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
-    ) -> Result<R, Error> {
+    ) -> Result<R, SqlError> {
         let access = Access {
-            read: self.allowed(Scope::SqliteRead),
-            write: self.allowed(Scope::SqliteWrite),
+            read: who.allowed(Scope::SqliteRead),
+            write: who.allowed(Scope::SqliteWrite),
         };
         if !access.read && !access.write {
-            return Err(self.deny(Scope::SqliteRead));
+            return Err(SqlError::Denied(who.deny(Scope::SqliteRead)));
         }
-        let (store, owner) = (self.sqlite.clone(), self.owner_id.clone());
-        let result = store::on_sql_thread(move || op(&store, &owner, access)).await;
+        let (store, owner) = (self.store.clone(), who.owner_id().to_string());
+        let result = store::on_sql_thread(move || {
+            let _turn = turn;
+            op(&store, &owner, access)
+        })
+        .await;
         result.map_err(|e| match e {
-            SqlError::NeedsScope(scope) => self.deny(scope),
-            SqlError::Sql(m) | SqlError::Invalid(m) => Error::Invalid(m),
-            SqlError::Quota(m) | SqlError::TooLarge(m) | SqlError::Deadline(m) => Error::Limit(m),
-            // Not the val's mistake: the message says to retry.
-            SqlError::Busy(m) => Error::Internal(m),
-            SqlError::Internal(m) => {
-                tracing::error!("sqlite: {m}");
-                Error::Internal("the database failed; retry".into())
-            }
+            SqlError::NeedsScope(scope) => SqlError::Denied(who.deny(scope)),
+            e => e,
         })
     }
 }
 
-impl Host for CallContext {
-    async fn execute(&mut self, s: Statement) -> Result<ResultSet, Error> {
-        let bounds = self.bounds();
-        let s = statement(s);
-        self.with_sqlite(move |store, owner, access| store.execute(owner, access, &s, bounds))
-            .await
-            .map(result_set)
+impl Capability for Sqlite {
+    type Call = ();
+
+    fn open(s: &Settings) -> anyhow::Result<Self> {
+        let limits = &s.config.limits;
+        policy::limit_heap(limits.sqlite_heap_bytes);
+        Ok(Self {
+            store: SqliteStore::new(
+                s.config.data_dir.join("sqlite"),
+                limits.sqlite_quota_bytes,
+                limits.sqlite_temp_bytes,
+            )
+            .with_concurrency(limits.concurrent_calls_per_owner),
+            // A value as large as a blob, and no larger: no query takes
+            // more memory than a blob does.
+            max_bytes: limits.blob_bytes,
+            rest_timeout: limits.timeout,
+        })
     }
 
-    async fn batch(
-        &mut self,
-        statements: Vec<Statement>,
-        mode: BatchMode,
-    ) -> Result<Vec<ResultSet>, Error> {
-        let bounds = self.bounds();
-        let statements: Vec<_> = statements.into_iter().map(statement).collect();
-        let mode = match mode {
-            BatchMode::Write => Mode::Write,
-            BatchMode::Read => Mode::Read,
-            BatchMode::Deferred => Mode::Deferred,
-        };
-        let results = self
-            .with_sqlite(move |store, owner, access| {
-                store.batch(owner, access, &statements, mode, bounds)
-            })
-            .await?;
-        Ok(results.into_iter().map(result_set).collect())
+    fn routes() -> CapsRouter {
+        routes::routes()
     }
+
+    fn link<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> Ctx<'_, Self>,
+    ) -> wasmtime::Result<()> {
+        crate::runtime::bindings::sqlite::add_to_linker::<T, HasCap<Self>>(linker, get)
+    }
+
+    fn start_call(&self, _val: &ValRow) {}
 }

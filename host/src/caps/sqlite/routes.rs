@@ -1,28 +1,28 @@
 //! `/v1/sqlite/execute` and `/v1/sqlite/batch` over the caller's own
 //! database, in Val Town's shapes. Blobs travel as base64 strings.
 
-use std::time::Instant;
+use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rusqlite::types::Value as SqlValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::store::{Access, Args, Bounds, Mode, ResultSet, SqlError, Statement, on_sql_thread};
-use crate::api::{Authed, JsonBody};
-use crate::app::App;
-use crate::auth::{Principal, Scope};
+use super::store::{Args, Mode, ResultSet, SqlError, Statement};
+use crate::auth::Principal;
+use crate::caps::{Capabilities, CapsRouter};
 use crate::error::{ApiError, ApiResult};
+use crate::web::{Authed, JsonBody};
 
-pub fn routes() -> Router<App> {
-    Router::new()
+pub fn routes() -> CapsRouter {
+    CapsRouter::new()
         .route("/v1/sqlite/execute", post(execute))
         .route("/v1/sqlite/batch", post(batch))
 }
@@ -101,19 +101,9 @@ fn result_json(r: ResultSet) -> Value {
     })
 }
 
-fn access(who: &Principal) -> ApiResult<Access> {
-    let access = Access {
-        read: who.scopes.has(Scope::SqliteRead),
-        write: who.scopes.has(Scope::SqliteWrite),
-    };
-    if !access.read && !access.write {
-        who.require(Scope::SqliteRead)?;
-    }
-    Ok(access)
-}
-
 fn api_error(e: SqlError) -> ApiError {
     match e {
+        SqlError::Denied(d) => d.into(),
         SqlError::NeedsScope(scope) => ApiError::forbidden(format!(
             "this statement needs the `{scope}` scope, which this token lacks"
         )),
@@ -128,14 +118,15 @@ fn api_error(e: SqlError) -> ApiError {
 }
 
 /// A turn among the caller's concurrent SQLite requests, or 429.
-fn turn(app: &App, who: &Principal) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
-    app.sqlite.try_turn(&who.user_id).ok_or_else(|| {
+fn turn(caps: &Capabilities, who: &Principal) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    let store = &caps.sqlite.store;
+    store.try_turn(&who.user_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             format!(
                 "you already have {} SQLite requests running; wait for one to finish and retry",
-                app.sqlite.concurrent_per_owner
+                store.concurrent_per_owner
             ),
         )
     })
@@ -162,37 +153,24 @@ impl IntoResponse for Failure {
     }
 }
 
-/// REST statements get the same time as a val's call, and the same byte
-/// bound as a val's SQLite (the blob size limit).
-fn bounds(app: &App) -> Bounds {
-    Bounds {
-        deadline: Instant::now() + app.config.limits.timeout,
-        max_bytes: app.blobs.max_blob_bytes,
-    }
-}
-
 #[derive(Deserialize)]
 struct ExecuteBody {
     statement: StatementJson,
 }
 
 async fn execute(
-    State(app): State<App>,
-    Authed(who): Authed,
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
     JsonBody(body): JsonBody<ExecuteBody>,
 ) -> Result<Json<Value>, Failure> {
-    let access = access(&who)?;
-    let turn = turn(&app, &who)?;
+    let turn = turn(&caps, &who)?;
     let s = statement(body.statement)?;
-    let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
-    let bounds = bounds(&app);
-    // The turn ends with the work, even if the caller hangs up before.
-    let result = on_sql_thread(move || {
-        let _turn = turn;
-        store.execute(&owner, access, &s, bounds)
-    })
-    .await
-    .map_err(api_error)?;
+    let bounds = caps.sqlite.rest_bounds();
+    let result = caps
+        .sqlite
+        .execute(&mut who, s, bounds, Some(turn))
+        .await
+        .map_err(api_error)?;
     Ok(Json(result_json(result)))
 }
 
@@ -204,12 +182,11 @@ struct BatchBody {
 }
 
 async fn batch(
-    State(app): State<App>,
-    Authed(who): Authed,
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<Value>, Failure> {
-    let access = access(&who)?;
-    let turn = turn(&app, &who)?;
+    let turn = turn(&caps, &who)?;
     let mode = match body.mode.as_deref() {
         None | Some("deferred") => Mode::Deferred,
         Some("write") => Mode::Write,
@@ -227,14 +204,12 @@ async fn batch(
         .into_iter()
         .map(statement)
         .collect::<ApiResult<Vec<_>>>()?;
-    let (store, owner) = (app.sqlite.clone(), who.user_id.clone());
-    let bounds = bounds(&app);
-    let results = on_sql_thread(move || {
-        let _turn = turn;
-        store.batch(&owner, access, &statements, mode, bounds)
-    })
-    .await
-    .map_err(api_error)?;
+    let bounds = caps.sqlite.rest_bounds();
+    let results = caps
+        .sqlite
+        .batch(&mut who, statements, mode, bounds, Some(turn))
+        .await
+        .map_err(api_error)?;
     Ok(Json(Value::Array(
         results.into_iter().map(result_json).collect(),
     )))

@@ -6,7 +6,7 @@
 //! page-count cap that enforces the size quota, and a byte bound on any one
 //! value or row and on everything an operation returns.
 
-use crate::auth::Scope;
+use crate::auth::{Denied, Scope};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -85,6 +85,9 @@ pub struct Bounds {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
+    /// The caller was refused the scope; the message says why.
+    #[error("{}", .0.message)]
+    Denied(Denied),
     /// The caller lacks the scope this statement needs.
     #[error("this statement needs the `{0}` scope")]
     NeedsScope(Scope),

@@ -2,9 +2,8 @@
 //! vals shares, including the rule that running code cannot rewrite itself
 //! through a chain of vals.
 
-use crate::app::App;
-use crate::auth::{Principal, Scope, Scopes};
-use crate::db::{self, ValRow};
+use super::{Principal, Scope, Scopes};
+use crate::db::{self, Db, ValRow};
 use crate::error::{ApiError, ApiResult};
 
 /// Whether `caller` may see (and run) `val`. Private vals exist only for
@@ -25,10 +24,10 @@ pub fn not_found(id: &str) -> ApiError {
 
 /// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
 /// missing scope or 404, so others' vals do not leak.
-pub async fn find_owned(app: &App, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
+pub async fn find_owned(db: &Db, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
     who.require(scope)?;
     let key = id.to_string();
-    match app.db.call(move |conn| db::val_by_id(conn, &key)).await? {
+    match db.call(move |conn| db::val_by_id(conn, &key)).await? {
         Some(val) if val.owner_id == who.user_id => Ok(val),
         _ => Err(not_found(id)),
     }
@@ -43,12 +42,12 @@ pub const SCOPES_THAT_CHANGE_VALS: [Scope; 2] = [Scope::ValWrite, Scope::EnvWrit
 /// val, never one holding a scope of [`SCOPES_THAT_CHANGE_VALS`]. So no
 /// chain of vals can rewrite itself (A changes B, B changes A back).
 pub async fn find_changeable(
-    app: &App,
+    db: &Db,
     who: &Principal,
     id: &str,
     scope: Scope,
 ) -> ApiResult<ValRow> {
-    let val = find_owned(app, who, id, scope).await?;
+    let val = find_owned(db, who, id, scope).await?;
     let Some(caller_val) = who.call_of_val.as_deref() else {
         return Ok(val);
     };

@@ -1,0 +1,58 @@
+//! Who holds scopes when a capability is used: a REST caller (its
+//! [`Principal`]) or a running val (its call's grant). A capability's
+//! service checks scopes through this trait, so its REST route and its
+//! WIT import share one check and differ only in how a refusal reads.
+
+use super::{Principal, Scope};
+use crate::error::ApiError;
+
+/// A refused scope, with a sentence saying why and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    pub scope: Scope,
+    pub message: String,
+}
+
+pub trait Holder {
+    /// The user whose data the request reaches: the caller, or the val's
+    /// owner.
+    fn owner_id(&self) -> &str;
+
+    /// Whether `scope` is held right now.
+    fn allowed(&self, scope: Scope) -> bool;
+
+    /// The refusal of `scope` (a val's call also records it for its log).
+    fn deny(&mut self, scope: Scope) -> Denied;
+
+    /// `Ok` when `scope` is held, else its refusal.
+    fn check(&mut self, scope: Scope) -> Result<(), Denied> {
+        if self.allowed(scope) {
+            Ok(())
+        } else {
+            Err(self.deny(scope))
+        }
+    }
+}
+
+impl Holder for Principal {
+    fn owner_id(&self) -> &str {
+        &self.user_id
+    }
+
+    fn allowed(&self, scope: Scope) -> bool {
+        self.scopes.has(scope)
+    }
+
+    fn deny(&mut self, scope: Scope) -> Denied {
+        Denied {
+            scope,
+            message: format!("this token lacks the `{scope}` scope; create a token that has it"),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        ApiError::forbidden(d.message)
+    }
+}

@@ -1,0 +1,46 @@
+//! The `blob` WIT import, on the blob service.
+
+use super::{Blob, BlobError};
+use crate::caps::Ctx;
+use crate::runtime::bindings::blob::{BlobEntry, Host};
+use crate::runtime::bindings::types::Error;
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Denied(d) => Error::Denied(d.message),
+            BlobError::InvalidKey(_) => Error::Invalid(e.to_string()),
+            BlobError::TooLarge(_) | BlobError::Quota(_) => Error::Limit(e.to_string()),
+            BlobError::Internal(m) => {
+                tracing::error!("blob storage: {m}");
+                Error::Internal("blob storage failed; retry".into())
+            }
+        }
+    }
+}
+
+impl Host for Ctx<'_, Blob> {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.cap.get(self.grant, key).await?)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
+        Ok(self.cap.set(self.grant, key, value).await?)
+    }
+
+    async fn list(&mut self, prefix: String) -> Result<Vec<BlobEntry>, Error> {
+        let entries = self.cap.list(self.grant, prefix).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| BlobEntry {
+                key: e.key,
+                size: e.size,
+                last_modified: e.last_modified_ms.max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), Error> {
+        Ok(self.cap.delete(self.grant, key).await?)
+    }
+}

@@ -1,0 +1,46 @@
+//! The `email` WIT import, on the email service.
+
+use super::Email;
+use super::outbox::{EmailError, Outgoing};
+use crate::caps::Ctx;
+use crate::runtime::bindings::email::{Address, Host, Message};
+use crate::runtime::bindings::types::Error;
+
+impl From<EmailError> for Error {
+    fn from(e: EmailError) -> Self {
+        match e {
+            EmailError::Denied(d) => Error::Denied(d.message),
+            EmailError::Invalid(_) => Error::Invalid(e.to_string()),
+            EmailError::TooLarge(_) | EmailError::DailyLimit(_) => Error::Limit(e.to_string()),
+            EmailError::Internal(m) => {
+                tracing::error!("email: {m}");
+                Error::Internal("the outbox failed; retry".into())
+            }
+        }
+    }
+}
+
+impl Host for Ctx<'_, Email> {
+    async fn send(&mut self, message: Message) -> Result<String, Error> {
+        if !message.attachments.is_empty() {
+            return Err(Error::Invalid("attachments are not supported yet".into()));
+        }
+        let emails = |list: Vec<Address>| list.into_iter().map(|a| a.email);
+        let recipients: Vec<String> = emails(message.to)
+            .chain(emails(message.cc))
+            .chain(emails(message.bcc))
+            .collect();
+        let mail = Outgoing {
+            from_name: message.from.and_then(|f| f.name),
+            reply_to: emails(message.reply_to).collect(),
+            subject: message.subject.unwrap_or_default(),
+            text: message.text,
+            html: message.html,
+        };
+        let val_id = self.grant.val_id.clone();
+        Ok(self
+            .cap
+            .send(self.grant, Some(&val_id), recipients, mail)
+            .await?)
+    }
+}

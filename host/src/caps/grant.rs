@@ -1,0 +1,102 @@
+//! What one call of a val may do: on whose behalf, with which scopes, until
+//! when; and the scopes it was refused, for its log.
+
+use std::time::Instant;
+
+use crate::auth::{Denied, Holder, MintedToken, Scope, Scopes};
+
+pub struct Grant {
+    pub owner_id: String,
+    pub val_id: String,
+    pub scopes: Scopes,
+    /// When the call must end; host work is bounded by it too.
+    pub deadline: Instant,
+    /// The call's own API token (the `valtown` env var): revoked when the
+    /// grant is dropped, and refusing every scope once revoked.
+    pub token: MintedToken,
+    /// Scopes the guest was refused, in order, for the call's log.
+    pub denials: Vec<Scope>,
+}
+
+impl Holder for Grant {
+    fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    fn allowed(&self, scope: Scope) -> bool {
+        self.scopes.has(scope) && self.token.is_live()
+    }
+
+    fn deny(&mut self, scope: Scope) -> Denied {
+        self.denials.push(scope);
+        let message = if self.token.is_live() {
+            format!(
+                "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
+            )
+        } else {
+            format!("this call's token was revoked or has expired, so `{scope}` is refused")
+        };
+        Denied { scope, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::auth::{CallToken, CallTokens};
+
+    fn grant(tokens: &CallTokens, scopes: &[Scope]) -> Grant {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let scopes = Scopes::from_iter(scopes.iter().copied());
+        let token = tokens.mint(CallToken {
+            id: String::new(),
+            owner_id: "owner".into(),
+            username: "alice".into(),
+            val_id: "val".into(),
+            scopes,
+            created_at_ms: 0,
+            deadline,
+            expires_at_ms: 0,
+        });
+        Grant {
+            owner_id: "owner".into(),
+            val_id: "val".into(),
+            scopes,
+            deadline,
+            token,
+            denials: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_held_scope_is_allowed_and_a_missing_one_is_denied_and_recorded() {
+        let tokens = CallTokens::default();
+        let mut g = grant(&tokens, &[Scope::BlobRead]);
+        assert!(g.check(Scope::BlobRead).is_ok());
+        let denied = g.check(Scope::BlobWrite).unwrap_err();
+        assert_eq!(denied.scope, Scope::BlobWrite);
+        assert!(denied.message.contains("lacks the `blob:write` scope"));
+        assert_eq!(g.denials, [Scope::BlobWrite]);
+    }
+
+    #[test]
+    fn a_revoked_token_refuses_every_scope() {
+        let tokens = CallTokens::default();
+        let mut g = grant(&tokens, &[Scope::BlobRead]);
+        let id = tokens.for_owner("owner")[0].id.clone();
+        assert!(tokens.revoke_id("owner", &id));
+        let denied = g.check(Scope::BlobRead).unwrap_err();
+        assert!(denied.message.contains("revoked or has expired"));
+    }
+
+    #[test]
+    fn dropping_the_grant_revokes_its_token() {
+        let tokens = CallTokens::default();
+        let g = grant(&tokens, &[]);
+        assert_eq!(tokens.for_owner("owner").len(), 1);
+        drop(g);
+        assert!(tokens.for_owner("owner").is_empty());
+    }
+}

@@ -1,0 +1,106 @@
+//! The list of capabilities, and what it generates: their shared services
+//! ([`Capabilities`]), one call's host state ([`CallHost`]), linking every
+//! import, and every REST route.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{Capability, Ctx, Grant, Settings, blob, email, env, fetch, sqlite};
+use crate::auth::Authenticator;
+use crate::db::ValRow;
+use crate::runtime::CallState;
+use crate::runtime::bindings::{http_types, types};
+
+/// The state the capabilities' REST routes run on.
+#[derive(Clone)]
+pub struct RouteState {
+    pub caps: Arc<Capabilities>,
+    pub auth: Authenticator,
+}
+
+impl FromRef<RouteState> for Arc<Capabilities> {
+    fn from_ref(s: &RouteState) -> Self {
+        s.caps.clone()
+    }
+}
+
+impl FromRef<RouteState> for Authenticator {
+    fn from_ref(s: &RouteState) -> Self {
+        s.auth.clone()
+    }
+}
+
+/// A capability's REST routes.
+pub type CapsRouter = Router<RouteState>;
+
+macro_rules! capabilities {
+    ($($field:ident: $cap:ty),+ $(,)?) => {
+        /// Every capability's service, built once at start.
+        pub struct Capabilities {
+            $(pub $field: $cap,)+
+        }
+
+        /// One call's host state: its grant and each capability's part.
+        pub struct CallHost {
+            pub grant: Grant,
+            caps: Arc<Capabilities>,
+            $($field: <$cap as Capability>::Call,)+
+        }
+
+        impl Capabilities {
+            pub fn open(s: &Settings) -> anyhow::Result<Self> {
+                Ok(Self { $($field: <$cap as Capability>::open(s)?,)+ })
+            }
+
+            /// Link every capability's imports, each to its own view.
+            pub fn link(linker: &mut Linker<CallState<CallHost>>) -> wasmtime::Result<()> {
+                // The interfaces that hold only types.
+                types::add_to_linker::<_, HasSelf<Grant>>(linker, |s| &mut s.host.grant)?;
+                http_types::add_to_linker::<_, HasSelf<Grant>>(linker, |s| &mut s.host.grant)?;
+                $(
+                    <$cap as Capability>::link(linker, |s| {
+                        let h = &mut s.host;
+                        Ctx { grant: &mut h.grant, cap: &h.caps.$field, call: &mut h.$field }
+                    })?;
+                )+
+                Ok(())
+            }
+
+            /// The host state of one call of `val` under `grant`.
+            pub fn start_call(self: &Arc<Self>, grant: Grant, val: &ValRow) -> CallHost {
+                CallHost {
+                    $($field: self.$field.start_call(val),)+
+                    grant,
+                    caps: self.clone(),
+                }
+            }
+
+            /// Every capability's REST routes, ready to merge into a
+            /// router of any state.
+            pub fn routes<S: Clone + Send + Sync + 'static>(
+                self: &Arc<Self>,
+                auth: Authenticator,
+            ) -> Router<S> {
+                let state = RouteState { caps: self.clone(), auth };
+                CapsRouter::new()
+                    $(.merge(<$cap as Capability>::routes()))+
+                    .with_state(state)
+            }
+        }
+    };
+}
+
+// The capabilities: adding one is its folder and a line here.
+capabilities! {
+    env: env::Env,
+    blob: blob::Blob,
+    sqlite: sqlite::Sqlite,
+    email: email::Email,
+    fetch: fetch::Fetch,
+}
+
+impl types::Host for Grant {}
+impl http_types::Host for Grant {}
