@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -69,9 +69,19 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// The body of an [`ApiError`] response: `{error, message}`.
+#[derive(Serialize)]
+struct ErrorResponse {
+    error: &'static str,
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code, "message": self.message });
+        let body = ErrorResponse {
+            error: self.code,
+            message: self.message,
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -13,8 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{Authed, iso8601};
 use crate::app::App;
@@ -43,6 +42,23 @@ struct Match {
     source: String,
 }
 
+/// GitHub's answer format for one reported token (GitHub's names, so
+/// snake_case).
+#[derive(Serialize)]
+struct Verdict {
+    token_raw: String,
+    token_type: String,
+    label: Label,
+}
+
+/// Whether a reported token is one this server issued.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Label {
+    TruePositive,
+    FalsePositive,
+}
+
 /// Check the signature over the raw body against the named configured key.
 fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
     let header = |name: &str| {
@@ -67,7 +83,11 @@ fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> ApiResult<()>
     key.verify(body, &signature).map_err(|_| bad())
 }
 
-async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+async fn verify(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Vec<Verdict>>> {
     check_signature(&app, &headers, &body)?;
     let matches: Vec<Match> = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
@@ -112,13 +132,17 @@ async fn verify(State(app): State<App>, headers: HeaderMap, body: Bytes) -> ApiR
                 tracing::warn!("could not email the owner of a leaked token: {e}");
             }
         }
-        answers.push(json!({
-            "token_raw": m.token,
-            "token_type": m.token_type,
-            "label": if leak == Leak::Unknown { "false_positive" } else { "true_positive" },
-        }));
+        answers.push(Verdict {
+            token_raw: m.token,
+            token_type: m.token_type,
+            label: if leak == Leak::Unknown {
+                Label::FalsePositive
+            } else {
+                Label::TruePositive
+            },
+        });
     }
-    Ok(Json(Value::Array(answers)))
+    Ok(Json(answers))
 }
 
 /// What a reported token turned out to be.
@@ -154,16 +178,38 @@ async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
         .await?)
 }
 
-async fn notifications(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
+/// A message to a user, such as that a token of theirs leaked.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NotificationView {
+    kind: String,
+    message: String,
+    created_at: String,
+}
+
+/// The body of `GET /v1/notifications`.
+#[derive(Serialize)]
+struct NotificationListResponse {
+    data: Vec<NotificationView>,
+}
+
+async fn notifications(
+    State(app): State<App>,
+    Authed(who): Authed,
+) -> ApiResult<Json<NotificationListResponse>> {
     who.require(Scope::UserRead)?;
     let user = who.user_id.clone();
     let rows = app
         .db
         .call(move |conn| db::list_notifications(conn, &user))
         .await?;
-    let data: Vec<Value> = rows
+    let data = rows
         .into_iter()
-        .map(|(kind, message, at)| json!({ "kind": kind, "message": message, "createdAt": iso8601(at) }))
+        .map(|(kind, message, created_at)| NotificationView {
+            kind,
+            message,
+            created_at: iso8601(created_at),
+        })
         .collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(NotificationListResponse { data }))
 }

@@ -6,12 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::{Authed, JsonBody, iso8601};
 use crate::app::App;
-use crate::auth::{self, Principal, Scope, Scopes};
+use crate::auth::{self, CallToken, Principal, Scope, Scopes};
 use crate::db::{self, TokenRow};
 use crate::error::{ApiError, ApiResult};
 
@@ -71,17 +70,88 @@ struct CreateBody {
     expires_in_days: Option<i64>,
 }
 
-fn token_json(row: &TokenRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "kind": "api",
-        "scopes": row.scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
-        "createdAt": iso8601(row.created_at),
-        "lastUsedAt": row.last_used_at.map(iso8601),
-        "expiresAt": row.expires_at.map(iso8601),
-        "revokedAt": row.revoked_at.map(iso8601),
-    })
+/// A personal API token as the API shows it: never its secret.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiTokenView {
+    id: String,
+    name: String,
+    kind: &'static str,
+    scopes: Vec<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<TokenRow> for ApiTokenView {
+    fn from(row: TokenRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            kind: "api",
+            scopes: row
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            created_at: iso8601(row.created_at),
+            last_used_at: row.last_used_at.map(iso8601),
+            expires_at: row.expires_at.map(iso8601),
+            revoked_at: row.revoked_at.map(iso8601),
+        }
+    }
+}
+
+/// A new token: [`ApiTokenView`] and, this once, the token itself.
+#[derive(Serialize)]
+struct NewTokenResponse {
+    #[serde(flatten)]
+    view: ApiTokenView,
+    token: String,
+}
+
+/// A live per-call token, listed so that its owner can revoke it. It has
+/// no `lastUsedAt` or `revokedAt`: it lives for one call.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallTokenView {
+    id: String,
+    name: String,
+    kind: &'static str,
+    val_id: String,
+    scopes: Vec<Scope>,
+    created_at: String,
+    expires_at: String,
+}
+
+impl From<CallToken> for CallTokenView {
+    fn from(call: CallToken) -> Self {
+        Self {
+            id: call.id,
+            name: format!("call of val {}", call.val_id),
+            kind: "call",
+            scopes: call.scopes.iter().collect(),
+            created_at: iso8601(call.created_at_ms),
+            expires_at: iso8601(call.expires_at_ms),
+            val_id: call.val_id,
+        }
+    }
+}
+
+/// One entry of the token list, in its kind's own shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TokenView {
+    Api(ApiTokenView),
+    Call(CallTokenView),
+}
+
+/// The body of `GET /v1/tokens`.
+#[derive(Serialize)]
+struct TokenListResponse {
+    data: Vec<TokenView>,
 }
 
 fn expiry(body: &CreateBody) -> ApiResult<Option<i64>> {
@@ -126,7 +196,7 @@ async fn create(
     State(app): State<App>,
     Authed(who): Authed,
     JsonBody(body): JsonBody<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NewTokenResponse>)> {
     who.require_personal_token()?;
     who.require(Scope::UserWrite)?;
     let name = body.name.trim().to_string();
@@ -147,12 +217,11 @@ async fn create(
             db::insert_token(conn, &owner, &name, &hash, &scopes.to_string(), expires_at)
         })
         .await?;
-    let mut out = token_json(&row);
-    out["token"] = json!(token);
-    Ok((StatusCode::CREATED, Json(out)))
+    let view = ApiTokenView::from(row);
+    Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
 }
 
-async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
+async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {
     who.require_personal_token()?;
     who.require(Scope::UserRead)?;
     let owner = who.user_id.clone();
@@ -160,20 +229,13 @@ async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Val
         .db
         .call(move |conn| db::list_tokens(conn, &owner))
         .await?;
-    let mut data: Vec<Value> = rows.iter().map(token_json).collect();
+    let api = rows.into_iter().map(|row| TokenView::Api(row.into()));
     // Live per-call tokens too, so an owner can see and revoke them.
-    for call in app.call_tokens.for_owner(&who.user_id) {
-        data.push(json!({
-            "id": call.id,
-            "name": format!("call of val {}", call.val_id),
-            "kind": "call",
-            "valId": call.val_id,
-            "scopes": call.scopes.iter().collect::<Vec<_>>(),
-            "createdAt": iso8601(call.created_at_ms),
-            "expiresAt": iso8601(call.expires_at_ms),
-        }));
-    }
-    Ok(Json(json!({ "data": data })))
+    let calls = app.call_tokens.for_owner(&who.user_id).into_iter();
+    let calls = calls.map(|call| TokenView::Call(call.into()));
+    Ok(Json(TokenListResponse {
+        data: api.chain(calls).collect(),
+    }))
 }
 
 async fn revoke(

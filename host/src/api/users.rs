@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{Authed, Caller};
 use crate::app::App;
@@ -17,22 +17,51 @@ pub fn routes() -> Router<App> {
         .route("/v1/alias/{username}", get(by_alias))
 }
 
-fn user_json(app: &App, user: &User, with_email: bool) -> Value {
-    let url = format!("{}/u/{}", app.config.public_url, user.username);
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "email": if with_email { Some(&user.email) } else { None },
-        "bio": null,
-        "profileImageUrl": null,
-        "tier": "free",
-        "type": "user",
-        "url": url,
-        "links": { "self": format!("{}/v1/alias/{}", app.config.public_url, user.username) },
-    })
+/// A user as the API shows it, in Val Town's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserResponse {
+    id: String,
+    username: String,
+    /// Only the user's own `/v1/me` shows it; `null` elsewhere.
+    email: Option<String>,
+    /// Val Town's fields that Valbox has no data for: always `null`.
+    bio: Option<String>,
+    profile_image_url: Option<String>,
+    tier: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+    links: UserLinks,
 }
 
-async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value>> {
+/// The `links` of a [`UserResponse`].
+#[derive(Serialize)]
+struct UserLinks {
+    #[serde(rename = "self")]
+    self_link: String,
+}
+
+impl UserResponse {
+    fn new(app: &App, user: User, with_email: bool) -> Self {
+        let base = &app.config.public_url;
+        Self {
+            url: format!("{base}/u/{}", user.username),
+            links: UserLinks {
+                self_link: format!("{base}/v1/alias/{}", user.username),
+            },
+            id: user.id,
+            username: user.username,
+            email: with_email.then_some(user.email),
+            bio: None,
+            profile_image_url: None,
+            tier: "free",
+            kind: "user",
+        }
+    }
+}
+
+async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<UserResponse>> {
     who.require(Scope::UserRead)?;
     let id = who.user_id.clone();
     let user = app
@@ -40,19 +69,19 @@ async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Value
         .call(move |conn| db::user_by_id(conn, &id))
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
-    Ok(Json(user_json(&app, &user, true)))
+    Ok(Json(UserResponse::new(&app, user, true)))
 }
 
 async fn by_alias(
     State(app): State<App>,
     Caller(_): Caller,
     Path(username): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserResponse>> {
     let name = username.clone();
     let user = app
         .db
         .call(move |conn| db::user_by_name(conn, &name))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user named `{username}`")))?;
-    Ok(Json(user_json(&app, &user, false)))
+    Ok(Json(UserResponse::new(&app, user, false)))
 }

@@ -1,6 +1,6 @@
 //! How the API shows a val and its versions.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::api::iso8601;
 use crate::app::App;
@@ -19,56 +19,133 @@ pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
     (path_url, host_url)
 }
 
-pub fn version_json(v: &VersionRow) -> Value {
-    json!({
-        "version": v.version,
-        "sha256": v.sha256,
-        "size": v.size,
-        "kind": v.kind,
-        "createdAt": iso8601(v.created_at),
-    })
+/// A version of a val as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    version: i64,
+    sha256: String,
+    size: i64,
+    kind: String,
+    created_at: String,
 }
 
-/// A val as the API shows it. Its call scopes and fetch allowlist are
-/// settings, shown only to its owner.
-pub fn val_json(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Value {
-    let base = &app.config.public_url;
-    let (endpoint, host_endpoint) = val_urls(app, val);
-    let mut links = json!({
-        "self": format!("{base}/v2/vals/{}", val.id),
-        "html": endpoint,
-        "module": format!("{base}/v2/vals/{}/versions", val.id),
-    });
-    match val.latest.as_ref().map(|v| v.kind.as_str()) {
-        Some("http") => {
-            links["endpoint"] = json!(endpoint);
-            links["hostEndpoint"] = json!(host_endpoint);
+impl From<&VersionRow> for VersionView {
+    fn from(v: &VersionRow) -> Self {
+        Self {
+            version: v.version,
+            sha256: v.sha256.clone(),
+            size: v.size,
+            kind: v.kind.clone(),
+            created_at: iso8601(v.created_at),
         }
-        Some("script") => {
-            links["run"] = json!(format!("{base}/v1/run/{}.{}", val.owner_name, val.name));
-        }
-        _ => {}
     }
-    let mut json = json!({
-        "id": val.id,
-        "name": val.name,
-        "privacy": val.privacy,
-        "description": val.description,
-        "author": { "id": val.owner_id, "username": val.owner_name, "type": "user" },
-        "createdAt": iso8601(val.created_at),
-        "imageUrl": null,
-        "kind": val.latest.as_ref().map(|v| v.kind.clone()),
-        "version": val.latest.as_ref().map(|v| v.version),
-        "links": links,
-    });
-    if owner_reads(val, viewer) {
-        json["scopes"] = json!(
-            val.scopes
+}
+
+/// A val as the API shows it, in Val Town's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValResponse {
+    id: String,
+    name: String,
+    privacy: String,
+    description: String,
+    author: ValAuthor,
+    created_at: String,
+    /// Val Town's field; a Valbox val has no image, so always `null`.
+    image_url: Option<String>,
+    /// The latest version's; `null` before the first deploy.
+    kind: Option<String>,
+    version: Option<i64>,
+    links: ValLinks,
+    /// Absent, not `null`, for anyone but the owner.
+    #[serde(flatten)]
+    settings: Option<ValSettings>,
+}
+
+/// The `author` of a [`ValResponse`].
+#[derive(Serialize)]
+struct ValAuthor {
+    id: String,
+    username: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The `links` of a [`ValResponse`]; which of the last three there are
+/// depends on the kind of the latest version.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValLinks {
+    #[serde(rename = "self")]
+    self_link: String,
+    html: String,
+    module: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+}
+
+/// A val's settings: its call scopes and fetch allowlist.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValSettings {
+    scopes: Vec<String>,
+    /// `null` means any public host.
+    fetch_allowlist: Option<Vec<String>>,
+}
+
+impl ValResponse {
+    /// `val` as `viewer` sees it: its settings only if it is the owner's.
+    pub fn new(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Self {
+        let base = &app.config.public_url;
+        let (endpoint, host_endpoint) = val_urls(app, val);
+        let mut links = ValLinks {
+            self_link: format!("{base}/v2/vals/{}", val.id),
+            html: endpoint.clone(),
+            module: format!("{base}/v2/vals/{}/versions", val.id),
+            endpoint: None,
+            host_endpoint: None,
+            run: None,
+        };
+        match val.latest.as_ref().map(|v| v.kind.as_str()) {
+            Some("http") => {
+                links.endpoint = Some(endpoint);
+                links.host_endpoint = Some(host_endpoint);
+            }
+            Some("script") => {
+                links.run = Some(format!("{base}/v1/run/{}.{}", val.owner_name, val.name));
+            }
+            _ => {}
+        }
+        let settings = owner_reads(val, viewer).then(|| ValSettings {
+            scopes: val
+                .scopes
                 .split(' ')
                 .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-        );
-        json["fetchAllowlist"] = json!(val.fetch_allowlist);
+                .map(String::from)
+                .collect(),
+            fetch_allowlist: val.fetch_allowlist.clone(),
+        });
+        Self {
+            id: val.id.clone(),
+            name: val.name.clone(),
+            privacy: val.privacy.clone(),
+            description: val.description.clone(),
+            author: ValAuthor {
+                id: val.owner_id.clone(),
+                username: val.owner_name.clone(),
+                kind: "user",
+            },
+            created_at: iso8601(val.created_at),
+            image_url: None,
+            kind: val.latest.as_ref().map(|v| v.kind.clone()),
+            version: val.latest.as_ref().map(|v| v.version),
+            links,
+            settings,
+        }
     }
-    json
 }

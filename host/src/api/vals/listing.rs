@@ -3,10 +3,9 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use super::json::val_json;
+use super::json::ValResponse;
 use crate::api::{Authed, Caller};
 use crate::app::App;
 use crate::auth::{Principal, Scope};
@@ -45,6 +44,25 @@ impl Page {
     }
 }
 
+/// A page of vals.
+#[derive(Serialize)]
+pub(super) struct ValPage {
+    data: Vec<ValResponse>,
+    links: PageLinks,
+}
+
+/// The `links` of a [`ValPage`]: `next` and `prev` only where there is
+/// such a page.
+#[derive(Serialize)]
+struct PageLinks {
+    #[serde(rename = "self")]
+    self_link: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+}
+
 /// How a listing points at its next page.
 #[derive(Clone, Copy, PartialEq)]
 enum NextLink {
@@ -59,7 +77,7 @@ async fn page_of_vals(
     who: Option<&Principal>,
     only: Option<String>,
     page: Page,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValPage>> {
     let (limit, offset) = page.bounds()?;
     // Listings show public vals, and the caller's own when it may read them.
     let viewer = who
@@ -72,36 +90,35 @@ async fn page_of_vals(
         })
         .await?;
     let more = rows.len() as i64 > limit;
-    let data: Vec<Value> = rows
+    let data = rows
         .iter()
         .take(limit as usize)
-        .map(|v| val_json(app, v, who))
+        .map(|v| ValResponse::new(app, v, who))
         .collect();
     let base = &app.config.public_url;
-    let mut links = json!({ "self": format!("{base}{path}?limit={limit}&offset={offset}") });
-    if more {
-        links["next"] = match next_link {
-            NextLink::Url => json!(format!(
-                "{base}{path}?limit={limit}&offset={}",
-                offset + limit
-            )),
-            NextLink::Cursor => json!((offset + limit).to_string()),
-        };
-    }
-    if offset > 0 {
-        links["prev"] = json!(format!(
+    let next = more.then(|| match next_link {
+        NextLink::Url => format!("{base}{path}?limit={limit}&offset={}", offset + limit),
+        NextLink::Cursor => (offset + limit).to_string(),
+    });
+    let prev = (offset > 0).then(|| {
+        format!(
             "{base}{path}?limit={limit}&offset={}",
             (offset - limit).max(0)
-        ));
-    }
-    Ok(Json(json!({ "data": data, "links": links })))
+        )
+    });
+    let links = PageLinks {
+        self_link: format!("{base}{path}?limit={limit}&offset={offset}"),
+        next,
+        prev,
+    };
+    Ok(Json(ValPage { data, links }))
 }
 
 pub(super) async fn list(
     State(app): State<App>,
     Caller(who): Caller,
     Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValPage>> {
     page_of_vals(&app, "/v2/vals", NextLink::Cursor, who.as_ref(), None, page).await
 }
 
@@ -109,7 +126,7 @@ pub(super) async fn list_mine(
     State(app): State<App>,
     Authed(who): Authed,
     Query(page): Query<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValPage>> {
     who.require(Scope::ValRead)?;
     let me = Some(who.user_id.clone());
     page_of_vals(&app, "/v2/me/vals", NextLink::Url, Some(&who), me, page).await

@@ -6,8 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 mod json;
 mod listing;
@@ -20,8 +19,8 @@ use crate::auth::val_access::{
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
-use json::version_json;
-pub use json::{val_json, val_urls};
+use json::VersionView;
+pub use json::{ValResponse, val_urls};
 
 pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
 
@@ -79,7 +78,7 @@ async fn create(
     State(app): State<App>,
     Authed(who): Authed,
     JsonBody(body): JsonBody<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ValResponse>)> {
     who.require(Scope::ValWrite)?;
     validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
     validate_privacy(&body.privacy)?;
@@ -112,18 +111,23 @@ async fn create(
         .await?
         .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
     app.forget_vals();
-    Ok((StatusCode::CREATED, Json(val_json(&app, &val, Some(&who)))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ValResponse::new(&app, &val, Some(&who))),
+    ))
 }
 
 async fn get_one(
     State(app): State<App>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValResponse>> {
     let key = id.clone();
     let val = app.db.call(move |conn| db::val_by_id(conn, &key)).await?;
     match val {
-        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val, who.as_ref()))),
+        Some(val) if can_see(&val, who.as_ref()) => {
+            Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
+        }
         _ => Err(not_found(&id)),
     }
 }
@@ -132,9 +136,11 @@ async fn by_alias(
     State(app): State<App>,
     Caller(who): Caller,
     Path((username, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValResponse>> {
     match app.val_by_name(&username, &name).await? {
-        Some(val) if can_see(&val, who.as_ref()) => Ok(Json(val_json(&app, &val, who.as_ref()))),
+        Some(val) if can_see(&val, who.as_ref()) => {
+            Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
+        }
         _ => Err(ApiError::not_found(format!(
             "no val `{username}/{name}` that you can see"
         ))),
@@ -159,7 +165,7 @@ async fn update(
     Authed(who): Authed,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ValResponse>> {
     let val = find_writable(&app, &who, &id).await?;
     if let Some(p) = &body.privacy {
         validate_privacy(p)?;
@@ -213,7 +219,7 @@ async fn update(
         .map_err(out_of_reach)?
         .ok_or_else(|| not_found(&id))?;
     app.forget_vals();
-    Ok(Json(val_json(&app, &val, Some(&who))))
+    Ok(Json(ValResponse::new(&app, &val, Some(&who))))
 }
 
 async fn remove(
@@ -252,14 +258,33 @@ async fn visible_versions(
     }
 }
 
+/// The body of `GET /v2/vals/{id}/versions`.
+#[derive(Serialize)]
+struct VersionListResponse {
+    data: Vec<VersionView>,
+}
+
 async fn list_versions(
     State(app): State<App>,
     Caller(who): Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<VersionListResponse>> {
     let (_, versions) = visible_versions(&app, who.as_ref(), &id).await?;
-    let data: Vec<Value> = versions.iter().map(version_json).collect();
-    Ok(Json(json!({ "data": data })))
+    let data = versions.iter().map(VersionView::from).collect();
+    Ok(Json(VersionListResponse { data }))
+}
+
+/// A version just deployed, and where it serves (an HTTP val, by path and
+/// by host) or runs (any other kind).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeployResponse {
+    #[serde(flatten)]
+    version: VersionView,
+    val_id: String,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_url: Option<String>,
 }
 
 /// Upload a component (the raw bytes of a `.wasm` file) as the val's next
@@ -269,7 +294,7 @@ async fn deploy(
     Authed(who): Authed,
     Path(id): Path<String>,
     body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
     let val = find_writable(&app, &who, &id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
@@ -313,18 +338,22 @@ async fn deploy(
         .map_err(out_of_reach)?;
     app.forget_vals();
     let (endpoint, host_endpoint) = val_urls(&app, &val);
-    let mut body = version_json(&version);
-    body["valId"] = json!(val.id);
-    body["url"] = match version.kind.as_str() {
-        "http" => json!(endpoint),
-        _ => json!(format!(
-            "{}/v1/run/{}.{}",
-            app.config.public_url, val.owner_name, val.name
-        )),
+    let (url, host_url) = match version.kind.as_str() {
+        "http" => (endpoint, Some(host_endpoint)),
+        _ => (
+            format!(
+                "{}/v1/run/{}.{}",
+                app.config.public_url, val.owner_name, val.name
+            ),
+            None,
+        ),
     };
-    if version.kind == "http" {
-        body["hostUrl"] = json!(host_endpoint);
-    }
+    let body = DeployResponse {
+        version: VersionView::from(&version),
+        val_id: val.id,
+        url,
+        host_url,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
