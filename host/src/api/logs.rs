@@ -5,8 +5,7 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::params;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::Authed;
 use crate::app::App;
@@ -46,7 +45,7 @@ async fn list_route(
     State(app): State<App>,
     Authed(who): Authed,
     Query(q): Query<LogQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LogPage>> {
     who.require(Scope::ValRead)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -84,16 +83,62 @@ async fn list_route(
                    AND (?4 IS NULL OR time_ns < ?4)
                  ORDER BY time_ns {order}, id {order} LIMIT ?5"
             ))?;
-            let rows = stmt.query_map(params![owner, val_id, start, end, limit], row_to_json)?;
+            let rows = stmt.query_map(params![owner, val_id, start, end, limit], row_to_entry)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
-    Ok(Json(
-        json!({ "data": rows, "links": { "self": "/v1/telemetry/logs" } }),
-    ))
+    Ok(Json(LogPage {
+        data: rows,
+        links: SelfLink {
+            self_: "/v1/telemetry/logs",
+        },
+    }))
 }
 
-fn row_to_json(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+/// One call as a log record, in the OpenTelemetry-like shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogEntry {
+    time_unix_nano: String,
+    severity_text: &'static str,
+    body: String,
+    trace_id: String,
+    attributes: LogAttributes,
+}
+
+#[derive(Serialize)]
+struct LogAttributes {
+    #[serde(rename = "val.id")]
+    val_id: String,
+    #[serde(rename = "val.name")]
+    val_name: String,
+    #[serde(rename = "val.version")]
+    val_version: i64,
+    trigger: String,
+    #[serde(rename = "http.status")]
+    http_status: u16,
+    duration_ms: f64,
+    cpu_ms: f64,
+    fuel_used: i64,
+    stdout: String,
+    stderr: String,
+    error: Option<String>,
+}
+
+/// A page of log records.
+#[derive(Serialize)]
+struct LogPage {
+    data: Vec<LogEntry>,
+    links: SelfLink,
+}
+
+#[derive(Serialize)]
+struct SelfLink {
+    #[serde(rename = "self")]
+    self_: &'static str,
+}
+
+fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
     let status: u16 = r.get("status")?;
     let error: Option<String> = r.get("error")?;
     let trigger: String = r.get("trigger")?;
@@ -102,23 +147,23 @@ fn row_to_json(r: &rusqlite::Row) -> rusqlite::Result<Value> {
         Some(e) => e.clone(),
         None => format!("{trigger} call answered {status}"),
     };
-    Ok(json!({
-        "timeUnixNano": r.get::<_, i64>("time_ns")?.to_string(),
-        "severityText": if error.is_some() { "ERROR" } else { "INFO" },
-        "body": body,
-        "traceId": format!("{id:032x}"),
-        "attributes": {
-            "val.id": r.get::<_, String>("val_id")?,
-            "val.name": r.get::<_, String>("val_name")?,
-            "val.version": r.get::<_, i64>("version")?,
-            "trigger": trigger,
-            "http.status": status,
-            "duration_ms": r.get::<_, i64>("duration_us")? as f64 / 1000.0,
-            "cpu_ms": r.get::<_, i64>("cpu_us")? as f64 / 1000.0,
-            "fuel_used": r.get::<_, i64>("fuel_used")?,
-            "stdout": r.get::<_, String>("stdout")?,
-            "stderr": r.get::<_, String>("stderr")?,
-            "error": error,
+    Ok(LogEntry {
+        time_unix_nano: r.get::<_, i64>("time_ns")?.to_string(),
+        severity_text: if error.is_some() { "ERROR" } else { "INFO" },
+        body,
+        trace_id: format!("{id:032x}"),
+        attributes: LogAttributes {
+            val_id: r.get("val_id")?,
+            val_name: r.get("val_name")?,
+            val_version: r.get("version")?,
+            trigger,
+            http_status: status,
+            duration_ms: r.get::<_, i64>("duration_us")? as f64 / 1000.0,
+            cpu_ms: r.get::<_, i64>("cpu_us")? as f64 / 1000.0,
+            fuel_used: r.get("fuel_used")?,
+            stdout: r.get("stdout")?,
+            stderr: r.get("stderr")?,
+            error,
         },
-    }))
+    })
 }

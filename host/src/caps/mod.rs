@@ -15,6 +15,8 @@ pub mod fetch;
 mod grant;
 mod registry;
 pub mod sqlite;
+#[cfg(test)]
+mod testing;
 
 use std::marker::PhantomData;
 

@@ -108,3 +108,6 @@ impl Capability for Blob {
 
     fn start_call(&self, _val: &ValRow) {}
 }
+
+#[cfg(test)]
+mod tests;

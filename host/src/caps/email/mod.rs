@@ -121,3 +121,6 @@ impl Capability for Email {
 
     fn start_call(&self, _val: &ValRow) {}
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::outbox::{EmailError, Outgoing};
 use crate::caps::{Capabilities, CapsRouter};
@@ -84,7 +84,7 @@ async fn send(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<SendBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Queued>> {
     who.require(crate::auth::Scope::EmailWrite)?;
     if !body.attachments.is_empty() {
         return Err(ApiError::bad_request(
@@ -117,29 +117,53 @@ async fn send(
         .send(&mut who, None, recipients, mail)
         .await
         .map_err(api_error)?;
-    Ok(Json(
-        json!({ "message": format!("email queued for delivery to your address (id {id})"), "id": id }),
-    ))
+    Ok(Json(Queued {
+        message: format!("email queued for delivery to your address (id {id})"),
+        id,
+    }))
 }
 
 async fn list(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Outbox>> {
     let entries = caps.email.outbox(&mut who).await.map_err(api_error)?;
-    let data: Vec<Value> = entries
+    let data = entries
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "subject": e.subject,
-                "status": e.status,
-                "attempts": e.attempts,
-                "lastError": e.last_error,
-                "createdAt": iso8601(e.created_at),
-                "sentAt": e.sent_at.map(iso8601),
-            })
+        .map(|e| OutboxEntry {
+            id: e.id,
+            subject: e.subject,
+            status: e.status,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            created_at: iso8601(e.created_at),
+            sent_at: e.sent_at.map(iso8601),
         })
         .collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(Outbox { data }))
+}
+
+/// The answer to a send: the queued message's id.
+#[derive(Serialize)]
+struct Queued {
+    message: String,
+    id: String,
+}
+
+/// The caller's outbox, newest first.
+#[derive(Serialize)]
+struct Outbox {
+    data: Vec<OutboxEntry>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutboxEntry {
+    id: String,
+    subject: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    created_at: String,
+    sent_at: Option<String>,
 }

@@ -112,3 +112,6 @@ impl Capability for Env {
         EnvCall::default()
     }
 }
+
+#[cfg(test)]
+mod tests;

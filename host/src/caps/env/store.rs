@@ -13,6 +13,7 @@ use crate::web::iso8601;
 const MAX_KEY_LEN: usize = 128;
 
 /// What the API shows of an env var: never its value.
+#[derive(Debug)]
 pub struct EnvVarMeta {
     pub key: String,
     pub description: String,

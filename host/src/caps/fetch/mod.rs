@@ -334,6 +334,9 @@ impl Capability for Fetch {
 }
 
 #[cfg(test)]
+mod service_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

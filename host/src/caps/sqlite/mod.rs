@@ -136,3 +136,6 @@ impl Capability for Sqlite {
 
     fn start_call(&self, _val: &ValRow) {}
 }
+
+#[cfg(test)]
+mod service_tests;

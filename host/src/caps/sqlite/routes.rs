@@ -12,8 +12,8 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rusqlite::types::Value as SqlValue;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::store::{Args, Mode, ResultSet, SqlError, Statement};
 use crate::auth::Principal;
@@ -59,10 +59,10 @@ fn to_sql(v: &Value) -> ApiResult<SqlValue> {
 fn from_sql(v: SqlValue) -> Value {
     match v {
         SqlValue::Null => Value::Null,
-        SqlValue::Integer(i) => json!(i),
-        SqlValue::Real(f) => json!(f),
-        SqlValue::Text(t) => json!(t),
-        SqlValue::Blob(b) => json!(BASE64.encode(b)),
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        SqlValue::Blob(b) => Value::String(BASE64.encode(b)),
     }
 }
 
@@ -91,14 +91,31 @@ fn statement(s: StatementJson) -> ApiResult<Statement> {
     Ok(Statement { sql, args })
 }
 
-fn result_json(r: ResultSet) -> Value {
-    json!({
-        "columns": r.columns,
-        "columnTypes": r.column_types,
-        "rows": r.rows.into_iter().map(|row| row.into_iter().map(from_sql).collect::<Vec<_>>()).collect::<Vec<_>>(),
-        "rowsAffected": r.rows_affected,
-        "lastInsertRowid": r.last_insert_rowid,
-    })
+/// A statement's result in Val Town's shape; blobs as base64 strings.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultJson {
+    columns: Vec<String>,
+    column_types: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    rows_affected: u64,
+    last_insert_rowid: Option<i64>,
+}
+
+impl From<ResultSet> for ResultJson {
+    fn from(r: ResultSet) -> Self {
+        Self {
+            columns: r.columns,
+            column_types: r.column_types,
+            rows: r
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(from_sql).collect())
+                .collect(),
+            rows_affected: r.rows_affected,
+            last_insert_rowid: r.last_insert_rowid,
+        }
+    }
 }
 
 fn api_error(e: SqlError) -> ApiError {
@@ -162,7 +179,7 @@ async fn execute(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<ExecuteBody>,
-) -> Result<Json<Value>, Failure> {
+) -> Result<Json<ResultJson>, Failure> {
     let turn = turn(&caps, &who)?;
     let s = statement(body.statement)?;
     let bounds = caps.sqlite.rest_bounds();
@@ -171,7 +188,7 @@ async fn execute(
         .execute(&mut who, s, bounds, Some(turn))
         .await
         .map_err(api_error)?;
-    Ok(Json(result_json(result)))
+    Ok(Json(result.into()))
 }
 
 #[derive(Deserialize)]
@@ -185,7 +202,7 @@ async fn batch(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<BatchBody>,
-) -> Result<Json<Value>, Failure> {
+) -> Result<Json<Vec<ResultJson>>, Failure> {
     let turn = turn(&caps, &who)?;
     let mode = match body.mode.as_deref() {
         None | Some("deferred") => Mode::Deferred,
@@ -210,7 +227,5 @@ async fn batch(
         .batch(&mut who, statements, mode, bounds, Some(turn))
         .await
         .map_err(api_error)?;
-    Ok(Json(Value::Array(
-        results.into_iter().map(result_json).collect(),
-    )))
+    Ok(Json(results.into_iter().map(ResultJson::from).collect()))
 }

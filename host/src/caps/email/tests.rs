@@ -1,0 +1,72 @@
+//! The email service on its own: scopes, and mail only to its owner.
+
+use super::Email;
+use super::outbox::{EmailError, Outgoing};
+use crate::auth::Scope::{EmailRead, EmailWrite};
+use crate::caps::testing::TestEnv;
+
+fn mail(subject: &str) -> Outgoing {
+    Outgoing {
+        from_name: None,
+        reply_to: Vec::new(),
+        subject: subject.into(),
+        text: Some("hello".into()),
+        html: None,
+    }
+}
+
+#[tokio::test]
+async fn sending_needs_email_write_and_reading_the_outbox_email_read() {
+    let env = TestEnv::new();
+    let email: Email = env.open();
+    let alice = env.user("alice");
+    let mut reader = env.principal(&alice, &[EmailRead]);
+    let mut sender = env.principal(&alice, &[EmailWrite]);
+
+    let refused = email.send(&mut reader, None, Vec::new(), mail("a")).await;
+    assert!(matches!(refused, Err(EmailError::Denied(d)) if d.scope == EmailWrite));
+    let id = email
+        .send(&mut sender, None, Vec::new(), mail("b"))
+        .await
+        .unwrap();
+    let refused = email.outbox(&mut sender).await;
+    assert!(matches!(refused, Err(EmailError::Denied(d)) if d.scope == EmailRead));
+    let outbox = email.outbox(&mut reader).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(
+        (outbox[0].id.as_str(), outbox[0].subject.as_str()),
+        (id.as_str(), "b")
+    );
+}
+
+#[tokio::test]
+async fn a_val_mails_only_its_owner() {
+    let env = TestEnv::new();
+    let email: Email = env.open();
+    let alice = env.user("alice");
+    env.user("bob");
+    let mut call = env.grant(&alice, "val", &[EmailWrite]);
+    let refused = email
+        .send(
+            &mut call,
+            Some("val"),
+            vec!["bob@example.com".into()],
+            mail("x"),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(EmailError::Invalid(_))),
+        "{refused:?}"
+    );
+    email
+        .send(
+            &mut call,
+            Some("val"),
+            vec!["alice@example.com".into()],
+            mail("y"),
+        )
+        .await
+        .unwrap();
+    let mut bob_reader = env.principal(&env.user("carol"), &[EmailRead]);
+    assert!(email.outbox(&mut bob_reader).await.unwrap().is_empty());
+}

@@ -1,0 +1,107 @@
+//! A test environment for one capability's service, without a server or a
+//! wasm build: a data directory with a real metadata database, users and
+//! vals in it, and the two kinds of scope holder (a REST caller's
+//! principal, a call's grant).
+
+use std::time::{Duration, Instant};
+
+use super::{Capability, Grant, Settings};
+use crate::auth::{CallToken, CallTokens, Principal, Scope, Scopes};
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::secrets::SecretBox;
+
+pub struct TestEnv {
+    /// The data directory, deleted when the environment is dropped.
+    _dir: tempfile::TempDir,
+    pub config: Config,
+    pub db: Db,
+    pub secrets: SecretBox,
+    pub call_tokens: CallTokens,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// An environment whose config `tune` adjusts first (limits, say).
+    pub fn with_config(tune: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        tune(&mut config);
+        let db = Db::open(&dir.path().join("valbox.db")).unwrap();
+        let secrets = SecretBox::load_or_create(&dir.path().join("secret.key")).unwrap();
+        Self {
+            _dir: dir,
+            config,
+            db,
+            secrets,
+            call_tokens: CallTokens::default(),
+        }
+    }
+
+    /// Capability `C`'s service, built as the server builds it.
+    pub fn open<C: Capability>(&self) -> C {
+        C::open(&Settings {
+            config: &self.config,
+            db: &self.db,
+            secrets: &self.secrets,
+        })
+        .unwrap()
+    }
+
+    /// A new user; returns its id.
+    pub fn user(&self, name: &str) -> String {
+        let email = format!("{name}@example.com");
+        let name = name.to_string();
+        self.db
+            .call_blocking(move |c| db::insert_user(c, &name, &email))
+            .unwrap()
+            .id
+    }
+
+    /// A new val of `owner`; returns its id.
+    pub fn val(&self, owner: &str, name: &str) -> String {
+        let (owner, name) = (owner.to_string(), name.to_string());
+        let scopes = Scopes::val_default().to_string();
+        self.db
+            .call_blocking(move |c| db::insert_val(c, &owner, &name, "public", "", &scopes))
+            .unwrap()
+    }
+
+    /// A REST caller: `user` with a personal token holding `scopes`.
+    pub fn principal(&self, user: &str, scopes: &[Scope]) -> Principal {
+        Principal {
+            user_id: user.into(),
+            username: user.into(),
+            scopes: scopes.iter().copied().collect(),
+            token_id: "test-token".into(),
+            call_of_val: None,
+        }
+    }
+
+    /// A call of `owner`'s val `val` holding `scopes`, for ten seconds.
+    pub fn grant(&self, owner: &str, val: &str, scopes: &[Scope]) -> Grant {
+        let scopes: Scopes = scopes.iter().copied().collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let token = self.call_tokens.mint(CallToken {
+            id: String::new(),
+            owner_id: owner.into(),
+            username: owner.into(),
+            val_id: val.into(),
+            scopes,
+            created_at_ms: 0,
+            deadline,
+            expires_at_ms: 0,
+        });
+        Grant {
+            owner_id: owner.into(),
+            val_id: val.into(),
+            scopes,
+            deadline,
+            token,
+            denials: Vec::new(),
+        }
+    }
+}
