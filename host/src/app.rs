@@ -168,16 +168,19 @@ impl App {
     ) -> Result<OwnedSemaphorePermit, FullShare> {
         let total = self.config.limits.concurrent_calls_per_owner;
         let reserved = owner_reserve(total);
-        let slots = self
-            .owner_slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(owner.to_string())
-            .or_insert_with(|| OwnerSlots {
-                reserved: Arc::new(Semaphore::new(reserved)),
-                open: Arc::new(Semaphore::new(total - reserved)),
-            })
-            .clone();
+        let slots = {
+            let mut all = self.owner_slots.lock().unwrap_or_else(|p| p.into_inner());
+            match all.get(owner) {
+                Some(slots) => slots.clone(),
+                None => all
+                    .entry(owner.to_string())
+                    .or_insert_with(|| OwnerSlots {
+                        reserved: Arc::new(Semaphore::new(reserved)),
+                        open: Arc::new(Semaphore::new(total - reserved)),
+                    })
+                    .clone(),
+            }
+        };
         if by_owner {
             // The reserve first: the owner's calls leave the open share
             // to others as long as they can.
