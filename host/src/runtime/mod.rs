@@ -3,6 +3,7 @@
 //! store under the configured limits. Knows nothing about HTTP routes.
 
 pub mod bindings;
+mod call;
 mod engine;
 mod limits;
 mod output;
@@ -22,7 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::config::Limits;
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
-pub use bindings::{HttpRequest, HttpResponse};
+pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output, ValKind};
 use engine::{engine_config, start_epoch_ticker};
 use limits::CallLimiter;
 use output::Capture;
@@ -38,30 +39,6 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// for each one loaded: it comes back from the on-disk compiled cache in
 /// milliseconds, and memory stays bounded however many versions exist.
 const MAX_LOADED: usize = 1024;
-
-/// Which export a component offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ValKind {
-    Http,
-    Script,
-}
-
-impl ValKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ValKind::Http => "http",
-            ValKind::Script => "script",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "http" => Some(ValKind::Http),
-            "script" => Some(ValKind::Script),
-            _ => None,
-        }
-    }
-}
 
 /// The state of one call's store: WASI's, the memory limiter's, and
 /// `host`, what the embedder links its own imports to (the capabilities).
@@ -95,50 +72,6 @@ impl<H> Clone for Loaded<H> {
             Loaded::Script(pre) => Loaded::Script(pre.clone()),
         }
     }
-}
-
-/// What a caller asks of a val.
-pub enum Input {
-    Http(HttpRequest),
-    /// The Run API's arguments, a JSON array.
-    Script(String),
-}
-
-/// What a val answered.
-#[derive(Debug)]
-pub enum Output {
-    Http(HttpResponse),
-    /// The JSON the val returned, or its error message.
-    Script(Result<String, String>),
-}
-
-/// Why a call failed. Each names the limit or fault, for the caller's
-/// status code and the owner's log.
-#[derive(Debug)]
-pub enum CallError {
-    Fuel(u64),
-    Deadline(Duration),
-    Memory(usize),
-    ResponseTooLarge(usize),
-    /// The guest trapped (a panic, for a Rust val); the detail is for logs.
-    Trap(String),
-    /// The server has no room for another instance right now.
-    Busy,
-    /// The component is missing or broken on our side.
-    Internal(String),
-}
-
-/// The result of one call, with what the owner's log records.
-pub struct Outcome<H> {
-    pub result: Result<Output, CallError>,
-    pub fuel_used: u64,
-    pub duration: Duration,
-    /// Time the call held a slot to run wasm: its CPU time.
-    pub cpu_time: Duration,
-    pub stdout: String,
-    pub stderr: String,
-    /// The call's host state, handed back: what the imports recorded.
-    pub host: H,
 }
 
 /// What a call consumed, filled in even when it fails.

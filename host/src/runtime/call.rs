@@ -1,0 +1,73 @@
+//! What goes into a call and what comes out of it.
+
+use std::time::Duration;
+
+pub use super::bindings::{HttpRequest, HttpResponse};
+
+/// Which export a component offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValKind {
+    Http,
+    Script,
+}
+
+impl ValKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValKind::Http => "http",
+            ValKind::Script => "script",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "http" => Some(ValKind::Http),
+            "script" => Some(ValKind::Script),
+            _ => None,
+        }
+    }
+}
+
+/// What a caller asks of a val.
+pub enum Input {
+    Http(HttpRequest),
+    /// The Run API's arguments, a JSON array.
+    Script(String),
+}
+
+/// What a val answered.
+#[derive(Debug)]
+pub enum Output {
+    Http(HttpResponse),
+    /// The JSON the val returned, or its error message.
+    Script(Result<String, String>),
+}
+
+/// Why a call failed. Each names the limit or fault, for the caller's
+/// status code and the owner's log.
+#[derive(Debug)]
+pub enum CallError {
+    Fuel(u64),
+    Deadline(Duration),
+    Memory(usize),
+    ResponseTooLarge(usize),
+    /// The guest trapped (a panic, for a Rust val); the detail is for logs.
+    Trap(String),
+    /// The server has no room for another instance right now.
+    Busy,
+    /// The component is missing or broken on our side.
+    Internal(String),
+}
+
+/// The result of one call, with what the owner's log records.
+pub struct Outcome<H> {
+    pub result: Result<Output, CallError>,
+    pub fuel_used: u64,
+    pub duration: Duration,
+    /// Time the call held a slot to run wasm: its CPU time.
+    pub cpu_time: Duration,
+    pub stdout: String,
+    pub stderr: String,
+    /// The call's host state, handed back: what the imports recorded.
+    pub host: H,
+}
