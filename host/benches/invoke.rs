@@ -14,8 +14,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use valbox::app::App;
-use valbox::auth::{CallToken, Scopes};
-use valbox::caps::Grant;
+use valbox::auth::Scopes;
+use valbox::caps::{CallOf, Grant};
 use valbox::config::Config;
 use valbox::db::{self, ValRow};
 use valbox::runtime::{HttpRequest, Input, Output};
@@ -59,27 +59,14 @@ async fn deploy_hello(app: &App) -> ValRow {
 
 /// What `services::call` does around the runtime, minus slot and log.
 async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
-    let timeout = app.config.limits.timeout;
-    let deadline = Instant::now() + timeout;
     let scopes = Scopes::parse(&val.scopes).unwrap();
-    let token = app.call_tokens.mint(CallToken {
-        id: String::new(),
-        owner_id: val.owner_id.clone(),
-        username: val.owner_name.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        created_at_ms: 0,
-        deadline,
-        expires_at_ms: 0,
-    });
-    let grant = Grant {
-        owner_id: val.owner_id.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        deadline,
-        token,
-        denials: Vec::new(),
+    let call_of = CallOf {
+        owner_id: &val.owner_id,
+        owner_name: &val.owner_name,
+        val_id: &val.id,
     };
+    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
+    let deadline = grant.deadline;
     let host = app.caps.start_call(grant, val);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
     let outcome = app.runtime.invoke(sha256, host, request(), deadline).await;

@@ -1,9 +1,9 @@
 //! What one call of a val may do: on whose behalf, with which scopes, until
 //! when; and the scopes it was refused, for its log.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::auth::{Denied, Holder, MintedToken, Scope, Scopes};
+use crate::auth::{CallToken, CallTokens, Denied, Holder, MintedToken, Scope, Scopes};
 
 pub struct Grant {
     pub owner_id: String,
@@ -16,6 +16,40 @@ pub struct Grant {
     pub token: MintedToken,
     /// Scopes the guest was refused, in order, for the call's log.
     pub denials: Vec<Scope>,
+}
+
+/// Whose call a grant is for: the val and its owner.
+pub struct CallOf<'a> {
+    pub owner_id: &'a str,
+    pub owner_name: &'a str,
+    pub val_id: &'a str,
+}
+
+impl Grant {
+    /// The grant of one call of `call.val_id`, holding `scopes` until
+    /// `timeout` from now, with its token registered in `tokens`.
+    pub fn mint(tokens: &CallTokens, call: CallOf, scopes: Scopes, timeout: Duration) -> Self {
+        let deadline = Instant::now() + timeout;
+        let now_ms = crate::db::now_ms();
+        let token = tokens.mint(CallToken {
+            id: String::new(),
+            owner_id: call.owner_id.into(),
+            username: call.owner_name.into(),
+            val_id: call.val_id.into(),
+            scopes,
+            created_at_ms: now_ms,
+            deadline,
+            expires_at_ms: now_ms + timeout.as_millis() as i64,
+        });
+        Grant {
+            owner_id: call.owner_id.into(),
+            val_id: call.val_id.into(),
+            scopes,
+            deadline,
+            token,
+            denials: Vec::new(),
+        }
+    }
 }
 
 impl Holder for Grant {
@@ -42,32 +76,16 @@ impl Holder for Grant {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::auth::{CallToken, CallTokens};
 
     fn grant(tokens: &CallTokens, scopes: &[Scope]) -> Grant {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let scopes = Scopes::from_iter(scopes.iter().copied());
-        let token = tokens.mint(CallToken {
-            id: String::new(),
-            owner_id: "owner".into(),
-            username: "alice".into(),
-            val_id: "val".into(),
-            scopes,
-            created_at_ms: 0,
-            deadline,
-            expires_at_ms: 0,
-        });
-        Grant {
-            owner_id: "owner".into(),
-            val_id: "val".into(),
-            scopes,
-            deadline,
-            token,
-            denials: Vec::new(),
-        }
+        let call = CallOf {
+            owner_id: "owner",
+            owner_name: "alice",
+            val_id: "val",
+        };
+        let scopes = scopes.iter().copied().collect();
+        Grant::mint(tokens, call, scopes, Duration::from_secs(10))
     }
 
     #[test]

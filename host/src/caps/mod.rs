@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::Grant;
+pub use grant::{CallOf, Grant};
 pub use registry::{CallHost, Capabilities, CapsRouter, RouteState};
 
 use crate::config::Config;

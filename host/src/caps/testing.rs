@@ -3,10 +3,10 @@
 //! vals in it, and the two kinds of scope holder (a REST caller's
 //! principal, a call's grant).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Capability, Grant, Settings};
-use crate::auth::{CallToken, CallTokens, Principal, Scope, Scopes};
+use super::{CallOf, Capability, Grant, Settings};
+use crate::auth::{CallTokens, Principal, Scope, Scopes};
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::secrets::SecretBox;
@@ -83,25 +83,12 @@ impl TestEnv {
 
     /// A call of `owner`'s val `val` holding `scopes`, for ten seconds.
     pub fn grant(&self, owner: &str, val: &str, scopes: &[Scope]) -> Grant {
-        let scopes: Scopes = scopes.iter().copied().collect();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let token = self.call_tokens.mint(CallToken {
-            id: String::new(),
-            owner_id: owner.into(),
-            username: owner.into(),
-            val_id: val.into(),
-            scopes,
-            created_at_ms: 0,
-            deadline,
-            expires_at_ms: 0,
-        });
-        Grant {
-            owner_id: owner.into(),
-            val_id: val.into(),
-            scopes,
-            deadline,
-            token,
-            denials: Vec::new(),
-        }
+        let call = CallOf {
+            owner_id: owner,
+            owner_name: owner,
+            val_id: val,
+        };
+        let scopes = scopes.iter().copied().collect();
+        Grant::mint(&self.call_tokens, call, scopes, Duration::from_secs(10))
     }
 }

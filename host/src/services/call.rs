@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 
 use crate::app::{App, FullShare};
-use crate::auth::{CallToken, Principal, Scopes};
-use crate::caps::Grant;
+use crate::auth::{Principal, Scopes};
+use crate::caps::{CallOf, Grant};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
@@ -59,29 +59,15 @@ pub async fn call(
         .ok_or_else(|| ApiError::internal("val without version"))?;
     let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
     // The one deadline of the call: its token's expiry, the bound of its
-    // host work, and where the runtime stops it.
-    let timeout = app.config.limits.timeout;
-    let deadline = std::time::Instant::now() + timeout;
-    let now_ms = crate::db::now_ms();
-    let token = app.call_tokens.mint(CallToken {
-        id: String::new(),
-        owner_id: val.owner_id.clone(),
-        username: val.owner_name.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        created_at_ms: now_ms,
-        deadline,
-        expires_at_ms: now_ms + timeout.as_millis() as i64,
-    });
-    // The token is revoked when the grant is dropped, however the call ends.
-    let grant = Grant {
-        owner_id: val.owner_id.clone(),
-        val_id: val.id.clone(),
-        scopes,
-        deadline,
-        token,
-        denials: Vec::new(),
+    // host work, and where the runtime stops it. The token is revoked when
+    // the grant is dropped, however the call ends.
+    let call_of = CallOf {
+        owner_id: &val.owner_id,
+        owner_name: &val.owner_name,
+        val_id: &val.id,
     };
+    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
+    let deadline = grant.deadline;
     let host = app.caps.start_call(grant, val);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
