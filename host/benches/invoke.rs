@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use valbox::app::App;
 use valbox::auth::Scopes;
-use valbox::caps::{CallOf, Grant};
 use valbox::config::Config;
 use valbox::db::{self, ValRow};
 use valbox::runtime::{HttpRequest, Input, Output};
-use valbox::services::call::call;
+use valbox::services::call::{begin, call};
 
 const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
@@ -60,16 +59,9 @@ async fn deploy_hello(app: &App) -> ValRow {
 /// What `services::call` does around the runtime, minus slot and log.
 async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
     let scopes = Scopes::parse(&val.scopes).unwrap();
-    let call_of = CallOf {
-        owner_id: &val.owner_id,
-        owner_name: &val.owner_name,
-        val_id: &val.id,
-    };
-    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
-    let deadline = grant.deadline;
-    let host = app.caps.start_call(grant, val);
+    let start = || begin(app, val, scopes);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
-    let outcome = app.runtime.invoke(sha256, host, request(), deadline).await;
+    let outcome = app.runtime.invoke(sha256, request(), start).await;
     outcome.result.map_err(|e| format!("{e:?}"))
 }
 

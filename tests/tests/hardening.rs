@@ -219,6 +219,16 @@ async fn one_owner_cannot_run_sqlite_requests_without_bound() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+    // A token without SQLite scopes is refused as such, before any turn:
+    // refused requests cannot hold up the owner's own.
+    let (_, narrow) = s.token_with(&s.alice, &["blob:read"]).await;
+    let resp = s
+        .req(Method::POST, "/v1/sqlite/execute", Some(&narrow))
+        .json(&json!({ "statement": "SELECT 1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
     for request in slow {
         assert_eq!(request.await.unwrap().unwrap().status(), 504);
     }

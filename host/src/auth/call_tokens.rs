@@ -4,6 +4,7 @@
 //! in this process and none outlives it, so a lookup costs no I/O.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -46,6 +47,9 @@ impl CallToken {
 pub struct CallTokens {
     live: Arc<Mutex<Live>>,
     next_id: Arc<AtomicU64>,
+    /// Keys the ids owners see, so that an id tells nothing of how many
+    /// calls ran and does not repeat across restarts.
+    id_key: RandomState,
 }
 
 #[derive(Default)]
@@ -79,14 +83,13 @@ impl CallTokens {
     /// dropped.
     pub fn mint(&self, mut token: CallToken) -> MintedToken {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        token.id = format!("call-{id}");
+        token.id = format!("call-{:016x}", self.id_key.hash_one(id));
         let entry = Entry { token, hash: None };
         self.lock().by_id.insert(id, entry);
         MintedToken {
             id,
             text: None,
             tokens: self.clone(),
-            revoke_on_drop: true,
         }
     }
 
@@ -159,7 +162,6 @@ pub struct MintedToken {
     id: u64,
     text: Option<String>,
     tokens: CallTokens,
-    revoke_on_drop: bool,
 }
 
 impl MintedToken {
@@ -175,20 +177,11 @@ impl MintedToken {
     pub fn is_live(&self) -> bool {
         self.tokens.is_live(self.id)
     }
-
-    /// Give up the lease: the token stays live until its deadline or a
-    /// revocation. For tests that stand in for a running call.
-    pub fn detach(mut self) -> String {
-        self.revoke_on_drop = false;
-        self.text().to_string()
-    }
 }
 
 impl Drop for MintedToken {
     fn drop(&mut self) {
-        if self.revoke_on_drop {
-            self.tokens.lock().remove(self.id);
-        }
+        self.tokens.lock().remove(self.id);
     }
 }
 

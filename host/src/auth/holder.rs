@@ -44,10 +44,14 @@ impl Holder for Principal {
     }
 
     fn deny(&mut self, scope: Scope) -> Denied {
-        Denied {
-            scope,
-            message: format!("this token lacks the `{scope}` scope; create a token that has it"),
-        }
+        let message = if self.call_of_val.is_some() {
+            format!(
+                "this val's call token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
+            )
+        } else {
+            format!("this token lacks the `{scope}` scope; create a token that has it")
+        };
+        Denied { scope, message }
     }
 }
 

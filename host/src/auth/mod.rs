@@ -133,7 +133,7 @@ impl Authenticator {
 }
 
 async fn authenticate(
-    app: &Authenticator,
+    auth: &Authenticator,
     header: Option<&str>,
 ) -> Result<Option<Principal>, ApiError> {
     let Some(header) = header else {
@@ -143,7 +143,7 @@ async fn authenticate(
         ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
     })?;
     if well_formed(token, CALL_TOKEN_PREFIX) {
-        return match app.call_tokens.get(&hash_token(token)) {
+        return match auth.call_tokens.get(&hash_token(token)) {
             Some(call) if call.expired() => Err(ApiError::unauthorized(
                 "this call token has expired; call tokens last only for their call",
             )),
@@ -159,7 +159,7 @@ async fn authenticate(
         ));
     }
     let hash = hash_token(token);
-    let found = app
+    let found = auth
         .db
         .call(move |conn| {
             let Some(row) = db::token_by_hash(conn, &hash)? else {

@@ -5,17 +5,19 @@ use std::time::{Duration, Instant};
 
 use crate::auth::{CallToken, CallTokens, Denied, Holder, MintedToken, Scope, Scopes};
 
+/// Its fields are private: capability code reads them and records
+/// refusals, but cannot widen what the call may do.
 pub struct Grant {
-    pub owner_id: String,
-    pub val_id: String,
-    pub scopes: Scopes,
+    owner_id: String,
+    val_id: String,
+    scopes: Scopes,
     /// When the call must end; host work is bounded by it too.
-    pub deadline: Instant,
+    deadline: Instant,
     /// The call's own API token (the `valtown` env var): revoked when the
     /// grant is dropped, and refusing every scope once revoked.
-    pub token: MintedToken,
+    token: MintedToken,
     /// Scopes the guest was refused, in order, for the call's log.
-    pub denials: Vec<Scope>,
+    denials: Vec<Scope>,
 }
 
 /// Whose call a grant is for: the val and its owner.
@@ -49,6 +51,26 @@ impl Grant {
             token,
             denials: Vec::new(),
         }
+    }
+}
+
+impl Grant {
+    pub fn val_id(&self) -> &str {
+        &self.val_id
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The call's token, for the val: made on first use.
+    pub fn token_text(&mut self) -> &str {
+        self.token.text()
+    }
+
+    /// The scopes the call was refused, in order.
+    pub fn denials(&self) -> &[Scope] {
+        &self.denials
     }
 }
 
@@ -96,7 +118,7 @@ mod tests {
         let denied = g.check(Scope::BlobWrite).unwrap_err();
         assert_eq!(denied.scope, Scope::BlobWrite);
         assert!(denied.message.contains("lacks the `blob:write` scope"));
-        assert_eq!(g.denials, [Scope::BlobWrite]);
+        assert_eq!(g.denials(), [Scope::BlobWrite]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! the same parts: `mod.rs` (its service: scope check, bounds and storage,
 //! shared by the import and the REST route, and its [`Capability`] impl),
 //! `host.rs` (its WIT imports, on its own per-call state), `routes.rs`
-//! (its REST routes) and its store. [`capabilities!`] ties them in: adding
-//! a capability is a folder and a line there.
+//! (its REST routes) and its store. The `capabilities!` list in
+//! `registry.rs` ties them in: adding a capability is a folder and a line
+//! there.
 //!
 //! Every import checks the call's scopes at the moment it is called and
 //! answers a denial as the `denied(...)` error value, never a trap.

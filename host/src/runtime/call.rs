@@ -69,5 +69,6 @@ pub struct Outcome<H> {
     pub stdout: String,
     pub stderr: String,
     /// The call's host state, handed back: what the imports recorded.
-    pub host: H,
+    /// `None` when the component could not be loaded.
+    pub host: Option<H>,
 }

@@ -211,26 +211,29 @@ impl<H: Send + 'static> Runtime<H> {
         Ok(loaded)
     }
 
-    /// Run one call of the component `sha256`, its imports served by
-    /// `host`, stopped at `deadline`.
+    /// Run one call of the component `sha256`. Once it is loaded, `start`
+    /// gives the call's host state and its deadline, so loading (at worst
+    /// a compile) never eats into the call's time.
     pub async fn invoke(
         self: &Arc<Self>,
         sha256: &str,
-        host: H,
         input: Input,
-        deadline: Instant,
+        start: impl FnOnce() -> (H, Instant),
     ) -> Outcome<H> {
         let started = Instant::now();
         let stdout = Capture::new(self.limits.log_bytes);
         let stderr = Capture::new(self.limits.log_bytes);
         let mut usage = Usage::default();
-        let mut store = self.store(host, &stdout, &stderr);
-        let result = match self.load(sha256).await {
+        let (result, host) = match self.load(sha256).await {
             Ok(loaded) => {
-                self.run(loaded, &mut store, input, deadline, &mut usage)
-                    .await
+                let (host, deadline) = start();
+                let mut store = self.store(host, &stdout, &stderr);
+                let result = self
+                    .run(loaded, &mut store, input, deadline, &mut usage)
+                    .await;
+                (result, Some(store.into_data().host))
             }
-            Err(e) => Err(CallError::Internal(format!("{e:#}"))),
+            Err(e) => (Err(CallError::Internal(format!("{e:#}"))), None),
         };
         Outcome {
             result,
@@ -239,7 +242,7 @@ impl<H: Send + 'static> Runtime<H> {
             cpu_time: usage.cpu_time,
             stdout: stdout.text(),
             stderr: stderr.text(),
-            host: store.into_data().host,
+            host,
         }
     }
 

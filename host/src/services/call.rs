@@ -3,13 +3,13 @@
 //! capability context, run it, log it, and map a failure to the error its
 //! caller sees.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 
 use crate::app::{App, FullShare};
 use crate::auth::{Principal, Scopes};
-use crate::caps::{CallOf, Grant};
+use crate::caps::{CallHost, CallOf, Grant};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
@@ -40,6 +40,22 @@ fn too_many_calls(full: FullShare) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
 }
 
+/// One call's host state and deadline, made once its component is loaded:
+/// the one deadline of the call (its token's expiry, the bound of its host
+/// work, where the runtime stops it), its grant and its capabilities'
+/// state. The token is revoked when the grant is dropped, however the call
+/// ends.
+pub fn begin(app: &App, val: &ValRow, scopes: Scopes) -> (CallHost, Instant) {
+    let call_of = CallOf {
+        owner_id: &val.owner_id,
+        owner_name: &val.owner_name,
+        val_id: &val.id,
+    };
+    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
+    let deadline = grant.deadline();
+    (app.caps.start_call(grant, val), deadline)
+}
+
 /// Run one call of `val` under the owner's concurrency limit, log it, and
 /// map a failed call to the error its caller sees.
 pub async fn call(
@@ -58,17 +74,7 @@ pub async fn call(
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
     let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    // The one deadline of the call: its token's expiry, the bound of its
-    // host work, and where the runtime stops it. The token is revoked when
-    // the grant is dropped, however the call ends.
-    let call_of = CallOf {
-        owner_id: &val.owner_id,
-        owner_name: &val.owner_name,
-        val_id: &val.id,
-    };
-    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
-    let deadline = grant.deadline;
-    let host = app.caps.start_call(grant, val);
+    let start = || begin(app, val, scopes);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -98,11 +104,8 @@ pub async fn call(
         stdout,
         stderr,
         host,
-    } = app
-        .runtime
-        .invoke(&latest.sha256, host, input, deadline)
-        .await;
-    let denials = &host.grant.denials;
+    } = app.runtime.invoke(&latest.sha256, input, start).await;
+    let denials = host.as_ref().map_or(&[][..], |h| h.grant.denials());
     let result = result.map_err(call_error);
     let status = match &result {
         Ok(Output::Http(r)) => r.status,

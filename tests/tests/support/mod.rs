@@ -49,6 +49,9 @@ pub struct TestServer {
     pub http: Client,
     /// alice's all-scopes token.
     pub alice: String,
+    /// Call tokens minted by the tests, live until the server is dropped
+    /// (or their lifetime ends), as if their calls were still running.
+    call_leases: std::sync::Mutex<Vec<valbox::auth::MintedToken>>,
 }
 
 pub fn test_limits() -> Limits {
@@ -97,6 +100,7 @@ impl TestServer {
                 .build()
                 .unwrap(),
             alice,
+            call_leases: Default::default(),
         }
     }
 
@@ -216,19 +220,19 @@ impl TestServer {
         lifetime: Duration,
     ) -> String {
         let now = valbox::db::now_ms();
-        self.app()
-            .call_tokens
-            .mint(valbox::auth::CallToken {
-                id: String::new(),
-                owner_id: self.alice_id(),
-                username: "alice".into(),
-                val_id: val_id.into(),
-                scopes,
-                created_at_ms: now,
-                deadline: std::time::Instant::now() + lifetime,
-                expires_at_ms: now + lifetime.as_millis() as i64,
-            })
-            .detach()
+        let mut lease = self.app().call_tokens.mint(valbox::auth::CallToken {
+            id: String::new(),
+            owner_id: self.alice_id(),
+            username: "alice".into(),
+            val_id: val_id.into(),
+            scopes,
+            created_at_ms: now,
+            deadline: std::time::Instant::now() + lifetime,
+            expires_at_ms: now + lifetime.as_millis() as i64,
+        });
+        let text = lease.text().to_string();
+        self.call_leases.lock().unwrap().push(lease);
+        text
     }
 
     /// alice's user id, read straight from the data dir.

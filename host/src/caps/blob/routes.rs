@@ -105,7 +105,7 @@ async fn store(
         .await
         .map_err(|_| api_error(BlobError::TooLarge(limit)))?;
     caps.blob
-        .set(&mut who, key, body.to_vec())
+        .set(&mut who, key, Vec::from(body))
         .await
         .map_err(api_error)?;
     Ok(StatusCode::NO_CONTENT)

@@ -57,7 +57,7 @@ async fn a_call_is_refused_as_a_denied_error_and_the_refusal_is_recorded() {
         .unwrap_err()
         .into();
     assert!(matches!(err, Error::Denied(m) if m.contains("blob:write")));
-    assert_eq!(grant.denials, [BlobWrite]);
+    assert_eq!(grant.denials(), [BlobWrite]);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use super::Email;
 use super::outbox::{EmailError, Outgoing};
+use crate::auth::{Holder, Scope};
 use crate::caps::Ctx;
 use crate::runtime::bindings::email::{Address, Host, Message};
 use crate::runtime::bindings::types::Error;
@@ -22,6 +23,10 @@ impl From<EmailError> for Error {
 
 impl Host for Ctx<'_, Email> {
     async fn send(&mut self, message: Message) -> Result<String, Error> {
+        // The scope first: a refused call is recorded as one, whatever it sent.
+        self.grant
+            .check(Scope::EmailWrite)
+            .map_err(|d| Error::Denied(d.message))?;
         if !message.attachments.is_empty() {
             return Err(Error::Invalid("attachments are not supported yet".into()));
         }
@@ -37,7 +42,7 @@ impl Host for Ctx<'_, Email> {
             text: message.text,
             html: message.html,
         };
-        let val_id = self.grant.val_id.clone();
+        let val_id = self.grant.val_id().to_string();
         Ok(self
             .cap
             .send(self.grant, Some(&val_id), recipients, mail)

@@ -70,3 +70,43 @@ async fn a_val_mails_only_its_owner() {
     let mut bob_reader = env.principal(&env.user("carol"), &[EmailRead]);
     assert!(email.outbox(&mut bob_reader).await.unwrap().is_empty());
 }
+
+/// Through the import: a call without `email:write` is refused as such
+/// (and the refusal recorded) whatever its message holds.
+#[tokio::test]
+async fn the_import_checks_the_scope_before_the_message() {
+    use crate::caps::Ctx;
+    use crate::runtime::bindings::email::{Attachment, Host, Message};
+    use crate::runtime::bindings::types::Error;
+
+    let env = TestEnv::new();
+    let email: Email = env.open();
+    let alice = env.user("alice");
+    let mut grant = env.grant(&alice, "val", &[EmailRead]);
+    let mut ctx = Ctx {
+        grant: &mut grant,
+        cap: &email,
+        call: &mut (),
+    };
+    let message = Message {
+        to: Vec::new(),
+        cc: Vec::new(),
+        bcc: Vec::new(),
+        from: None,
+        reply_to: Vec::new(),
+        subject: None,
+        text: Some("hi".into()),
+        html: None,
+        headers: Vec::new(),
+        attachments: vec![Attachment {
+            content: b"x".to_vec(),
+            filename: "x.txt".into(),
+            content_type: None,
+            disposition: None,
+            content_id: None,
+        }],
+    };
+    let refused = Host::send(&mut ctx, message).await;
+    assert!(matches!(refused, Err(Error::Denied(_))), "{refused:?}");
+    assert_eq!(grant.denials(), [EmailWrite]);
+}

@@ -13,10 +13,10 @@ impl Host for Ctx<'_, Env> {
             .check(Scope::EnvRead)
             .map_err(|d| Error::Denied(d.message))?;
         if name == CALL_TOKEN_VAR {
-            return Ok(Some(self.grant.token.text().to_string()));
+            return Ok(Some(self.grant.token_text().to_string()));
         }
         if self.call.vars.is_none() {
-            let vars = self.cap.values(&self.grant.val_id).await.map_err(|e| {
+            let vars = self.cap.values(self.grant.val_id()).await.map_err(|e| {
                 tracing::error!("loading env vars: {e:#}");
                 Error::Internal("could not load env vars".into())
             })?;

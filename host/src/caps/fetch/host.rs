@@ -7,7 +7,7 @@ use crate::runtime::bindings::types::Error;
 
 impl Host for Ctx<'_, Fetch> {
     async fn fetch(&mut self, request: Request) -> Result<Response, Error> {
-        let deadline = self.grant.deadline;
+        let deadline = self.grant.deadline();
         self.cap
             .fetch(self.grant, self.call, request, deadline)
             .await

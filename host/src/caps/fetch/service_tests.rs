@@ -26,12 +26,12 @@ async fn without_the_scope_nothing_is_fetched() {
         allowlist: None,
         sent: 0,
     };
-    let deadline = call.deadline;
+    let deadline = call.deadline();
     let refused = fetch
         .fetch(&mut call, &mut state, get("http://192.0.2.1:9/"), deadline)
         .await;
     assert!(matches!(refused, Err(Error::Denied(m)) if m.contains("`fetch`")));
-    assert_eq!(call.denials, [Scope::Fetch]);
+    assert_eq!(call.denials(), [Scope::Fetch]);
     assert_eq!(state.sent, 0);
 }
 
@@ -45,7 +45,7 @@ async fn a_host_outside_the_allowlist_is_refused() {
         allowlist: Some(vec!["api.example.com".into()]),
         sent: 0,
     };
-    let deadline = call.deadline;
+    let deadline = call.deadline();
     let refused = fetch
         .fetch(
             &mut call,

@@ -55,6 +55,7 @@ impl From<SqlError> for Error {
     fn from(e: SqlError) -> Self {
         match e {
             SqlError::Denied(d) => Error::Denied(d.message),
+            // The service turns this into `Denied`, recorded; kept whole.
             SqlError::NeedsScope(scope) => Error::Denied(format!("`{scope}` is needed")),
             SqlError::Sql(m) | SqlError::Invalid(m) => Error::Invalid(m),
             SqlError::Quota(m) | SqlError::TooLarge(m) | SqlError::Deadline(m) => Error::Limit(m),
@@ -70,7 +71,7 @@ impl From<SqlError> for Error {
 
 impl Host for Ctx<'_, Sqlite> {
     async fn execute(&mut self, s: Statement) -> Result<ResultSet, Error> {
-        let bounds = self.cap.bounds(self.grant.deadline);
+        let bounds = self.cap.bounds(self.grant.deadline());
         let result = self
             .cap
             .execute(self.grant, statement(s), bounds, None)
@@ -83,7 +84,7 @@ impl Host for Ctx<'_, Sqlite> {
         statements: Vec<Statement>,
         mode: BatchMode,
     ) -> Result<Vec<ResultSet>, Error> {
-        let bounds = self.cap.bounds(self.grant.deadline);
+        let bounds = self.cap.bounds(self.grant.deadline());
         let statements = statements.into_iter().map(statement).collect();
         let mode = match mode {
             BatchMode::Write => Mode::Write,

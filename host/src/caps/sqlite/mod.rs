@@ -77,12 +77,8 @@ impl Sqlite {
         .await
     }
 
-    async fn run<R: Send + 'static>(
-        &self,
-        who: &mut impl Holder,
-        turn: Option<OwnedSemaphorePermit>,
-        op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
-    ) -> Result<R, SqlError> {
+    /// What `who` may do: read, write, or both; refused when neither.
+    pub fn access(who: &mut impl Holder) -> Result<Access, SqlError> {
         let access = Access {
             read: who.allowed(Scope::SqliteRead),
             write: who.allowed(Scope::SqliteWrite),
@@ -90,6 +86,16 @@ impl Sqlite {
         if !access.read && !access.write {
             return Err(SqlError::Denied(who.deny(Scope::SqliteRead)));
         }
+        Ok(access)
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        who: &mut impl Holder,
+        turn: Option<OwnedSemaphorePermit>,
+        op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
+    ) -> Result<R, SqlError> {
+        let access = Self::access(who)?;
         let (store, owner) = (self.store.clone(), who.owner_id().to_string());
         let result = store::on_sql_thread(move || {
             let _turn = turn;

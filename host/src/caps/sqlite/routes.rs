@@ -15,6 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Sqlite;
 use super::store::{Args, Mode, ResultSet, SqlError, Statement};
 use crate::auth::Principal;
 use crate::caps::{Capabilities, CapsRouter};
@@ -180,6 +181,9 @@ async fn execute(
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<ExecuteBody>,
 ) -> Result<Json<ResultJson>, Failure> {
+    // Refused before taking a turn: a caller without the scope must not
+    // hold up the owner's own requests.
+    Sqlite::access(&mut who).map_err(api_error)?;
     let turn = turn(&caps, &who)?;
     let s = statement(body.statement)?;
     let bounds = caps.sqlite.rest_bounds();
@@ -203,6 +207,9 @@ async fn batch(
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<BatchBody>,
 ) -> Result<Json<Vec<ResultJson>>, Failure> {
+    // Refused before taking a turn: a caller without the scope must not
+    // hold up the owner's own requests.
+    Sqlite::access(&mut who).map_err(api_error)?;
     let turn = turn(&caps, &who)?;
     let mode = match body.mode.as_deref() {
         None | Some("deferred") => Mode::Deferred,

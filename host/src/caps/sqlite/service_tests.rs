@@ -47,12 +47,12 @@ async fn a_calls_refusals_are_recorded_for_its_log() {
     let db: Sqlite = env.open();
     let alice = env.user("alice");
     let mut grant = env.grant(&alice, "val", &[SqliteRead]);
-    let bounds = db.bounds(grant.deadline);
+    let bounds = db.bounds(grant.deadline());
     let refused = db
         .execute(&mut grant, sql("CREATE TABLE t (x)"), bounds, None)
         .await;
     assert!(matches!(refused, Err(SqlError::Denied(_))));
-    assert_eq!(grant.denials, [SqliteWrite]);
+    assert_eq!(grant.denials(), [SqliteWrite]);
 }
 
 #[tokio::test]
