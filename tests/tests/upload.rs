@@ -126,3 +126,40 @@ async fn deploying_needs_a_token_and_a_real_val() {
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+/// A version's WIT is served to whoever may see the val: what it exports
+/// (for a caller's bindings) and what it imports, as one WIT document.
+#[tokio::test]
+async fn a_versions_wit_is_served_to_whoever_may_see_it() {
+    let s = TestServer::start().await;
+    let bob = s.create_user("bob");
+    let public = s.deploy("greeter", "hello", "public").await;
+    let private = s.deploy("hidden", "hello", "private").await;
+    let wit_of = |v: &serde_json::Value, n: u32| {
+        format!("/v2/vals/{}/versions/{n}/wit", v["valId"].as_str().unwrap())
+    };
+
+    let resp = s.get(&wit_of(&public, 0), None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    let wit = resp.text().await.unwrap();
+    assert!(wit.contains("world "), "{wit}");
+    assert!(
+        wit.contains("export valbox:platform/http-handler@0.1.0;"),
+        "{wit}"
+    );
+    assert!(wit.contains("import wasi:cli/stdout@0.2.6;"), "{wit}");
+    // The platform's own interfaces are in the same document.
+    assert!(wit.contains("package valbox:platform@0.1.0"), "{wit}");
+
+    // Privacy as for the component itself: a 404 to others, the WIT to
+    // its owner; a missing version is a 404 too.
+    for who in [None, Some(bob.as_str())] {
+        let resp = s.get(&wit_of(&private, 0), who).await;
+        assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let resp = s.get(&wit_of(&private, 0), Some(&s.alice)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = s.get(&wit_of(&public, 7), None).await;
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+}

@@ -9,6 +9,7 @@ mod limits;
 mod output;
 mod scheduler;
 mod upload;
+mod wit;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use limits::CallLimiter;
 use output::Capture;
 use scheduler::Scheduler;
 pub use upload::{Prepared, UploadError};
+pub use wit::component_wit;
 
 /// How often the epoch advances: the granularity of wall-clock deadlines
 /// and of yielding a busy guest back to the async runtime, which is how

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod json;
 mod listing;
+mod wit;
 
 use super::{Authed, Caller, JsonBody};
 use crate::app::App;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<App> {
         .route("/v2/alias/vals/{username}/{name}", get(by_alias))
         .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
         .route("/v2/vals/{id}/versions/{version}/component", get(download))
+        .route("/v2/vals/{id}/versions/{version}/wit", get(wit::show))
 }
 
 /// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
@@ -236,6 +238,26 @@ async fn remove(
 }
 
 /// A val the caller may see, with its versions; 404 otherwise.
+/// The component of version `version` of val `id`, if `who` may see it.
+async fn version_bytes(
+    app: &App,
+    who: Option<&Principal>,
+    id: &str,
+    version: i64,
+) -> ApiResult<(ValRow, Vec<u8>)> {
+    let (val, versions) = visible_versions(app, who, id).await?;
+    let v = versions.into_iter().find(|v| v.version == version);
+    let v = v.ok_or_else(|| {
+        ApiError::not_found(format!("val `{}` has no version {version}", val.name))
+    })?;
+    let runtime = app.runtime.clone();
+    let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((val, bytes))
+}
+
 async fn visible_versions(
     app: &App,
     who: Option<&Principal>,
@@ -364,16 +386,7 @@ async fn download(
     Caller(who): Caller,
     Path((id, version)): Path<(String, i64)>,
 ) -> ApiResult<axum::response::Response> {
-    let (val, versions) = visible_versions(&app, who.as_ref(), &id).await?;
-    let v = versions.into_iter().find(|v| v.version == version);
-    let v = v.ok_or_else(|| {
-        ApiError::not_found(format!("val `{}` has no version {version}", val.name))
-    })?;
-    let runtime = app.runtime.clone();
-    let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let (val, bytes) = version_bytes(&app, who.as_ref(), &id, version).await?;
     Ok((
         [
             (
