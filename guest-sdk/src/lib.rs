@@ -54,6 +54,7 @@ mod error;
 pub mod fetch;
 mod http;
 pub mod sqlite;
+pub mod vals;
 
 pub use error::Error;
 pub use http::{Request, Response};
@@ -86,7 +87,7 @@ mod bindings {
 /// }
 /// ```
 pub mod raw {
-    pub use crate::bindings::valbox::platform::{blob, email, env, fetch, sqlite, types};
+    pub use crate::bindings::valbox::platform::{blob, email, env, fetch, sqlite, types, vals};
 }
 
 /// The val's environment variables: its secrets, set by its owner.
@@ -140,6 +141,8 @@ pub mod __private {
                 "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
                 "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
                 "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
+                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
             },
             generate_all,
             pub_export_macro: true,
@@ -160,6 +163,8 @@ pub mod __private {
                 "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
                 "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
                 "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
+                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
             },
             generate_all,
             pub_export_macro: true,
@@ -167,8 +172,10 @@ pub mod __private {
         });
     }
 
+    pub use crate::bindings::valbox::platform::http_types::{
+        Request as WitRequest, Response as WitResponse,
+    };
     pub use http::exports::valbox::platform::http_handler::Guest as HttpGuest;
-    pub use http::valbox::platform::http_types::{Request as WitRequest, Response as WitResponse};
     pub use script::exports::valbox::platform::script::Guest as ScriptGuest;
 
     /// The type of [`HttpGuest::handle`].

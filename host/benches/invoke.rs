@@ -59,7 +59,7 @@ async fn deploy_hello(app: &App) -> ValRow {
 /// What `services::call` does around the runtime, minus slot and log.
 async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
     let scopes = Scopes::parse(&val.scopes).unwrap();
-    let start = || begin(app, val, scopes);
+    let start = || begin(app, val, scopes, None);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
     let outcome = app.runtime.invoke(sha256, request(), start).await;
     outcome.result.map_err(|e| format!("{e:?}"))

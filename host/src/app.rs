@@ -21,6 +21,16 @@ use crate::services::call_log::LogSink;
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
 
+/// A handle on the app that does not keep it alive, for the parts it owns
+/// that call back into it (vals calling vals).
+pub struct WeakApp(std::sync::Weak<AppInner>);
+
+impl WeakApp {
+    pub fn upgrade(&self) -> Option<App> {
+        self.0.upgrade().map(App)
+    }
+}
+
 /// The val cache. `generation` moves on every change, so a row read from
 /// the database before a change is never cached after it (a val just made
 /// private must not keep serving from a stale entry).
@@ -118,6 +128,8 @@ impl App {
             val_cache: Mutex::default(),
             owner_slots: Mutex::default(),
         }));
+        let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
+        app.caps.vals.connect(Arc::new(runner));
         Ok((app, writer))
     }
 

@@ -18,20 +18,37 @@ pub struct Grant {
     token: MintedToken,
     /// Scopes the guest was refused, in order, for the call's log.
     denials: Vec<Scope>,
+    /// How many calls this one is nested in (0 for a call from outside).
+    depth: u8,
 }
 
-/// Whose call a grant is for: the val and its owner.
+/// Whose call a grant is for: the val and its owner, and the call it is
+/// nested in when another val called it as an API.
 pub struct CallOf<'a> {
     pub owner_id: &'a str,
     pub owner_name: &'a str,
     pub val_id: &'a str,
+    pub within: Option<Within>,
+}
+
+/// The call a nested call runs within: it ends no later, one level deeper.
+#[derive(Clone, Copy, Debug)]
+pub struct Within {
+    pub deadline: Instant,
+    pub depth: u8,
 }
 
 impl Grant {
     /// The grant of one call of `call.val_id`, holding `scopes` until
     /// `timeout` from now, with its token registered in `tokens`.
     pub fn mint(tokens: &CallTokens, call: CallOf, scopes: Scopes, timeout: Duration) -> Self {
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
+        let mut depth = 0;
+        if let Some(within) = call.within {
+            deadline = deadline.min(within.deadline);
+            depth = within.depth.saturating_add(1);
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let now_ms = crate::db::now_ms();
         let token = tokens.mint(CallToken {
             id: String::new(),
@@ -50,11 +67,24 @@ impl Grant {
             deadline,
             token,
             denials: Vec::new(),
+            depth,
+        }
+    }
+
+    /// This call, as the one a nested call runs within.
+    pub fn as_within(&self) -> Within {
+        Within {
+            deadline: self.deadline,
+            depth: self.depth,
         }
     }
 }
 
 impl Grant {
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
     pub fn val_id(&self) -> &str {
         &self.val_id
     }
@@ -105,6 +135,7 @@ mod tests {
             owner_id: "owner",
             owner_name: "alice",
             val_id: "val",
+            within: None,
         };
         let scopes = scopes.iter().copied().collect();
         Grant::mint(tokens, call, scopes, Duration::from_secs(10))

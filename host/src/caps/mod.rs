@@ -18,12 +18,13 @@ mod registry;
 pub mod sqlite;
 #[cfg(test)]
 mod testing;
+pub mod vals;
 
 use std::marker::PhantomData;
 
 use wasmtime::component::{HasData, Linker};
 
-pub use grant::{CallOf, Grant};
+pub use grant::{CallOf, Grant, Within};
 pub use registry::{CallHost, Capabilities, CapsRouter, RouteState};
 
 use crate::config::Config;

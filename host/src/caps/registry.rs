@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{Capability, Ctx, Grant, Settings, blob, email, env, fetch, sqlite};
+use super::{Capability, Ctx, Grant, Settings, blob, email, env, fetch, sqlite, vals};
 use crate::auth::Authenticator;
 use crate::db::ValRow;
 use crate::runtime::CallState;
@@ -100,6 +100,7 @@ capabilities! {
     sqlite: sqlite::Sqlite,
     email: email::Email,
     fetch: fetch::Fetch,
+    vals: vals::Vals,
 }
 
 impl types::Host for Grant {}

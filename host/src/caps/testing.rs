@@ -87,6 +87,7 @@ impl TestEnv {
             owner_id: owner,
             owner_name: owner,
             val_id: val,
+            within: None,
         };
         let scopes = scopes.iter().copied().collect();
         Grant::mint(&self.call_tokens, call, scopes, Duration::from_secs(10))

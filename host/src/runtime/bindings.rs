@@ -24,6 +24,8 @@ pub mod script {
             "valbox:platform/sqlite": super::http::valbox::platform::sqlite,
             "valbox:platform/email": super::http::valbox::platform::email,
             "valbox:platform/fetch": super::http::valbox::platform::fetch,
+            "valbox:platform/http-types": super::http::valbox::platform::http_types,
+            "valbox:platform/vals": super::http::valbox::platform::vals,
         },
     });
 }
@@ -31,7 +33,7 @@ pub mod script {
 pub use http::exports::valbox::platform::http_handler::{
     Request as HttpRequest, Response as HttpResponse,
 };
-pub use http::valbox::platform::{blob, email, env, fetch, http_types, sqlite, types};
+pub use http::valbox::platform::{blob, email, env, fetch, http_types, sqlite, types, vals};
 
 /// Export names that mark a component's kind.
 pub const HTTP_EXPORT: &str = "valbox:platform/http-handler@0.1.0";

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 
 use crate::app::{App, FullShare};
 use crate::auth::{Principal, Scopes};
-use crate::caps::{CallHost, CallOf, Grant};
+use crate::caps::{CallHost, CallOf, Grant, Within};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
@@ -45,11 +45,17 @@ fn too_many_calls(full: FullShare) -> ApiError {
 /// work, where the runtime stops it), its grant and its capabilities'
 /// state. The token is revoked when the grant is dropped, however the call
 /// ends.
-pub fn begin(app: &App, val: &ValRow, scopes: Scopes) -> (CallHost, Instant) {
+pub fn begin(
+    app: &App,
+    val: &ValRow,
+    scopes: Scopes,
+    within: Option<Within>,
+) -> (CallHost, Instant) {
     let call_of = CallOf {
         owner_id: &val.owner_id,
         owner_name: &val.owner_name,
         val_id: &val.id,
+        within,
     };
     let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
     let deadline = grant.deadline();
@@ -66,6 +72,20 @@ pub async fn call(
     trigger: &'static str,
 ) -> ApiResult<Called> {
     let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
+    call_within(app, val, by_owner, input, trigger, None).await
+}
+
+/// [`call`] for a caller known by whether it is `val`'s owner (its own
+/// token, or one of its vals), and within another call when a val calls
+/// `val` as an API.
+pub async fn call_within(
+    app: &App,
+    val: &ValRow,
+    by_owner: bool,
+    input: Input,
+    trigger: &'static str,
+    within: Option<Within>,
+) -> ApiResult<Called> {
     let _slot = app
         .try_owner_slot(&val.owner_id, by_owner)
         .map_err(too_many_calls)?;
@@ -74,7 +94,7 @@ pub async fn call(
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
     let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    let start = || begin(app, val, scopes);
+    let start = || begin(app, val, scopes, within);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

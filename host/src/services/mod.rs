@@ -3,4 +3,5 @@
 
 pub mod call;
 
+pub mod api_calls;
 pub mod call_log;

@@ -1,0 +1,78 @@
+//! Vals calling vals as APIs: the call service behind the `vals` import.
+//! The callee is found as an anonymous caller would find it over HTTP,
+//! except that a private val may be called by its own owner's vals, and
+//! runs through the same call service as any request, within the caller's
+//! deadline.
+
+use axum::http::StatusCode;
+use futures_util::future::BoxFuture;
+
+use super::call::call_within;
+use crate::app::WeakApp;
+use crate::caps::vals::{ApiCall, RunVal};
+use crate::error::ApiError;
+use crate::runtime::bindings::types::Error;
+use crate::runtime::{Input, Output, ValKind};
+
+/// Runs API calls on the app it was made from, without keeping it alive.
+pub struct ValRunner(pub WeakApp);
+
+impl RunVal for ValRunner {
+    fn run<'a>(&'a self, call: ApiCall<'a>) -> BoxFuture<'a, Result<Output, Error>> {
+        Box::pin(run(self, call))
+    }
+}
+
+async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
+    let app = (runner.0.upgrade())
+        .ok_or_else(|| Error::Unavailable("the server is shutting down".into()))?;
+    let (user, name) = (call.user, call.val);
+    let missing = || Error::NotFound(format!("no val `{user}/{name}` that this val may call"));
+    let val = app
+        .val_by_name(user, name)
+        .await
+        .map_err(|e| Error::Internal(format!("finding `{user}/{name}`: {e:#}")))?
+        .ok_or_else(missing)?;
+    let own = val.owner_id == call.caller_owner;
+    if val.privacy == "private" && !own {
+        return Err(missing());
+    }
+    let kind = match &call.input {
+        Input::Http(_) => ValKind::Http,
+        Input::Script(_) => ValKind::Script,
+    };
+    let deployed = val.latest.as_ref().and_then(|v| ValKind::parse(&v.kind));
+    match deployed {
+        None => {
+            return Err(Error::NotFound(format!(
+                "`{user}/{name}` has no deployed version yet"
+            )));
+        }
+        Some(k) if k != kind => {
+            return Err(Error::Invalid(format!(
+                "`{user}/{name}` is a {} val",
+                k.as_str()
+            )));
+        }
+        Some(_) => {}
+    }
+    call_within(&app, &val, own, call.input, "api", Some(call.within))
+        .await
+        .map(|called| called.output)
+        .map_err(|e| wit_error(&e, user, name))
+}
+
+/// The callee's failure as the caller's import sees it.
+fn wit_error(e: &ApiError, user: &str, name: &str) -> Error {
+    let message = format!("`{user}/{name}`: {}", e.message);
+    match e.status {
+        StatusCode::NOT_FOUND => Error::NotFound(message),
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT
+        | StatusCode::LOOP_DETECTED
+        | StatusCode::INSUFFICIENT_STORAGE => Error::Limit(message),
+        s if s.is_client_error() => Error::Invalid(message),
+        _ => Error::Internal(message),
+    }
+}
