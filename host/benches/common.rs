@@ -20,8 +20,9 @@ pub fn hello_wasm() -> Vec<u8> {
     val_wasm("hello")
 }
 
-/// Create the public val `name` as `token`'s user and deploy `wasm` to it.
-pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) {
+/// Create the public val `name` as `token`'s user and deploy `wasm` to it;
+/// returns the val's id.
+pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> String {
     let http = reqwest::Client::new();
     let val: serde_json::Value = http
         .post(format!("{base}/v2/vals"))
@@ -44,4 +45,5 @@ pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "deploying {name}");
+    val["id"].as_str().unwrap().to_string()
 }

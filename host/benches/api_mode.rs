@@ -1,0 +1,107 @@
+//! Benchmark (d): the price of a val calling a val in API mode, against
+//! the price of an HTTP request to the callee, side by side on one server
+//! over loopback (keep-alive, one request at a time):
+//!
+//! - `wrapper`: an HTTP request to `wrapper`, which calls the script val
+//!   `hidden` in API mode;
+//! - `hello`: an HTTP request to `hello` (a request and a call, no hop);
+//! - `run hidden`: the Run API request for `hidden` directly, what a val
+//!   would pay to reach it over HTTP instead (before fetch's own costs).
+//!
+//! The API-mode hop is `wrapper` - `hello`; it should cost less than a
+//! whole HTTP request to the callee. Run with `scripts/bench`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use valbox::config::Config;
+use valbox::server::Server;
+
+const ROUNDS: usize = 20;
+const PER_ROUND: usize = 200;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+    let server = Server::start(Config::new(dir.path(), "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    common::deploy(&base, &token, "hello", common::hello_wasm()).await;
+    common::deploy(&base, &token, "hidden", common::val_wasm("hidden")).await;
+    let wrapper = common::deploy(&base, &token, "wrapper", common::val_wasm("wrapper")).await;
+    let resp = http
+        .post(format!("{base}/v2/vals/{wrapper}/environment_variables"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "key": "TARGET", "value": "bench/hidden" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "setting TARGET");
+
+    let wrapper = || http.get(format!("{base}/x/bench/wrapper/?name=x")).send();
+    let hello = || http.get(format!("{base}/x/bench/hello/")).send();
+    let direct = || {
+        http.post(format!("{base}/v1/run/bench.hidden"))
+            .json(&serde_json::json!({ "args": ["x"] }))
+            .send()
+    };
+    let (mut w, mut h, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..=ROUNDS {
+        // Round 0 warms up.
+        let keep = round > 0;
+        for _ in 0..PER_ROUND {
+            let t = Instant::now();
+            let r = wrapper().await.unwrap();
+            assert_eq!(r.status(), 200, "wrapper");
+            r.bytes().await.unwrap();
+            if keep {
+                w.push(t.elapsed());
+            }
+            let t = Instant::now();
+            let r = hello().await.unwrap();
+            assert_eq!(r.status(), 200, "hello");
+            r.bytes().await.unwrap();
+            if keep {
+                h.push(t.elapsed());
+            }
+            let t = Instant::now();
+            let r = direct().await.unwrap();
+            assert_eq!(r.status(), 200, "run hidden");
+            r.bytes().await.unwrap();
+            if keep {
+                d.push(t.elapsed());
+            }
+        }
+    }
+    let (w, h, d) = (p50(w), p50(h), p50(d));
+    println!("wrapper (API-mode call inside): p50 {:.1} µs", micros(w));
+    println!("hello (no hop):                 p50 {:.1} µs", micros(h));
+    println!("run hidden over HTTP:           p50 {:.1} µs", micros(d));
+    let hop = w.saturating_sub(h);
+    println!(
+        "API-mode hop {:.1} µs = {:.2}x an HTTP request to the callee",
+        micros(hop),
+        hop.as_secs_f64() / d.as_secs_f64()
+    );
+    server.shutdown().await.unwrap();
+}
+
+fn p50(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
