@@ -41,7 +41,7 @@ pub struct Settings<'a> {
 /// One capability: what it links, and what it keeps for a call.
 pub trait Capability: Send + Sync + Sized + 'static {
     /// What the capability keeps for one call (`()` when nothing).
-    type Call: Send + 'static;
+    type Call: Default + Send + 'static;
 
     /// Add the capability's WIT imports; `get` reaches its view of a call.
     fn link<T: Send + 'static>(
@@ -49,8 +49,10 @@ pub trait Capability: Send + Sync + Sized + 'static {
         get: fn(&mut T) -> Ctx<'_, Self>,
     ) -> wasmtime::Result<()>;
 
-    /// The capability's part of one call of `val`.
-    fn start_call(&self, val: &ValRow) -> Self::Call;
+    /// The capability's part of one call of `val`; by default empty.
+    fn start_call(&self, _val: &ValRow) -> Self::Call {
+        Self::Call::default()
+    }
 
     /// Build the capability's service at start.
     fn open(settings: &Settings) -> anyhow::Result<Self>;

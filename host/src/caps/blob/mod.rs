@@ -13,7 +13,7 @@ use wasmtime::component::Linker;
 
 use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::{Holder, Scope};
-use crate::db::{Db, ValRow};
+use crate::db::Db;
 
 /// The blob service: the store and the metadata database its index is in.
 pub struct Blob {
@@ -105,8 +105,6 @@ impl Capability for Blob {
     ) -> wasmtime::Result<()> {
         crate::runtime::bindings::blob::add_to_linker::<T, HasCap<Self>>(linker, get)
     }
-
-    fn start_call(&self, _val: &ValRow) {}
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use wasmtime::component::Linker;
 
 use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::{Holder, Scope};
-use crate::db::{Db, ValRow};
+use crate::db::Db;
 use outbox::{EmailError, Entry, Outgoing};
 
 /// The outbox and what wakes its delivery worker.
@@ -118,8 +118,6 @@ impl Capability for Email {
     ) -> wasmtime::Result<()> {
         crate::runtime::bindings::email::add_to_linker::<T, HasCap<Self>>(linker, get)
     }
-
-    fn start_call(&self, _val: &ValRow) {}
 }
 
 #[cfg(test)]

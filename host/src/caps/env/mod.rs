@@ -14,7 +14,7 @@ use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::Principal;
 use crate::auth::Scope;
 use crate::auth::val_access::{find_changeable, find_owned};
-use crate::db::{Db, ValRow};
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets::SecretBox;
 use store::EnvVarMeta;
@@ -106,10 +106,6 @@ impl Capability for Env {
         get: fn(&mut T) -> Ctx<'_, Self>,
     ) -> wasmtime::Result<()> {
         crate::runtime::bindings::env::add_to_linker::<T, HasCap<Self>>(linker, get)
-    }
-
-    fn start_call(&self, _val: &ValRow) -> EnvCall {
-        EnvCall::default()
     }
 }
 

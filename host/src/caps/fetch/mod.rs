@@ -28,6 +28,7 @@ pub struct Fetch {
 }
 
 /// What one call has of fetch: its val's allowlist and its requests so far.
+#[derive(Default)]
 pub struct FetchCall {
     /// Hosts the val may fetch from; `None` means any public host.
     allowlist: Option<Vec<String>>,

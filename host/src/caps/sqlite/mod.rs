@@ -21,7 +21,6 @@ use wasmtime::component::Linker;
 
 use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::{Holder, Scope};
-use crate::db::ValRow;
 use store::{Access, Bounds, Mode, ResultSet, SqlError, Statement};
 
 /// The SQLite service.
@@ -139,8 +138,6 @@ impl Capability for Sqlite {
     ) -> wasmtime::Result<()> {
         crate::runtime::bindings::sqlite::add_to_linker::<T, HasCap<Self>>(linker, get)
     }
-
-    fn start_call(&self, _val: &ValRow) {}
 }
 
 #[cfg(test)]

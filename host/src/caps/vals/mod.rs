@@ -14,7 +14,6 @@ use wasmtime::component::Linker;
 
 use super::{Capability, Ctx, Grant, HasCap, Settings, Within};
 use crate::auth::{Holder, Scope};
-use crate::db::ValRow;
 use crate::runtime::bindings::types::Error;
 use crate::runtime::{Input, Output};
 
@@ -91,8 +90,6 @@ impl Capability for Vals {
     ) -> wasmtime::Result<()> {
         crate::runtime::bindings::vals::add_to_linker::<T, HasCap<Self>>(linker, get)
     }
-
-    fn start_call(&self, _val: &ValRow) {}
 
     fn open(_: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
