@@ -46,7 +46,7 @@ pub struct AppInner {
     pub secrets: SecretBox,
     pub runtime: Arc<Runtime<CallHost>>,
     pub logs: LogSink,
-    pub call_tokens: CallTokens,
+    /// Resolves tokens; holds the live call tokens too.
     pub auth: Authenticator,
     pub caps: Arc<Capabilities>,
     /// Vals by (owner, name) for the invocation hot path. Every change to a
@@ -111,10 +111,9 @@ impl App {
             db: &db,
             secrets: &secrets,
         })?);
-        let call_tokens = CallTokens::default();
         let auth = Authenticator {
             db: db.clone(),
-            call_tokens: call_tokens.clone(),
+            call_tokens: CallTokens::default(),
         };
         let app = App(Arc::new(AppInner {
             config,
@@ -122,7 +121,6 @@ impl App {
             secrets,
             runtime,
             logs,
-            call_tokens,
             auth,
             caps,
             val_cache: Mutex::default(),

@@ -150,7 +150,7 @@ async fn a_call_sleeping_in_a_host_call_holds_no_slot() {
     let (_, sleepers) = call_in_background(&s, "/x/alice/inspect/env-twice/X?wait_ms=5000", 2);
     let app = s.app();
     wait_until(|| {
-        app.call_tokens.for_owner(&alice).len() == 2 && app.runtime.guests_running() == 0
+        app.auth.call_tokens.for_owner(&alice).len() == 2 && app.runtime.guests_running() == 0
     })
     .await;
     let hello = s.get("/x/alice/hello/", None).await;

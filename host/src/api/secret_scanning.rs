@@ -160,8 +160,8 @@ enum Leak {
 async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
     let hash = auth::hash_token(token);
     if auth::well_formed(token, CALL_TOKEN_PREFIX) {
-        let owner = app.call_tokens.get(&hash).map(|t| t.owner_id);
-        app.call_tokens.revoke(&hash);
+        let owner = app.auth.call_tokens.get(&hash).map(|t| t.owner_id);
+        app.auth.call_tokens.revoke(&hash);
         return Ok(owner.map_or(Leak::Unknown, Leak::Revoked));
     }
     if !auth::well_formed(token, API_TOKEN_PREFIX) {

@@ -231,7 +231,7 @@ async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Tok
         .await?;
     let api = rows.into_iter().map(|row| TokenView::Api(row.into()));
     // Live per-call tokens too, so an owner can see and revoke them.
-    let calls = app.call_tokens.for_owner(&who.user_id).into_iter();
+    let calls = app.auth.call_tokens.for_owner(&who.user_id).into_iter();
     let calls = calls.map(|call| TokenView::Call(call.into()));
     Ok(Json(TokenListResponse {
         data: api.chain(calls).collect(),
@@ -245,7 +245,7 @@ async fn revoke(
 ) -> ApiResult<StatusCode> {
     who.require_personal_token()?;
     who.require(Scope::UserWrite)?;
-    if app.call_tokens.revoke_id(&who.user_id, &id) {
+    if app.auth.call_tokens.revoke_id(&who.user_id, &id) {
         return Ok(StatusCode::NO_CONTENT);
     }
     let owner = who.user_id.clone();

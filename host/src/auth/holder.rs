@@ -44,6 +44,13 @@ impl Holder for Principal {
     }
 
     fn deny(&mut self, scope: Scope) -> Denied {
+        self.refusal(scope)
+    }
+}
+
+impl Principal {
+    /// The refusal of `scope`, saying who can grant it.
+    pub fn refusal(&self, scope: Scope) -> Denied {
         let message = if self.call_of_val.is_some() {
             format!(
                 "this val's call token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"

@@ -108,9 +108,7 @@ impl Principal {
         if self.scopes.has(scope) {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!(
-                "this token lacks the `{scope}` scope; create a token that has it"
-            )))
+            Err(self.refusal(scope).into())
         }
     }
 }

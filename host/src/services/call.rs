@@ -57,7 +57,12 @@ pub fn begin(
         val_id: &val.id,
         within,
     };
-    let grant = Grant::mint(&app.call_tokens, call_of, scopes, app.config.limits.timeout);
+    let grant = Grant::mint(
+        &app.auth.call_tokens,
+        call_of,
+        scopes,
+        app.config.limits.timeout,
+    );
     let deadline = grant.deadline();
     (app.caps.start_call(grant, val), deadline)
 }

@@ -220,7 +220,7 @@ impl TestServer {
         lifetime: Duration,
     ) -> String {
         let now = valbox::db::now_ms();
-        let mut lease = self.app().call_tokens.mint(valbox::auth::CallToken {
+        let mut lease = self.app().auth.call_tokens.mint(valbox::auth::CallToken {
             id: String::new(),
             owner_id: self.alice_id(),
             username: "alice".into(),
