@@ -1,8 +1,7 @@
 //! The `email` WIT import, on the email service.
 
-use super::Email;
 use super::outbox::{EmailError, Outgoing};
-use crate::auth::{Holder, Scope};
+use super::{Email, Sending};
 use crate::caps::Ctx;
 use crate::runtime::bindings::email::{Address, Host, Message};
 use crate::runtime::bindings::types::Error;
@@ -23,13 +22,6 @@ impl From<EmailError> for Error {
 
 impl Host for Ctx<'_, Email> {
     async fn send(&mut self, message: Message) -> Result<String, Error> {
-        // The scope first: a refused call is recorded as one, whatever it sent.
-        self.grant
-            .check(Scope::EmailWrite)
-            .map_err(|d| Error::Denied(d.message))?;
-        if !message.attachments.is_empty() {
-            return Err(Error::Invalid("attachments are not supported yet".into()));
-        }
         let emails = |list: Vec<Address>| list.into_iter().map(|a| a.email);
         let recipients: Vec<String> = emails(message.to)
             .chain(emails(message.cc))
@@ -42,10 +34,12 @@ impl Host for Ctx<'_, Email> {
             text: message.text,
             html: message.html,
         };
+        let sending = Sending {
+            recipients,
+            mail,
+            attachments: message.attachments.len(),
+        };
         let val_id = self.grant.val_id().to_string();
-        Ok(self
-            .cap
-            .send(self.grant, Some(&val_id), recipients, mail)
-            .await?)
+        Ok(self.cap.send(self.grant, Some(&val_id), sending).await?)
     }
 }

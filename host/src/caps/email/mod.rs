@@ -64,19 +64,33 @@ pub struct Email {
     pub mailer: Mailer,
 }
 
+/// A message as its sender hands it over, from REST or from a val.
+pub struct Sending {
+    /// Must each be the owner's address: vals and tokens mail their owner.
+    pub recipients: Vec<String>,
+    pub mail: Outgoing,
+    /// How many attachments it carries: refused until they are supported.
+    pub attachments: usize,
+}
+
 impl Email {
-    /// Send `mail` to the holder's owner (and the listed recipients, who
-    /// must be that owner's address); `from_val` names the sending val.
+    /// Send a message to the holder's owner; `from_val` names the sending
+    /// val. The scope is checked first, so a refusal is one whatever the
+    /// message holds.
     pub async fn send(
         &self,
         who: &mut impl Holder,
         from_val: Option<&str>,
-        recipients: Vec<String>,
-        mail: Outgoing,
+        sending: Sending,
     ) -> Result<String, EmailError> {
         who.check(Scope::EmailWrite)?;
+        if sending.attachments > 0 {
+            return Err(EmailError::Invalid(
+                "attachments are not supported yet".into(),
+            ));
+        }
         self.mailer
-            .send(who.owner_id(), from_val, recipients, mail)
+            .send(who.owner_id(), from_val, sending.recipients, sending.mail)
             .await
     }
 

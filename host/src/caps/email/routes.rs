@@ -9,6 +9,7 @@ use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Sending;
 use super::outbox::{EmailError, Outgoing};
 use crate::caps::{Capabilities, CapsRouter};
 use crate::error::{ApiError, ApiResult};
@@ -85,13 +86,6 @@ async fn send(
     Authed(mut who): Authed,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Queued>> {
-    who.require(crate::auth::Scope::EmailWrite)?;
-    if !body.attachments.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_email",
-            "attachments are not supported yet",
-        ));
-    }
     let emails = |a: Option<Addresses>| {
         a.map(Addresses::list)
             .unwrap_or_default()
@@ -112,9 +106,14 @@ async fn send(
         text: body.text,
         html: body.html,
     };
+    let sending = Sending {
+        recipients,
+        mail,
+        attachments: body.attachments.len(),
+    };
     let id = caps
         .email
-        .send(&mut who, None, recipients, mail)
+        .send(&mut who, None, sending)
         .await
         .map_err(api_error)?;
     Ok(Json(Queued {

@@ -1,9 +1,17 @@
 //! The email service on its own: scopes, and mail only to its owner.
 
-use super::Email;
 use super::outbox::{EmailError, Outgoing};
+use super::{Email, Sending};
 use crate::auth::Scope::{EmailRead, EmailWrite};
 use crate::caps::testing::TestEnv;
+
+fn sending(recipients: Vec<String>, subject: &str) -> Sending {
+    Sending {
+        recipients,
+        mail: mail(subject),
+        attachments: 0,
+    }
+}
 
 fn mail(subject: &str) -> Outgoing {
     Outgoing {
@@ -23,10 +31,12 @@ async fn sending_needs_email_write_and_reading_the_outbox_email_read() {
     let mut reader = env.principal(&alice, &[EmailRead]);
     let mut sender = env.principal(&alice, &[EmailWrite]);
 
-    let refused = email.send(&mut reader, None, Vec::new(), mail("a")).await;
+    let refused = email
+        .send(&mut reader, None, sending(Vec::new(), "a"))
+        .await;
     assert!(matches!(refused, Err(EmailError::Denied(d)) if d.scope == EmailWrite));
     let id = email
-        .send(&mut sender, None, Vec::new(), mail("b"))
+        .send(&mut sender, None, sending(Vec::new(), "b"))
         .await
         .unwrap();
     let refused = email.outbox(&mut sender).await;
@@ -50,8 +60,7 @@ async fn a_val_mails_only_its_owner() {
         .send(
             &mut call,
             Some("val"),
-            vec!["bob@example.com".into()],
-            mail("x"),
+            sending(vec!["bob@example.com".into()], "x"),
         )
         .await;
     assert!(
@@ -62,8 +71,7 @@ async fn a_val_mails_only_its_owner() {
         .send(
             &mut call,
             Some("val"),
-            vec!["alice@example.com".into()],
-            mail("y"),
+            sending(vec!["alice@example.com".into()], "y"),
         )
         .await
         .unwrap();
