@@ -118,3 +118,18 @@ async fn the_import_checks_the_scope_before_the_message() {
     assert!(matches!(refused, Err(Error::Denied(_))), "{refused:?}");
     assert_eq!(grant.denials(), [EmailWrite]);
 }
+
+#[tokio::test]
+async fn attachments_are_refused_after_the_scope_check() {
+    let env = TestEnv::new();
+    let email: Email = env.open();
+    let alice = env.user("alice");
+    let mut sender = env.principal(&alice, &[EmailWrite]);
+    let mut with_attachment = sending(Vec::new(), "a");
+    with_attachment.attachments = 1;
+    let refused = email.send(&mut sender, None, with_attachment).await;
+    assert!(
+        matches!(&refused, Err(EmailError::Invalid(m)) if m.contains("attachments")),
+        "{refused:?}"
+    );
+}
