@@ -22,11 +22,7 @@ const ROUNDS: usize = 20;
 const PER_ROUND: usize = 200;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    common::run_on_tokio(run());
 }
 
 async fn run() {
@@ -61,47 +57,50 @@ async fn run() {
         // Round 0 warms up.
         let keep = round > 0;
         for _ in 0..PER_ROUND {
-            let t = Instant::now();
-            let r = wrapper().await.unwrap();
-            assert_eq!(r.status(), 200, "wrapper");
-            r.bytes().await.unwrap();
-            if keep {
-                w.push(t.elapsed());
-            }
-            let t = Instant::now();
-            let r = hello().await.unwrap();
-            assert_eq!(r.status(), 200, "hello");
-            r.bytes().await.unwrap();
-            if keep {
-                h.push(t.elapsed());
-            }
-            let t = Instant::now();
-            let r = direct().await.unwrap();
-            assert_eq!(r.status(), 200, "run hidden");
-            r.bytes().await.unwrap();
-            if keep {
-                d.push(t.elapsed());
-            }
+            timed(keep.then_some(&mut w), "wrapper", wrapper()).await;
+            timed(keep.then_some(&mut h), "hello", hello()).await;
+            timed(keep.then_some(&mut d), "run hidden", direct()).await;
         }
     }
     let (w, h, d) = (p50(w), p50(h), p50(d));
-    println!("wrapper (API-mode call inside): p50 {:.1} µs", micros(w));
-    println!("hello (no hop):                 p50 {:.1} µs", micros(h));
-    println!("run hidden over HTTP:           p50 {:.1} µs", micros(d));
+    println!(
+        "wrapper (API-mode call inside): p50 {:.1} µs",
+        common::micros(w)
+    );
+    println!(
+        "hello (no hop):                 p50 {:.1} µs",
+        common::micros(h)
+    );
+    println!(
+        "run hidden over HTTP:           p50 {:.1} µs",
+        common::micros(d)
+    );
     let hop = w.saturating_sub(h);
     println!(
         "API-mode hop {:.1} µs = {:.2}x an HTTP request to the callee",
-        micros(hop),
+        common::micros(hop),
         hop.as_secs_f64() / d.as_secs_f64()
     );
     server.shutdown().await.unwrap();
 }
 
+/// Send one request, check it answered 200, read its body, and add its
+/// time to `samples` (none while warming up).
+async fn timed(
+    samples: Option<&mut Vec<Duration>>,
+    what: &str,
+    request: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+) {
+    let started = Instant::now();
+    let response = request.await.unwrap();
+    assert_eq!(response.status(), 200, "{what}");
+    response.bytes().await.unwrap();
+    if let Some(samples) = samples {
+        samples.push(started.elapsed());
+    }
+}
+
 fn p50(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }

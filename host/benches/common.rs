@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `target/vals/{name}.wasm`, built by `scripts/build-vals`.
 pub fn val_wasm(name: &str) -> Vec<u8> {
@@ -46,4 +48,18 @@ pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> Strin
         .unwrap();
     assert!(resp.status().is_success(), "deploying {name}");
     val["id"].as_str().unwrap().to_string()
+}
+
+/// Run a benchmark's async body on a multi-threaded tokio runtime, as the
+/// server runs.
+pub fn run_on_tokio(body: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body);
+}
+
+pub fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }

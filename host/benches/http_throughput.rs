@@ -16,11 +16,7 @@ const DURATION: &str = "5s";
 const CONNECTIONS: &str = "32";
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    common::run_on_tokio(run());
 }
 
 async fn run() {

@@ -24,11 +24,7 @@ const WARMUP: usize = 2_000;
 const SAMPLES: usize = 20_000;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    common::run_on_tokio(run());
 }
 
 fn request() -> Input {
@@ -119,12 +115,8 @@ fn report(what: &str, mut samples: Vec<Duration>) {
     println!(
         "invoke hello, {what} ({} calls): p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs",
         samples.len(),
-        micros(pct(0.50)),
-        micros(pct(0.99)),
-        micros(mean)
+        common::micros(pct(0.50)),
+        common::micros(pct(0.99)),
+        common::micros(mean)
     );
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
