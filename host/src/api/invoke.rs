@@ -22,6 +22,7 @@ use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{HttpRequest, Input, Output, ValKind};
 use crate::services::call::call;
+use crate::services::runnable::{NotRunnable, find_runnable};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
@@ -120,24 +121,27 @@ pub(super) async fn resolve(
     name: &str,
     kind: ValKind,
 ) -> ApiResult<Arc<ValRow>> {
-    let missing = || ApiError::not_found(format!("no val `{user}/{name}` that you can see"));
-    let val = app.val_by_name(user, name).await?.ok_or_else(missing)?;
-    if !can_see(&val, caller) {
-        return Err(missing());
-    }
-    let Some(latest) = &val.latest else {
-        return Err(ApiError::not_found(format!(
-            "val `{user}/{name}` has no deployed version yet; deploy one with `valbox deploy`"
-        )));
-    };
-    if ValKind::parse(&latest.kind) != Some(kind) {
-        let hint = match kind {
-            ValKind::Http => format!("it is a script val: call it with POST /v1/run/{user}.{name}"),
-            ValKind::Script => format!("it is an HTTP val: call it at /x/{user}/{name}/"),
-        };
-        return Err(ApiError::bad_request("wrong_val_kind", hint));
-    }
-    Ok(val)
+    let visible = |val: &ValRow| can_see(val, caller);
+    find_runnable(app, user, name, kind, visible)
+        .await
+        .map_err(|why| match why {
+            NotRunnable::Missing => {
+                ApiError::not_found(format!("no val `{user}/{name}` that you can see"))
+            }
+            NotRunnable::NotDeployed => ApiError::not_found(format!(
+                "val `{user}/{name}` has no deployed version yet; deploy one with `valbox deploy`"
+            )),
+            NotRunnable::OtherKind => {
+                let hint = match kind {
+                    ValKind::Http => {
+                        format!("it is a script val: call it with POST /v1/run/{user}.{name}")
+                    }
+                    ValKind::Script => format!("it is an HTTP val: call it at /x/{user}/{name}/"),
+                };
+                ApiError::bad_request("wrong_val_kind", hint)
+            }
+            NotRunnable::Failed(e) => ApiError::internal(e),
+        })
 }
 
 async fn serve_http(

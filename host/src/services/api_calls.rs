@@ -8,8 +8,10 @@ use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
 
 use super::call::call_within;
+use super::runnable::{NotRunnable, find_runnable};
 use crate::app::WeakApp;
 use crate::caps::vals::{ApiCall, RunVal};
+use crate::db::ValRow;
 use crate::error::ApiError;
 use crate::runtime::bindings::types::Error;
 use crate::runtime::{Input, Output, ValKind};
@@ -27,35 +29,28 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
     let app = (runner.0.upgrade())
         .ok_or_else(|| Error::Unavailable("the server is shutting down".into()))?;
     let (user, name) = (call.user, call.val);
-    let missing = || Error::NotFound(format!("no val `{user}/{name}` that this val may call"));
-    let val = app
-        .val_by_name(user, name)
-        .await
-        .map_err(|e| Error::Internal(format!("finding `{user}/{name}`: {e:#}")))?
-        .ok_or_else(missing)?;
-    let own = val.owner_id == call.caller_owner;
-    if val.privacy == "private" && !own {
-        return Err(missing());
-    }
     let kind = match &call.input {
         Input::Http(_) => ValKind::Http,
         Input::Script(_) => ValKind::Script,
     };
-    let deployed = val.latest.as_ref().and_then(|v| ValKind::parse(&v.kind));
-    match deployed {
-        None => {
-            return Err(Error::NotFound(format!(
-                "`{user}/{name}` has no deployed version yet"
-            )));
-        }
-        Some(k) if k != kind => {
-            return Err(Error::Invalid(format!(
-                "`{user}/{name}` is a {} val",
-                k.as_str()
-            )));
-        }
-        Some(_) => {}
-    }
+    // A private val exists only for its own owner's vals.
+    let visible = |val: &ValRow| val.privacy != "private" || val.owner_id == call.caller_owner;
+    let val = find_runnable(&app, user, name, kind, visible)
+        .await
+        .map_err(|why| match why {
+            NotRunnable::Missing => {
+                Error::NotFound(format!("no val `{user}/{name}` that this val may call"))
+            }
+            NotRunnable::NotDeployed => {
+                Error::NotFound(format!("`{user}/{name}` has no deployed version yet"))
+            }
+            NotRunnable::OtherKind => Error::Invalid(match kind {
+                ValKind::Http => format!("`{user}/{name}` is a script val: use `run`"),
+                ValKind::Script => format!("`{user}/{name}` is an HTTP val: use `call-http`"),
+            }),
+            NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e:#}")),
+        })?;
+    let own = val.owner_id == call.caller_owner;
     call_within(&app, &val, own, call.input, "api", Some(call.within))
         .await
         .map(|called| called.output)

@@ -5,3 +5,4 @@ pub mod call;
 
 pub mod api_calls;
 pub mod call_log;
+pub mod runnable;

@@ -1,0 +1,44 @@
+//! Finding a val to run by `user/name`: the lookup, who may see it, that
+//! it is deployed and of the kind asked for. Shared by the HTTP routes and
+//! vals calling vals, which differ only in who may see a private val and
+//! in how a refusal reads.
+
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::db::ValRow;
+use crate::runtime::ValKind;
+
+/// Why no val can be run as asked.
+pub enum NotRunnable {
+    /// No such val, or one the caller may not see: the same to the caller.
+    Missing,
+    /// It has no deployed version yet.
+    NotDeployed,
+    /// Its deployed version is of the other kind.
+    OtherKind,
+    /// The database failed.
+    Failed(anyhow::Error),
+}
+
+/// The val `user/name` if `visible` holds for it, it is deployed, and its
+/// latest version is a `kind` val.
+pub async fn find_runnable(
+    app: &App,
+    user: &str,
+    name: &str,
+    kind: ValKind,
+    visible: impl FnOnce(&ValRow) -> bool,
+) -> Result<Arc<ValRow>, NotRunnable> {
+    let val = app
+        .val_by_name(user, name)
+        .await
+        .map_err(NotRunnable::Failed)?
+        .filter(|val| visible(val))
+        .ok_or(NotRunnable::Missing)?;
+    let latest = val.latest.as_ref().ok_or(NotRunnable::NotDeployed)?;
+    if ValKind::parse(&latest.kind) != Some(kind) {
+        return Err(NotRunnable::OtherKind);
+    }
+    Ok(val)
+}
