@@ -52,6 +52,8 @@ pub struct AppInner {
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<ValCache>,
+    /// Resolved libraries of the versions called lately.
+    pub plans: crate::services::libraries::PlanCache,
     owner_slots: Mutex<HashMap<String, OwnerSlots>>,
 }
 
@@ -124,6 +126,7 @@ impl App {
             auth,
             caps,
             val_cache: Mutex::default(),
+            plans: Default::default(),
             owner_slots: Mutex::default(),
         }));
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
@@ -166,6 +169,7 @@ impl App {
         let mut cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.generation += 1;
         cache.vals.clear();
+        self.plans.forget();
     }
 
     /// A slot for one call of `owner`'s vals, or which share is full.

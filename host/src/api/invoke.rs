@@ -131,12 +131,16 @@ pub(super) async fn resolve(
             NotRunnable::NotDeployed => ApiError::not_found(format!(
                 "val `{user}/{name}` has no deployed version yet; deploy one with `valbox deploy`"
             )),
-            NotRunnable::OtherKind => {
-                let hint = match kind {
-                    ValKind::Http => {
+            NotRunnable::OtherKind(other) => {
+                let hint = match other {
+                    ValKind::Script => {
                         format!("it is a script val: call it with POST /v1/run/{user}.{name}")
                     }
-                    ValKind::Script => format!("it is an HTTP val: call it at /x/{user}/{name}/"),
+                    ValKind::Http => format!("it is an HTTP val: call it at /x/{user}/{name}/"),
+                    ValKind::Library => format!(
+                        "it is a library val: it runs inside the vals that import it \
+                         (deploy them with `--dep {user}/{name}`)"
+                    ),
                 };
                 ApiError::bad_request("wrong_val_kind", hint)
             }

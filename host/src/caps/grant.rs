@@ -1,6 +1,7 @@
 //! What one call of a val may do: on whose behalf, with which scopes, until
 //! when; and the scopes it was refused, for its log.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::auth::{CallToken, CallTokens, Denied, Holder, MintedToken, Scope, Scopes};
@@ -14,12 +15,22 @@ pub struct Grant {
     /// When the call must end; host work is bounded by it too.
     deadline: Instant,
     /// The call's own API token (the `valtown` env var): revoked when the
-    /// grant is dropped, and refusing every scope once revoked.
-    token: MintedToken,
-    /// Scopes the guest was refused, in order, for the call's log.
-    denials: Vec<Scope>,
+    /// grant is dropped, and refusing every scope once revoked. A library
+    /// has none.
+    token: Option<MintedToken>,
+    /// Scopes the guest was refused, in order, for the call's log; shared
+    /// with the grants of the call's libraries.
+    denials: Arc<Mutex<Vec<Denial>>>,
     /// How many calls this one is nested in (0 for a call from outside).
     depth: u8,
+    /// The library this grant is for, within its caller's call.
+    library: Option<String>,
+}
+
+/// A refused scope, and the library that was refused it.
+struct Denial {
+    scope: Scope,
+    library: Option<String>,
 }
 
 /// Whose call a grant is for: the val and its owner, and the call it is
@@ -65,9 +76,26 @@ impl Grant {
             val_id: call.val_id.into(),
             scopes,
             deadline,
-            token,
-            denials: Vec::new(),
+            token: Some(token),
+            denials: Arc::default(),
             depth,
+            library: None,
+        }
+    }
+
+    /// The grant of the library `label` linked into this call: the scopes
+    /// its caller granted it (never more than this call holds), on the
+    /// caller's data, with no token of its own.
+    pub fn for_library(&self, label: &str, granted: Scopes) -> Grant {
+        Grant {
+            owner_id: self.owner_id.clone(),
+            val_id: self.val_id.clone(),
+            scopes: granted.intersect(&self.scopes),
+            deadline: self.deadline,
+            token: None,
+            denials: self.denials.clone(),
+            depth: self.depth,
+            library: Some(label.to_string()),
         }
     }
 
@@ -93,14 +121,35 @@ impl Grant {
         self.deadline
     }
 
-    /// The call's token, for the val: made on first use.
-    pub fn token_text(&mut self) -> &str {
-        self.token.text()
+    /// The call's token, for the val: made on first use. A library has
+    /// none.
+    pub fn token_text(&mut self) -> Option<&str> {
+        self.token.as_mut().map(|t| t.text())
     }
 
-    /// The scopes the call was refused, in order.
-    pub fn denials(&self) -> &[Scope] {
-        &self.denials
+    /// The scopes the call and its libraries were refused, in order.
+    pub fn denials(&self) -> Vec<Scope> {
+        self.denial_log().iter().map(|d| d.scope).collect()
+    }
+
+    /// The refusals as the call's log shows them: the scope, and the
+    /// library refused it, if one was.
+    pub fn denial_notes(&self) -> Vec<String> {
+        self.denial_log()
+            .iter()
+            .map(|d| match &d.library {
+                Some(label) => format!("{} (library {label})", d.scope),
+                None => d.scope.to_string(),
+            })
+            .collect()
+    }
+
+    fn denial_log(&self) -> std::sync::MutexGuard<'_, Vec<Denial>> {
+        self.denials.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn token_live(&self) -> bool {
+        self.token.as_ref().is_none_or(|t| t.is_live())
     }
 }
 
@@ -110,12 +159,21 @@ impl Holder for Grant {
     }
 
     fn allowed(&self, scope: Scope) -> bool {
-        self.scopes.has(scope) && self.token.is_live()
+        self.scopes.has(scope) && self.token_live()
     }
 
     fn deny(&mut self, scope: Scope) -> Denied {
-        self.denials.push(scope);
-        let message = if self.token.is_live() {
+        self.denial_log().push(Denial {
+            scope,
+            library: self.library.clone(),
+        });
+        let message = if let Some(label) = &self.library {
+            let name = label.split('@').next().unwrap_or(label);
+            format!(
+                "library `{label}` was not granted the `{scope}` scope; the caller's owner can grant it \
+                 when deploying the caller: `--grant {name}={scope}`"
+            )
+        } else if self.token_live() {
             format!(
                 "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
             )
@@ -150,6 +208,24 @@ mod tests {
         assert_eq!(denied.scope, Scope::BlobWrite);
         assert!(denied.message.contains("lacks the `blob:write` scope"));
         assert_eq!(g.denials(), [Scope::BlobWrite]);
+    }
+
+    #[test]
+    fn a_library_holds_only_what_it_was_granted_of_its_callers_scopes() {
+        let tokens = CallTokens::default();
+        let caller = grant(&tokens, &[Scope::BlobRead, Scope::EnvRead]);
+        let granted = [Scope::BlobRead, Scope::Fetch].into_iter().collect();
+        let mut library = caller.for_library("bob/slug@2", granted);
+        assert!(library.check(Scope::BlobRead).is_ok());
+        // Granted but not the caller's: refused.
+        let denied = library.check(Scope::Fetch).unwrap_err();
+        assert!(denied.message.contains("library `bob/slug@2`"));
+        assert!(denied.message.contains("--grant bob/slug=fetch"));
+        assert!(library.check(Scope::EnvRead).is_err());
+        assert_eq!(library.token_text(), None);
+        // The caller's log sees the library's refusals.
+        assert_eq!(caller.denials(), [Scope::Fetch, Scope::EnvRead]);
+        assert_eq!(caller.denial_notes()[0], "fetch (library bob/slug@2)");
     }
 
     #[test]

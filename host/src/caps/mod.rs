@@ -54,6 +54,12 @@ pub trait Capability: Send + Sync + Sized + 'static {
         Self::Call::default()
     }
 
+    /// Its part of a library's view within a call whose part is `caller`;
+    /// by default empty, sharing nothing with the caller.
+    fn start_library(&self, _caller: &Self::Call) -> Self::Call {
+        Self::Call::default()
+    }
+
     /// Build the capability's service at start.
     fn open(settings: &Settings) -> anyhow::Result<Self>;
 

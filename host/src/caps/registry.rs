@@ -9,10 +9,10 @@ use axum::extract::FromRef;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{Capability, Ctx, Grant, Settings, blob, email, env, fetch, sqlite, vals};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Scopes};
 use crate::db::ValRow;
-use crate::runtime::CallState;
 use crate::runtime::bindings::{http_types, types};
+use crate::runtime::{CallState, Host};
 
 /// The state the capabilities' REST routes run on.
 #[derive(Clone)]
@@ -48,6 +48,20 @@ macro_rules! capabilities {
             pub grant: Grant,
             caps: Arc<Capabilities>,
             $($field: <$cap as Capability>::Call,)+
+        }
+
+        /// A library linked into a call sees the scopes its caller granted
+        /// it, and each capability's library part of the caller's call.
+        impl Host for CallHost {
+            type View = Scopes;
+
+            fn library(&self, label: &str, granted: &Scopes) -> Self {
+                CallHost {
+                    grant: self.grant.for_library(label, *granted),
+                    caps: self.caps.clone(),
+                    $($field: self.caps.$field.start_library(&self.$field),)+
+                }
+            }
         }
 
         impl Capabilities {

@@ -84,6 +84,10 @@ pub(super) struct DeployOptions {
     pub(super) privacy: Option<String>,
     pub(super) description: Option<String>,
     pub(super) scopes: Option<String>,
+    /// Libraries the component imports: `user/val[@N|@latest]`.
+    pub(super) deps: Vec<String>,
+    /// Scopes granted to libraries: `user/val=scope,scope`.
+    pub(super) grants: Vec<String>,
 }
 
 pub(super) async fn deploy(
@@ -96,6 +100,8 @@ pub(super) async fn deploy(
         privacy,
         description,
         scopes,
+        deps,
+        grants,
     } = options;
     let bytes = tokio::fs::read(wasm)
         .await
@@ -135,9 +141,15 @@ pub(super) async fn deploy(
             val
         }
     };
+    let query: Vec<(&str, &String)> = deps
+        .iter()
+        .map(|d| ("dep", d))
+        .chain(grants.iter().map(|g| ("grant", g)))
+        .collect();
     let req = client
         .http
         .post(client.url(&format!("/v2/vals/{}/versions", id_of(&val))))
+        .query(&query)
         .header("content-type", "application/wasm")
         .body(bytes);
     let version = client
@@ -145,6 +157,28 @@ pub(super) async fn deploy(
         .await?
         .context("the val vanished during deploy")?;
     println!("deployed {name} version {}", version["version"]);
+    for library in version["resolvedLibraries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let pin = if library["pinned"].as_bool() == Some(true) {
+            "pinned to"
+        } else {
+            "following its latest version, now"
+        };
+        let grants = library["grants"].as_array().map_or(0, Vec::len);
+        println!(
+            "  library {} {pin} version {}{}",
+            library["name"].as_str().unwrap_or_default(),
+            library["version"],
+            if grants == 0 {
+                ", granted no scopes".to_string()
+            } else {
+                format!(", granted {}", library["grants"])
+            }
+        );
+    }
     println!("{}", version["url"].as_str().unwrap_or_default());
     if let Some(host_url) = version["hostUrl"].as_str() {
         println!("{host_url}");

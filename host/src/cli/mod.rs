@@ -89,6 +89,16 @@ enum Command {
         /// (default for new vals: every scope but val:write, user:write, env:write).
         #[arg(long)]
         scopes: Option<String>,
+        /// A library val whose interfaces the component imports:
+        /// USER/VAL@N, USER/VAL (pinned to its current version) or, for
+        /// your own, USER/VAL@latest (follows its new versions). Repeatable.
+        #[arg(long = "dep", value_name = "USER/VAL[@N]")]
+        deps: Vec<String>,
+        /// Scopes of this val that a library may use, e.g.
+        /// alice/slugify=blob:read,fetch (libraries get none by default).
+        /// Repeatable.
+        #[arg(long = "grant", value_name = "USER/VAL=SCOPES")]
+        grants: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -328,12 +338,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             privacy,
             description,
             scopes,
+            deps,
+            grants,
             client,
         } => {
             let options = DeployOptions {
                 privacy,
                 description,
                 scopes,
+                deps,
+                grants,
             };
             deploy(&Client::new(client), &name, &wasm, options).await
         }

@@ -123,6 +123,22 @@ CREATE INDEX emails_owner ON emails (owner_id, created_at);
 "#,
     // The time each call held a slot to run wasm (older records: 0).
     "ALTER TABLE call_logs ADD COLUMN cpu_us INTEGER NOT NULL DEFAULT 0;",
+    // The libraries a version imports, in the order its deploy named them.
+    // `library_version` NULL: the owner's own library, following its latest
+    // version. No foreign key on the library: a deleted library makes its
+    // callers fail with a clear error rather than vanish from under them.
+    r#"
+CREATE TABLE version_libraries (
+    val_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    library_id TEXT NOT NULL,
+    library_version INTEGER,
+    grants TEXT NOT NULL,
+    PRIMARY KEY (val_id, version, position),
+    FOREIGN KEY (val_id, version) REFERENCES versions (val_id, version) ON DELETE CASCADE
+);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

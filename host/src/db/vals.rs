@@ -27,6 +27,18 @@ pub struct VersionRow {
     pub size: i64,
     pub kind: String,
     pub created_at: i64,
+    /// The libraries its imports resolve to, in the deploy's order.
+    pub libraries: Vec<LibraryRef>,
+}
+
+/// A library a version imports: which val, at which version, granted what.
+#[derive(Clone, Debug)]
+pub struct LibraryRef {
+    pub library_id: String,
+    /// `None`: the owner's own library, following its latest version.
+    pub version: Option<i64>,
+    /// The scopes its caller granted it, as text.
+    pub grants: String,
 }
 
 impl VersionRow {
@@ -37,7 +49,25 @@ impl VersionRow {
             size: r.get("size")?,
             kind: r.get("kind")?,
             created_at: r.get("created_at")?,
+            libraries: Vec::new(),
         })
+    }
+
+    /// Fill in the libraries of this version of `val_id`.
+    fn with_libraries(mut self, conn: &Connection, val_id: &str) -> rusqlite::Result<Self> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT library_id, library_version, grants FROM version_libraries
+             WHERE val_id = ?1 AND version = ?2 ORDER BY position",
+        )?;
+        let rows = stmt.query_map(params![val_id, self.version], |r| {
+            Ok(LibraryRef {
+                library_id: r.get(0)?,
+                version: r.get(1)?,
+                grants: r.get(2)?,
+            })
+        })?;
+        self.libraries = rows.collect::<Result<_, _>>()?;
+        Ok(self)
     }
 }
 
@@ -52,7 +82,9 @@ fn val_from_row(conn: &Connection, r: &Row) -> anyhow::Result<ValRow> {
             [&id],
             VersionRow::from_row,
         )
-        .optional()?;
+        .optional()?
+        .map(|v| v.with_libraries(conn, &id))
+        .transpose()?;
     Ok(ValRow {
         id,
         owner_id: r.get("owner_id")?,
@@ -151,13 +183,15 @@ pub fn delete_val(conn: &Connection, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Add the next version of a val; numbering starts at 0.
+/// Add the next version of a val, with the libraries it imports;
+/// numbering starts at 0.
 pub fn insert_version(
     conn: &mut Connection,
     val_id: &str,
     sha256: &str,
     size: i64,
     kind: &str,
+    libraries: &[LibraryRef],
 ) -> anyhow::Result<VersionRow> {
     let tx = conn.transaction()?;
     let version: i64 = tx.query_row(
@@ -171,6 +205,7 @@ pub fn insert_version(
         size,
         kind: kind.into(),
         created_at: now_ms(),
+        libraries: libraries.to_vec(),
     };
     tx.execute(
         "INSERT INTO versions (val_id, version, sha256, size, kind, created_at)
@@ -184,6 +219,21 @@ pub fn insert_version(
             row.created_at
         ],
     )?;
+    for (position, library) in libraries.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO version_libraries
+             (val_id, version, position, library_id, library_version, grants)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                val_id,
+                row.version,
+                position as i64,
+                library.library_id,
+                library.version,
+                library.grants
+            ],
+        )?;
+    }
     tx.commit()?;
     Ok(row)
 }
@@ -191,7 +241,27 @@ pub fn insert_version(
 pub fn list_versions(conn: &Connection, val_id: &str) -> anyhow::Result<Vec<VersionRow>> {
     let mut stmt = conn.prepare("SELECT * FROM versions WHERE val_id = ?1 ORDER BY version")?;
     let rows = stmt.query_map([val_id], VersionRow::from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let versions: Vec<VersionRow> = rows.collect::<Result<_, _>>()?;
+    Ok(versions
+        .into_iter()
+        .map(|v| v.with_libraries(conn, val_id))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Version `version` of val `val_id`, with its libraries.
+pub fn version_of(
+    conn: &Connection,
+    val_id: &str,
+    version: i64,
+) -> anyhow::Result<Option<VersionRow>> {
+    let row = conn
+        .query_row(
+            "SELECT * FROM versions WHERE val_id = ?1 AND version = ?2",
+            params![val_id, version],
+            VersionRow::from_row,
+        )
+        .optional()?;
+    Ok(row.map(|v| v.with_libraries(conn, val_id)).transpose()?)
 }
 
 /// `None` allows any public host.

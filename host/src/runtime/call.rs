@@ -9,6 +9,8 @@ pub use super::bindings::{HttpRequest, HttpResponse};
 pub enum ValKind {
     Http,
     Script,
+    /// Interfaces of its own, for other vals to import; it is not run.
+    Library,
 }
 
 impl ValKind {
@@ -16,6 +18,7 @@ impl ValKind {
         match self {
             ValKind::Http => "http",
             ValKind::Script => "script",
+            ValKind::Library => "library",
         }
     }
 
@@ -23,6 +26,7 @@ impl ValKind {
         match text {
             "http" => Some(ValKind::Http),
             "script" => Some(ValKind::Script),
+            "library" => Some(ValKind::Library),
             _ => None,
         }
     }
@@ -55,6 +59,9 @@ pub enum CallError {
     Trap(String),
     /// The server has no room for another instance right now.
     Busy,
+    /// Its libraries no longer fit its imports (a floating library's new
+    /// version changed them).
+    Link(String),
     /// The component is missing or broken on our side.
     Internal(String),
 }

@@ -2,32 +2,47 @@
 //! Refused growth is remembered so a later trap can be reported as "memory
 //! limit" rather than as a generic crash.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use wasmtime::ResourceLimiter;
 
 use crate::config::Limits;
+
+/// The memory of one call, shared by its stores (the val's and its
+/// libraries'), which run one at a time.
+#[derive(Default)]
+pub struct MemoryBudget {
+    /// What the call's memories hold now, together.
+    in_use: AtomicUsize,
+    /// Set when the guest asked for more memory than allowed.
+    refused: AtomicBool,
+}
+
+impl MemoryBudget {
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
 
 pub struct CallLimiter {
     /// The cap on all of the call's linear memories together: a component
     /// may hold several, and each must not get the whole cap to itself.
     memory_bytes: usize,
-    /// What the call's memories hold now, together.
-    memory_in_use: usize,
+    memory: Arc<MemoryBudget>,
     table_elements: usize,
     tables: usize,
     instances: usize,
-    /// Set when the guest asked for more memory than allowed.
-    pub memory_refused: bool,
 }
 
 impl CallLimiter {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, memory: Arc<MemoryBudget>) -> Self {
         Self {
             memory_bytes: limits.memory_bytes,
-            memory_in_use: 0,
+            memory,
             table_elements: limits.table_elements,
             tables: limits.tables,
             instances: limits.instances,
-            memory_refused: false,
         }
     }
 }
@@ -40,12 +55,13 @@ impl ResourceLimiter for CallLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         // Also called when a memory is first created (current = 0).
-        let total = self.memory_in_use - current.min(self.memory_in_use) + desired;
+        let growth = desired.saturating_sub(current);
+        let total = self.memory.in_use.fetch_add(growth, Ordering::Relaxed) + growth;
         if total > self.memory_bytes {
-            self.memory_refused = true;
+            self.memory.in_use.fetch_sub(growth, Ordering::Relaxed);
+            self.memory.refused.store(true, Ordering::Relaxed);
             return Ok(false);
         }
-        self.memory_in_use = total;
         Ok(true)
     }
 
@@ -81,13 +97,17 @@ mod tests {
             memory_bytes: 10 << 20,
             ..Limits::default()
         };
-        let mut limiter = CallLimiter::new(&limits);
+        let budget = Arc::new(MemoryBudget::default());
+        let mut limiter = CallLimiter::new(&limits, budget.clone());
         assert!(limiter.memory_growing(0, 6 << 20, None).unwrap());
         // A second memory may not take the whole cap for itself.
         assert!(!limiter.memory_growing(0, 6 << 20, None).unwrap());
-        assert!(limiter.memory_refused);
+        assert!(budget.refused());
         assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
         // Growing the first memory counts only the difference.
         assert!(!limiter.memory_growing(6 << 20, 7 << 20, None).unwrap());
+        // A library's store draws on the same budget.
+        let mut library = CallLimiter::new(&limits, budget);
+        assert!(!library.memory_growing(0, 1 << 20, None).unwrap());
     }
 }

@@ -5,6 +5,7 @@
 pub mod bindings;
 mod call;
 mod engine;
+mod libraries;
 mod limits;
 mod output;
 mod scheduler;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::Limits;
@@ -26,9 +27,11 @@ use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output, ValKind};
 use engine::{engine_config, start_epoch_ticker};
-use limits::CallLimiter;
+pub use libraries::{Host, LibraryPlan, LinkPlan};
+use libraries::{LibrarySlot, LoadedLibrary};
+use limits::{CallLimiter, MemoryBudget};
 use output::Capture;
-use scheduler::Scheduler;
+use scheduler::{Scheduler, Seat};
 pub use upload::{Prepared, UploadError};
 pub use wit::component_wit;
 
@@ -42,16 +45,20 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// milliseconds, and memory stays bounded however many versions exist.
 const MAX_LOADED: usize = 1024;
 
-/// The state of one call's store: WASI's, the memory limiter's, and
-/// `host`, what the embedder links its own imports to (the capabilities).
-pub struct CallState<H> {
+/// The state of one store of a call (the val's, or a library's): WASI's,
+/// the memory limiter's, what the call's stores share, the libraries its
+/// component imports, and `host`, what the embedder links its own imports
+/// to (the capabilities).
+pub struct CallState<H: Host> {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: CallLimiter,
+    shared: Arc<CallShared>,
+    libraries: Vec<LibrarySlot<H>>,
     pub host: H,
 }
 
-impl<H: Send> WasiView for CallState<H> {
+impl<H: Host> WasiView for CallState<H> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -60,18 +67,38 @@ impl<H: Send> WasiView for CallState<H> {
     }
 }
 
-/// A component ready to instantiate.
-enum Loaded<H: 'static> {
+/// What every store of one call shares: its limits and log, its deadline,
+/// its CPU slot and its memory budget.
+struct CallShared {
+    limits: Arc<Limits>,
+    stdout: Capture,
+    stderr: Capture,
+    deadline: Instant,
+    seat: Arc<Mutex<Seat>>,
+    memory: Arc<MemoryBudget>,
+}
+
+/// A component ready to instantiate, with its libraries.
+struct Loaded<H: Host> {
+    handler: Handler<H>,
+    libraries: Vec<Arc<LoadedLibrary<H>>>,
+}
+
+enum Handler<H: Host> {
     Http(HttpValPre<CallState<H>>),
     Script(ScriptValPre<CallState<H>>),
 }
 
 // Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
-impl<H> Clone for Loaded<H> {
+impl<H: Host> Clone for Loaded<H> {
     fn clone(&self) -> Self {
-        match self {
-            Loaded::Http(pre) => Loaded::Http(pre.clone()),
-            Loaded::Script(pre) => Loaded::Script(pre.clone()),
+        let handler = match &self.handler {
+            Handler::Http(pre) => Handler::Http(pre.clone()),
+            Handler::Script(pre) => Handler::Script(pre.clone()),
+        };
+        Self {
+            handler,
+            libraries: self.libraries.clone(),
         }
     }
 }
@@ -85,17 +112,17 @@ struct Usage {
 
 /// Runs components whose imports beyond WASI are served by a host state
 /// `H`, one per call, which the embedder links in `Runtime::new`.
-pub struct Runtime<H: 'static> {
+pub struct Runtime<H: Host> {
     engine: Engine,
     linker: Linker<CallState<H>>,
-    limits: Limits,
+    limits: Arc<Limits>,
     components_dir: PathBuf,
-    /// Pre-linked components by content hash.
+    /// Pre-linked components by content hash and libraries.
     loaded: Mutex<HashMap<String, Loaded<H>>>,
     scheduler: Arc<Scheduler>,
 }
 
-impl<H: Send + 'static> Runtime<H> {
+impl<H: Host> Runtime<H> {
     /// A runtime whose platform imports `link_host` adds to the linker.
     pub fn new(
         limits: Limits,
@@ -115,7 +142,7 @@ impl<H: Send + 'static> Runtime<H> {
         Ok(Arc::new(Self {
             engine,
             linker,
-            limits,
+            limits: Arc::new(limits),
             components_dir,
             loaded: Mutex::default(),
             scheduler,
@@ -139,86 +166,149 @@ impl<H: Send + 'static> Runtime<H> {
         self.components_dir.join(format!("{sha256}.cwasm"))
     }
 
-    /// Link a compiled component, learning its kind from its exports.
-    fn link(&self, component: &Component) -> Result<(Loaded<H>, ValKind), UploadError> {
-        upload::check_imports(&self.engine, component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
-        let exports = upload::exported_kind(&self.engine, component)?;
-        Ok(match exports {
-            ValKind::Http => (
-                Loaded::Http(
-                    HttpValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
-                ),
-                ValKind::Http,
+    /// Link a compiled component and its libraries, learning its kind
+    /// from its exports.
+    fn link(
+        &self,
+        component: &Component,
+        libraries: &[Arc<LibraryPlan<H::View>>],
+    ) -> Result<(Loaded<H>, ValKind), UploadError> {
+        let kind = upload::exported_kind(&self.engine, component)?;
+        let handler = match kind {
+            ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
+            ValKind::Http | ValKind::Script => kind,
+        };
+        let (pre, libraries) = self.link_libraries(component, libraries)?;
+        let handler = match handler {
+            ValKind::Http => Handler::Http(
+                HttpValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
             ),
-            ValKind::Script => (
-                Loaded::Script(
-                    ScriptValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
-                ),
-                ValKind::Script,
+            _ => Handler::Script(
+                ScriptValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
             ),
-        })
+        };
+        Ok((Loaded { handler, libraries }, kind))
     }
 
-    /// The pre-linked component for `sha256`: from memory, else from the
-    /// compiled cache on disk, else compiled again from the stored upload.
-    async fn load(self: &Arc<Self>, sha256: &str) -> anyhow::Result<Loaded<H>> {
+    /// Pre-link `component` with each of its library imports forwarded to
+    /// the library that answers it, and those libraries linked in turn.
+    fn link_libraries(
+        &self,
+        component: &Component,
+        libraries: &[Arc<LibraryPlan<H::View>>],
+    ) -> Result<
+        (
+            wasmtime::component::InstancePre<CallState<H>>,
+            Vec<Arc<LoadedLibrary<H>>>,
+        ),
+        UploadError,
+    > {
+        let internal = |e: anyhow::Error| UploadError::Internal(format!("{e:#}"));
+        let mut components = Vec::with_capacity(libraries.len());
+        let mut loaded = Vec::with_capacity(libraries.len());
+        for library in libraries {
+            let lib_component = self.component(&library.plan.sha256).map_err(internal)?;
+            let (pre, nested) = self.link_libraries(&lib_component, &library.plan.libraries)?;
+            components.push(lib_component);
+            loaded.push(Arc::new(LoadedLibrary {
+                pre,
+                libraries: nested,
+            }));
+        }
+        let labeled: Vec<(&str, &Component)> = libraries
+            .iter()
+            .zip(&components)
+            .map(|(l, c)| (l.label.as_str(), c))
+            .collect();
+        let matches = libraries::match_imports(&self.engine, component, &labeled)?;
+        let pre = if matches.is_empty() {
+            self.linker.instantiate_pre(component)
+        } else {
+            let mut linker = self.linker.clone();
+            for (name, ty, slot) in &matches {
+                libraries::forward(
+                    &self.engine,
+                    &mut linker,
+                    name,
+                    ty,
+                    &components[*slot],
+                    *slot,
+                )
+                .map_err(internal)?;
+            }
+            linker.instantiate_pre(component)
+        };
+        let pre = pre.map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
+        Ok((pre, loaded))
+    }
+
+    /// The pre-linked form of `plan`: from memory, else from the compiled
+    /// cache on disk, else compiled again from the stored upload.
+    async fn load(self: &Arc<Self>, plan: &LinkPlan<H::View>) -> Result<Loaded<H>, CallError> {
         if let Some(l) = self
             .loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(sha256)
+            .get(plan.key())
         {
             return Ok(l.clone());
         }
         let this = self.clone();
-        let sha = sha256.to_string();
-        let loaded = tokio::task::spawn_blocking(move || this.load_from_disk(&sha)).await??;
-        self.remember(sha256, loaded.clone());
+        let sha = plan.sha256.clone();
+        let libraries = plan.libraries.clone();
+        let linked = tokio::task::spawn_blocking(move || {
+            let component = this.component(&sha)?;
+            Ok::<_, anyhow::Error>(this.link(&component, &libraries))
+        })
+        .await
+        .map_err(|e| CallError::Internal(e.to_string()))?
+        .map_err(|e| CallError::Internal(format!("{e:#}")))?;
+        let (loaded, _) = linked.map_err(|e| match e {
+            UploadError::Internal(m) => CallError::Internal(m),
+            e => CallError::Link(e.to_string()),
+        })?;
+        self.remember(plan.key(), loaded.clone());
         Ok(loaded)
     }
 
     /// Keep `loaded` in memory, within [`MAX_LOADED`].
-    fn remember(&self, sha256: &str, loaded: Loaded<H>) {
+    fn remember(&self, key: &str, loaded: Loaded<H>) {
         let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_LOADED
-            && !cache.contains_key(sha256)
+            && !cache.contains_key(key)
             && let Some(evict) = cache.keys().next().cloned()
         {
             cache.remove(&evict);
         }
-        cache.insert(sha256.to_string(), loaded);
+        cache.insert(key.to_string(), loaded);
     }
 
-    fn load_from_disk(&self, sha256: &str) -> anyhow::Result<Loaded<H>> {
+    /// The compiled component `sha256`, from the on-disk cache or compiled
+    /// again from the stored upload.
+    fn component(&self, sha256: &str) -> anyhow::Result<Component> {
         let compiled = self.compiled_path(sha256);
         // SAFETY: the cache directory holds only artifacts this server
         // serialised itself, named by the hash of their source; wasmtime
         // checks that the artifact matches this engine's version and config.
-        let component = match unsafe { Component::deserialize_file(&self.engine, &compiled) } {
-            Ok(c) => c,
+        match unsafe { Component::deserialize_file(&self.engine, &compiled) } {
+            Ok(c) => Ok(c),
             Err(e) => {
                 tracing::info!("recompiling {sha256}: cached artifact unusable ({e:#})");
                 let wasm = std::fs::read(self.wasm_path(sha256))
                     .with_context(|| format!("component {sha256} is missing from the store"))?;
                 let c = Component::new(&self.engine, &wasm)?;
                 crate::fsutil::write_atomic(&compiled, &c.serialize()?)?;
-                c
+                Ok(c)
             }
-        };
-        let (loaded, _) = self.link(&component).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(loaded)
+        }
     }
 
-    /// Run one call of the component `sha256`. Once it is loaded, `start`
-    /// gives the call's host state and its deadline, so loading (at worst
-    /// a compile) never eats into the call's time.
+    /// Run one call of the component of `plan`, with its libraries. Once
+    /// it is loaded, `start` gives the call's host state and its deadline,
+    /// so loading (at worst a compile) never eats into the call's time.
     pub async fn invoke(
         self: &Arc<Self>,
-        sha256: &str,
+        plan: &LinkPlan<H::View>,
         input: Input,
         start: impl FnOnce() -> (H, Instant),
     ) -> Outcome<H> {
@@ -226,16 +316,23 @@ impl<H: Send + 'static> Runtime<H> {
         let stdout = Capture::new(self.limits.log_bytes);
         let stderr = Capture::new(self.limits.log_bytes);
         let mut usage = Usage::default();
-        let (result, host) = match self.load(sha256).await {
+        let (result, host) = match self.load(plan).await {
             Ok(loaded) => {
                 let (host, deadline) = start();
-                let mut store = self.store(host, &stdout, &stderr);
-                let result = self
-                    .run(loaded, &mut store, input, deadline, &mut usage)
-                    .await;
+                let shared = Arc::new(CallShared {
+                    limits: self.limits.clone(),
+                    stdout: stdout.clone(),
+                    stderr: stderr.clone(),
+                    deadline,
+                    seat: self.scheduler.seat(),
+                    memory: Arc::default(),
+                });
+                let libraries = libraries::slots(&plan.libraries, &loaded.libraries);
+                let mut store = new_store(&self.engine, shared, host, libraries);
+                let result = self.run(loaded, &mut store, input, &mut usage).await;
                 (result, Some(store.into_data().host))
             }
-            Err(e) => (Err(CallError::Internal(format!("{e:#}"))), None),
+            Err(e) => (Err(e), None),
         };
         Outcome {
             result,
@@ -248,62 +345,22 @@ impl<H: Send + 'static> Runtime<H> {
         }
     }
 
-    /// A fresh store for one call. Nothing ambient: no preopened
-    /// directories, no sockets, no host environment variables; stdout and
-    /// stderr go to the call's log.
-    fn store(&self, host: H, stdout: &Capture, stderr: &Capture) -> Store<CallState<H>> {
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = CallState {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: CallLimiter::new(&self.limits),
-            host,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store
-    }
-
     async fn run(
         &self,
         loaded: Loaded<H>,
         store: &mut Store<CallState<H>>,
         input: Input,
-        deadline: Instant,
         usage: &mut Usage,
     ) -> Result<Output, CallError> {
         let limits = &self.limits;
         store
             .set_fuel(limits.fuel)
             .map_err(|e| CallError::Internal(e.to_string()))?;
-        let seat = self.scheduler.seat();
-        let ticking = seat.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            // A busy guest yields at every tick: tokio's yield wakes the call
-            // only after the worker has polled sockets and timers, so requests
-            // are read while every worker runs wasm. Whether the call then
-            // gives its slot to a waiting one is the scheduler's choice.
-            let mut seat = ticking.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(if seat.tick(EPOCH_TICK / 2) {
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            } else {
-                UpdateDeadline::Continue(1)
-            })
-        });
-
+        let seat = store.data().shared.seat.clone();
+        let deadline = store.data().shared.deadline;
         let call = async {
-            let result: wasmtime::Result<Output> = match (&loaded, input) {
-                (Loaded::Http(pre), Input::Http(request)) => {
+            let result: wasmtime::Result<Output> = match (&loaded.handler, input) {
+                (Handler::Http(pre), Input::Http(request)) => {
                     let val: HttpVal = pre.instantiate_async(&mut *store).await?;
                     let response = val
                         .valbox_platform_http_handler()
@@ -311,7 +368,7 @@ impl<H: Send + 'static> Runtime<H> {
                         .await?;
                     Ok(Output::Http(response))
                 }
-                (Loaded::Script(pre), Input::Script(args)) => {
+                (Handler::Script(pre), Input::Script(args)) => {
                     let val: ScriptVal = pre.instantiate_async(&mut *store).await?;
                     let result = val
                         .valbox_platform_script()
@@ -349,8 +406,74 @@ impl<H: Send + 'static> Runtime<H> {
     }
 }
 
-fn classify<H>(err: wasmtime::Error, store: &Store<CallState<H>>, limits: &Limits) -> CallError {
-    if store.data().limiter.memory_refused {
+/// A fresh store for one of a call's components. Nothing ambient: no
+/// preopened directories, no sockets, no host environment variables;
+/// stdout and stderr go to the call's log. It stops at the call's deadline
+/// and yields its CPU slot as the scheduler decides.
+fn new_store<H: Host>(
+    engine: &Engine,
+    shared: Arc<CallShared>,
+    host: H,
+    libraries: Vec<LibrarySlot<H>>,
+) -> Store<CallState<H>> {
+    let wasi = WasiCtx::builder()
+        .stdout(shared.stdout.clone())
+        .stderr(shared.stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let deadline = shared.deadline;
+    let ticking = shared.seat.clone();
+    let state = CallState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: CallLimiter::new(&shared.limits, shared.memory.clone()),
+        shared,
+        libraries,
+        host,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // A busy guest yields at every tick: tokio's yield wakes the call
+        // only after the worker has polled sockets and timers, so requests
+        // are read while every worker runs wasm. Whether the call then
+        // gives its slot to a waiting one is the scheduler's choice.
+        let mut seat = ticking.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(if seat.tick(EPOCH_TICK / 2) {
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+    store
+}
+
+/// The store of the library in `slot` of `caller`'s component, for this
+/// call: the library's own host view and libraries, the call's shared parts.
+fn library_store<H: Host>(
+    caller: &mut StoreContextMut<'_, CallState<H>>,
+    slot: usize,
+) -> Store<CallState<H>> {
+    let state = caller.data();
+    let library = &state.libraries[slot];
+    let plan = library.plan();
+    let host = state.host.library(&plan.label, &plan.view);
+    let libraries = libraries::slots(&plan.plan.libraries, &library.loaded().libraries);
+    new_store(caller.engine(), state.shared.clone(), host, libraries)
+}
+
+fn classify<H: Host>(
+    err: wasmtime::Error,
+    store: &Store<CallState<H>>,
+    limits: &Limits,
+) -> CallError {
+    if store.data().shared.memory.refused() {
         return CallError::Memory(limits.memory_bytes);
     }
     if err

@@ -11,13 +11,8 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{HTTP_EXPORT, SCRIPT_EXPORT};
-use super::{Runtime, ValKind};
+use super::{Host, LibraryPlan, Runtime, ValKind};
 use crate::fsutil::write_atomic;
-
-/// Interfaces a val may import: the platform's own and WASI 0.2. Which
-/// WASI interfaces resolve is then decided by the linker itself.
-const PLATFORM_PREFIX: &str = "valbox:platform/";
-const WASI_PREFIX: &str = "wasi:";
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
@@ -29,6 +24,18 @@ pub enum UploadError {
     CoreModule,
     Invalid(String),
     UnsupportedImport(String),
+    /// An import that none of the named libraries exports.
+    UnmatchedImport(String),
+    /// An import that more than one named library exports.
+    AmbiguousImport(String, Vec<String>),
+    /// An import whose library exports it with another type.
+    MismatchedImport {
+        import: String,
+        library: String,
+        detail: String,
+    },
+    /// A named library that answers none of the imports.
+    UnusedLibrary(String),
     NoHandler(String),
     Internal(String),
 }
@@ -40,6 +47,10 @@ impl UploadError {
             UploadError::CoreModule => "core_module",
             UploadError::Invalid(_) => "invalid_component",
             UploadError::UnsupportedImport(_) => "unsupported_import",
+            UploadError::UnmatchedImport(_) => "unmatched_import",
+            UploadError::AmbiguousImport(..) => "ambiguous_import",
+            UploadError::MismatchedImport { .. } => "mismatched_import",
+            UploadError::UnusedLibrary(_) => "unused_library",
             UploadError::NoHandler(_) => "no_handler",
             UploadError::Internal(_) => "internal",
         }
@@ -58,7 +69,28 @@ impl fmt::Display for UploadError {
             UploadError::Invalid(e) => write!(f, "the component does not validate: {e}"),
             UploadError::UnsupportedImport(e) => write!(
                 f,
-                "the component imports something Valbox does not provide ({e}); vals may import only `valbox:platform` interfaces and WASI 0.2"
+                "the component imports something Valbox does not provide ({e}); vals may import `valbox:platform` interfaces, WASI 0.2, and interfaces of the libraries named at deploy"
+            ),
+            UploadError::UnmatchedImport(name) => write!(
+                f,
+                "the component imports `{name}`, which no library named at deploy exports; name the library val that exports it with `--dep USER/VAL[@N]` (`libraries` in the API)"
+            ),
+            UploadError::AmbiguousImport(name, labels) => write!(
+                f,
+                "the component imports `{name}`, which more than one named library exports ({}); name only one of them",
+                labels.join(", ")
+            ),
+            UploadError::MismatchedImport {
+                import,
+                library,
+                detail,
+            } => write!(
+                f,
+                "the component imports `{import}` with another type than library `{library}` exports it ({detail}); regenerate the bindings from the library's WIT (GET /v2/vals/ID/versions/N/wit)"
+            ),
+            UploadError::UnusedLibrary(label) => write!(
+                f,
+                "library `{label}` was named at deploy, but the component imports none of its interfaces; drop it, or check the import's name and version"
             ),
             UploadError::NoHandler(e) => write!(
                 f,
@@ -77,20 +109,12 @@ pub struct Prepared {
     pub size: usize,
 }
 
-pub(super) fn check_imports(engine: &Engine, component: &Component) -> Result<(), UploadError> {
-    for (name, _) in component.component_type().imports(engine) {
-        if !name.starts_with(PLATFORM_PREFIX) && !name.starts_with(WASI_PREFIX) {
-            return Err(UploadError::UnsupportedImport(format!("`{name}`")));
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn exported_kind(
     engine: &Engine,
     component: &Component,
 ) -> Result<ValKind, UploadError> {
     let mut kinds = Vec::new();
+    let mut interfaces = 0;
     for (name, item) in component.component_type().exports(engine) {
         if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
             continue;
@@ -98,11 +122,13 @@ pub(super) fn exported_kind(
         match name {
             HTTP_EXPORT => kinds.push(ValKind::Http),
             SCRIPT_EXPORT => kinds.push(ValKind::Script),
-            _ => {}
+            _ => interfaces += 1,
         }
     }
     match kinds.as_slice() {
         [kind] => Ok(*kind),
+        // Only interfaces of its own: a library for other vals to import.
+        [] if interfaces > 0 => Ok(ValKind::Library),
         [] => Err(UploadError::NoHandler("none found".into())),
         _ => Err(UploadError::NoHandler(
             "it exports both handlers; a val is either an HTTP val or a script val".into(),
@@ -110,10 +136,14 @@ pub(super) fn exported_kind(
     }
 }
 
-impl<H: Send + 'static> Runtime<H> {
-    /// Validate, compile and durably store an upload. CPU-heavy: runs on the
-    /// blocking pool.
-    pub async fn prepare(self: &Arc<Self>, bytes: Vec<u8>) -> Result<Prepared, UploadError> {
+impl<H: Host> Runtime<H> {
+    /// Validate, compile and durably store an upload whose library imports
+    /// `libraries` answer. CPU-heavy: runs on the blocking pool.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        libraries: Vec<Arc<LibraryPlan<H::View>>>,
+    ) -> Result<Prepared, UploadError> {
         if !bytes.starts_with(WASM_MAGIC) || bytes.len() < 8 {
             return Err(UploadError::NotWasm);
         }
@@ -127,23 +157,39 @@ impl<H: Send + 'static> Runtime<H> {
             }
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.prepare_blocking(&bytes))
+        tokio::task::spawn_blocking(move || this.prepare_blocking(&bytes, libraries))
             .await
             .map_err(|e| UploadError::Internal(e.to_string()))?
     }
 
-    fn prepare_blocking(&self, bytes: &[u8]) -> Result<Prepared, UploadError> {
+    fn prepare_blocking(
+        &self,
+        bytes: &[u8],
+        libraries: Vec<Arc<LibraryPlan<H::View>>>,
+    ) -> Result<Prepared, UploadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
-        let (loaded, kind) = self.link(&component)?;
+        let kind = exported_kind(&self.engine, &component)?;
+        // A library is linked into its callers; here only its imports are
+        // checked (platform, WASI and its own libraries).
+        let loaded = match kind {
+            ValKind::Library => {
+                self.link_libraries(&component, &libraries)?;
+                None
+            }
+            _ => Some(self.link(&component, &libraries)?.0),
+        };
         let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());
         write_atomic(&self.wasm_path(&sha256), bytes).map_err(store_err)?;
         let compiled = component
             .serialize()
             .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
         write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
-        self.remember(&sha256, loaded);
+        if let Some(loaded) = loaded {
+            let plan = super::LinkPlan::new(sha256.clone(), libraries);
+            self.remember(plan.key(), loaded);
+        }
         Ok(Prepared {
             sha256,
             kind,

@@ -44,9 +44,13 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
             NotRunnable::NotDeployed => {
                 Error::NotFound(format!("`{user}/{name}` has no deployed version yet"))
             }
-            NotRunnable::OtherKind => Error::Invalid(match kind {
-                ValKind::Http => format!("`{user}/{name}` is a script val: use `run`"),
-                ValKind::Script => format!("`{user}/{name}` is an HTTP val: use `call-http`"),
+            NotRunnable::OtherKind(other) => Error::Invalid(match other {
+                ValKind::Script => format!("`{user}/{name}` is a script val: use `run`"),
+                ValKind::Http => format!("`{user}/{name}` is an HTTP val: use `call-http`"),
+                ValKind::Library => format!(
+                    "`{user}/{name}` is a library: import its interfaces instead \
+                     (deploy with `--dep {user}/{name}`)"
+                ),
             }),
             NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e:#}")),
         })?;

@@ -14,6 +14,7 @@ use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
 use crate::services::call_log::LogRecord;
+use crate::services::libraries::plan_for;
 
 /// What a call answered, and the CPU time it used.
 pub struct Called {
@@ -99,6 +100,7 @@ pub async fn call_within(
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
     let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let plan = plan_for(app, val, latest).await?;
     let start = || begin(app, val, scopes, within);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -129,8 +131,11 @@ pub async fn call_within(
         stdout,
         stderr,
         host,
-    } = app.runtime.invoke(&latest.sha256, input, start).await;
-    let denials = host.as_ref().map_or(&[][..], |h| h.grant.denials());
+    } = app.runtime.invoke(&plan, input, start).await;
+    let denials = host
+        .as_ref()
+        .map(|h| h.grant.denial_notes())
+        .unwrap_or_default();
     let result = result.map_err(call_error);
     let status = match &result {
         Ok(Output::Http(r)) => r.status,
@@ -144,8 +149,7 @@ pub async fn call_within(
         _ => None,
     };
     if !denials.is_empty() {
-        let names: Vec<String> = denials.iter().map(|s| s.to_string()).collect();
-        let note = format!("denied scopes: {}", names.join(", "));
+        let note = format!("denied scopes: {}", denials.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
     }
     app.logs.record(LogRecord {
@@ -241,6 +245,13 @@ fn call_error(e: CallError) -> (ApiError, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "server_busy",
             "the server is running as many vals as it can; retry shortly".to_string(),
+        ),
+        CallError::Link(detail) => (
+            StatusCode::BAD_GATEWAY,
+            "library_unavailable",
+            format!(
+                "the val's libraries no longer fit its imports ({detail}); its owner must redeploy it"
+            ),
         ),
         CallError::Internal(detail) => return (ApiError::internal(detail), detail.clone()),
     };

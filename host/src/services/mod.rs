@@ -5,4 +5,5 @@ pub mod call;
 
 pub mod api_calls;
 pub mod call_log;
+pub mod libraries;
 pub mod runnable;

@@ -15,8 +15,8 @@ pub enum NotRunnable {
     Missing,
     /// It has no deployed version yet.
     NotDeployed,
-    /// Its deployed version is of the other kind.
-    OtherKind,
+    /// Its deployed version is of this other kind.
+    OtherKind(ValKind),
     /// The database failed.
     Failed(anyhow::Error),
 }
@@ -37,8 +37,15 @@ pub async fn find_runnable(
         .filter(|val| visible(val))
         .ok_or(NotRunnable::Missing)?;
     let latest = val.latest.as_ref().ok_or(NotRunnable::NotDeployed)?;
-    if ValKind::parse(&latest.kind) != Some(kind) {
-        return Err(NotRunnable::OtherKind);
+    match ValKind::parse(&latest.kind) {
+        Some(found) if found == kind => {}
+        Some(other) => return Err(NotRunnable::OtherKind(other)),
+        None => {
+            return Err(NotRunnable::Failed(anyhow::anyhow!(
+                "unknown kind {}",
+                latest.kind
+            )));
+        }
     }
     Ok(val)
 }

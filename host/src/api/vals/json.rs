@@ -28,6 +28,18 @@ pub struct VersionView {
     size: i64,
     kind: String,
     created_at: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    libraries: Vec<LibraryRefView>,
+}
+
+/// A library a version imports, as stored: `version` is `null` for an
+/// own library that follows its latest version.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LibraryRefView {
+    val_id: String,
+    version: Option<i64>,
+    grants: Vec<String>,
 }
 
 impl From<&VersionRow> for VersionView {
@@ -38,6 +50,15 @@ impl From<&VersionRow> for VersionView {
             size: v.size,
             kind: v.kind.clone(),
             created_at: iso8601(v.created_at),
+            libraries: v
+                .libraries
+                .iter()
+                .map(|l| LibraryRefView {
+                    val_id: l.library_id.clone(),
+                    version: l.version,
+                    grants: l.grants.split_whitespace().map(String::from).collect(),
+                })
+                .collect(),
         }
     }
 }

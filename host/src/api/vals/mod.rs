@@ -1,7 +1,7 @@
 //! Vals and their versions: create, list, get, update, delete, deploy.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -20,6 +20,7 @@ use crate::auth::val_access::{
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
+use crate::services::libraries::{LibraryView, resolve_deploy};
 use json::VersionView;
 pub use json::{ValResponse, val_urls};
 
@@ -307,16 +308,42 @@ struct DeployResponse {
     url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     host_url: Option<String>,
+    /// The libraries its imports resolve to, by name, and the version
+    /// each runs now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resolved_libraries: Vec<LibraryView>,
+}
+
+/// The libraries a deploy names in its query: `dep=user/val[@N|@latest]`
+/// (repeatable) and `grant=user/val=scope,scope` (repeatable).
+fn deploy_query(query: Option<&str>) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let (mut deps, mut grants) = (Vec::new(), Vec::new());
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "dep" => deps.push(value.into_owned()),
+            "grant" => grants.push(value.into_owned()),
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown query parameter `{other}`; a deploy takes `dep` and `grant`"),
+                ));
+            }
+        }
+    }
+    Ok((deps, grants))
 }
 
 /// Upload a component (the raw bytes of a `.wasm` file) as the val's next
-/// version. It is validated, compiled and stored before the 201.
+/// version, with the libraries its imports resolve to. It is validated,
+/// linked, compiled and stored before the 201.
 async fn deploy(
     State(app): State<App>,
     Authed(who): Authed,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
+    let (deps, grants) = deploy_query(query.as_deref())?;
     let val = find_writable(&app, &who, &id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
@@ -331,9 +358,10 @@ async fn deploy(
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large("the component", limit))?;
+    let libraries = resolve_deploy(&app, &who, &val, deps, grants).await?;
     let prepared = app
         .runtime
-        .prepare(bytes.to_vec())
+        .prepare(bytes.to_vec(), libraries.plans)
         .await
         .map_err(|e| match e {
             crate::runtime::UploadError::Internal(m) => ApiError::internal(m),
@@ -341,6 +369,7 @@ async fn deploy(
         })?;
     let val_id = val.id.clone();
     let by_val = who.call_of_val.is_some();
+    let refs = libraries.refs;
     let version = app
         .db
         .call(move |conn| {
@@ -353,6 +382,7 @@ async fn deploy(
                 &prepared.sha256,
                 prepared.size as i64,
                 prepared.kind.as_str(),
+                &refs,
             )
             .map(Ok)
         })
@@ -362,6 +392,14 @@ async fn deploy(
     let (endpoint, host_endpoint) = val_urls(&app, &val);
     let (url, host_url) = match version.kind.as_str() {
         "http" => (endpoint, Some(host_endpoint)),
+        // A library is not run: where its interfaces are described.
+        "library" => (
+            format!(
+                "{}/v2/vals/{}/versions/{}/wit",
+                app.config.public_url, val.id, version.version
+            ),
+            None,
+        ),
         _ => (
             format!(
                 "{}/v1/run/{}.{}",
@@ -375,6 +413,7 @@ async fn deploy(
         val_id: val.id,
         url,
         host_url,
+        resolved_libraries: libraries.views,
     };
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -13,7 +13,7 @@ impl Host for Ctx<'_, Env> {
             .check(Scope::EnvRead)
             .map_err(|d| Error::Denied(d.message))?;
         if name == CALL_TOKEN_VAR {
-            return Ok(Some(self.grant.token_text().to_string()));
+            return Ok(self.grant.token_text().map(String::from));
         }
         if self.call.vars.is_none() {
             let vars = self.cap.values(self.grant.val_id()).await.map_err(|e| {

@@ -82,6 +82,14 @@ impl Capability for Fetch {
             sent: 0,
         }
     }
+
+    /// A library granted `fetch` reaches what its caller may reach.
+    fn start_library(&self, caller: &FetchCall) -> FetchCall {
+        FetchCall {
+            allowlist: caller.allowlist.clone(),
+            sent: 0,
+        }
+    }
 }
 
 #[cfg(test)]

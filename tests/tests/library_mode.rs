@@ -1,0 +1,436 @@
+//! Library mode: a val imports another val's WIT interface, names it at
+//! deploy, and runs its code inside its own call. The library sees none of
+//! the caller's env vars, blobs or network unless granted; another owner's
+//! library is pinned, so its author cannot change the code under a caller.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{TestServer, assert_error, val_bytes};
+
+/// Deploy `wasm` as `token`'s val `name`, naming libraries in `query`
+/// (`dep=..&grant=..`).
+async fn deploy_with(
+    s: &TestServer,
+    token: &str,
+    name: &str,
+    wasm: Vec<u8>,
+    query: &str,
+) -> reqwest::Response {
+    let val = s.ensure_val(token, name, "public").await;
+    let id = val["id"].as_str().unwrap();
+    s.req(
+        Method::POST,
+        &format!("/v2/vals/{id}/versions?{query}"),
+        Some(token),
+    )
+    .body(wasm)
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn created(resp: reqwest::Response) -> Value {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+async fn text(s: &TestServer, path: &str) -> (StatusCode, String) {
+    let resp = s.get(path, None).await;
+    (resp.status(), resp.text().await.unwrap())
+}
+
+/// Bob publishes `slugify`; alice deploys `uses-slugify` with it.
+async fn setup(s: &TestServer, query: &str) -> (String, Value) {
+    let bob = s.create_user("bob");
+    created(deploy_with(s, &bob, "slugify", val_bytes("slugify"), "").await).await;
+    let caller = created(
+        deploy_with(
+            s,
+            &s.alice,
+            "uses-slugify",
+            val_bytes("uses-slugify"),
+            query,
+        )
+        .await,
+    )
+    .await;
+    (bob, caller)
+}
+
+async fn set_env(s: &TestServer, val_id: &str, key: &str, value: &str) {
+    let resp = s
+        .req(
+            Method::POST,
+            &format!("/v2/vals/{val_id}/environment_variables"),
+            Some(&s.alice),
+        )
+        .json(&json!({ "key": key, "value": value }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+}
+
+async fn set_blob(s: &TestServer, key: &str, value: &str) {
+    let resp = s
+        .req(Method::POST, &format!("/v1/blob/{key}"), Some(&s.alice))
+        .body(value.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+}
+
+#[tokio::test]
+async fn a_library_answers_its_callers_import_and_sees_nothing_of_it() {
+    let s = TestServer::start().await;
+    let (bob, caller) = setup(&s, "dep=bob/slugify").await;
+    // Another owner's library is pinned to its current version.
+    assert_eq!(
+        caller["resolvedLibraries"],
+        json!([{ "name": "bob/slugify", "version": 0, "pinned": true, "grants": [] }])
+    );
+    let (status, body) = text(&s, "/x/alice/uses-slugify/slug?text=Hello,%20World!").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello-world"));
+
+    let val_id = caller["valId"].as_str().unwrap();
+    set_env(&s, val_id, "SECRET", "s3cret-4242").await;
+    set_blob(&s, "diary", "dear diary").await;
+    for what in [
+        "env:SECRET",
+        "env:valtown",
+        "blob:diary",
+        "fetch:http://example.com/",
+    ] {
+        let (status, body) = text(&s, &format!("/x/alice/uses-slugify/probe?what={what}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("denied"), "{what}: {body}");
+        assert!(body.contains("library `bob/slugify@0`"), "{what}: {body}");
+        assert!(body.contains("--grant bob/slugify="), "{what}: {body}");
+        assert!(
+            !body.contains("s3cret") && !body.contains("dear diary"),
+            "{body}"
+        );
+    }
+    // The refusals are in the caller's log, naming the library; the
+    // library's author has no log of these calls.
+    let logs = s
+        .wait_for_logs(&s.alice, &format!("val_id={val_id}"), |d| d.len() >= 5)
+        .await;
+    let errors: Vec<String> = logs
+        .iter()
+        .filter_map(|l| l["attributes"]["error"].as_str().map(String::from))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("env:read (library bob/slugify@0)")),
+        "{errors:?}"
+    );
+    let bobs: Value = s
+        .get("/v1/telemetry/logs", Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bobs["data"], json!([]), "{bobs}");
+}
+
+#[tokio::test]
+async fn granted_scopes_reach_the_callers_data_and_no_more() {
+    let s = TestServer::start().await;
+    let (_, caller) = setup(&s, "dep=bob/slugify&grant=bob/slugify=env:read,blob:read").await;
+    assert_eq!(
+        caller["resolvedLibraries"][0]["grants"],
+        json!(["blob:read", "env:read"])
+    );
+    let val_id = caller["valId"].as_str().unwrap();
+    set_env(&s, val_id, "SECRET", "s3cret-4242").await;
+    set_blob(&s, "diary", "dear diary").await;
+    let probe = |what: &'static str| {
+        let s = &s;
+        async move {
+            text(s, &format!("/x/alice/uses-slugify/probe?what={what}"))
+                .await
+                .1
+        }
+    };
+    assert_eq!(probe("env:SECRET").await, "env SECRET = s3cret-4242");
+    assert_eq!(probe("blob:diary").await, "blob diary = dear diary");
+    // A library never gets a token of its own.
+    assert_eq!(probe("env:valtown").await, "env valtown is not set");
+    assert!(probe("fetch:http://example.com/").await.contains("denied"));
+
+    // A grant cannot exceed the caller's own scopes.
+    let resp = s
+        .patch_val(val_id, &json!({ "scopes": ["env:read", "blob:read"] }))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = deploy_with(
+        &s,
+        &s.alice,
+        "uses-slugify",
+        val_bytes("uses-slugify"),
+        "dep=bob/slugify&grant=bob/slugify=blob:write",
+    )
+    .await;
+    let message = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert!(message.contains("blob:write"), "{message}");
+    // Nor name a library the deploy does not use.
+    let resp = deploy_with(
+        &s,
+        &s.alice,
+        "uses-slugify",
+        val_bytes("uses-slugify"),
+        "dep=bob/slugify&grant=carol/x=blob:read",
+    )
+    .await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn another_owners_library_stays_pinned_and_an_own_one_may_float() {
+    let s = TestServer::start().await;
+    let (bob, _) = setup(&s, "dep=bob/slugify").await;
+    // Bob's next version is something else entirely: alice's val is pinned.
+    created(deploy_with(&s, &bob, "slugify", val_bytes("hello"), "").await).await;
+    let (status, body) = text(&s, "/x/alice/uses-slugify/slug?text=Still%20Pinned").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "still-pinned"));
+    // Naming the version explicitly keeps working; the current one no longer fits.
+    let deploy = |query: &'static str| {
+        deploy_with(
+            &s,
+            &s.alice,
+            "uses-slugify",
+            val_bytes("uses-slugify"),
+            query,
+        )
+    };
+    created(deploy("dep=bob/slugify@0").await).await;
+    assert_error(
+        deploy("dep=bob/slugify").await,
+        StatusCode::BAD_REQUEST,
+        "unmatched_import",
+    )
+    .await;
+    // Another owner's library cannot float.
+    assert_error(
+        deploy("dep=bob/slugify@latest").await,
+        StatusCode::BAD_REQUEST,
+        "unpinned_library",
+    )
+    .await;
+
+    // Alice's own library may follow its latest version.
+    created(deploy_with(&s, &s.alice, "myslug", val_bytes("slugify"), "").await).await;
+    let floating = created(deploy("dep=alice/myslug@latest").await).await;
+    assert_eq!(floating["resolvedLibraries"][0]["pinned"], false);
+    let (_, body) = text(&s, "/x/alice/uses-slugify/slug?text=A%20B").await;
+    assert_eq!(body, "a-b");
+    created(deploy_with(&s, &s.alice, "myslug", val_bytes("hello"), "").await).await;
+    let resp = s.get("/x/alice/uses-slugify/slug?text=A%20B", None).await;
+    let message = assert_error(resp, StatusCode::BAD_GATEWAY, "library_unavailable").await;
+    assert!(message.contains("redeploy"), "{message}");
+}
+
+#[tokio::test]
+async fn imports_no_library_answers_are_refused_at_upload() {
+    let s = TestServer::start().await;
+    let bob = s.create_user("bob");
+    created(deploy_with(&s, &bob, "slugify", val_bytes("slugify"), "").await).await;
+    created(deploy_with(&s, &bob, "hello", val_bytes("hello"), "").await).await;
+    let deploy = |query: &'static str, wasm: Vec<u8>| {
+        let s = &s;
+        async move { deploy_with(s, &s.alice, "caller", wasm, query).await }
+    };
+    let caller = || val_bytes("uses-slugify");
+
+    let message = assert_error(
+        deploy("", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "unmatched_import",
+    )
+    .await;
+    assert!(
+        message.contains("valbox-examples:slugify/slug@0.1.0"),
+        "{message}"
+    );
+    assert!(message.contains("--dep"), "{message}");
+    let message = assert_error(
+        deploy("dep=bob/slugify&dep=bob/hello", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "unused_library",
+    )
+    .await;
+    assert!(message.contains("bob/hello"), "{message}");
+    assert_error(
+        deploy("dep=bob/nothing", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_library",
+    )
+    .await;
+    assert_error(
+        deploy("dep=bob/slugify@7", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_library",
+    )
+    .await;
+    assert_error(
+        deploy("dep=nonsense", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_library",
+    )
+    .await;
+
+    // The same interface name with other types: refused, saying which.
+    created(deploy_with(&s, &bob, "typed", mistyped_slug(), "").await).await;
+    let message = assert_error(
+        deploy("dep=bob/typed", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "mismatched_import",
+    )
+    .await;
+    assert!(message.contains("`slugify`"), "{message}");
+    assert!(
+        message.contains("string") && message.contains("u32"),
+        "{message}"
+    );
+    // Two libraries exporting it: ambiguous.
+    let message = assert_error(
+        deploy("dep=bob/slugify&dep=bob/typed", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "ambiguous_import",
+    )
+    .await;
+    assert!(message.contains("bob/typed"), "{message}");
+}
+
+#[tokio::test]
+async fn a_val_cannot_import_itself_and_libraries_nest_at_most_four_deep() {
+    let s = TestServer::start().await;
+    created(deploy_with(&s, &s.alice, "selfish", val_bytes("slugify"), "").await).await;
+    let resp = deploy_with(
+        &s,
+        &s.alice,
+        "selfish",
+        val_bytes("uses-slugify"),
+        "dep=alice/selfish",
+    )
+    .await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "library_cycle").await;
+
+    // A chain of libraries, each importing the one below it.
+    created(deploy_with(&s, &s.alice, "chain0", chain_link(false), "").await).await;
+    for n in 1..=5 {
+        let query = format!("dep=alice/chain{}", n - 1);
+        let resp = deploy_with(&s, &s.alice, &format!("chain{n}"), chain_link(true), &query).await;
+        if n <= 4 {
+            created(resp).await;
+        } else {
+            let message = assert_error(resp, StatusCode::BAD_REQUEST, "library_depth").await;
+            assert!(message.contains("4 deep"), "{message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_library_that_loops_or_traps_fails_its_callers_call_cleanly() {
+    let s = TestServer::start().await;
+    let bob = s.create_user("bob");
+    created(deploy_with(&s, &bob, "bad", bad_slug(), "").await).await;
+    created(
+        deploy_with(
+            &s,
+            &s.alice,
+            "uses-slugify",
+            val_bytes("uses-slugify"),
+            "dep=bob/bad",
+        )
+        .await,
+    )
+    .await;
+    // `slugify` loops: the caller's fuel runs out.
+    let resp = s.get("/x/alice/uses-slugify/slug?text=x", None).await;
+    assert_error(resp, StatusCode::LOOP_DETECTED, "fuel_exhausted").await;
+    // `probe` traps: the caller's call fails, and its log names the library.
+    let resp = s.get("/x/alice/uses-slugify/probe?what=x", None).await;
+    assert_error(resp, StatusCode::BAD_GATEWAY, "val_crashed").await;
+    let logs = s
+        .wait_for_logs(&s.alice, "", |d| {
+            d.iter().any(|l| {
+                l["attributes"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("in library `bob/bad@0`"))
+            })
+        })
+        .await;
+    assert!(!logs.is_empty());
+    // The server goes on answering.
+    let (status, _) = text(&s, "/x/alice/uses-slugify/").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A library exporting `slug` with `slugify: func(u32) -> u32`.
+fn mistyped_slug() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f") (param i32) (result i32) local.get 0))
+            (core instance $i (instantiate $m))
+            (func $f (param "text" u32) (result u32) (canon lift (core func $i "f")))
+            (instance $slug (export "slugify" (func $f)) (export "probe" (func $f)))
+            (export "valbox-examples:slugify/slug@0.1.0" (instance $slug)))"#,
+    )
+    .unwrap()
+}
+
+/// A library exporting `slug` whose `slugify` never ends and whose
+/// `probe` traps.
+fn bad_slug() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (core module $m
+                (memory (export "mem") 1)
+                (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+                (func (export "spin") (param i32 i32) (result i32) (loop $l br $l) unreachable)
+                (func (export "trap") (param i32 i32) (result i32) unreachable))
+            (core instance $i (instantiate $m))
+            (func $spin (param "text" string) (result string)
+                (canon lift (core func $i "spin") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+            (func $trap (param "what" string) (result string)
+                (canon lift (core func $i "trap") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+            (instance $slug (export "slugify" (func $spin)) (export "probe" (func $trap)))
+            (export "valbox-examples:slugify/slug@0.1.0" (instance $slug)))"#,
+    )
+    .unwrap()
+}
+
+/// A library exporting `chain/link` (`next: func(u32) -> u32`); with
+/// `imports`, it imports the same interface and adds one to its answer.
+fn chain_link(imports: bool) -> Vec<u8> {
+    let text = if imports {
+        r#"(component
+            (import "valbox-examples:chain/link@0.1.0"
+                (instance $in (export "next" (func (param "n" u32) (result u32)))))
+            (core func $next (canon lower (func $in "next")))
+            (core module $m
+                (import "in" "next" (func $next (param i32) (result i32)))
+                (func (export "next") (param i32) (result i32)
+                    local.get 0 call $next i32.const 1 i32.add))
+            (core instance $i (instantiate $m (with "in" (instance (export "next" (func $next))))))
+            (func $f (param "n" u32) (result u32) (canon lift (core func $i "next")))
+            (instance $out (export "next" (func $f)))
+            (export "valbox-examples:chain/link@0.1.0" (instance $out)))"#
+    } else {
+        r#"(component
+            (core module $m (func (export "next") (param i32) (result i32) local.get 0))
+            (core instance $i (instantiate $m))
+            (func $f (param "n" u32) (result u32) (canon lift (core func $i "next")))
+            (instance $out (export "next" (func $f)))
+            (export "valbox-examples:chain/link@0.1.0" (instance $out)))"#
+    };
+    wat::parse_str(text).unwrap()
+}
