@@ -17,7 +17,7 @@ use valbox::app::App;
 use valbox::auth::Scopes;
 use valbox::config::Config;
 use valbox::db::{self, ValRow};
-use valbox::runtime::{HttpRequest, Input, Output};
+use valbox::runtime::{HttpRequest, Input, LinkPlan, Output};
 use valbox::services::call::{begin, call};
 
 const WARMUP: usize = 2_000;
@@ -39,13 +39,17 @@ fn request() -> Input {
 
 /// A deployed `hello` of the user `bench`, as the database has it.
 async fn deploy_hello(app: &App) -> ValRow {
-    let prepared = app.runtime.prepare(common::hello_wasm()).await.unwrap();
+    let prepared = app
+        .runtime
+        .prepare(common::hello_wasm(), Vec::new())
+        .await
+        .unwrap();
     app.db
         .call(move |conn| {
             let user = db::insert_user(conn, "bench", "bench@example.com")?;
             let scopes = Scopes::val_default().to_string();
             let id = db::insert_val(conn, &user.id, "hello", "public", "", &scopes)?;
-            db::insert_version(conn, &id, &prepared.sha256, 0, "http")?;
+            db::insert_version(conn, &id, &prepared.sha256, 0, "http", &[])?;
             Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
         })
         .await
@@ -57,7 +61,9 @@ async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
     let scopes = Scopes::parse(&val.scopes).unwrap();
     let start = || begin(app, val, scopes, None);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
-    let outcome = app.runtime.invoke(sha256, request(), start).await;
+    // As the call service makes it for a val without libraries.
+    let plan = LinkPlan::new(sha256.clone(), Vec::new());
+    let outcome = app.runtime.invoke(&plan, request(), start).await;
     outcome.result.map_err(|e| format!("{e:?}"))
 }
 

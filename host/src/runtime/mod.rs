@@ -178,7 +178,7 @@ impl<H: Host> Runtime<H> {
             ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
             ValKind::Http | ValKind::Script => kind,
         };
-        let (pre, libraries) = self.link_libraries(component, libraries)?;
+        let LoadedLibrary { pre, libraries } = self.link_libraries(component, libraries)?;
         let handler = match handler {
             ValKind::Http => Handler::Http(
                 HttpValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
@@ -196,24 +196,15 @@ impl<H: Host> Runtime<H> {
         &self,
         component: &Component,
         libraries: &[Arc<LibraryPlan<H::View>>],
-    ) -> Result<
-        (
-            wasmtime::component::InstancePre<CallState<H>>,
-            Vec<Arc<LoadedLibrary<H>>>,
-        ),
-        UploadError,
-    > {
+    ) -> Result<LoadedLibrary<H>, UploadError> {
         let internal = |e: anyhow::Error| UploadError::Internal(format!("{e:#}"));
         let mut components = Vec::with_capacity(libraries.len());
         let mut loaded = Vec::with_capacity(libraries.len());
         for library in libraries {
             let lib_component = self.component(&library.plan.sha256).map_err(internal)?;
-            let (pre, nested) = self.link_libraries(&lib_component, &library.plan.libraries)?;
+            let linked = self.link_libraries(&lib_component, &library.plan.libraries)?;
             components.push(lib_component);
-            loaded.push(Arc::new(LoadedLibrary {
-                pre,
-                libraries: nested,
-            }));
+            loaded.push(Arc::new(linked));
         }
         let labeled: Vec<(&str, &Component)> = libraries
             .iter()
@@ -239,7 +230,10 @@ impl<H: Host> Runtime<H> {
             linker.instantiate_pre(component)
         };
         let pre = pre.map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
-        Ok((pre, loaded))
+        Ok(LoadedLibrary {
+            pre,
+            libraries: loaded,
+        })
     }
 
     /// The pre-linked form of `plan`: from memory, else from the compiled

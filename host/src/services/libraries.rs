@@ -314,26 +314,38 @@ pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ApiResul
 /// (a floating library's new version changes its callers' plans).
 #[derive(Default)]
 pub struct PlanCache {
-    inner: Mutex<(u64, HashMap<(String, i64), Arc<Plan>>)>,
+    inner: Mutex<Plans>,
+}
+
+#[derive(Default)]
+struct Plans {
+    /// Counts the times the cache was emptied: a plan resolved before one
+    /// is not kept.
+    generation: u64,
+    by_version: HashMap<(String, i64), Arc<Plan>>,
 }
 
 impl PlanCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Plans> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The cached plan, or the generation to remember a new one under.
     fn get(&self, key: &(String, i64)) -> Result<Arc<Plan>, u64> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.1.get(key).cloned().ok_or(inner.0)
+        let plans = self.lock();
+        plans.by_version.get(key).cloned().ok_or(plans.generation)
     }
 
     fn remember(&self, key: (String, i64), plan: Arc<Plan>, generation: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.0 == generation {
-            inner.1.insert(key, plan);
+        let mut plans = self.lock();
+        if plans.generation == generation {
+            plans.by_version.insert(key, plan);
         }
     }
 
     pub fn forget(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.0 += 1;
-        inner.1.clear();
+        let mut plans = self.lock();
+        plans.generation += 1;
+        plans.by_version.clear();
     }
 }
