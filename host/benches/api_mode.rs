@@ -1,15 +1,17 @@
-//! Benchmark (d): the price of a val calling a val in API mode, against
-//! the price of an HTTP request to the callee, side by side on one server
-//! over loopback (keep-alive, one request at a time):
+//! Benchmark (d): the price of a val using a val, side by side on one
+//! server over loopback (keep-alive, one request at a time):
 //!
 //! - `wrapper`: an HTTP request to `wrapper`, which calls the script val
 //!   `hidden` in API mode;
 //! - `hello`: an HTTP request to `hello` (a request and a call, no hop);
 //! - `run hidden`: the Run API request for `hidden` directly, what a val
-//!   would pay to reach it over HTTP instead (before fetch's own costs).
+//!   would pay to reach it over HTTP instead (before fetch's own costs);
+//! - `uses-slugify`: an HTTP request to `uses-slugify`, which calls the
+//!   library `slugify` (library mode: a second store in the same call).
 //!
 //! The API-mode hop is `wrapper` - `hello`; it should cost less than a
-//! whole HTTP request to the callee. Run with `scripts/bench`.
+//! whole HTTP request to the callee. A library call should cost at most
+//! 1.5x `hello`. Run with `scripts/bench`.
 
 mod common;
 
@@ -44,6 +46,9 @@ async fn run() {
         .await
         .unwrap();
     assert!(resp.status().is_success(), "setting TARGET");
+    common::deploy(&base, &token, "slugify", common::val_wasm("slugify")).await;
+    let uses = common::val_wasm("uses-slugify");
+    common::deploy_with(&base, &token, "uses-slugify", uses, "dep=bench/slugify").await;
 
     let wrapper = || http.get(format!("{base}/x/bench/wrapper/?name=x")).send();
     let hello = || http.get(format!("{base}/x/bench/hello/")).send();
@@ -52,7 +57,13 @@ async fn run() {
             .json(&serde_json::json!({ "args": ["x"] }))
             .send()
     };
-    let (mut w, mut h, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    let library = || {
+        http.get(format!(
+            "{base}/x/bench/uses-slugify/slug?text=Hello,%20World"
+        ))
+        .send()
+    };
+    let (mut w, mut h, mut d, mut l) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..=ROUNDS {
         // Round 0 warms up.
         let keep = round > 0;
@@ -60,9 +71,10 @@ async fn run() {
             timed(keep.then_some(&mut w), "wrapper", wrapper()).await;
             timed(keep.then_some(&mut h), "hello", hello()).await;
             timed(keep.then_some(&mut d), "run hidden", direct()).await;
+            timed(keep.then_some(&mut l), "uses-slugify", library()).await;
         }
     }
-    let (w, h, d) = (p50(w), p50(h), p50(d));
+    let (w, h, d, l) = (p50(w), p50(h), p50(d), p50(l));
     println!(
         "wrapper (API-mode call inside): p50 {:.1} µs",
         common::micros(w)
@@ -80,6 +92,11 @@ async fn run() {
         "API-mode hop {:.1} µs = {:.2}x an HTTP request to the callee",
         common::micros(hop),
         hop.as_secs_f64() / d.as_secs_f64()
+    );
+    println!(
+        "uses-slugify (library call):   p50 {:.1} µs = {:.2}x hello",
+        common::micros(l),
+        l.as_secs_f64() / h.as_secs_f64()
     );
     server.shutdown().await.unwrap();
 }

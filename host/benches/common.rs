@@ -25,6 +25,17 @@ pub fn hello_wasm() -> Vec<u8> {
 /// Create the public val `name` as `token`'s user and deploy `wasm` to it;
 /// returns the val's id.
 pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> String {
+    deploy_with(base, token, name, wasm, "").await
+}
+
+/// [`deploy`], naming libraries in `query` (`dep=user/val`).
+pub async fn deploy_with(
+    base: &str,
+    token: &str,
+    name: &str,
+    wasm: Vec<u8>,
+    query: &str,
+) -> String {
     let http = reqwest::Client::new();
     let val: serde_json::Value = http
         .post(format!("{base}/v2/vals"))
@@ -38,7 +49,7 @@ pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> Strin
         .unwrap();
     let resp = http
         .post(format!(
-            "{base}/v2/vals/{}/versions",
+            "{base}/v2/vals/{}/versions?{query}",
             val["id"].as_str().unwrap()
         ))
         .bearer_auth(token)

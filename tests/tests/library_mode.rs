@@ -252,7 +252,7 @@ async fn imports_no_library_answers_are_refused_at_upload() {
     let message = assert_error(
         deploy("", caller()).await,
         StatusCode::BAD_REQUEST,
-        "unmatched_import",
+        "unsupported_import",
     )
     .await;
     assert!(
@@ -260,6 +260,16 @@ async fn imports_no_library_answers_are_refused_at_upload() {
         "{message}"
     );
     assert!(message.contains("--dep"), "{message}");
+    let message = assert_error(
+        deploy("dep=bob/hello", caller()).await,
+        StatusCode::BAD_REQUEST,
+        "unmatched_import",
+    )
+    .await;
+    assert!(
+        message.contains("valbox-examples:slugify/slug@0.1.0"),
+        "{message}"
+    );
     let message = assert_error(
         deploy("dep=bob/slugify&dep=bob/hello", caller()).await,
         StatusCode::BAD_REQUEST,

@@ -162,6 +162,10 @@ pub(super) fn match_imports(
             )
             .collect();
         let (index, exported) = match offered.as_slice() {
+            // With no library named, it is simply not something we provide.
+            [] if libraries.is_empty() => {
+                return Err(UploadError::UnsupportedImport(format!("`{name}`")));
+            }
             [] => return Err(UploadError::UnmatchedImport(name)),
             [one] => one.clone(),
             many => {

@@ -173,21 +173,9 @@ impl<H: Host> Runtime<H> {
         component: &Component,
         libraries: &[Arc<LibraryPlan<H::View>>],
     ) -> Result<(Loaded<H>, ValKind), UploadError> {
+        let linked = self.link_libraries(component, libraries)?;
         let kind = upload::exported_kind(&self.engine, component)?;
-        let handler = match kind {
-            ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
-            ValKind::Http | ValKind::Script => kind,
-        };
-        let LoadedLibrary { pre, libraries } = self.link_libraries(component, libraries)?;
-        let handler = match handler {
-            ValKind::Http => Handler::Http(
-                HttpValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
-            ),
-            _ => Handler::Script(
-                ScriptValPre::new(pre).map_err(|e| UploadError::NoHandler(format!("{e:#}")))?,
-            ),
-        };
-        Ok((Loaded { handler, libraries }, kind))
+        Ok((with_handler(kind, linked)?, kind))
     }
 
     /// Pre-link `component` with each of its library imports forwarded to
@@ -398,6 +386,21 @@ impl<H: Host> Runtime<H> {
         }
         Ok(output)
     }
+}
+
+/// A linked component as a val of `kind`, ready to call its handler.
+fn with_handler<H: Host>(
+    kind: ValKind,
+    linked: LoadedLibrary<H>,
+) -> Result<Loaded<H>, UploadError> {
+    let LoadedLibrary { pre, libraries } = linked;
+    let no_handler = |e: wasmtime::Error| UploadError::NoHandler(format!("{e:#}"));
+    let handler = match kind {
+        ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
+        ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
+        ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
+    };
+    Ok(Loaded { handler, libraries })
 }
 
 /// A fresh store for one of a call's components. Nothing ambient: no

@@ -69,7 +69,7 @@ impl fmt::Display for UploadError {
             UploadError::Invalid(e) => write!(f, "the component does not validate: {e}"),
             UploadError::UnsupportedImport(e) => write!(
                 f,
-                "the component imports something Valbox does not provide ({e}); vals may import `valbox:platform` interfaces, WASI 0.2, and interfaces of the libraries named at deploy"
+                "the component imports something Valbox does not provide ({e}); vals may import `valbox:platform` interfaces, WASI 0.2, and interfaces of library vals named at deploy (`--dep USER/VAL[@N]`)"
             ),
             UploadError::UnmatchedImport(name) => write!(
                 f,
@@ -170,15 +170,12 @@ impl<H: Host> Runtime<H> {
         let sha256 = hex::encode(Sha256::digest(bytes));
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        let linked = self.link_libraries(&component, &libraries)?;
         let kind = exported_kind(&self.engine, &component)?;
-        // A library is linked into its callers; here only its imports are
-        // checked (platform, WASI and its own libraries).
+        // A library is linked into its callers: only its imports are checked.
         let loaded = match kind {
-            ValKind::Library => {
-                self.link_libraries(&component, &libraries)?;
-                None
-            }
-            _ => Some(self.link(&component, &libraries)?.0),
+            ValKind::Library => None,
+            _ => Some(super::with_handler(kind, linked)?),
         };
         let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());
         write_atomic(&self.wasm_path(&sha256), bytes).map_err(store_err)?;
