@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use crate::bindings::valbox::platform::{http_types, vals as raw};
 use crate::{Error, Request, Response};
 
-/// Run the script val `name` (`"user/val"`) with `args` (serialised as the
-/// JSON array of its arguments) and deserialise its result.
+/// Run the script val `name` (`"user/val"`, or `"user/val@N"` to pin its
+/// version N) with `args` (serialised as the JSON array of its arguments)
+/// and deserialise its result.
 ///
 /// ```no_run
 /// use serde_json::Value;

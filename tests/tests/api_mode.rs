@@ -64,7 +64,45 @@ async fn a_public_val_hides_a_private_one_with_its_secret() {
         })
         .await;
     assert_eq!(logs[0]["attributes"]["trigger"], "api");
+    assert_eq!(logs[0]["attributes"]["caller"], "alice/wrapper");
     assert_eq!(logs[0]["attributes"]["http.status"], 200);
+}
+
+#[tokio::test]
+async fn an_api_call_may_pin_the_callees_version() {
+    let s = TestServer::start().await;
+    let hidden = s.deploy("hidden", "hidden", "private").await;
+    set_env(&s, &s.alice, id(&hidden), "SAUCE", "Hola").await;
+    let wrapper = s.deploy("wrapper", "wrapper", "public").await;
+    set_env(&s, &s.alice, id(&wrapper), "TARGET", "alice/hidden@0").await;
+    // The callee's next version is no script val at all: version 0 still runs.
+    s.deploy("hidden", "hello", "private").await;
+    let body: Value = s
+        .get("/x/alice/wrapper/?name=Ada", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, json!({ "greeting": "Hola, Ada!" }));
+
+    let target = format!("/v2/vals/{}/environment_variables/TARGET", id(&wrapper));
+    for (value, expected) in [
+        ("alice/hidden", "is an HTTP val"),
+        ("alice/hidden@7", "has no version 7"),
+        ("alice/hidden@x", "not a val's name"),
+    ] {
+        let resp = s
+            .req(Method::PUT, &target, Some(&s.alice))
+            .json(&json!({ "value": value }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = s.get("/x/alice/wrapper/?name=Ada", None).await;
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(expected), "{value}: {text}");
+    }
 }
 
 #[tokio::test]

@@ -345,6 +345,18 @@ async fn a_val_cannot_import_itself_and_libraries_nest_at_most_four_deep() {
             assert!(message.contains("4 deep"), "{message}");
         }
     }
+
+    // A call goes four libraries deep, each in a store of its own.
+    let resp = deploy_with(&s, &s.alice, "chained", chain_caller(), "dep=alice/chain3").await;
+    created(resp).await;
+    let resp = s
+        .req(Method::POST, "/v1/run/alice.chained", None)
+        .json(&json!({ "args": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!(3));
 }
 
 #[tokio::test]
@@ -414,6 +426,37 @@ fn bad_slug() -> Vec<u8> {
                 (canon lift (core func $i "trap") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
             (instance $slug (export "slugify" (func $spin)) (export "probe" (func $trap)))
             (export "valbox-examples:slugify/slug@0.1.0" (instance $slug)))"#,
+    )
+    .unwrap()
+}
+
+/// A script val answering, as JSON, `next(0)` of the `chain/link` library
+/// it imports (one digit).
+fn chain_caller() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (import "valbox-examples:chain/link@0.1.0"
+                (instance $in (export "next" (func (param "n" u32) (result u32)))))
+            (core func $next (canon lower (func $in "next")))
+            (core module $m
+                (import "in" "next" (func $next (param i32) (result i32)))
+                (memory (export "mem") 1)
+                (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+                (func (export "run") (param i32 i32) (result i32)
+                    ;; The digit at 2000; the result (ok, pointer, length) at 3000.
+                    i32.const 2000
+                    i32.const 0 call $next i32.const 48 i32.add
+                    i32.store8
+                    i32.const 3000 i32.const 0 i32.store8
+                    i32.const 3004 i32.const 2000 i32.store
+                    i32.const 3008 i32.const 1 i32.store
+                    i32.const 3000))
+            (core instance $i (instantiate $m (with "in" (instance (export "next" (func $next))))))
+            (func $run (param "args" string) (result (result string (error string)))
+                (canon lift (core func $i "run")
+                    (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+            (instance $script (export "run" (func $run)))
+            (export "valbox:platform/script@0.1.0" (instance $script)))"#,
     )
     .unwrap()
 }

@@ -122,7 +122,7 @@ pub(super) async fn resolve(
     kind: ValKind,
 ) -> ApiResult<Arc<ValRow>> {
     let visible = |val: &ValRow| can_see(val, caller);
-    find_runnable(app, user, name, kind, visible)
+    find_runnable(app, user, name, None, kind, visible)
         .await
         .map_err(|why| match why {
             NotRunnable::Missing => {
@@ -131,6 +131,9 @@ pub(super) async fn resolve(
             NotRunnable::NotDeployed => ApiError::not_found(format!(
                 "val `{user}/{name}` has no deployed version yet; deploy one with `valbox deploy`"
             )),
+            NotRunnable::NoSuchVersion(n) => {
+                ApiError::not_found(format!("val `{user}/{name}` has no version {n}"))
+            }
             NotRunnable::OtherKind(other) => {
                 let hint = match other {
                     ValKind::Script => {

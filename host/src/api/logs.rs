@@ -115,6 +115,9 @@ struct LogAttributes {
     #[serde(rename = "val.version")]
     val_version: i64,
     trigger: String,
+    /// For a call by another val (`api`): that val, `owner/val`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<String>,
     #[serde(rename = "http.status")]
     http_status: u16,
     duration_ms: f64,
@@ -142,10 +145,12 @@ fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
     let status: u16 = r.get("status")?;
     let error: Option<String> = r.get("error")?;
     let trigger: String = r.get("trigger")?;
+    let caller: Option<String> = r.get("caller")?;
     let id: i64 = r.get("id")?;
-    let body = match &error {
-        Some(e) => e.clone(),
-        None => format!("{trigger} call answered {status}"),
+    let body = match (&error, &caller) {
+        (Some(e), _) => e.clone(),
+        (None, Some(caller)) => format!("{trigger} call by {caller} answered {status}"),
+        (None, None) => format!("{trigger} call answered {status}"),
     };
     Ok(LogEntry {
         time_unix_nano: r.get::<_, i64>("time_ns")?.to_string(),
@@ -157,6 +162,7 @@ fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
             val_name: r.get("val_name")?,
             val_version: r.get("version")?,
             trigger,
+            caller,
             http_status: status,
             duration_ms: r.get::<_, i64>("duration_us")? as f64 / 1000.0,
             cpu_ms: r.get::<_, i64>("cpu_us")? as f64 / 1000.0,

@@ -11,6 +11,8 @@ use crate::auth::{CallToken, CallTokens, Denied, Holder, MintedToken, Scope, Sco
 pub struct Grant {
     owner_id: String,
     val_id: String,
+    /// `owner/val`, as a callee's log names this call's val.
+    val_label: String,
     scopes: Scopes,
     /// When the call must end; host work is bounded by it too.
     deadline: Instant,
@@ -39,6 +41,7 @@ pub struct CallOf<'a> {
     pub owner_id: &'a str,
     pub owner_name: &'a str,
     pub val_id: &'a str,
+    pub val_name: &'a str,
     pub within: Option<Within>,
 }
 
@@ -74,6 +77,7 @@ impl Grant {
         Grant {
             owner_id: call.owner_id.into(),
             val_id: call.val_id.into(),
+            val_label: format!("{}/{}", call.owner_name, call.val_name),
             scopes,
             deadline,
             token: Some(token),
@@ -90,6 +94,7 @@ impl Grant {
         Grant {
             owner_id: self.owner_id.clone(),
             val_id: self.val_id.clone(),
+            val_label: self.val_label.clone(),
             scopes: granted.intersect(&self.scopes),
             deadline: self.deadline,
             token: None,
@@ -115,6 +120,15 @@ impl Grant {
 
     pub fn val_id(&self) -> &str {
         &self.val_id
+    }
+
+    /// Who is calling, as a callee's log names it: `owner/val`, or the
+    /// library within it.
+    pub fn caller_label(&self) -> String {
+        match &self.library {
+            Some(library) => format!("{} (library {library})", self.val_label),
+            None => self.val_label.clone(),
+        }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -193,6 +207,7 @@ mod tests {
             owner_id: "owner",
             owner_name: "alice",
             val_id: "val",
+            val_name: "hello",
             within: None,
         };
         let scopes = scopes.iter().copied().collect();

@@ -87,6 +87,7 @@ impl TestEnv {
             owner_id: owner,
             owner_name: owner,
             val_id: val,
+            val_name: val,
             within: None,
         };
         let scopes = scopes.iter().copied().collect();

@@ -139,6 +139,8 @@ CREATE TABLE version_libraries (
     FOREIGN KEY (val_id, version) REFERENCES versions (val_id, version) ON DELETE CASCADE
 );
 "#,
+    // The val that called, for calls of vals by vals (trigger `api`).
+    "ALTER TABLE call_logs ADD COLUMN caller TEXT;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the
@@ -222,11 +224,14 @@ mod tests {
     #[test]
     fn an_existing_database_gains_cpu_time_in_its_call_logs() {
         let mut conn = Connection::open_in_memory().unwrap();
-        for sql in &MIGRATIONS[..MIGRATIONS.len() - 1] {
+        let cpu_us = MIGRATIONS
+            .iter()
+            .position(|sql| sql.contains("cpu_us"))
+            .unwrap();
+        for sql in &MIGRATIONS[..cpu_us] {
             conn.execute_batch(sql).unwrap();
         }
-        conn.pragma_update(None, "user_version", MIGRATIONS.len() - 1)
-            .unwrap();
+        conn.pragma_update(None, "user_version", cpu_us).unwrap();
         conn.execute(
             "INSERT INTO call_logs (owner_id, val_id, val_name, version, trigger, time_ns,
                status, duration_us, fuel_used, stdout, stderr)

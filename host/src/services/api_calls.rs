@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
 
-use super::call::call_within;
+use super::call::{Nested, call_within};
 use super::runnable::{NotRunnable, find_runnable};
 use crate::app::WeakApp;
 use crate::caps::vals::{ApiCall, RunVal};
@@ -35,7 +35,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
     };
     // A private val exists only for its own owner's vals.
     let visible = |val: &ValRow| val.privacy != "private" || val.owner_id == call.caller_owner;
-    let val = find_runnable(&app, user, name, kind, visible)
+    let val = find_runnable(&app, user, name, call.version, kind, visible)
         .await
         .map_err(|why| match why {
             NotRunnable::Missing => {
@@ -43,6 +43,9 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
             }
             NotRunnable::NotDeployed => {
                 Error::NotFound(format!("`{user}/{name}` has no deployed version yet"))
+            }
+            NotRunnable::NoSuchVersion(n) => {
+                Error::NotFound(format!("`{user}/{name}` has no version {n}"))
             }
             NotRunnable::OtherKind(other) => Error::Invalid(match other {
                 ValKind::Script => format!("`{user}/{name}` is a script val: use `run`"),
@@ -55,7 +58,11 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
             NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e:#}")),
         })?;
     let own = val.owner_id == call.caller_owner;
-    call_within(&app, &val, own, call.input, "api", Some(call.within))
+    let nested = Nested {
+        within: call.within,
+        caller: call.caller,
+    };
+    call_within(&app, &val, own, call.input, "api", Some(nested))
         .await
         .map(|called| called.output)
         .map_err(|e| wit_error(&e, user, name))

@@ -56,6 +56,7 @@ pub fn begin(
         owner_id: &val.owner_id,
         owner_name: &val.owner_name,
         val_id: &val.id,
+        val_name: &val.name,
         within,
     };
     let grant = Grant::mint(
@@ -81,6 +82,13 @@ pub async fn call(
     call_within(app, val, by_owner, input, trigger, None).await
 }
 
+/// The call a nested call (a val calling `val` as an API) runs within,
+/// and the calling val, which the callee's log names.
+pub struct Nested {
+    pub within: Within,
+    pub caller: String,
+}
+
 /// [`call`] for a caller known by whether it is `val`'s owner (its own
 /// token, or one of its vals), and within another call when a val calls
 /// `val` as an API.
@@ -90,8 +98,12 @@ pub async fn call_within(
     by_owner: bool,
     input: Input,
     trigger: &'static str,
-    within: Option<Within>,
+    nested: Option<Nested>,
 ) -> ApiResult<Called> {
+    let (within, caller) = match nested {
+        Some(n) => (Some(n.within), Some(n.caller)),
+        None => (None, None),
+    };
     let _slot = app
         .try_owner_slot(&val.owner_id, by_owner)
         .map_err(too_many_calls)?;
@@ -113,6 +125,7 @@ pub async fn call_within(
             val_name: val.name.clone(),
             version: latest.version,
             trigger,
+            caller,
             time_ns: started.as_nanos() as i64,
             status: 0,
             duration_us: 0,

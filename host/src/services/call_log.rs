@@ -16,8 +16,10 @@ pub struct LogRecord {
     pub val_id: String,
     pub val_name: String,
     pub version: i64,
-    /// `http` or `run`.
+    /// `http`, `run` or `api`.
     pub trigger: &'static str,
+    /// For `api`: the calling val, `owner/val`.
+    pub caller: Option<String>,
     pub time_ns: i64,
     pub status: u16,
     pub duration_us: i64,
@@ -108,8 +110,8 @@ fn insert_rows(conn: &mut Connection, records: &[LogRecord]) -> anyhow::Result<(
     {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO call_logs (owner_id, val_id, val_name, version, trigger, time_ns, status,
-               duration_us, fuel_used, stdout, stderr, error, cpu_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+               duration_us, fuel_used, stdout, stderr, error, cpu_us, caller)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for r in records {
             stmt.execute(params![
@@ -125,7 +127,8 @@ fn insert_rows(conn: &mut Connection, records: &[LogRecord]) -> anyhow::Result<(
                 r.stdout,
                 r.stderr,
                 r.error,
-                r.cpu_us
+                r.cpu_us,
+                r.caller
             ])?;
         }
     }

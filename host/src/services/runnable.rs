@@ -15,27 +15,44 @@ pub enum NotRunnable {
     Missing,
     /// It has no deployed version yet.
     NotDeployed,
+    /// It has no such version.
+    NoSuchVersion(i64),
     /// Its deployed version is of this other kind.
     OtherKind(ValKind),
     /// The database failed.
     Failed(anyhow::Error),
 }
 
-/// The val `user/name` if `visible` holds for it, it is deployed, and its
-/// latest version is a `kind` val.
+/// The val `user/name` if `visible` holds for it, it is deployed, and the
+/// version to run (its latest, or `version`) is a `kind` val. With
+/// `version`, the val's `latest` is that version.
 pub async fn find_runnable(
     app: &App,
     user: &str,
     name: &str,
+    version: Option<i64>,
     kind: ValKind,
     visible: impl FnOnce(&ValRow) -> bool,
 ) -> Result<Arc<ValRow>, NotRunnable> {
-    let val = app
+    let mut val = app
         .val_by_name(user, name)
         .await
         .map_err(NotRunnable::Failed)?
         .filter(|val| visible(val))
         .ok_or(NotRunnable::Missing)?;
+    if let Some(n) = version {
+        let id = val.id.clone();
+        let pinned = app
+            .db
+            .call(move |conn| crate::db::version_of(conn, &id, n))
+            .await
+            .map_err(NotRunnable::Failed)?
+            .ok_or(NotRunnable::NoSuchVersion(n))?;
+        val = Arc::new(ValRow {
+            latest: Some(pinned),
+            ..(*val).clone()
+        });
+    }
     let latest = val.latest.as_ref().ok_or(NotRunnable::NotDeployed)?;
     match ValKind::parse(&latest.kind) {
         Some(found) if found == kind => {}

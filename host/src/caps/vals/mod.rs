@@ -24,8 +24,12 @@ pub const MAX_DEPTH: u8 = 4;
 pub struct ApiCall<'a> {
     /// The owner of the calling val: a private callee must be theirs.
     pub caller_owner: &'a str,
+    /// The calling val (`owner/val`), for the callee's log.
+    pub caller: String,
     pub user: &'a str,
     pub val: &'a str,
+    /// A version to run, or `None` for the latest.
+    pub version: Option<i64>,
     pub input: Input,
     /// The calling call: the callee ends no later, one level deeper.
     pub within: Within,
@@ -47,19 +51,25 @@ impl Vals {
         let _ = self.runner.set(runner);
     }
 
-    /// Call the val `name` (`user/val`) for the call holding `grant`.
+    /// Call the val `name` (`user/val`, or `user/val@N` for version N)
+    /// for the call holding `grant`.
     pub async fn call(&self, grant: &mut Grant, name: &str, input: Input) -> Result<Output, Error> {
         grant
             .check(Scope::ValRead)
             .map_err(|d| Error::Denied(d.message))?;
-        let (user, val) = name
+        let invalid = || {
+            Error::Invalid(format!(
+                "`{name}` is not a val's name; name it as `user/val` or `user/val@N`"
+            ))
+        };
+        let (path, version) = match name.split_once('@') {
+            Some((path, n)) => (path, Some(n.parse::<i64>().map_err(|_| invalid())?)),
+            None => (name, None),
+        };
+        let (user, val) = path
             .split_once('/')
             .filter(|(u, v)| !u.is_empty() && !v.is_empty() && !v.contains('/'))
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "`{name}` is not a val's name; name it as `user/val`"
-                ))
-            })?;
+            .ok_or_else(invalid)?;
         let within = grant.as_within();
         if within.depth + 1 >= MAX_DEPTH {
             return Err(Error::Limit(format!(
@@ -72,8 +82,10 @@ impl Vals {
             .ok_or_else(|| Error::Unavailable("calling vals is not connected yet".into()))?;
         let call = ApiCall {
             caller_owner: grant.owner_id(),
+            caller: grant.caller_label(),
             user,
             val,
+            version,
             input,
             within,
         };

@@ -15,6 +15,7 @@ fn grant_at(env: &TestEnv, owner: &str, scopes: &[Scope], depth: Option<u8>) -> 
         owner_id: owner,
         owner_name: owner,
         val_id: "val",
+        val_name: "val",
         within: depth.map(|depth| Within {
             deadline: Instant::now() + Duration::from_secs(1),
             depth,
