@@ -360,6 +360,33 @@ async fn a_val_cannot_import_itself_and_libraries_nest_at_most_four_deep() {
 }
 
 #[tokio::test]
+async fn a_val_links_at_most_32_libraries_counting_theirs() {
+    let s = TestServer::start().await;
+    let deps = |prefix: &str, n: usize| {
+        (0..n)
+            .map(|i| format!("dep=alice/{prefix}{i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    for i in 0..6 {
+        let name = format!("base{i}");
+        created(deploy_with(&s, &s.alice, &name, wide_library(&format!("i{i}"), 0), "").await)
+            .await;
+    }
+    // Six libraries, each linking the six base ones: 7 apiece.
+    for i in 0..6 {
+        let wasm = wide_library(&format!("i{i}"), 6);
+        let resp = deploy_with(&s, &s.alice, &format!("mid{i}"), wasm, &deps("base", 6)).await;
+        created(resp).await;
+    }
+    let resp = deploy_with(&s, &s.alice, "top", wide_library("top", 4), &deps("mid", 4)).await;
+    created(resp).await;
+    let resp = deploy_with(&s, &s.alice, "top", wide_library("top", 6), &deps("mid", 6)).await;
+    let message = assert_error(resp, StatusCode::BAD_REQUEST, "too_many_libraries").await;
+    assert!(message.contains("at most 32"), "{message}");
+}
+
+#[tokio::test]
 async fn a_library_that_loops_or_traps_fails_its_callers_call_cleanly() {
     let s = TestServer::start().await;
     let bob = s.create_user("bob");
@@ -458,6 +485,25 @@ fn chain_caller() -> Vec<u8> {
             (instance $script (export "run" (func $run)))
             (export "valbox:platform/script@0.1.0" (instance $script)))"#,
     )
+    .unwrap()
+}
+
+/// A library exporting the interface `wide/{name}` and importing
+/// `wide/i0` .. `wide/i{imports - 1}` (each `f: func(u32) -> u32`).
+fn wide_library(name: &str, imports: usize) -> Vec<u8> {
+    let ty = r#"(instance (export "f" (func (param "n" u32) (result u32))))"#;
+    let imports: String = (0..imports)
+        .map(|i| format!(r#"(import "valbox-examples:wide/i{i}@0.1.0" {ty})"#))
+        .collect();
+    wat::parse_str(format!(
+        r#"(component
+            {imports}
+            (core module $m (func (export "f") (param i32) (result i32) local.get 0))
+            (core instance $i (instantiate $m))
+            (func $f (param "n" u32) (result u32) (canon lift (core func $i "f")))
+            (instance $out (export "f" (func $f)))
+            (export "valbox-examples:wide/{name}@0.1.0" (instance $out)))"#
+    ))
     .unwrap()
 }
 

@@ -22,6 +22,11 @@ use crate::runtime::{LibraryPlan, LinkPlan};
 /// How deep libraries may import libraries.
 pub const MAX_LIBRARY_DEPTH: usize = 4;
 
+/// How many libraries a version may link, its libraries' own included:
+/// each is loaded and linked for the version, so the tree must stay small
+/// however wide each level is.
+pub const MAX_LIBRARIES: usize = 32;
+
 /// What the runtime links for a call: libraries see the scopes granted.
 pub type Plan = LinkPlan<Scopes>;
 
@@ -183,7 +188,7 @@ pub async fn resolve_deploy(
     let lookup = refs.clone();
     let plans = app
         .db
-        .call(move |conn| resolve(conn, &lookup, &mut vec![caller_id]))
+        .call(move |conn| resolve(conn, &lookup, &mut Walk::from(caller_id)))
         .await?
         .map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let views = found
@@ -220,15 +225,41 @@ pub struct Unresolvable {
     pub message: String,
 }
 
-/// Resolve `refs`, and their libraries in turn, into plans. `path` holds
-/// the vals above them, which none may be: that would be a cycle.
+/// Where a resolution is: the vals above the libraries being resolved
+/// (none may be one of them: that would be a cycle), and how many more
+/// libraries the whole tree may hold.
+struct Walk {
+    path: Vec<String>,
+    left: usize,
+}
+
+impl Walk {
+    /// The walk below the val `val_id`.
+    fn from(val_id: String) -> Self {
+        Self {
+            path: vec![val_id],
+            left: MAX_LIBRARIES,
+        }
+    }
+}
+
+/// Resolve `refs`, and their libraries in turn, into plans.
 fn resolve(
     conn: &Connection,
     refs: &[LibraryRef],
-    path: &mut Vec<String>,
+    walk: &mut Walk,
 ) -> anyhow::Result<Result<Vec<Arc<LibraryPlan<Scopes>>>, Unresolvable>> {
     let mut plans = Vec::with_capacity(refs.len());
     for r in refs {
+        let Some(left) = walk.left.checked_sub(1) else {
+            return Ok(Err(Unresolvable {
+                code: "too_many_libraries",
+                message: format!(
+                    "a val may link at most {MAX_LIBRARIES} libraries, its libraries' own included"
+                ),
+            }));
+        };
+        walk.left = left;
         let Some(val) = db::val_by_id(conn, &r.library_id)? else {
             return Ok(Err(Unresolvable {
                 code: "library_gone",
@@ -236,7 +267,7 @@ fn resolve(
             }));
         };
         let key = format!("{}/{}", val.owner_name, val.name);
-        if path.contains(&val.id) {
+        if walk.path.contains(&val.id) {
             return Ok(Err(Unresolvable {
                 code: "library_cycle",
                 message: format!(
@@ -244,7 +275,7 @@ fn resolve(
                 ),
             }));
         }
-        if path.len() > MAX_LIBRARY_DEPTH {
+        if walk.path.len() > MAX_LIBRARY_DEPTH {
             return Ok(Err(Unresolvable {
                 code: "library_depth",
                 message: format!(
@@ -265,12 +296,12 @@ fn resolve(
                 },
             }));
         };
-        path.push(val.id.clone());
-        let nested = match resolve(conn, &version.libraries, path)? {
+        walk.path.push(val.id.clone());
+        let nested = match resolve(conn, &version.libraries, walk)? {
             Ok(nested) => nested,
             Err(e) => return Ok(Err(e)),
         };
-        path.pop();
+        walk.path.pop();
         let granted = Scopes::parse(&r.grants).unwrap_or_default();
         plans.push(Arc::new(LibraryPlan {
             label: format!("{key}@{}", version.version),
@@ -293,10 +324,10 @@ pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ApiResul
         Err(generation) => generation,
     };
     let refs = version.libraries.clone();
-    let mut path = vec![val.id.clone()];
+    let mut walk = Walk::from(val.id.clone());
     let libraries = app
         .db
-        .call(move |conn| resolve(conn, &refs, &mut path))
+        .call(move |conn| resolve(conn, &refs, &mut walk))
         .await?
         .map_err(|e| {
             ApiError::new(
