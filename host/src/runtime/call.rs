@@ -75,6 +75,8 @@ pub struct Outcome<H> {
     pub cpu_time: Duration,
     pub stdout: String,
     pub stderr: String,
+    /// The library the call failed in (`user/val@N`), if it did.
+    pub failed_in: Option<String>,
     /// The call's host state, handed back: what the imports recorded.
     /// `None` when the component could not be loaded.
     pub host: Option<H>,

@@ -403,6 +403,21 @@ async fn call_library<H: Host>(
             store.data_mut().libraries[slot].stage = Stage::Started(started);
             Ok(())
         }
-        Err(e) => Err(e.context(format!("in library `{}`", plan.label))),
+        Err(e) => Err(e.context(InLibrary(plan.label.clone()))),
     }
+}
+
+/// Marks an error as coming from a library, naming it.
+#[derive(Debug)]
+struct InLibrary(String);
+
+impl std::fmt::Display for InLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "in library `{}`", self.0)
+    }
+}
+
+/// The library a call's error came from (the outermost, for nested ones).
+pub(super) fn failed_in(err: &wasmtime::Error) -> Option<String> {
+    err.downcast_ref::<InLibrary>().map(|l| l.0.clone())
 }

@@ -108,6 +108,8 @@ impl<H: Host> Clone for Loaded<H> {
 struct Usage {
     fuel_used: u64,
     cpu_time: Duration,
+    /// The library the call failed in, if it did.
+    failed_in: Option<String>,
 }
 
 /// Runs components whose imports beyond WASI are served by a host state
@@ -323,6 +325,7 @@ impl<H: Host> Runtime<H> {
             cpu_time: usage.cpu_time,
             stdout: stdout.text(),
             stderr: stderr.text(),
+            failed_in: usage.failed_in,
             host,
         }
     }
@@ -375,7 +378,10 @@ impl<H: Host> Runtime<H> {
         let output = match timed {
             Err(_) => return Err(CallError::Deadline(limits.timeout)),
             Ok(Ok(output)) => output,
-            Ok(Err(e)) => return Err(classify(e, store, limits)),
+            Ok(Err(e)) => {
+                usage.failed_in = libraries::failed_in(&e);
+                return Err(classify(e, store, limits));
+            }
         };
         let size = match &output {
             Output::Http(response) => response.body.len(),

@@ -143,6 +143,7 @@ pub async fn call_within(
         cpu_time,
         stdout,
         stderr,
+        failed_in,
         host,
     } = app.runtime.invoke(&plan, input, start).await;
     let denials = host
@@ -156,9 +157,12 @@ pub async fn call_within(
         Ok(Output::Script(Err(_))) => 400,
         Err((e, _)) => e.status.as_u16(),
     };
-    let mut error = match &result {
-        Err((_, detail)) => Some(detail.clone()),
-        Ok(Output::Script(Err(m))) => Some(format!("the val returned an error: {m}")),
+    let mut error = match (&result, &failed_in) {
+        (Err((_, detail)), Some(library)) if !detail.contains("in library") => {
+            Some(format!("{detail} (in library `{library}`)"))
+        }
+        (Err((_, detail)), _) => Some(detail.clone()),
+        (Ok(Output::Script(Err(m))), _) => Some(format!("the val returned an error: {m}")),
         _ => None,
     };
     if !denials.is_empty() {
