@@ -243,80 +243,40 @@ async fn imports_no_library_answers_are_refused_at_upload() {
     let bob = s.create_user("bob");
     created(deploy_with(&s, &bob, "slugify", val_bytes("slugify"), "").await).await;
     created(deploy_with(&s, &bob, "hello", val_bytes("hello"), "").await).await;
-    let deploy = |query: &'static str, wasm: Vec<u8>| {
-        let s = &s;
-        async move { deploy_with(s, &s.alice, "caller", wasm, query).await }
-    };
-    let caller = || val_bytes("uses-slugify");
-
-    let message = assert_error(
-        deploy("", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "unsupported_import",
-    )
-    .await;
-    assert!(
-        message.contains("valbox-examples:slugify/slug@0.1.0"),
-        "{message}"
-    );
-    assert!(message.contains("--dep"), "{message}");
-    let message = assert_error(
-        deploy("dep=bob/hello", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "unmatched_import",
-    )
-    .await;
-    assert!(
-        message.contains("valbox-examples:slugify/slug@0.1.0"),
-        "{message}"
-    );
-    let message = assert_error(
-        deploy("dep=bob/slugify&dep=bob/hello", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "unused_library",
-    )
-    .await;
-    assert!(message.contains("bob/hello"), "{message}");
-    assert_error(
-        deploy("dep=bob/nothing", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "unknown_library",
-    )
-    .await;
-    assert_error(
-        deploy("dep=bob/slugify@7", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "unknown_library",
-    )
-    .await;
-    assert_error(
-        deploy("dep=nonsense", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_library",
-    )
-    .await;
-
-    // The same interface name with other types: refused, saying which.
+    // The same interface name with other types.
     created(deploy_with(&s, &bob, "typed", mistyped_slug(), "").await).await;
-    let message = assert_error(
-        deploy("dep=bob/typed", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "mismatched_import",
-    )
-    .await;
-    assert!(message.contains("`slugify`"), "{message}");
-    assert!(
-        message.contains("string") && message.contains("u32"),
-        "{message}"
-    );
-    // Two libraries exporting it: ambiguous.
-    let message = assert_error(
-        deploy("dep=bob/slugify&dep=bob/typed", caller()).await,
-        StatusCode::BAD_REQUEST,
-        "ambiguous_import",
-    )
-    .await;
-    assert!(message.contains("bob/typed"), "{message}");
+    let slug = "valbox-examples:slugify/slug@0.1.0";
+    // What the deploy names, the refusal, and what its message must say.
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("", "unsupported_import", &[slug, "--dep"]),
+        ("dep=bob/hello", "unmatched_import", &[slug]),
+        (
+            "dep=bob/slugify&dep=bob/hello",
+            "unused_library",
+            &["bob/hello"],
+        ),
+        ("dep=bob/nothing", "unknown_library", &["bob/nothing"]),
+        ("dep=bob/slugify@7", "unknown_library", &["no version 7"]),
+        ("dep=nonsense", "invalid_library", &["user/val@N"]),
+        (
+            "dep=bob/typed",
+            "mismatched_import",
+            &["`slugify`", "string", "u32"],
+        ),
+        (
+            "dep=bob/slugify&dep=bob/typed",
+            "ambiguous_import",
+            &["bob/typed"],
+        ),
+    ];
+    for (query, code, says) in cases {
+        let wasm = val_bytes("uses-slugify");
+        let resp = deploy_with(&s, &s.alice, "caller", wasm, query).await;
+        let message = assert_error(resp, StatusCode::BAD_REQUEST, code).await;
+        for part in *says {
+            assert!(message.contains(part), "{query}: {message}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -423,17 +383,41 @@ async fn a_library_that_loops_or_traps_fails_its_callers_call_cleanly() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// A library exporting `slug` with `slugify: func(u32) -> u32`.
-fn mistyped_slug() -> Vec<u8> {
-    wat::parse_str(
+/// A library exporting the interface `export`, whose functions `funcs`
+/// each answer their `u32` argument, and importing (unused) the
+/// interfaces `imports`, each with `f: func(u32) -> u32`.
+fn identity_library(export: &str, funcs: &[&str], imports: &[String]) -> Vec<u8> {
+    let imports: String = imports
+        .iter()
+        .map(|name| {
+            format!(
+                r#"(import "{name}" (instance (export "f" (func (param "n" u32) (result u32)))))"#
+            )
+        })
+        .collect();
+    let exports: String = funcs
+        .iter()
+        .map(|f| format!(r#"(export "{f}" (func $f))"#))
+        .collect();
+    wat::parse_str(format!(
         r#"(component
+            {imports}
             (core module $m (func (export "f") (param i32) (result i32) local.get 0))
             (core instance $i (instantiate $m))
-            (func $f (param "text" u32) (result u32) (canon lift (core func $i "f")))
-            (instance $slug (export "slugify" (func $f)) (export "probe" (func $f)))
-            (export "valbox-examples:slugify/slug@0.1.0" (instance $slug)))"#,
-    )
+            (func $f (param "n" u32) (result u32) (canon lift (core func $i "f")))
+            (instance $out {exports})
+            (export "{export}" (instance $out)))"#
+    ))
     .unwrap()
+}
+
+/// A library exporting `slug` with `slugify: func(u32) -> u32`.
+fn mistyped_slug() -> Vec<u8> {
+    identity_library(
+        "valbox-examples:slugify/slug@0.1.0",
+        &["slugify", "probe"],
+        &[],
+    )
 }
 
 /// A library exporting `slug` whose `slugify` never ends and whose
@@ -491,20 +475,14 @@ fn chain_caller() -> Vec<u8> {
 /// A library exporting the interface `wide/{name}` and importing
 /// `wide/i0` .. `wide/i{imports - 1}` (each `f: func(u32) -> u32`).
 fn wide_library(name: &str, imports: usize) -> Vec<u8> {
-    let ty = r#"(instance (export "f" (func (param "n" u32) (result u32))))"#;
-    let imports: String = (0..imports)
-        .map(|i| format!(r#"(import "valbox-examples:wide/i{i}@0.1.0" {ty})"#))
+    let imports: Vec<String> = (0..imports)
+        .map(|i| format!("valbox-examples:wide/i{i}@0.1.0"))
         .collect();
-    wat::parse_str(format!(
-        r#"(component
-            {imports}
-            (core module $m (func (export "f") (param i32) (result i32) local.get 0))
-            (core instance $i (instantiate $m))
-            (func $f (param "n" u32) (result u32) (canon lift (core func $i "f")))
-            (instance $out (export "f" (func $f)))
-            (export "valbox-examples:wide/{name}@0.1.0" (instance $out)))"#
-    ))
-    .unwrap()
+    identity_library(
+        &format!("valbox-examples:wide/{name}@0.1.0"),
+        &["f"],
+        &imports,
+    )
 }
 
 /// A library exporting `chain/link` (`next: func(u32) -> u32`); with
@@ -524,12 +502,7 @@ fn chain_link(imports: bool) -> Vec<u8> {
             (instance $out (export "next" (func $f)))
             (export "valbox-examples:chain/link@0.1.0" (instance $out)))"#
     } else {
-        r#"(component
-            (core module $m (func (export "next") (param i32) (result i32) local.get 0))
-            (core instance $i (instantiate $m))
-            (func $f (param "n" u32) (result u32) (canon lift (core func $i "next")))
-            (instance $out (export "next" (func $f)))
-            (export "valbox-examples:chain/link@0.1.0" (instance $out)))"#
+        return identity_library("valbox-examples:chain/link@0.1.0", &["next"], &[]);
     };
     wat::parse_str(text).unwrap()
 }
