@@ -116,6 +116,7 @@ impl App {
         let auth = Authenticator {
             db: db.clone(),
             call_tokens: CallTokens::default(),
+            usage: Default::default(),
         };
         let app = App(Arc::new(AppInner {
             config,
@@ -131,6 +132,7 @@ impl App {
         }));
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
+        crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
         Ok((app, writer))
     }
 

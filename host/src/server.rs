@@ -55,6 +55,10 @@ impl Server {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         let served = self.task.await?;
+        // Counts of scope usage not yet written are written now.
+        if let Err(e) = crate::services::scope_usage::flush(&self.app).await {
+            tracing::error!("writing scope usage at shutdown: {e:#}");
+        }
         // With the router and this last handle gone, the log writer drains
         // its queue and ends.
         drop(self.app);

@@ -4,80 +4,14 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use support::smtp::{free_port, smtp_server, spawn_python, spawn_smtp};
 use support::{TestServer, assert_error};
 use valbox::caps::email::delivery::SmtpConfig;
-
-/// A real SMTP server; killed on drop.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn smtp_server() -> SmtpServer {
-    let port = free_port();
-    let server = spawn_smtp(port);
-    server.listening().await;
-    server
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Start aiosmtpd on `port`, delivering into a fresh Maildir.
-fn spawn_smtp(port: u16) -> SmtpServer {
-    spawn_python(
-        port,
-        &[
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ],
-        true,
-    )
-}
-
-/// Run `python3 ARGS` as the SMTP server on `port`; with `maildir`, the
-/// last argument is the Maildir it writes.
-fn spawn_python(port: u16, args: &[&str], maildir: bool) -> SmtpServer {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new("python3");
-    command.args(args);
-    if maildir {
-        command.arg(dir.path().join("mail"));
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m aiosmtpd (pip install aiosmtpd; scripts/test does)");
-    SmtpServer {
-        child,
-        port,
-        maildir: dir,
-    }
-}
 
 /// An SMTP server (aiosmtpd) that refuses every recipient: alice with a
 /// permanent 550, anyone else with a transient 451.
@@ -95,46 +29,6 @@ Controller(Reject(), hostname="127.0.0.1", port=int(sys.argv[1])).start()
 while True:
     time.sleep(60)
 "#;
-
-impl SmtpServer {
-    async fn listening(&self) {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the SMTP server did not start");
-    }
-
-    /// The messages delivered so far, raw.
-    fn messages(&self) -> Vec<String> {
-        let new = self.maildir.path().join("mail").join("new");
-        std::fs::read_dir(new)
-            .map(|d| {
-                d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    async fn wait_for(&self, n: usize) -> Vec<String> {
-        for _ in 0..200 {
-            let m = self.messages();
-            if m.len() >= n {
-                return m;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "expected {n} delivered messages, got {}",
-            self.messages().len()
-        );
-    }
-}
 
 #[tokio::test]
 async fn a_val_mails_its_owner_over_real_smtp() {

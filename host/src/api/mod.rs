@@ -2,6 +2,7 @@
 //! vals, assembled into one router with the capabilities' routes.
 
 pub mod invoke;
+pub mod least_privilege;
 pub mod logs;
 pub mod run;
 pub mod secret_scanning;
@@ -26,6 +27,7 @@ pub fn router(app: App) -> Router {
         .merge(vals::routes())
         .merge(users::routes())
         .merge(tokens::routes())
+        .merge(least_privilege::routes())
         .merge(secret_scanning::routes())
         .merge(invoke::routes())
         .merge(run::routes())

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::{CALL_TOKEN_PREFIX, Principal, Scopes, generate_token};
+use super::{CALL_TOKEN_PREFIX, Principal, ScopeUsage, Scopes, generate_token};
 
 #[derive(Clone, Debug)]
 pub struct CallToken {
@@ -28,13 +28,16 @@ impl CallToken {
         Instant::now() >= self.deadline
     }
 
-    pub fn principal(&self) -> Principal {
+    /// The principal of a request made with this token, counting its
+    /// scopes' use in `usage`.
+    pub fn principal(&self, usage: ScopeUsage) -> Principal {
         Principal {
             user_id: self.owner_id.clone(),
             username: self.username.clone(),
             scopes: self.scopes,
             token_id: self.id.clone(),
             call_of_val: Some(self.val_id.clone()),
+            usage,
         }
     }
 }

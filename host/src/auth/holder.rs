@@ -3,6 +3,7 @@
 //! service checks scopes through this trait, so its REST route and its
 //! WIT import share one check and differ only in how a refusal reads.
 
+use super::usage::Subject;
 use super::{Principal, Scope};
 use crate::error::ApiError;
 
@@ -24,9 +25,13 @@ pub trait Holder {
     /// The refusal of `scope` (a val's call also records it for its log).
     fn deny(&mut self, scope: Scope) -> Denied;
 
+    /// Count a use of `scope`, for the holder's scope usage.
+    fn used(&self, _scope: Scope) {}
+
     /// `Ok` when `scope` is held, else its refusal.
     fn check(&mut self, scope: Scope) -> Result<(), Denied> {
         if self.allowed(scope) {
+            self.used(scope);
             Ok(())
         } else {
             Err(self.deny(scope))
@@ -43,14 +48,27 @@ impl Holder for Principal {
         self.scopes.has(scope)
     }
 
+    fn used(&self, scope: Scope) {
+        self.usage.record(&self.subject(), scope, true);
+    }
+
     fn deny(&mut self, scope: Scope) -> Denied {
         self.refusal(scope)
     }
 }
 
 impl Principal {
-    /// The refusal of `scope`, saying who can grant it.
+    /// Whose scopes these are: the val's, for its call token.
+    pub fn subject(&self) -> Subject {
+        match &self.call_of_val {
+            Some(val_id) => Subject::Val(val_id.clone()),
+            None => Subject::Token(self.token_id.clone()),
+        }
+    }
+
+    /// The refusal of `scope`, saying who can grant it; counted.
     pub fn refusal(&self, scope: Scope) -> Denied {
+        self.usage.record(&self.subject(), scope, false);
         let message = if self.call_of_val.is_some() {
             format!(
                 "this val's call token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"

@@ -15,11 +15,13 @@ pub use call_tokens::{CallToken, CallTokens, MintedToken};
 pub use header::{bearer, carries_valbox_token};
 pub use holder::{Denied, Holder};
 pub use scope::{ALL_SCOPES, Scope, Scopes};
+pub use usage::{ScopeUsage, Subject, Tally};
 
 mod call_tokens;
 mod header;
 mod holder;
 mod scope;
+mod usage;
 pub mod val_access;
 
 /// Prefix of personal API tokens.
@@ -90,6 +92,8 @@ pub struct Principal {
     pub token_id: String,
     /// Set when the token is a val's per-call token.
     pub call_of_val: Option<String>,
+    /// Where its uses and refusals of scopes are counted.
+    pub usage: ScopeUsage,
 }
 
 impl Principal {
@@ -106,6 +110,7 @@ impl Principal {
     /// Refuse with 403 naming the scope when the token lacks it.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.has(scope) {
+            self.usage.record(&self.subject(), scope, true);
             Ok(())
         } else {
             Err(self.refusal(scope).into())
@@ -119,6 +124,8 @@ impl Principal {
 pub struct Authenticator {
     pub db: Db,
     pub call_tokens: CallTokens,
+    /// Counts every principal's and grant's use of its scopes.
+    pub usage: ScopeUsage,
 }
 
 impl Authenticator {
@@ -145,7 +152,7 @@ async fn authenticate(
             Some(call) if call.expired() => Err(ApiError::unauthorized(
                 "this call token has expired; call tokens last only for their call",
             )),
-            Some(call) => Ok(Some(call.principal())),
+            Some(call) => Ok(Some(call.principal(auth.usage.clone()))),
             None => Err(ApiError::unauthorized(
                 "unknown or revoked call token; call tokens last only for their call",
             )),
@@ -185,6 +192,7 @@ async fn authenticate(
         scopes,
         token_id: row.id,
         call_of_val: None,
+        usage: auth.usage.clone(),
     }))
 }
 

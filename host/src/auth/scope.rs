@@ -124,6 +124,15 @@ impl Scopes {
             .collect()
     }
 
+    pub const fn none() -> Self {
+        Self(0)
+    }
+
+    /// These scopes and `scope`.
+    pub fn with(self, scope: Scope) -> Self {
+        Self(self.0 | scope.bit())
+    }
+
     /// The scopes held by both.
     pub fn intersect(&self, other: &Scopes) -> Self {
         Self(self.0 & other.0)

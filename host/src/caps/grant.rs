@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::auth::{CallToken, CallTokens, Denied, Holder, MintedToken, Scope, Scopes};
+use crate::auth::{
+    CallToken, CallTokens, Denied, Holder, MintedToken, Scope, ScopeUsage, Scopes, Subject,
+};
 
 /// Its fields are private: capability code reads them and records
 /// refusals, but cannot widen what the call may do.
@@ -27,6 +29,9 @@ pub struct Grant {
     depth: u8,
     /// The library this grant is for, within its caller's call.
     library: Option<String>,
+    /// Where the val's uses and refusals of its scopes are counted.
+    usage: ScopeUsage,
+    subject: Subject,
 }
 
 /// A refused scope, and the library that was refused it.
@@ -55,7 +60,13 @@ pub struct Within {
 impl Grant {
     /// The grant of one call of `call.val_id`, holding `scopes` until
     /// `timeout` from now, with its token registered in `tokens`.
-    pub fn mint(tokens: &CallTokens, call: CallOf, scopes: Scopes, timeout: Duration) -> Self {
+    pub fn mint(
+        tokens: &CallTokens,
+        usage: &ScopeUsage,
+        call: CallOf,
+        scopes: Scopes,
+        timeout: Duration,
+    ) -> Self {
         let mut deadline = Instant::now() + timeout;
         let mut depth = 0;
         if let Some(within) = call.within {
@@ -84,6 +95,8 @@ impl Grant {
             denials: Arc::default(),
             depth,
             library: None,
+            usage: usage.clone(),
+            subject: Subject::Val(call.val_id.into()),
         }
     }
 
@@ -101,6 +114,8 @@ impl Grant {
             denials: self.denials.clone(),
             depth: self.depth,
             library: Some(label.to_string()),
+            usage: self.usage.clone(),
+            subject: self.subject.clone(),
         }
     }
 
@@ -176,7 +191,17 @@ impl Holder for Grant {
         self.scopes.has(scope) && self.token_live()
     }
 
+    /// A library's use of a scope granted to it is its caller's use.
+    fn used(&self, scope: Scope) {
+        self.usage.record(&self.subject, scope, true);
+    }
+
     fn deny(&mut self, scope: Scope) -> Denied {
+        // The val's own lack of a scope (not a library's, nor a dead
+        // token's) is what its owner may want to grant.
+        if self.library.is_none() && !self.scopes.has(scope) {
+            self.usage.record(&self.subject, scope, false);
+        }
         self.denial_log().push(Denial {
             scope,
             library: self.library.clone(),
@@ -211,7 +236,13 @@ mod tests {
             within: None,
         };
         let scopes = scopes.iter().copied().collect();
-        Grant::mint(tokens, call, scopes, Duration::from_secs(10))
+        Grant::mint(
+            tokens,
+            &ScopeUsage::default(),
+            call,
+            scopes,
+            Duration::from_secs(10),
+        )
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl TestEnv {
             scopes: scopes.iter().copied().collect(),
             token_id: "test-token".into(),
             call_of_val: None,
+            usage: Default::default(),
         }
     }
 
@@ -91,6 +92,12 @@ impl TestEnv {
             within: None,
         };
         let scopes = scopes.iter().copied().collect();
-        Grant::mint(&self.call_tokens, call, scopes, Duration::from_secs(10))
+        Grant::mint(
+            &self.call_tokens,
+            &Default::default(),
+            call,
+            scopes,
+            Duration::from_secs(10),
+        )
     }
 }

@@ -10,7 +10,7 @@ use super::{ClientArgs, EnvCommand, TokenCommand};
 pub(super) struct Client {
     base: String,
     token: String,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
 }
 
 impl Client {
@@ -22,7 +22,7 @@ impl Client {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
+    pub(super) async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -47,7 +47,7 @@ impl Client {
         }))
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -69,14 +69,14 @@ impl Client {
     }
 
     /// The caller's val by name.
-    async fn val(&self, name: &str) -> anyhow::Result<Value> {
+    pub(super) async fn val(&self, name: &str) -> anyhow::Result<Value> {
         self.find_val(name)
             .await?
             .with_context(|| format!("you have no val named `{name}`"))
     }
 }
 
-fn id_of(val: &Value) -> String {
+pub(super) fn id_of(val: &Value) -> String {
     val["id"].as_str().unwrap_or_default().to_string()
 }
 
@@ -339,6 +339,14 @@ pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
                     },
                 );
             }
+        }
+        TokenCommand::Usage { id, days, client } => {
+            super::least_privilege::token_usage(&Client::new(client), &id, days, false).await?;
+        }
+        TokenCommand::Narrow {
+            id, days, client, ..
+        } => {
+            super::least_privilege::token_usage(&Client::new(client), &id, days, true).await?;
         }
         TokenCommand::Revoke { id, client } => {
             let client = Client::new(client);

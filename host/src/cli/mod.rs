@@ -17,6 +17,7 @@ use client::{Client, DeployOptions, deploy, email_list, env, logs, token, val_sc
 
 mod admin;
 mod client;
+mod least_privilege;
 
 #[derive(Parser)]
 #[command(
@@ -147,10 +148,29 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum ValCommand {
-    /// Print the val's scopes, or set them when SCOPES are given.
+    /// Print the val's scopes, or set them when SCOPES are given; with
+    /// --usage, what its calls did with each; with --to-used, narrow them
+    /// to the ones it used.
     Scopes {
         name: String,
         scopes: Vec<String>,
+        #[arg(long, conflicts_with_all = ["scopes", "to_used"])]
+        usage: bool,
+        #[arg(long, conflicts_with = "scopes")]
+        to_used: bool,
+        /// The window "used" looks back over.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the scopes your vals were refused and asked for; grant or
+    /// dismiss one by id.
+    Requests {
+        #[arg(long, value_name = "ID")]
+        grant: Option<String>,
+        #[arg(long, value_name = "ID")]
+        dismiss: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -177,6 +197,26 @@ enum TokenCommand {
     /// Revoke a token by id, at once.
     Revoke {
         id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// What a token did with each of its scopes, and which it never used.
+    Usage {
+        id: String,
+        /// The window "used" looks back over.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Narrow a token to the scopes it used.
+    Narrow {
+        id: String,
+        #[arg(long, required = true)]
+        to_used: bool,
+        /// The window "used" looks back over.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -356,9 +396,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ValCommand::Scopes {
                     name,
                     scopes,
+                    usage,
+                    to_used,
+                    days,
                     client,
                 },
-        } => val_scopes(&Client::new(client), &name, scopes).await,
+        } => {
+            let client = Client::new(client);
+            if usage || to_used {
+                least_privilege::val_usage(&client, &name, days, to_used).await
+            } else {
+                val_scopes(&client, &name, scopes).await
+            }
+        }
+        Command::Val {
+            command:
+                ValCommand::Requests {
+                    grant,
+                    dismiss,
+                    client,
+                },
+        } => least_privilege::requests(&Client::new(client), grant, dismiss).await,
+
         Command::Token { command } => token(command).await,
         Command::Email {
             command: EmailCommand::List { client },

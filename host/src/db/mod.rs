@@ -11,10 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use rusqlite::Connection;
 
+pub use scope_usage::*;
 pub use tokens::*;
 pub use users::*;
 pub use vals::*;
 
+mod scope_usage;
 mod tokens;
 mod users;
 mod vals;
@@ -141,6 +143,39 @@ CREATE TABLE version_libraries (
 "#,
     // The val that called, for calls of vals by vals (trigger `api`).
     "ALTER TABLE call_logs ADD COLUMN caller TEXT;",
+    // What each token and val did with its scopes; what vals asked for;
+    // which owners a scope migration has written to.
+    r#"
+CREATE TABLE scope_usage (
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    used_count INTEGER NOT NULL DEFAULT 0,
+    last_used_at INTEGER,
+    denied_count INTEGER NOT NULL DEFAULT 0,
+    last_denied_at INTEGER,
+    PRIMARY KEY (subject_kind, subject_id, scope)
+);
+CREATE TABLE scope_requests (
+    id TEXT PRIMARY KEY,
+    val_id TEXT NOT NULL REFERENCES vals(id) ON DELETE CASCADE,
+    scope TEXT NOT NULL,
+    status TEXT NOT NULL,
+    denied_count INTEGER NOT NULL,
+    first_denied_at INTEGER NOT NULL,
+    last_denied_at INTEGER NOT NULL,
+    mailed_at INTEGER,
+    decided_at INTEGER,
+    UNIQUE (val_id, scope)
+);
+CREATE TABLE scope_notices (
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (subject_kind, subject_id, scopes)
+);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

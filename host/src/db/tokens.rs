@@ -135,3 +135,28 @@ pub fn revoke_token_by_hash(conn: &Connection, hash: &str) -> anyhow::Result<Opt
         .optional()?;
     Ok(owner)
 }
+
+/// `user_id`'s live token `id`.
+pub fn live_token(conn: &Connection, user_id: &str, id: &str) -> anyhow::Result<Option<TokenRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT * FROM tokens WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL",
+            params![id, user_id],
+            TokenRow::from_row,
+        )
+        .optional()?)
+}
+
+/// Set the scopes of `user_id`'s token `id`.
+pub fn set_token_scopes(
+    conn: &Connection,
+    user_id: &str,
+    id: &str,
+    scopes: &str,
+) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE tokens SET scopes = ?3 WHERE id = ?1 AND user_id = ?2",
+        params![id, user_id, scopes],
+    )?;
+    Ok(())
+}

@@ -61,6 +61,7 @@ pub fn begin(
     };
     let grant = Grant::mint(
         &app.auth.call_tokens,
+        &app.auth.usage,
         call_of,
         scopes,
         app.config.limits.timeout,

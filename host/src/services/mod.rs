@@ -7,3 +7,4 @@ pub mod api_calls;
 pub mod call_log;
 pub mod libraries;
 pub mod runnable;
+pub mod scope_usage;

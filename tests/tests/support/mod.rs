@@ -15,6 +15,8 @@ use tempfile::TempDir;
 use valbox::config::{Config, Limits};
 use valbox::server::Server;
 
+pub mod smtp;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

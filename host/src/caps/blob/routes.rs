@@ -11,6 +11,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
 use super::BlobError;
+use crate::auth::{Holder, Scope};
 use crate::caps::{Capabilities, CapsRouter};
 use crate::error::{ApiError, ApiResult};
 use crate::web::{Authed, iso8601};
@@ -97,8 +98,11 @@ async fn store(
     body: Body,
 ) -> ApiResult<StatusCode> {
     // Refused before the body is read: a caller without the scope cannot
-    // make the server buffer a blob's worth of bytes.
-    who.require(crate::auth::Scope::BlobWrite)?;
+    // make the server buffer a blob's worth of bytes. (The service's own
+    // check then counts the use.)
+    if !who.allowed(Scope::BlobWrite) {
+        return Err(who.deny(Scope::BlobWrite).into());
+    }
     // Read up to the blob limit itself, not the JSON endpoints' limit.
     let limit = caps.blob.max_bytes();
     let body = axum::body::to_bytes(body, limit)

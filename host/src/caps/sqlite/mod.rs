@@ -96,11 +96,15 @@ impl Sqlite {
     ) -> Result<R, SqlError> {
         let access = Self::access(who)?;
         let (store, owner) = (self.store.clone(), who.owner_id().to_string());
-        let result = store::on_sql_thread(move || {
+        let (result, used) = store::on_sql_thread(move || {
             let _turn = turn;
-            op(&store, &owner, access)
+            let result = op(&store, &owner, access);
+            Ok((result, statement::used_here()))
         })
-        .await;
+        .await?;
+        for scope in used.iter() {
+            who.used(scope);
+        }
         result.map_err(|e| match e {
             SqlError::NeedsScope(scope) => SqlError::Denied(who.deny(scope)),
             e => e,

@@ -10,7 +10,19 @@ use rusqlite::{Connection, ErrorCode, ToSql};
 use super::policy::Verdicts;
 use super::store::{Access, Args, ResultSet, SqlError, Statement};
 use super::tempfiles::Entered;
-use crate::auth::Scope;
+use crate::auth::{Scope, Scopes};
+
+thread_local! {
+    /// The scopes the statements run on this thread were allowed by. Each
+    /// operation runs on a thread of its own (`store::on_sql_thread`), so
+    /// this is one operation's, for its holder's scope usage.
+    static USED: std::cell::Cell<Scopes> = const { std::cell::Cell::new(Scopes::none()) };
+}
+
+/// The scopes this thread's statements used so far.
+pub(super) fn used_here() -> Scopes {
+    USED.with(|used| used.get())
+}
 
 /// Views and triggers one database may hold: each use of a view expands the
 /// views it reads, so their number bounds how deep a statement can nest.
@@ -165,6 +177,7 @@ pub(super) fn run(
     if !allowed {
         return Err(SqlError::NeedsScope(needed));
     }
+    USED.with(|used| used.set(used.get().with(needed)));
     match &statement.args {
         Args::Positional(values) => {
             if values.len() != stmt.parameter_count() {

@@ -22,7 +22,14 @@ fn grant_at(env: &TestEnv, owner: &str, scopes: &[Scope], depth: Option<u8>) -> 
         }),
     };
     let scopes = scopes.iter().copied().collect();
-    Grant::mint(&env.call_tokens, call, scopes, Duration::from_secs(10))
+    let usage = Default::default();
+    Grant::mint(
+        &env.call_tokens,
+        &usage,
+        call,
+        scopes,
+        Duration::from_secs(10),
+    )
 }
 
 fn script() -> Input {

@@ -1,0 +1,243 @@
+//! Least privilege over time: what tokens and vals do with their scopes is
+//! recorded (REST routes and host imports alike), they can be narrowed to
+//! what they used, and a val refused a scope asks its owner for it.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::smtp::smtp_server;
+use support::{TestServer, assert_error};
+use valbox::caps::email::delivery::SmtpConfig;
+
+/// A token of alice's holding `scopes`; returns (id, secret).
+async fn token(s: &TestServer, scopes: &str) -> (String, String) {
+    let resp = s
+        .req(Method::POST, "/v1/tokens", Some(&s.alice))
+        .json(&json!({ "name": "narrow me", "scopes": scopes }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["id"].as_str().unwrap().into(),
+        body["token"].as_str().unwrap().into(),
+    )
+}
+
+async fn get_json(s: &TestServer, path: &str) -> Value {
+    let resp = s.get(path, Some(&s.alice)).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    resp.json().await.unwrap()
+}
+
+async fn post_json(s: &TestServer, path: &str) -> Value {
+    let resp = s
+        .req(Method::POST, path, Some(&s.alice))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+/// The report's entry for `scope`.
+fn entry<'a>(report: &'a Value, scope: &str) -> &'a Value {
+    report["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["scope"] == scope)
+        .unwrap_or_else(|| panic!("no {scope} in {report}"))
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tokens_uses_and_refusals_are_recorded_and_it_narrows_to_what_it_used() {
+    let s = TestServer::start().await;
+    let (id, secret) = token(
+        &s,
+        "blob:read blob:write email:read sqlite:read sqlite:write",
+    )
+    .await;
+    let resp = s
+        .req(Method::POST, "/v1/blob/notes", Some(&secret))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    for _ in 0..3 {
+        assert_eq!(s.get("/v1/blob/notes", Some(&secret)).await.status(), 200);
+    }
+    // A read-only statement uses sqlite:read only, though it holds both.
+    let resp = s
+        .req(Method::POST, "/v1/sqlite/execute", Some(&secret))
+        .json(&json!({ "statement": "SELECT 1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Refused: it does not hold val:write.
+    let resp = s
+        .req(Method::POST, "/v2/vals", Some(&secret))
+        .json(&json!({ "name": "nope", "privacy": "public" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    let report = get_json(&s, &format!("/v1/tokens/{id}/usage")).await;
+    assert_eq!(entry(&report, "blob:read")["used"], 3);
+    assert_eq!(entry(&report, "blob:write")["used"], 1);
+    assert!(entry(&report, "blob:read")["lastUsedAt"].is_string());
+    assert_eq!(entry(&report, "val:write")["held"], false);
+    assert_eq!(entry(&report, "val:write")["denied"], 1);
+    assert_eq!(entry(&report, "sqlite:read")["used"], 1);
+    assert_eq!(entry(&report, "sqlite:write")["used"], 0);
+    assert_eq!(names(&report["unused"]), ["email:read", "sqlite:write"]);
+    assert_eq!(
+        names(&report["suggested"]),
+        ["blob:read", "blob:write", "sqlite:read"]
+    );
+
+    let narrowed = post_json(&s, &format!("/v1/tokens/{id}/narrow?days=7")).await;
+    assert_eq!(names(&narrowed["removed"]), ["email:read", "sqlite:write"]);
+    assert_eq!(
+        names(&narrowed["after"]),
+        ["blob:read", "blob:write", "sqlite:read"]
+    );
+    assert_eq!(s.get("/v1/blob/notes", Some(&secret)).await.status(), 200);
+    let resp = s.get("/v1/email", Some(&secret)).await;
+    assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+
+    // Only its owner's personal tokens may read or narrow it.
+    let bob = s.create_user("bob");
+    let resp = s.get(&format!("/v1/tokens/{id}/usage"), Some(&bob)).await;
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+    let resp = s
+        .get(&format!("/v1/tokens/{id}/usage?days=0"), Some(&s.alice))
+        .await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "invalid_days").await;
+}
+
+#[tokio::test]
+async fn a_vals_imports_are_recorded_and_it_narrows_to_what_it_used() {
+    let s = TestServer::start().await;
+    let counter = s.deploy("counter", "counter", "public").await;
+    let id = counter["valId"].as_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(s.get("/x/alice/counter/", None).await.status(), 200);
+    }
+    let report = get_json(&s, &format!("/v2/vals/{id}/usage")).await;
+    assert_eq!(entry(&report, "blob:read")["used"], 2);
+    assert_eq!(entry(&report, "blob:write")["used"], 2);
+    assert!(names(&report["unused"]).contains(&"email:write"));
+
+    let narrowed = post_json(&s, &format!("/v2/vals/{id}/narrow")).await;
+    assert_eq!(names(&narrowed["after"]), ["blob:read", "blob:write"]);
+    let val = get_json(&s, &format!("/v2/vals/{id}")).await;
+    assert_eq!(names(&val["scopes"]), ["blob:read", "blob:write"]);
+    // It still works with what it kept.
+    assert_eq!(s.get("/x/alice/counter/", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_refused_import_asks_the_owner_once_and_a_grant_lets_the_next_call_through() {
+    let smtp = smtp_server().await;
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let s = TestServer::start_configured(|c| {
+        c.smtp = Some(SmtpConfig::from_url(&url, "valbox@test.invalid").unwrap())
+    })
+    .await;
+    let notify = s.deploy("notify", "notify", "public").await;
+    let id = notify["valId"].as_str().unwrap();
+    let resp = s.patch_val(id, &json!({ "scopes": ["blob:read"] })).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let send = || async {
+        s.req(Method::POST, "/x/alice/notify/?subject=Hi", None)
+            .body("hello")
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let resp = send().await;
+        assert_eq!(resp.status(), 400);
+        assert!(resp.text().await.unwrap().contains("denied"));
+    }
+    // One request for the three refusals, mailed once.
+    let requests = get_json(&s, "/v1/scope-requests").await;
+    let data = requests["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{requests}");
+    let request = &data[0];
+    assert_eq!(request["scope"], "email:write");
+    assert_eq!(request["val"], "alice/notify");
+    assert_eq!(request["status"], "open");
+    assert_eq!(request["denied"], 3);
+    let mail = smtp.wait_for(1).await;
+    assert!(mail[0].contains("asks for `email:write`"), "{}", mail[0]);
+    assert!(mail[0].contains("To: alice@example.com"), "{}", mail[0]);
+    // Refused again: counted, not mailed again the same day.
+    assert_eq!(send().await.status(), 400);
+    let requests = get_json(&s, "/v1/scope-requests").await;
+    assert_eq!(requests["data"][0]["denied"], 4);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(smtp.messages().len(), 1);
+
+    // The owner grants it with one call.
+    let request_id = request["id"].as_str().unwrap();
+    let granted = post_json(&s, &format!("/v1/scope-requests/{request_id}/grant")).await;
+    assert_eq!(granted["status"], "granted");
+    let resp = send().await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().starts_with("queued "));
+}
+
+#[tokio::test]
+async fn a_dismissed_request_stays_quiet() {
+    let s = TestServer::start().await;
+    let notify = s.deploy("notify", "notify", "public").await;
+    let id = notify["valId"].as_str().unwrap();
+    let resp = s.patch_val(id, &json!({ "scopes": [] })).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let send = || async {
+        s.req(Method::POST, "/x/alice/notify/", None)
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(send().await, 400);
+    let requests = get_json(&s, "/v1/scope-requests").await;
+    let request_id = requests["data"][0]["id"].as_str().unwrap().to_string();
+    let dismissed = post_json(&s, &format!("/v1/scope-requests/{request_id}/dismiss")).await;
+    assert_eq!(dismissed["status"], "dismissed");
+    assert_eq!(send().await, 400);
+    let requests = get_json(&s, "/v1/scope-requests").await;
+    assert_eq!(requests["data"].as_array().unwrap().len(), 1);
+    assert_eq!(requests["data"][0]["status"], "dismissed");
+    // Nobody else may decide it, and a decision is grant or dismiss.
+    let bob = s.create_user("bob");
+    let path = format!("/v1/scope-requests/{request_id}/grant");
+    let resp = s.req(Method::POST, &path, Some(&bob)).send().await.unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+    let path = format!("/v1/scope-requests/{request_id}/approve");
+    let resp = s
+        .req(Method::POST, &path, Some(&s.alice))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
