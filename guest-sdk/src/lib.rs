@@ -49,6 +49,8 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+#[doc(hidden)]
+pub mod declare;
 pub mod email;
 mod error;
 pub mod fetch;

@@ -7,7 +7,7 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::smtp::smtp_server;
-use support::{TestServer, assert_error};
+use support::{TestServer, assert_error, val_bytes};
 use valbox::caps::email::delivery::SmtpConfig;
 
 /// A token of alice's holding `scopes`; returns (id, secret).
@@ -240,4 +240,102 @@ async fn a_dismissed_request_stays_quiet() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+/// `wasm` with a custom section `name` holding `text` appended: what
+/// `valbox_sdk::scopes!` writes, placed where any component may hold it.
+fn with_section(mut wasm: Vec<u8>, name: &str, text: &str) -> Vec<u8> {
+    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    };
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(text.as_bytes());
+    wasm.push(0);
+    leb(body.len(), &mut wasm);
+    wasm.extend(body);
+    wasm
+}
+
+async fn deploy_query(
+    s: &TestServer,
+    token: &str,
+    val_id: &str,
+    wasm: Vec<u8>,
+    query: &str,
+) -> (StatusCode, Value) {
+    let resp = s
+        .req(
+            Method::POST,
+            &format!("/v2/vals/{val_id}/versions?{query}"),
+            Some(token),
+        )
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_val_declares_its_scopes_and_the_deploy_grants_them_when_asked() {
+    let s = TestServer::start().await;
+    let val = s.ensure_val(&s.alice, "counter", "public").await;
+    let id = val["id"].as_str().unwrap();
+    let resp = s.patch_val(id, &json!({ "scopes": ["val:read"] })).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // `counter` declares blob:read and blob:write (valbox_sdk::scopes!).
+    let (status, body) = deploy_query(&s, &s.alice, id, val_bytes("counter"), "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let declared = &body["declared"];
+    assert_eq!(names(&declared["scopes"]), ["blob:read", "blob:write"]);
+    assert_eq!(names(&declared["notGranted"]), ["blob:read", "blob:write"]);
+    assert_eq!(declared["grantedNow"], false);
+    assert_eq!(s.get("/x/alice/counter/", None).await.status(), 403);
+
+    // A token that lacks them cannot grant them.
+    let (_, narrow) = token(&s, "val:read val:write blob:read").await;
+    let (status, body) =
+        deploy_query(&s, &narrow, id, val_bytes("counter"), "grantDeclared=true").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let (status, body) =
+        deploy_query(&s, &s.alice, id, val_bytes("counter"), "grantDeclared=true").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["declared"]["grantedNow"], true);
+    assert_eq!(names(&body["declared"]["notGranted"]), Vec::<&str>::new());
+    let val = get_json(&s, &format!("/v2/vals/{id}")).await;
+    assert_eq!(
+        names(&val["scopes"]),
+        ["blob:read", "blob:write", "val:read"]
+    );
+    assert_eq!(s.get("/x/alice/counter/", None).await.status(), 200);
+
+    // Declared hosts become the fetch allowlist, with `fetch`.
+    let wasm = with_section(
+        val_bytes("counter"),
+        "valbox:fetch-hosts",
+        "api.example.com\n",
+    );
+    let (status, body) = deploy_query(&s, &s.alice, id, wasm, "grantDeclared=true").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(names(&body["declared"]["fetchHosts"]), ["api.example.com"]);
+    let val = get_json(&s, &format!("/v2/vals/{id}")).await;
+    assert!(names(&val["scopes"]).contains(&"fetch"), "{val}");
+    assert_eq!(names(&val["fetchAllowlist"]), ["api.example.com"]);
+
+    // An unknown scope in a declaration is refused, naming it.
+    let wasm = with_section(val_bytes("hello"), "valbox:scopes", "blob:admin\n");
+    let (status, body) = deploy_query(&s, &s.alice, id, wasm, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_declaration");
+    assert!(body["message"].as_str().unwrap().contains("blob:admin"));
 }

@@ -22,3 +22,4 @@ fn count(req: Request) -> Response {
 }
 
 valbox_sdk::http_val!(count);
+valbox_sdk::scopes!("blob:read", "blob:write");

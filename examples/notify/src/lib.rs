@@ -26,3 +26,4 @@ fn notify(req: Request) -> Response {
 }
 
 valbox_sdk::http_val!(notify);
+valbox_sdk::scopes!("email:write");

@@ -76,6 +76,40 @@ impl Client {
     }
 }
 
+/// What the component declares it needs, against what the val holds.
+fn print_declared(declared: &Value) {
+    let list = |v: &Value| {
+        let names: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        names.join(" ")
+    };
+    if declared.is_null() {
+        return;
+    }
+    println!("  declares scopes: {}", list(&declared["scopes"]));
+    if declared["fetchHosts"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty())
+    {
+        println!("  declares fetch hosts: {}", list(&declared["fetchHosts"]));
+    }
+    if declared["grantedNow"].as_bool() == Some(true) {
+        println!("  granted what it declares");
+    } else if declared["notGranted"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty())
+    {
+        println!(
+            "  not granted: {} (deploy with --grant-declared to grant them)",
+            list(&declared["notGranted"])
+        );
+    }
+}
+
 pub(super) fn id_of(val: &Value) -> String {
     val["id"].as_str().unwrap_or_default().to_string()
 }
@@ -88,6 +122,8 @@ pub(super) struct DeployOptions {
     pub(super) deps: Vec<String>,
     /// Scopes granted to libraries: `user/val=scope,scope`.
     pub(super) grants: Vec<String>,
+    /// Grant what the component declares it needs.
+    pub(super) grant_declared: bool,
 }
 
 pub(super) async fn deploy(
@@ -102,6 +138,7 @@ pub(super) async fn deploy(
         scopes,
         deps,
         grants,
+        grant_declared,
     } = options;
     let bytes = tokio::fs::read(wasm)
         .await
@@ -141,10 +178,12 @@ pub(super) async fn deploy(
             val
         }
     };
+    let yes = "true".to_string();
     let query: Vec<(&str, &String)> = deps
         .iter()
         .map(|d| ("dep", d))
         .chain(grants.iter().map(|g| ("grant", g)))
+        .chain(grant_declared.then_some(("grantDeclared", &yes)))
         .collect();
     let req = client
         .http
@@ -157,6 +196,7 @@ pub(super) async fn deploy(
         .await?
         .context("the val vanished during deploy")?;
     println!("deployed {name} version {}", version["version"]);
+    print_declared(&version["declared"]);
     for library in version["resolvedLibraries"]
         .as_array()
         .into_iter()

@@ -100,6 +100,10 @@ enum Command {
         /// Repeatable.
         #[arg(long = "grant", value_name = "USER/VAL=SCOPES")]
         grants: Vec<String>,
+        /// Grant the val the scopes and fetch hosts its component declares
+        /// (valbox_sdk::scopes!, valbox_sdk::fetch_hosts!).
+        #[arg(long)]
+        grant_declared: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -380,6 +384,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             scopes,
             deps,
             grants,
+            grant_declared,
             client,
         } => {
             let options = DeployOptions {
@@ -388,6 +393,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 scopes,
                 deps,
                 grants,
+                grant_declared,
             };
             deploy(&Client::new(client), &name, &wasm, options).await
         }

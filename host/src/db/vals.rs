@@ -184,17 +184,16 @@ pub fn delete_val(conn: &Connection, id: &str) -> anyhow::Result<()> {
 }
 
 /// Add the next version of a val, with the libraries it imports;
-/// numbering starts at 0.
+/// numbering starts at 0. Run it in a transaction: it writes several rows.
 pub fn insert_version(
-    conn: &mut Connection,
+    conn: &Connection,
     val_id: &str,
     sha256: &str,
     size: i64,
     kind: &str,
     libraries: &[LibraryRef],
 ) -> anyhow::Result<VersionRow> {
-    let tx = conn.transaction()?;
-    let version: i64 = tx.query_row(
+    let version: i64 = conn.query_row(
         "SELECT COALESCE(MAX(version) + 1, 0) FROM versions WHERE val_id = ?1",
         [val_id],
         |r| r.get(0),
@@ -207,7 +206,7 @@ pub fn insert_version(
         created_at: now_ms(),
         libraries: libraries.to_vec(),
     };
-    tx.execute(
+    conn.execute(
         "INSERT INTO versions (val_id, version, sha256, size, kind, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -220,7 +219,7 @@ pub fn insert_version(
         ],
     )?;
     for (position, library) in libraries.iter().enumerate() {
-        tx.execute(
+        conn.execute(
             "INSERT INTO version_libraries
              (val_id, version, position, library_id, library_version, grants)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -234,7 +233,6 @@ pub fn insert_version(
             ],
         )?;
     }
-    tx.commit()?;
     Ok(row)
 }
 

@@ -9,6 +9,7 @@ mod libraries;
 mod limits;
 mod output;
 mod scheduler;
+mod sections;
 mod upload;
 mod wit;
 
@@ -32,6 +33,7 @@ use libraries::{LibrarySlot, LoadedLibrary};
 use limits::{CallLimiter, MemoryBudget};
 use output::Capture;
 use scheduler::{Scheduler, Seat};
+pub use sections::section_lines;
 pub use upload::{Prepared, UploadError};
 pub use wit::component_wit;
 

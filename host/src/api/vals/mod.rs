@@ -1,13 +1,13 @@
 //! Vals and their versions: create, list, get, update, delete, deploy.
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+mod deploy;
 mod json;
 mod listing;
 mod wit;
@@ -20,7 +20,6 @@ use crate::auth::val_access::{
 use crate::auth::{Principal, Scope, Scopes};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
-use crate::services::libraries::{LibraryView, resolve_deploy};
 use json::VersionView;
 pub use json::{ValResponse, val_urls};
 
@@ -32,7 +31,10 @@ pub fn routes() -> Router<App> {
         .route("/v2/me/vals", get(listing::list_mine))
         .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
         .route("/v2/alias/vals/{username}/{name}", get(by_alias))
-        .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
+        .route(
+            "/v2/vals/{id}/versions",
+            get(list_versions).post(deploy::deploy),
+        )
         .route("/v2/vals/{id}/versions/{version}/component", get(download))
         .route("/v2/vals/{id}/versions/{version}/wit", get(wit::show))
 }
@@ -66,7 +68,7 @@ fn validate_privacy(privacy: &str) -> ApiResult<()> {
     }
 }
 
-async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+pub(super) async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
     find_changeable(&app.db, who, id, Scope::ValWrite).await
 }
 
@@ -295,127 +297,6 @@ async fn list_versions(
     let (_, versions) = visible_versions(&app, who.as_ref(), &id).await?;
     let data = versions.iter().map(VersionView::from).collect();
     Ok(Json(VersionListResponse { data }))
-}
-
-/// A version just deployed, and where it serves (an HTTP val, by path and
-/// by host) or runs (any other kind).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DeployResponse {
-    #[serde(flatten)]
-    version: VersionView,
-    val_id: String,
-    url: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    host_url: Option<String>,
-    /// The libraries its imports resolve to, by name, and the version
-    /// each runs now.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    resolved_libraries: Vec<LibraryView>,
-}
-
-/// The libraries a deploy names in its query: `dep=user/val[@N|@latest]`
-/// (repeatable) and `grant=user/val=scope,scope` (repeatable).
-fn deploy_query(query: Option<&str>) -> ApiResult<(Vec<String>, Vec<String>)> {
-    let (mut deps, mut grants) = (Vec::new(), Vec::new());
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "dep" => deps.push(value.into_owned()),
-            "grant" => grants.push(value.into_owned()),
-            other => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    format!("unknown query parameter `{other}`; a deploy takes `dep` and `grant`"),
-                ));
-            }
-        }
-    }
-    Ok((deps, grants))
-}
-
-/// Upload a component (the raw bytes of a `.wasm` file) as the val's next
-/// version, with the libraries its imports resolve to. It is validated,
-/// linked, compiled and stored before the 201.
-async fn deploy(
-    State(app): State<App>,
-    Authed(who): Authed,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
-    let (deps, grants) = deploy_query(query.as_deref())?;
-    let val = find_writable(&app, &who, &id).await?;
-    // New code runs with the val's scopes: only a token holding all of
-    // them may deploy it, or `val:write` alone would buy every scope.
-    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    super::tokens::require_all(&who, &val_scopes, |scope| {
-        format!(
-            "this val's calls get `{scope}`, which the deploying token lacks; \
-             deploy with a token that holds every scope of the val, or narrow its scopes first"
-        )
-    })?;
-    let limit = app.config.limits.component_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large("the component", limit))?;
-    let libraries = resolve_deploy(&app, &who, &val, deps, grants).await?;
-    let prepared = app
-        .runtime
-        .prepare(bytes.to_vec(), libraries.plans)
-        .await
-        .map_err(|e| match e {
-            crate::runtime::UploadError::Internal(m) => ApiError::internal(m),
-            e => ApiError::bad_request(e.code(), e.to_string()),
-        })?;
-    let val_id = val.id.clone();
-    let by_val = who.call_of_val.is_some();
-    let refs = libraries.refs;
-    let version = app
-        .db
-        .call(move |conn| {
-            if by_val && let Some(scope) = changer_scope_now(conn, &val_id)? {
-                return Ok(Err(scope));
-            }
-            db::insert_version(
-                conn,
-                &val_id,
-                &prepared.sha256,
-                prepared.size as i64,
-                prepared.kind.as_str(),
-                &refs,
-            )
-            .map(Ok)
-        })
-        .await?
-        .map_err(out_of_reach)?;
-    app.forget_vals();
-    let (endpoint, host_endpoint) = val_urls(&app, &val);
-    let (url, host_url) = match version.kind.as_str() {
-        "http" => (endpoint, Some(host_endpoint)),
-        // A library is not run: where its interfaces are described.
-        "library" => (
-            format!(
-                "{}/v2/vals/{}/versions/{}/wit",
-                app.config.public_url, val.id, version.version
-            ),
-            None,
-        ),
-        _ => (
-            format!(
-                "{}/v1/run/{}.{}",
-                app.config.public_url, val.owner_name, val.name
-            ),
-            None,
-        ),
-    };
-    let body = DeployResponse {
-        version: VersionView::from(&version),
-        val_id: val.id,
-        url,
-        host_url,
-        resolved_libraries: libraries.views,
-    };
-    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Download a version's component. Public and unlisted vals' code is
