@@ -25,6 +25,8 @@ pub struct Config {
     pub fetch_policy: crate::caps::fetch::policy::Policy,
     /// Where the email outbox is delivered; without it mail stays queued.
     pub smtp: Option<crate::caps::email::delivery::SmtpConfig>,
+    /// The scopes a new val's calls get (at most what its creator holds).
+    pub default_val_scopes: crate::auth::Scopes,
 }
 
 impl Config {
@@ -38,6 +40,7 @@ impl Config {
             secret_scanning_keys: Vec::new(),
             fetch_policy: Default::default(),
             smtp: None,
+            default_val_scopes: crate::auth::Scopes::val_default(),
         }
     }
 }

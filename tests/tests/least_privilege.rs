@@ -339,3 +339,115 @@ async fn a_val_declares_its_scopes_and_the_deploy_grants_them_when_asked() {
     assert_eq!(body["error"], "invalid_declaration");
     assert!(body["message"].as_str().unwrap().contains("blob:admin"));
 }
+
+/// Every scope of every val and token in the data dir, by a stable name.
+fn all_scopes(s: &TestServer) -> Vec<(String, String)> {
+    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    db.call_blocking(|conn| {
+        let mut stmt = conn.prepare(
+            "SELECT 'val ' || u.username || '/' || v.name, v.scopes FROM vals v
+               JOIN users u ON u.id = v.owner_id
+             UNION ALL
+             SELECT 'token ' || u.username || '/' || t.name, t.scopes FROM tokens t
+               JOIN users u ON u.id = t.user_id
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
+    use valbox::auth::Scopes;
+    use valbox::services::scope_migration::migrate;
+
+    let s = TestServer::start().await;
+    // alice uses blob:write, through a val and a token of her own.
+    s.deploy("counter", "counter", "public").await;
+    assert_eq!(s.get("/x/alice/counter/", None).await.status(), 200);
+    let (writer, writer_secret) = token(&s, "blob:read blob:write").await;
+    let resp = s
+        .req(Method::POST, "/v1/blob/k", Some(&writer_secret))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    // bob's val holds it and never used it.
+    let bob = s.create_user("bob");
+    let resp = s
+        .deploy_bytes(&bob, "idle", "public", val_bytes("counter"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    // Written before the migration reads them (a report flushes).
+    get_json(&s, &format!("/v1/tokens/{writer}/usage")).await;
+
+    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let remove = Scopes::parse("blob:write").unwrap();
+    let before = all_scopes(&s);
+
+    let dry = migrate(&db, remove, 30, true).unwrap();
+    let labels = |items: &[valbox::services::scope_migration::Item]| {
+        let mut l: Vec<String> = items.iter().map(|i| i.label.clone()).collect();
+        l.sort();
+        l
+    };
+    assert_eq!(labels(&dry.held_back).len(), 2, "{dry:?}");
+    assert!(labels(&dry.held_back).contains(&"val alice/counter".to_string()));
+    assert!(labels(&dry.migrated).contains(&"val bob/idle".to_string()));
+    assert_eq!(dry.emailed.len(), 1);
+    assert_eq!(all_scopes(&s), before, "a dry run changes nothing");
+    let outbox = get_json(&s, "/v1/email").await;
+    assert_eq!(outbox["data"].as_array().unwrap().len(), 0);
+
+    let real = migrate(&db, remove, 30, false).unwrap();
+    assert_eq!(labels(&real.migrated), labels(&dry.migrated));
+    assert_eq!(labels(&real.held_back), labels(&dry.held_back));
+    // Held back: what alice used; everything else lost blob:write only.
+    let held_back = ["val alice/counter", "token alice/narrow me"];
+    assert!(
+        labels(&real.held_back)
+            .iter()
+            .any(|l| l.contains("\"narrow me\""))
+    );
+    let after = all_scopes(&s);
+    for ((name, was), (_, now)) in before.iter().zip(&after) {
+        let was = Scopes::parse(was).unwrap();
+        let now = Scopes::parse(now).unwrap();
+        if held_back.contains(&name.as_str()) {
+            assert_eq!(now, was, "{name} was held back");
+        } else {
+            let expected: Scopes = was.iter().filter(|s| s.as_str() != "blob:write").collect();
+            assert_eq!(now, expected, "{name}");
+        }
+    }
+    // alice is told once, about both of hers.
+    let outbox = get_json(&s, "/v1/email").await;
+    assert_eq!(outbox["data"].as_array().unwrap().len(), 1, "{outbox}");
+    let message: String = db
+        .call_blocking(|c| Ok(c.query_row("SELECT message FROM emails", [], |r| r.get(0))?))
+        .unwrap();
+    assert!(message.contains("val alice/counter"), "{message}");
+    assert!(message.contains("narrow me"), "{message}");
+
+    // A second run changes nothing and mails nobody.
+    let again = migrate(&db, remove, 30, false).unwrap();
+    assert!(again.migrated.is_empty(), "{again:?}");
+    assert_eq!(again.held_back.len(), 2);
+    assert!(again.emailed.is_empty());
+    assert_eq!(all_scopes(&s), after);
+    let outbox = get_json(&s, "/v1/email").await;
+    assert_eq!(outbox["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_server_sets_the_default_scopes_of_new_vals() {
+    let s = TestServer::start_configured(|c| {
+        c.default_val_scopes = valbox::auth::Scopes::parse("blob:read fetch").unwrap()
+    })
+    .await;
+    let val = s.ensure_val(&s.alice, "fresh", "public").await;
+    assert_eq!(names(&val["scopes"]), ["blob:read", "fetch"]);
+}

@@ -1,5 +1,5 @@
 //! The commands that work on the data directory itself, on the server's
-//! machine: users and their first tokens.
+//! machine: users and their first tokens, and scope migrations.
 
 use anyhow::{Context, bail};
 
@@ -49,4 +49,42 @@ pub fn create_user(data: &std::path::Path, username: &str, email: &str) -> anyho
         tx.commit()?;
         Ok(token)
     })
+}
+
+/// `valbox admin migrate-scopes`: run the migration and print its report.
+pub fn migrate_scopes(
+    data: &std::path::Path,
+    remove: &str,
+    days: u32,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let remove = Scopes::parse(remove).map_err(|e| anyhow::anyhow!("--remove: {e}"))?;
+    if remove == Scopes::none() {
+        bail!("--remove names no scope");
+    }
+    let path = data.join("valbox.db");
+    if !path.exists() {
+        bail!("no Valbox data in {} (give --data)", data.display());
+    }
+    let db = Db::open(&path)?;
+    let report = crate::services::scope_migration::migrate(&db, remove, days, dry_run)?;
+    let (done, held, mailed) = if dry_run {
+        ("would migrate", "would hold back", "would email")
+    } else {
+        ("migrated", "held back", "emailed")
+    };
+    println!(
+        "{done} {} ({} removed), {held} {} (used in the last {days} days), {mailed} {} owner(s)",
+        report.migrated.len(),
+        remove,
+        report.held_back.len(),
+        report.emailed.len()
+    );
+    for item in &report.migrated {
+        println!("  {done}: {} (held {})", item.label, item.holds);
+    }
+    for item in &report.held_back {
+        println!("  {held}: {} (uses {})", item.label, item.holds);
+    }
+    Ok(())
 }

@@ -67,8 +67,17 @@ enum Command {
         /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
         #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
         secret_scanning_keys: Vec<String>,
+        /// The scopes a new val's calls get, space- or comma-separated
+        /// (default: every scope but val:write, user:write, env:write).
+        #[arg(long, env = "VALBOX_DEFAULT_VAL_SCOPES", value_name = "SCOPES")]
+        default_val_scopes: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Operator commands on the data directory.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Manage users (works on the data directory directly).
     User {
@@ -135,6 +144,25 @@ enum Command {
         limit: u32,
         #[command(flatten)]
         client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Remove SCOPES from every val and token that holds them, except
+    /// those that used any of them in the last DAYS days: those are held
+    /// back and their owners are mailed once. Safe to run twice.
+    MigrateScopes {
+        /// The scopes to remove, space- or comma-separated.
+        #[arg(long, value_name = "SCOPES")]
+        remove: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Report what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
     },
 }
 
@@ -331,9 +359,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             smtp,
             smtp_from,
             smtp_ca,
+            default_val_scopes,
             limits,
         } => {
             let mut config = Config::new(data, listen);
+            if let Some(scopes) = default_val_scopes {
+                config.default_val_scopes = crate::auth::Scopes::parse(&scopes)
+                    .map_err(|e| anyhow::anyhow!("--default-val-scopes: {e}"))?;
+            }
             if let Some(url) = smtp {
                 let mut smtp =
                     crate::caps::email::delivery::SmtpConfig::from_url(&url, &smtp_from)?;
@@ -363,6 +396,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             server.shutdown().await
         }
+        Command::Admin {
+            command:
+                AdminCommand::MigrateScopes {
+                    remove,
+                    days,
+                    dry_run,
+                    data,
+                },
+        } => admin::migrate_scopes(&data, &remove, days, dry_run),
         Command::User {
             command:
                 UserCommand::Create {

@@ -199,3 +199,15 @@ pub fn first_notice(conn: &Connection, subject: &Subject, scopes: &str) -> anyho
     )?;
     Ok(inserted == 1)
 }
+
+/// Whether a notice about `scopes` was sent for `subject`.
+pub fn notice_sent(conn: &Connection, subject: &Subject, scopes: &str) -> anyhow::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM scope_notices WHERE subject_kind = ?1 AND subject_id = ?2 AND scopes = ?3",
+            params![subject.kind(), subject.id(), scopes],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}

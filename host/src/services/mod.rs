@@ -8,4 +8,5 @@ pub mod call_log;
 pub mod declared;
 pub mod libraries;
 pub mod runnable;
+pub mod scope_migration;
 pub mod scope_usage;

@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::auth::val_access::{
     can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
 };
-use crate::auth::{Principal, Scope, Scopes};
+use crate::auth::{Principal, Scope};
 use crate::db::{self, ValRow, VersionRow};
 use crate::error::{ApiError, ApiResult};
 use json::VersionView;
@@ -89,6 +89,7 @@ async fn create(
     validate_privacy(&body.privacy)?;
     let owner = who.user_id.clone();
     let who_scopes = who.scopes;
+    let defaults = app.config.default_val_scopes;
     let name = body.name.clone();
     let val = app
         .db
@@ -101,7 +102,7 @@ async fn create(
             }
             // A new val's calls get the default scopes that its creator
             // holds: a narrow token cannot mint a val wider than itself.
-            let scopes = Scopes::val_default().intersect(&who_scopes).to_string();
+            let scopes = defaults.intersect(&who_scopes).to_string();
             let description = body.description.unwrap_or_default();
             let id = db::insert_val(
                 conn,
