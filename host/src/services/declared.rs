@@ -13,7 +13,7 @@ pub const SCOPES_SECTION: &str = "valbox:scopes";
 pub const FETCH_HOSTS_SECTION: &str = "valbox:fetch-hosts";
 
 /// A component's declarations.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Declared {
     pub scopes: Scopes,
     pub fetch_hosts: Vec<String>,

@@ -97,10 +97,6 @@ pub async fn deploy(
     let bytes: Bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large("the component", limit))?;
-    let declared = Declared::read(&bytes)?;
-    if query.grant_declared {
-        may_grant(&who, &declared)?;
-    }
     let libraries = resolve_deploy(&app, &who, &val, query.deps, query.grants).await?;
     let prepared = app
         .runtime
@@ -110,10 +106,15 @@ pub async fn deploy(
             UploadError::Internal(m) => ApiError::internal(m),
             e => ApiError::bad_request(e.code(), e.to_string()),
         })?;
+    // Read once the bytes are known to be a valid component.
+    let declared = Declared::read(&bytes)?;
+    if query.grant_declared {
+        may_grant(&who, &declared)?;
+    }
     let by_val = who.call_of_val.is_some();
-    let grant = query.grant_declared.then_some(declared);
+    let grant = query.grant_declared.then(|| declared.clone());
     let (val_id, refs) = (val.id.clone(), libraries.refs);
-    let (version, held, declared) = app
+    let (version, granted) = app
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
@@ -128,22 +129,20 @@ pub async fn deploy(
                 prepared.kind.as_str(),
                 &refs,
             )?;
-            let held = match &grant {
-                Some(declared) => grant_declared(&tx, &val_id, declared)?,
-                None => Scopes::none(),
+            let granted = match &grant {
+                Some(declared) => Some(grant_declared(&tx, &val_id, declared)?),
+                None => None,
             };
             tx.commit()?;
-            Ok(Ok((version, held, grant)))
+            Ok(Ok((version, granted)))
         })
         .await?
         .map_err(out_of_reach)?;
     app.forget_vals();
     // Shown against what the val holds now, granted or not.
-    let (held, granted_now, declared) = match declared {
-        Some(d) => (held, true, d),
-        None => (val_scopes, false, Declared::read(&bytes)?),
-    };
-    let declared = (!declared.is_empty()).then(|| DeclaredView::new(&declared, held, granted_now));
+    let held = granted.unwrap_or(val_scopes);
+    let declared =
+        (!declared.is_empty()).then(|| DeclaredView::new(&declared, held, granted.is_some()));
     let (url, host_url) = urls(&app, &val, &version);
     Ok((
         StatusCode::CREATED,
