@@ -222,3 +222,67 @@ fn http_get(addr: &str, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+#[test]
+fn least_privilege_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let wasm = val_wasm("counter");
+    let token = create_user(data_dir, "alice");
+    let server = Serving::start(data_dir);
+    let url = &server.url;
+    let client = [("VALBOX_URL", url.as_str()), ("VALBOX_TOKEN", &token)];
+
+    let deployed = stdout(&valbox(
+        &[
+            "deploy",
+            "counter",
+            wasm.to_str().unwrap(),
+            "--scopes",
+            "val:read",
+            "--grant-declared",
+        ],
+        &client,
+    ));
+    assert!(
+        deployed.contains("declares scopes: blob:read blob:write"),
+        "{deployed}"
+    );
+    assert!(deployed.contains("granted what it declares"), "{deployed}");
+    let body = http_get(url.trim_start_matches("http://"), "/x/alice/counter/");
+    assert!(body.ends_with('1'), "{body}");
+
+    let usage = stdout(&valbox(&["val", "scopes", "counter", "--usage"], &client));
+    let blob_read = usage
+        .lines()
+        .find(|l| l.starts_with("blob:read"))
+        .unwrap_or_default();
+    assert!(
+        blob_read.contains("yes") && blob_read.contains(" 1 "),
+        "{usage}"
+    );
+    assert!(
+        usage.contains("held but unused in the last 30 days: val:read"),
+        "{usage}"
+    );
+    let narrowed = stdout(&valbox(&["val", "scopes", "counter", "--to-used"], &client));
+    assert!(narrowed.contains("removed: val:read"), "{narrowed}");
+
+    let report = stdout(&valbox(
+        &[
+            "admin",
+            "migrate-scopes",
+            "--remove",
+            "email:read",
+            "--dry-run",
+            "--data",
+            data_dir,
+        ],
+        &[],
+    ));
+    // The token `user create` made holds email:read and never used it.
+    assert!(
+        report.starts_with("would migrate 1 (email:read removed)"),
+        "{report}"
+    );
+}
