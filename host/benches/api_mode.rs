@@ -17,9 +17,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use valbox::config::Config;
-use valbox::server::Server;
-
 const ROUNDS: usize = 20;
 const PER_ROUND: usize = 200;
 
@@ -28,12 +25,8 @@ fn main() {
 }
 
 async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
-    let server = Server::start(Config::new(dir.path(), "127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.addr);
+    let bench = common::BenchServer::start().await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let http = reqwest::Client::new();
     common::deploy(&base, &token, "hello", common::hello_wasm()).await;
     common::deploy(&base, &token, "hidden", common::val_wasm("hidden")).await;
@@ -98,7 +91,7 @@ async fn run() {
         common::micros(l),
         l.as_secs_f64() / h.as_secs_f64()
     );
-    server.shutdown().await.unwrap();
+    bench.server.shutdown().await.unwrap();
 }
 
 /// Send one request, check it answered 200, read its body, and add its

@@ -74,3 +74,27 @@ pub fn run_on_tokio(body: impl Future<Output = ()>) {
 pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
+
+/// A server on a loopback port with default config and a user `bench`.
+pub struct BenchServer {
+    pub server: valbox::server::Server,
+    pub base: String,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+        let config = valbox::config::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let server = valbox::server::Server::start(config).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            token,
+            _dir: dir,
+        }
+    }
+}

@@ -9,8 +9,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use valbox::auth::{Scope, ScopeUsage, Subject};
-use valbox::config::Config;
-use valbox::server::Server;
 
 const RECORDS: u32 = 2_000_000;
 const REQUESTS: usize = 2_000;
@@ -41,12 +39,8 @@ async fn run() {
     let one = record_ns(1);
     let two = record_ns(2);
 
-    let dir = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
-    let server = Server::start(Config::new(dir.path(), "127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
-    let base = format!("http://{}", server.addr);
+    let bench = common::BenchServer::start().await;
+    let (base, token) = (bench.base.clone(), bench.token.clone());
     let http = reqwest::Client::new();
     let put = http
         .post(format!("{base}/v1/blob/k"))
@@ -81,5 +75,5 @@ async fn run() {
         common::micros(p50),
         two / p50.as_nanos() as f64 * 100.0
     );
-    server.shutdown().await.unwrap();
+    bench.server.shutdown().await.unwrap();
 }
