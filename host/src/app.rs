@@ -133,6 +133,8 @@ impl App {
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
+        let version = app.db.call_blocking(data_version)?;
+        watch_outside_writes(WeakApp(Arc::downgrade(&app.0)), version);
         Ok((app, writer))
     }
 
@@ -215,4 +217,31 @@ impl App {
                 })
         }
     }
+}
+
+/// How often the database is checked for writes from outside the server.
+const OUTSIDE_WRITES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Forget cached vals whenever another process writes the database (an
+/// operator's `valbox admin migrate-scopes`, say): SQLite's `data_version`
+/// changes only for other connections' commits.
+fn watch_outside_writes(app: WeakApp, mut seen: i64) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(OUTSIDE_WRITES_EVERY).await;
+            let Some(app) = app.upgrade() else { break };
+            match app.db.call(|conn| data_version(conn)).await {
+                Ok(version) if version != seen => {
+                    app.forget_vals();
+                    seen = version;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("checking for outside writes: {e:#}"),
+            }
+        }
+    });
+}
+
+fn data_version(conn: &mut rusqlite::Connection) -> anyhow::Result<i64> {
+    Ok(conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
 }

@@ -451,3 +451,21 @@ async fn the_server_sets_the_default_scopes_of_new_vals() {
     let val = s.ensure_val(&s.alice, "fresh", "public").await;
     assert_eq!(names(&val["scopes"]), ["blob:read", "fetch"]);
 }
+
+#[tokio::test]
+async fn a_running_server_sees_an_operators_writes_to_its_data_dir() {
+    let s = TestServer::start().await;
+    s.deploy("hello", "hello", "public").await;
+    assert_eq!(s.get("/x/alice/hello/", None).await.status(), 200);
+    // As `valbox admin migrate-scopes` would, from another process.
+    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    db.call_blocking(|c| Ok(c.execute("UPDATE vals SET privacy = 'private'", [])?))
+        .unwrap();
+    for _ in 0..40 {
+        if s.get("/x/alice/hello/", None).await.status() == StatusCode::NOT_FOUND {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the server kept serving its cached copy of the val");
+}
