@@ -230,7 +230,7 @@ fn watch_outside_writes(app: WeakApp, mut seen: i64) {
         loop {
             tokio::time::sleep(OUTSIDE_WRITES_EVERY).await;
             let Some(app) = app.upgrade() else { break };
-            match app.db.call(|conn| data_version(conn)).await {
+            match app.db.call(data_version).await {
                 Ok(version) if version != seen => {
                     app.forget_vals();
                     seen = version;
