@@ -52,6 +52,8 @@ pub struct AppInner {
     /// Vals by (owner, name) for the invocation hot path. Every change to a
     /// val goes through this process and clears it.
     val_cache: Mutex<ValCache>,
+    /// Bounds how many sign-in links the web UI mails.
+    pub sign_in_limit: crate::ui::session::SignInLimiter,
     /// Resolved libraries of the versions called lately.
     pub plans: crate::services::libraries::PlanCache,
     owner_slots: Mutex<HashMap<String, OwnerSlots>>,
@@ -128,6 +130,7 @@ impl App {
             caps,
             val_cache: Mutex::default(),
             plans: Default::default(),
+            sign_in_limit: Default::default(),
             owner_slots: Mutex::default(),
         }));
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));

@@ -18,4 +18,5 @@ pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod services;
+pub mod ui;
 pub mod web;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, SET_COOKIE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -46,7 +46,19 @@ async fn by_path(
     let raw = req.uri().path();
     let below = raw.splitn(5, '/').nth(4).unwrap_or_default();
     let path = format!("/{below}");
-    serve_http(&app, caller, user, val, path, req).await
+    let mut response = serve_http(&app, caller, user, val, path, req).await;
+    // Under /x/ a val shares the web UI's origin: its pages run in an
+    // opaque origin of their own, so their scripts cannot act as the
+    // signed-in user (on its own host name a val has its own origin).
+    if response.extensions().get::<super::FromVal>().is_some() {
+        response.headers_mut().insert(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(
+                "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
+            ),
+        );
+    }
+    response
 }
 
 /// Middleware: a request to `{user}-{val}.{suffix}` is served by that val,
@@ -195,11 +207,15 @@ async fn serve_http_inner(
         // A Valbox token of either kind is for the platform, never for the
         // val's author, in whatever header, scheme or encoding it came.
         .filter(|(_, v)| !auth::carries_valbox_token(v.as_bytes()))
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
+        .filter_map(|(k, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            // Nor is the web UI's session, which rides in a cookie.
+            let value = if k == COOKIE {
+                crate::ui::strip_session_cookie(&value)?
+            } else {
+                value
+            };
+            Some((k.to_string(), value))
         })
         .collect();
     let request = HttpRequest {
@@ -261,6 +277,7 @@ fn http_response(r: crate::runtime::HttpResponse, head: bool) -> Response {
         // the whole response; framing is the server's, not the val's.
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v))
             && !FRAMING_HEADERS.contains(&k.as_str())
+            && !sets_session_cookie(&k, &v)
         {
             response.headers_mut().append(k, v);
         }
@@ -268,6 +285,20 @@ fn http_response(r: crate::runtime::HttpResponse, head: bool) -> Response {
     // The val's own answer, which the JSON-error layer leaves alone.
     response.extensions_mut().insert(super::FromVal);
     response
+}
+
+/// Whether a val's header would set (or clear) the web UI's session cookie:
+/// a val may set cookies of its own, never that one.
+fn sets_session_cookie(name: &HeaderName, value: &HeaderValue) -> bool {
+    name == SET_COOKIE
+        && value
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .is_some_and(|n| {
+                n.trim_ascii()
+                    .eq_ignore_ascii_case(crate::ui::SESSION_COOKIE.as_bytes())
+            })
 }
 
 /// Tell the caller the CPU time of the call, as `Server-Timing: cpu;dur=<ms>`.

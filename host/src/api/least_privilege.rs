@@ -217,7 +217,17 @@ async fn decide(
     Authed(who): Authed,
     Path((id, decision)): Path<(String, String)>,
 ) -> ApiResult<Json<RequestView>> {
-    let status = match decision.as_str() {
+    Ok(Json(decide_for(&app, &who, &id, &decision).await?.into()))
+}
+
+/// Decide `who`'s scope request `id`: `grant` or `dismiss`.
+pub async fn decide_for(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    decision: &str,
+) -> ApiResult<ScopeRequestRow> {
+    let status = match decision {
         "grant" => "granted",
         "dismiss" => "dismissed",
         _ => {
@@ -229,7 +239,7 @@ async fn decide(
     // Only a person decides what a val may do.
     who.require_personal_token()?;
     who.require(Scope::ValWrite)?;
-    let key = id.clone();
+    let key = id.to_string();
     let request = app
         .db
         .call(move |conn| db::request_by_id(conn, &key))
@@ -240,7 +250,7 @@ async fn decide(
         .ok_or_else(|| ApiError::internal(format!("stored scope {}", request.scope)))?;
     if status == "granted" {
         let wanted: Scopes = [scope].into_iter().collect();
-        require_grantable(&who, &wanted)?;
+        require_grantable(who, &wanted)?;
     }
     let (val_id, key) = (request.val_id.clone(), request.id.clone());
     let row = app
@@ -252,8 +262,7 @@ async fn decide(
                     return Ok(None);
                 };
                 let held = Scopes::parse(&val.scopes).unwrap_or_default();
-                let with: Scopes = held.iter().chain([scope]).collect();
-                db::set_val_scopes(&tx, &val_id, &with.to_string())?;
+                db::set_val_scopes(&tx, &val_id, &held.with(scope).to_string())?;
             }
             db::decide_request(&tx, &key, status)?;
             let row = db::request_by_id(&tx, &key)?;
@@ -263,5 +272,5 @@ async fn decide(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("you have no scope request `{id}`")))?;
     app.forget_vals();
-    Ok(Json(row.into()))
+    Ok(row)
 }

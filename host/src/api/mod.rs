@@ -33,6 +33,7 @@ pub fn router(app: App) -> Router {
         .merge(run::routes())
         .merge(logs::routes())
         .merge(app.caps.routes(app.auth.clone()))
+        .merge(crate::ui::routes())
         .fallback(|| async {
             ApiError::not_found("no such route; see the README for the API's routes")
         })
@@ -60,8 +61,14 @@ async fn json_errors(resp: Response) -> Response {
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_html = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    // The web UI's error pages are HTML, for a browser.
     if !(status.is_client_error() || status.is_server_error())
         || is_json
+        || is_html
         || resp.extensions().get::<FromVal>().is_some()
     {
         return resp;

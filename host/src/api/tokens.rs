@@ -199,16 +199,30 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<NewTokenResponse>)> {
     who.require_personal_token()?;
     who.require(Scope::UserWrite)?;
-    let name = body.name.trim().to_string();
+    let scopes = body.scopes.parse()?;
+    let expires_at = expiry(&body)?;
+    let (row, token) = issue(&app, &who, &body.name, scopes, expires_at).await?;
+    let view = ApiTokenView::from(row);
+    Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
+}
+
+/// Make `who` a personal token `name` holding `scopes` (never more than
+/// `who` holds); returns it and its secret, shown once.
+pub async fn issue(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<i64>,
+) -> ApiResult<(TokenRow, String)> {
+    let name = name.trim().to_string();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(
             "invalid_name",
             format!("a token needs a name of 1 to {MAX_NAME_LEN} characters"),
         ));
     }
-    let scopes = body.scopes.parse()?;
-    require_grantable(&who, &scopes)?;
-    let expires_at = expiry(&body)?;
+    require_grantable(who, &scopes)?;
     let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
     let owner = who.user_id.clone();
     let row = app
@@ -217,8 +231,7 @@ async fn create(
             db::insert_token(conn, &owner, &name, &hash, &scopes.to_string(), expires_at)
         })
         .await?;
-    let view = ApiTokenView::from(row);
-    Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
+    Ok((row, token))
 }
 
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {

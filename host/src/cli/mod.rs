@@ -176,6 +176,19 @@ enum UserCommand {
         #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
         data: PathBuf,
     },
+    /// Print a one-time sign-in link to the web UI (valid 15 minutes).
+    LoginLink {
+        username: String,
+        /// The server's base URL, as browsers reach it.
+        #[arg(
+            long,
+            env = "VALBOX_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        url: String,
+        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -405,6 +418,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                 },
         } => admin::migrate_scopes(&data, &remove, days, dry_run),
+        Command::User {
+            command:
+                UserCommand::LoginLink {
+                    username,
+                    url,
+                    data,
+                },
+        } => {
+            let path = data.join("valbox.db");
+            if !path.exists() {
+                anyhow::bail!("no Valbox data in {} (give --data)", data.display());
+            }
+            let db = crate::db::Db::open(&path)?;
+            match crate::ui::login_link(&db, &username, &url)? {
+                Some(link) => {
+                    println!("{link}");
+                    Ok(())
+                }
+                None => anyhow::bail!("no user `{username}`"),
+            }
+        }
         Command::User {
             command:
                 UserCommand::Create {

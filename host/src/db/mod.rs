@@ -12,11 +12,13 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 pub use scope_usage::*;
+pub use sessions::*;
 pub use tokens::*;
 pub use users::*;
 pub use vals::*;
 
 mod scope_usage;
+mod sessions;
 mod tokens;
 mod users;
 mod vals;
@@ -174,6 +176,27 @@ CREATE TABLE scope_notices (
     scopes TEXT NOT NULL,
     sent_at INTEGER NOT NULL,
     PRIMARY KEY (subject_kind, subject_id, scopes)
+);
+"#,
+    // The web UI's sign-in links (single use) and sessions; only hashes
+    // of their secrets are stored.
+    r#"
+CREATE TABLE login_links (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
 );
 "#,
 ];

@@ -135,3 +135,34 @@ fn insert_rows(conn: &mut Connection, records: &[LogRecord]) -> anyhow::Result<(
     tx.commit()?;
     Ok(())
 }
+
+/// One call as a val's page lists it.
+pub struct CallSummary {
+    pub time_ms: i64,
+    pub status: u16,
+    pub duration_us: i64,
+    pub fuel_used: i64,
+    pub error: Option<String>,
+}
+
+/// The last `limit` calls of val `val_id`, newest first.
+pub fn recent_calls(
+    conn: &Connection,
+    val_id: &str,
+    limit: u32,
+) -> anyhow::Result<Vec<CallSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT time_ns, status, duration_us, fuel_used, error FROM call_logs
+         WHERE val_id = ?1 ORDER BY time_ns DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![val_id, limit], |r| {
+        Ok(CallSummary {
+            time_ms: r.get::<_, i64>(0)? / 1_000_000,
+            status: r.get(1)?,
+            duration_us: r.get(2)?,
+            fuel_used: r.get(3)?,
+            error: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,401 @@
+//! The web UI in a real browser: Debian's chromium, driven over WebDriver
+//! (chromedriver) with fantoccini, against the real server. Each page the
+//! tests visit is saved as a screenshot in `target/screenshots/`.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::smtp::free_port;
+use support::{TestServer, repo_root};
+
+/// chromedriver with a headless chromium session; both end on drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Self {
+        // Several crates enable rustls providers; choose one for the process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt-get install chromium chromium-driver; .ci/run does)");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1100"],
+            }),
+        );
+        for _ in 0..100 {
+            let mut builder = ClientBuilder::rustls().expect("rustls for WebDriver");
+            if let Ok(client) = builder.capabilities(caps.clone()).connect(&url).await {
+                return Self { client, driver };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("chromedriver did not start");
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    /// The element `css`, waiting for it to appear (a click that sends a
+    /// form returns before the answer is shown).
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    /// Wait until the page shows `text`.
+    async fn wait_for_text(&self, text: &str) {
+        for _ in 0..100 {
+            if self.page().await.contains(text) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page never showed `{text}`");
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        element.clear().await.unwrap();
+        element.send_keys(text).await.unwrap();
+    }
+
+    /// Save the permissions panel and wait for the page it leads to.
+    async fn save_permissions(&self) {
+        self.click("#permissions-form button[type=submit]").await;
+        for _ in 0..100 {
+            let url = self.client.current_url().await.unwrap();
+            if url.fragment() == Some("permissions") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("saving the permissions led nowhere");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.unwrap().path().to_string()
+    }
+
+    /// Wait until the browser is at `path` (a form's answer may still be
+    /// on its way when a click returns).
+    async fn wait_for_path(&self, path: &str) {
+        for _ in 0..100 {
+            if self.path().await == path {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(self.path().await, path);
+    }
+
+    async fn page(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// Save the page as `target/screenshots/{name}.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = repo_root().join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Sign in as `user` with a fresh link, as a user would.
+    async fn sign_in(&self, s: &TestServer, user: &str) {
+        let link = login_link(s, user);
+        self.goto(&link).await;
+        self.click("#use-link").await;
+        self.wait_for_path("/vals").await;
+    }
+}
+
+fn login_link(s: &TestServer, user: &str) -> String {
+    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    valbox::ui::login_link(&db, user, &s.base)
+        .unwrap()
+        .expect("the user exists")
+}
+
+#[tokio::test]
+async fn signing_in_with_a_link_which_works_once_and_signing_out() {
+    let s = TestServer::start().await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/", s.base)).await;
+    assert_eq!(b.path().await, "/login");
+    b.screenshot("sign-in").await;
+
+    let link = login_link(&s, "alice");
+    b.goto(&link).await;
+    // Opening the link signs nobody in: a mail scanner may fetch it.
+    assert!(b.page().await.contains("Sign in to Valbox"));
+    b.click("#use-link").await;
+    b.wait_for_path("/vals").await;
+    b.screenshot("vals-empty").await;
+
+    // Used: refused, and it says so.
+    b.goto(&link).await;
+    b.click("#use-link").await;
+    b.wait_for_text("already used, has expired").await;
+    b.screenshot("link-refused").await;
+
+    // Expired: refused too.
+    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let (secret, hash) = valbox::auth::generate_token("vbl_");
+    let alice = s.alice_id();
+    db.call_blocking(|c| valbox::db::insert_login_link(c, &alice, &hash, valbox::db::now_ms() - 1))
+        .unwrap();
+    b.goto(&format!("{}/login?link={secret}", s.base)).await;
+    b.click("#use-link").await;
+    b.wait_for_text("already used, has expired").await;
+
+    // Signed in still (the refusals changed nothing), then out.
+    b.goto(&format!("{}/account", s.base)).await;
+    b.wait_for_text("alice@example.com").await;
+    b.screenshot("account").await;
+    b.click("#sign-out").await;
+    b.wait_for_path("/login").await;
+    b.goto(&format!("{}/tokens", s.base)).await;
+    assert_eq!(b.path().await, "/login");
+}
+
+#[tokio::test]
+async fn a_token_made_on_the_tokens_page_works_as_scoped_until_revoked() {
+    let s = TestServer::start().await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    b.goto(&format!("{}/tokens", s.base)).await;
+    b.fill("#token-name", "from the browser").await;
+    b.click("#scope-blob-read").await;
+    b.click("#scope-user-read").await;
+    b.click("#create-token button[type=submit]").await;
+    let secret = b.text("#token-secret").await;
+    assert!(secret.starts_with("vbx_"), "{secret}");
+    b.screenshot("tokens").await;
+
+    // A plain HTTP client: allowed what it holds, refused the rest.
+    let resp = s
+        .req(Method::POST, "/v1/blob/diary", Some(&s.alice))
+        .body("dear diary")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(s.get("/v1/blob/diary", Some(&secret)).await.status(), 200);
+    assert_eq!(s.get("/v1/me", Some(&secret)).await.status(), 200);
+    let resp = s
+        .req(Method::POST, "/v1/blob/diary", Some(&secret))
+        .body("overwritten")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Revoke, confirming the dialog: refused at once.
+    let tokens: Value = s
+        .get("/v1/tokens", Some(&s.alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = tokens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "from the browser")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Edit its scopes: add blob:write, and the write goes through.
+    b.goto(&format!("{}/tokens", s.base)).await;
+    b.click(&format!("tr[data-token='{id}'] summary")).await;
+    b.click(&format!("#edit-{id}-blob-write")).await;
+    b.click(&format!(
+        "tr[data-token='{id}'] details button[type=submit]"
+    ))
+    .await;
+    b.wait_for_text("Create a token").await;
+    let mut allowed = false;
+    for _ in 0..50 {
+        let resp = s
+            .req(Method::POST, "/v1/blob/diary", Some(&secret))
+            .body("overwritten")
+            .send()
+            .await
+            .unwrap();
+        if resp.status().is_success() {
+            allowed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(allowed, "the edited token still cannot write blobs");
+
+    b.goto(&format!("{}/tokens", s.base)).await;
+    b.click(&format!("tr[data-token='{id}'] button.danger"))
+        .await;
+    b.client.accept_alert().await.unwrap();
+    let mut status = StatusCode::OK;
+    for _ in 0..50 {
+        status = s.get("/v1/blob/diary", Some(&secret)).await.status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the revoked token still works"
+    );
+}
+
+#[tokio::test]
+async fn the_permissions_panel_switches_a_vals_scopes_and_grants_its_requests() {
+    let s = TestServer::start().await;
+    s.deploy("counter", "counter", "public").await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    let call = || async { s.get("/x/alice/counter/", None).await.status() };
+    assert_eq!(call().await, 200);
+
+    // Off: the import is denied on the next call.
+    b.goto(&format!("{}/vals/counter", s.base)).await;
+    b.click("#perm-blob-write").await;
+    b.save_permissions().await;
+    assert_eq!(call().await, 403);
+    // On again: allowed.
+    b.goto(&format!("{}/vals/counter", s.base)).await;
+    b.click("#perm-blob-write").await;
+    b.save_permissions().await;
+    assert_eq!(call().await, 200);
+
+    // Off, refused, and the refusal waits on the page as a request.
+    b.goto(&format!("{}/vals/counter", s.base)).await;
+    b.click("#perm-blob-write").await;
+    b.save_permissions().await;
+    assert_eq!(call().await, 403);
+    b.goto(&format!("{}/vals/counter", s.base)).await;
+    b.find("tr[data-request]").await;
+    b.screenshot("val").await;
+    b.click("tr[data-request] button[type=submit]").await;
+    for _ in 0..100 {
+        if b.client.current_url().await.unwrap().fragment() == Some("permissions") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(call().await, 200);
+    b.goto(&format!("{}/vals", s.base)).await;
+    b.screenshot("vals").await;
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused() {
+    let s = TestServer::start().await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    // Another site's page that posts a form to ours as soon as it loads.
+    let port = free_port();
+    let target = format!("{}/tokens", s.base);
+    let evil = format!(
+        r#"<form id="f" method="post" action="{target}">
+             <input name="name" value="planted"><input name="scope" value="val:write">
+             <input name="expires" value="0"></form>
+           <script>document.getElementById('f').submit()</script>"#
+    );
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let evil = evil.clone();
+            async move { axum::response::Html(evil) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for host in ["localhost", "127.0.0.1"] {
+        b.goto(&format!("http://{host}:{port}/")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let tokens: Value = s
+            .get("/v1/tokens", Some(&s.alice))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !tokens.to_string().contains("planted"),
+            "a cross-site form from {host} made a token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_val_under_x_never_sees_the_session_and_runs_sandboxed() {
+    let s = TestServer::start().await;
+    s.deploy("inspect", "inspect", "public").await;
+    let resp = s
+        .req(Method::GET, "/x/alice/inspect/", None)
+        .header("cookie", "theme=dark; valbox_session=vbs_secret; other=1")
+        .send()
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.starts_with("sandbox") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
+    let seen: Value = resp.json().await.unwrap();
+    let cookie = seen["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "cookie")
+        .unwrap()[1]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(cookie, "theme=dark; other=1");
+}
