@@ -335,28 +335,45 @@ async fn a_form_posted_from_another_site_is_refused() {
     let s = TestServer::start().await;
     let b = Browser::start().await;
     b.sign_in(&s, "alice").await;
-    // Another site's page that posts a form to ours as soon as it loads.
-    let port = free_port();
-    let target = format!("{}/tokens", s.base);
-    let evil = format!(
-        r#"<form id="f" method="post" action="{target}">
-             <input name="name" value="planted"><input name="scope" value="val:write">
-             <input name="expires" value="0"></form>
-           <script>document.getElementById('f').submit()</script>"#
+    // Another site's pages that post a form to ours as soon as they load:
+    // one plants a token, one signs the browser in as someone else.
+    let bob = s.create_user("bob");
+    assert!(!bob.is_empty());
+    let bobs_link = login_link(&s, "bob");
+    let bobs_secret = bobs_link.split("link=").nth(1).unwrap().to_string();
+    let autopost = |action: String, fields: String| {
+        format!(
+            r#"<form id="f" method="post" action="{action}">{fields}</form>
+               <script>document.getElementById('f').submit()</script>"#
+        )
+    };
+    let plant = autopost(
+        format!("{}/tokens", s.base),
+        r#"<input name="name" value="planted"><input name="scope" value="val:write">
+           <input name="expires" value="0">"#
+            .into(),
     );
-    let app = axum::Router::new().route(
-        "/",
+    let swap = autopost(
+        format!("{}/login", s.base),
+        format!(r#"<input name="link" value="{bobs_secret}">"#),
+    );
+    let page = |html: String| {
         axum::routing::get(move || {
-            let evil = evil.clone();
-            async move { axum::response::Html(evil) }
-        }),
-    );
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        })
+    };
+    let app = axum::Router::new()
+        .route("/plant", page(plant))
+        .route("/swap", page(swap));
+    let port = free_port();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     for host in ["localhost", "127.0.0.1"] {
-        b.goto(&format!("http://{host}:{port}/")).await;
+        b.goto(&format!("http://{host}:{port}/plant")).await;
+        b.goto(&format!("http://{host}:{port}/swap")).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let tokens: Value = s
             .get("/v1/tokens", Some(&s.alice))
@@ -368,7 +385,13 @@ async fn a_form_posted_from_another_site_is_refused() {
             !tokens.to_string().contains("planted"),
             "a cross-site form from {host} made a token"
         );
+        b.goto(&format!("{}/account", s.base)).await;
+        b.wait_for_text("alice@example.com").await;
     }
+    // The link itself was never used: bob can still sign in with it.
+    b.goto(&bobs_link).await;
+    b.click("#use-link").await;
+    b.wait_for_path("/vals").await;
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ impl axum::extract::OptionalFromRequestParts<App> for SignedIn {
 /// Refuse a state-changing request that a browser says came from another
 /// site, before anything else: with `SameSite` cookies it would not be
 /// signed in anyway, and the form token is checked too.
-fn same_origin(headers: &HeaderMap) -> UiResult<()> {
+pub(super) fn same_origin(headers: &HeaderMap) -> UiResult<()> {
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");

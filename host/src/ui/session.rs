@@ -191,7 +191,12 @@ impl SignInLimiter {
 
 /// Mail a sign-in link. The answer is the same whether the user exists,
 /// so the page does not tell who has an account.
-pub async fn request_link(State(app): State<App>, form: FormFields) -> UiResult<Response> {
+pub async fn request_link(
+    State(app): State<App>,
+    headers: HeaderMap,
+    form: FormFields,
+) -> UiResult<Response> {
+    super::same_origin(&headers)?;
     let username = form.get("username").unwrap_or_default().trim().to_string();
     if username.is_empty() {
         return Err(UiError::bad_request("enter your user name"));
@@ -250,6 +255,8 @@ pub async fn redeem(
     headers: HeaderMap,
     form: FormFields,
 ) -> UiResult<Response> {
+    // Another site must not sign a browser in to an account of its choice.
+    super::same_origin(&headers)?;
     let link = form.get("link").unwrap_or_default().to_string();
     let refused = || {
         UiError::bad_request(
