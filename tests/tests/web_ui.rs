@@ -91,7 +91,10 @@ impl Browser {
 
     async fn fill(&self, css: &str, text: &str) {
         let element = self.find(css).await;
-        element.clear().await.unwrap();
+        // A file input cannot be cleared; it takes the path as keys.
+        if element.attr("type").await.unwrap().as_deref() != Some("file") {
+            element.clear().await.unwrap();
+        }
         element.send_keys(text).await.unwrap();
     }
 
@@ -328,6 +331,21 @@ async fn the_permissions_panel_switches_a_vals_scopes_and_grants_its_requests() 
     assert_eq!(call().await, 200);
     b.goto(&format!("{}/vals", s.base)).await;
     b.screenshot("vals").await;
+
+    // Upload a new version from the val's page.
+    b.goto(&format!("{}/vals/counter", s.base)).await;
+    let hello = support::val_path("hello");
+    b.fill("#component", hello.to_str().unwrap()).await;
+    b.click("#upload-form button[type=submit]").await;
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = s.get("/x/alice/counter/", None).await.text().await.unwrap();
+        if answer.contains("Hello") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answer.contains("Hello, world!"), "{answer}");
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ mod vals;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::request::Parts;
@@ -26,6 +27,11 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::db::SessionRow;
 pub use session::{SESSION_COOKIE, login_link, strip_session_cookie};
+
+/// The most an upload form may carry: the largest component allowed by
+/// default, and room for the form around it. A configured smaller limit is
+/// checked when the component is read.
+const UPLOAD_LIMIT: usize = 64 << 20;
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -41,6 +47,10 @@ pub fn routes() -> Router<App> {
         .route("/vals", get(vals::list))
         .route("/vals/{name}", get(vals::page))
         .route("/vals/{name}/scopes", post(vals::set_scopes))
+        .route(
+            "/vals/{name}/versions",
+            post(vals::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        )
         .route("/vals/{name}/privacy", post(vals::set_privacy))
         .route("/vals/{name}/env", post(vals::set_env))
         .route("/vals/{name}/env/{key}/delete", post(vals::delete_env))

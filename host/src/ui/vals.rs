@@ -8,6 +8,7 @@ use maud::{Markup, html};
 
 use super::layout::{self, csrf, when};
 use super::{FormFields, SignedIn, UiError, UiResult};
+use crate::api::vals::deploy::{DeployQuery, deploy_bytes, may_deploy};
 use crate::api::vals::{PRIVACY_LEVELS, val_urls};
 use crate::app::App;
 use crate::auth::{Scope, Scopes};
@@ -211,7 +212,13 @@ pub async fn page(
                 }
             }
         }
-        p.muted { "Upload a new version with " code { "valbox deploy " (val.name) " FILE.wasm" } "." }
+        form method="post" action={ "/vals/" (val.name) "/versions" } enctype="multipart/form-data" id="upload-form" {
+            (csrf(&signed))
+            label for="component" { "New version (.wasm)" }
+            input type="file" id="component" name="component" accept=".wasm,application/wasm" required;
+            button type="submit" { "Upload" }
+        }
+        p.muted { "Or " code { "valbox deploy " (val.name) " FILE.wasm" } ", which can also name libraries." }
 
         h2 { "Recent calls" }
         (calls_table(&calls))
@@ -285,6 +292,38 @@ fn calls_table(calls: &[CallSummary]) -> Markup {
             }
         }
     }
+}
+
+/// Upload a component as the val's next version (no libraries: those are
+/// named with `valbox deploy --dep`).
+pub async fn upload(
+    State(app): State<App>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    mut form: axum::extract::Multipart,
+) -> UiResult<Redirect> {
+    let val = own_val(&app, &signed, &name).await?;
+    let val = may_deploy(&app, &signed.who, &val.id).await?;
+    let (mut csrf, mut component) = (None, None);
+    let bad = |_| UiError::bad_request("the upload did not arrive whole; try again");
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        match field.name() {
+            Some("csrf") => csrf = Some(field.text().await.map_err(bad)?),
+            Some("component") => component = Some(field.bytes().await.map_err(bad)?),
+            _ => {}
+        }
+    }
+    FormFields(vec![("csrf".into(), csrf.unwrap_or_default())]).check_csrf(&signed)?;
+    let bytes = component.ok_or_else(|| UiError::bad_request("choose a .wasm file"))?;
+    let limit = app.config.limits.component_bytes;
+    if bytes.len() > limit {
+        return Err(UiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the component is larger than the limit of {limit} bytes"),
+        ));
+    }
+    deploy_bytes(&app, &signed.who, val, &bytes, DeployQuery::default()).await?;
+    Ok(Redirect::to(&format!("/vals/{name}")))
 }
 
 pub async fn set_scopes(

@@ -45,7 +45,7 @@ pub struct DeployResponse {
 /// `grant=user/val=scope,scope` (both repeatable) for its libraries, and
 /// `grantDeclared=true` to grant the scopes and hosts it declares.
 #[derive(Default)]
-struct DeployQuery {
+pub struct DeployQuery {
     deps: Vec<String>,
     grants: Vec<String>,
     grant_declared: bool,
@@ -83,21 +83,41 @@ pub async fn deploy(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
     let query = DeployQuery::parse(query.as_deref())?;
-    let val = find_writable(&app, &who, &id).await?;
+    let val = may_deploy(&app, &who, &id).await?;
+    let limit = app.config.limits.component_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large("the component", limit))?;
+    let deployed = deploy_bytes(&app, &who, val, &bytes, query).await?;
+    Ok((StatusCode::CREATED, Json(deployed)))
+}
+
+/// The val `id`, if `who` may deploy to it: checked before the upload is
+/// read, so a refused caller cannot make the server buffer it.
+pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    let val = find_writable(app, who, id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
     let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
-    require_all(&who, &val_scopes, |scope| {
+    require_all(who, &val_scopes, |scope| {
         format!(
             "this val's calls get `{scope}`, which the deploying token lacks; \
              deploy with a token that holds every scope of the val, or narrow its scopes first"
         )
     })?;
-    let limit = app.config.limits.component_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large("the component", limit))?;
-    let libraries = resolve_deploy(&app, &who, &val, query.deps, query.grants).await?;
+    Ok(val)
+}
+
+/// Deploy the component `bytes` as `val`'s next version, as `query` asks.
+pub async fn deploy_bytes(
+    app: &App,
+    who: &Principal,
+    val: ValRow,
+    bytes: &[u8],
+    query: DeployQuery,
+) -> ApiResult<DeployResponse> {
+    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
     let prepared = app
         .runtime
         .prepare(bytes.to_vec(), libraries.plans)
@@ -107,9 +127,9 @@ pub async fn deploy(
             e => ApiError::bad_request(e.code(), e.to_string()),
         })?;
     // Read once the bytes are known to be a valid component.
-    let declared = Declared::read(&bytes)?;
+    let declared = Declared::read(bytes)?;
     if query.grant_declared {
-        may_grant(&who, &declared)?;
+        may_grant(who, &declared)?;
     }
     let by_val = who.call_of_val.is_some();
     let grant = query.grant_declared.then(|| declared.clone());
@@ -143,18 +163,15 @@ pub async fn deploy(
     let held = granted.unwrap_or(val_scopes);
     let declared =
         (!declared.is_empty()).then(|| DeclaredView::new(&declared, held, granted.is_some()));
-    let (url, host_url) = urls(&app, &val, &version);
-    Ok((
-        StatusCode::CREATED,
-        Json(DeployResponse {
-            version: VersionView::from(&version),
-            val_id: val.id,
-            url,
-            host_url,
-            resolved_libraries: libraries.views,
-            declared,
-        }),
-    ))
+    let (url, host_url) = urls(app, &val, &version);
+    Ok(DeployResponse {
+        version: VersionView::from(&version),
+        val_id: val.id,
+        url,
+        host_url,
+        resolved_libraries: libraries.views,
+        declared,
+    })
 }
 
 /// Refuse to grant what the deploying token does not hold itself, or, to

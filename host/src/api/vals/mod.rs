@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-mod deploy;
+pub mod deploy;
 mod json;
 mod listing;
 mod wit;
