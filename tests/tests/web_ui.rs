@@ -28,8 +28,6 @@ impl Drop for Browser {
 
 impl Browser {
     async fn start() -> Self {
-        // Several crates enable rustls providers; choose one for the process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port();
         let mut driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -48,7 +46,8 @@ impl Browser {
             }),
         );
         for _ in 0..100 {
-            let mut builder = ClientBuilder::rustls().expect("rustls for WebDriver");
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let mut builder = ClientBuilder::new(connector);
             if let Ok(client) = builder.capabilities(caps.clone()).connect(&url).await {
                 return Self { client, driver };
             }
