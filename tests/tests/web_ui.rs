@@ -97,6 +97,14 @@ impl Browser {
         element.send_keys(text).await.unwrap();
     }
 
+    /// Flip the val's scope `scope` on its page and save.
+    async fn flip_scope(&self, s: &TestServer, val: &str, scope: &str) {
+        self.goto(&format!("{}/vals/{val}", s.base)).await;
+        self.click(&format!("#perm-{}", scope.replace(':', "-")))
+            .await;
+        self.save_permissions().await;
+    }
+
     /// Save the permissions panel and wait for the page it leads to.
     async fn save_permissions(&self) {
         self.click("#permissions-form button[type=submit]").await;
@@ -302,20 +310,14 @@ async fn the_permissions_panel_switches_a_vals_scopes_and_grants_its_requests() 
     assert_eq!(call().await, 200);
 
     // Off: the import is denied on the next call.
-    b.goto(&format!("{}/vals/counter", s.base)).await;
-    b.click("#perm-blob-write").await;
-    b.save_permissions().await;
+    b.flip_scope(&s, "counter", "blob:write").await;
     assert_eq!(call().await, 403);
     // On again: allowed.
-    b.goto(&format!("{}/vals/counter", s.base)).await;
-    b.click("#perm-blob-write").await;
-    b.save_permissions().await;
+    b.flip_scope(&s, "counter", "blob:write").await;
     assert_eq!(call().await, 200);
 
     // Off, refused, and the refusal waits on the page as a request.
-    b.goto(&format!("{}/vals/counter", s.base)).await;
-    b.click("#perm-blob-write").await;
-    b.save_permissions().await;
+    b.flip_scope(&s, "counter", "blob:write").await;
     assert_eq!(call().await, 403);
     b.goto(&format!("{}/vals/counter", s.base)).await;
     b.find("tr[data-request]").await;

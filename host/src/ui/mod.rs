@@ -199,6 +199,12 @@ impl FormFields {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The scopes of its `scope` checkboxes.
+    pub fn scopes(&self) -> UiResult<crate::auth::Scopes> {
+        crate::auth::Scopes::parse(&self.all("scope").collect::<Vec<_>>().join(" "))
+            .map_err(UiError::bad_request)
+    }
+
     /// Refuse the form unless it carries `signed`'s CSRF token.
     pub fn check_csrf(&self, signed: &SignedIn) -> UiResult<()> {
         let sent = self.get("csrf").unwrap_or_default();

@@ -171,8 +171,7 @@ pub async fn set_scopes(
     form: FormFields,
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
-    let scopes = Scopes::parse(&form.all("scope").collect::<Vec<_>>().join(" "))
-        .map_err(UiError::bad_request)?;
+    let scopes = form.scopes()?;
     let (owner, key) = (signed.who.user_id.clone(), id.clone());
     let found = app
         .db
@@ -196,8 +195,7 @@ pub async fn create(
     form: FormFields,
 ) -> UiResult<Response> {
     form.check_csrf(&signed)?;
-    let scopes = Scopes::parse(&form.all("scope").collect::<Vec<_>>().join(" "))
-        .map_err(UiError::bad_request)?;
+    let scopes = form.scopes()?;
     let days: i64 = form
         .get("expires")
         .unwrap_or_default()

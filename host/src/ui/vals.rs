@@ -334,8 +334,7 @@ pub async fn set_scopes(
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
     let val = own_val(&app, &signed, &name).await?;
-    let scopes = Scopes::parse(&form.all("scope").collect::<Vec<_>>().join(" "))
-        .map_err(UiError::bad_request)?;
+    let scopes = form.scopes()?;
     let id = val.id.clone();
     app.db
         .call(move |conn| db::set_val_scopes(conn, &id, &scopes.to_string()))
