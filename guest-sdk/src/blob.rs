@@ -78,3 +78,62 @@ pub fn set_json<T: Serialize>(key: &str, value: &T) -> Result<(), Error> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Invalid(e.to_string()))?;
     set(key, &bytes)
 }
+
+/// The blob stored under `key` with its version (an opaque tag that
+/// changes with every write), or `None`.
+pub fn get_versioned(key: &str) -> Result<Option<(Vec<u8>, String)>, Error> {
+    Ok(raw::get_versioned(key)?.map(|v| (v.value, v.version)))
+}
+
+/// Store `value` under `key` only if the blob is still at version
+/// `expected` (`None`: only if it does not exist yet). `Ok(Ok(version))`
+/// when written; `Ok(Err(current))` when the blob had moved on (its
+/// current version, or `None` if it is gone): read it again and retry.
+pub fn set_if(
+    key: &str,
+    value: &[u8],
+    expected: Option<&str>,
+) -> Result<Result<String, Option<String>>, Error> {
+    Ok(match raw::set_if(key, value, expected)? {
+        raw::SetOutcome::Written(version) => Ok(version),
+        raw::SetOutcome::Conflict(current) => Err(current),
+    })
+}
+
+/// How many times [`update_json`] reads again after losing a race.
+const UPDATE_ATTEMPTS: usize = 64;
+
+/// Read the JSON under `key`, change it with `change`, and write it back
+/// only if nobody wrote it in between, retrying otherwise: a
+/// read-modify-write that never loses a concurrent update. Returns the
+/// value written. For counters under heavy contention, or many related
+/// values, SQLite (one transaction) is the better tool.
+///
+/// ```no_run
+/// let visits: u64 = valbox_sdk::blob::update_json("visits", |n: Option<u64>| n.unwrap_or(0) + 1)?;
+/// # Ok::<(), valbox_sdk::Error>(())
+/// ```
+pub fn update_json<T: Serialize + DeserializeOwned>(
+    key: &str,
+    mut change: impl FnMut(Option<T>) -> T,
+) -> Result<T, Error> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let (current, version) = match get_versioned(key)? {
+            Some((bytes, version)) => {
+                let value = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Invalid(format!("blob `{key}` is not the expected JSON: {e}"))
+                })?;
+                (Some(value), Some(version))
+            }
+            None => (None, None),
+        };
+        let next = change(current);
+        let bytes = serde_json::to_vec(&next).map_err(|e| Error::Invalid(e.to_string()))?;
+        if set_if(key, &bytes, version.as_deref())?.is_ok() {
+            return Ok(next);
+        }
+    }
+    Err(Error::Limit(format!(
+        "blob `{key}` kept changing under {UPDATE_ATTEMPTS} attempts to update it; use SQLite for a value this contended"
+    )))
+}

@@ -291,3 +291,90 @@ async fn blob_size_and_quota_limits() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_counter_never_loses_an_increment_under_concurrency() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.deploy("counter", "counter", "public").await;
+    let mut counted = 0;
+    for _ in 0..4 {
+        let calls: Vec<_> = (0..64)
+            .map(|_| {
+                let s = s.clone();
+                // As its owner: the most calls that may run at once.
+                tokio::spawn(
+                    async move { s.get("/x/alice/counter/", Some(&s.alice)).await.status() },
+                )
+            })
+            .collect();
+        for call in calls {
+            if call.await.unwrap() == StatusCode::OK {
+                counted += 1;
+            }
+        }
+    }
+    // Calls past the owner's concurrency limit get 429 and count nothing.
+    assert!(counted >= 32, "too few calls got through: {counted}");
+    let stored = s
+        .get(&blob_path("counter/visits"), Some(&s.alice))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(stored, counted.to_string(), "answered 200 {counted} times");
+}
+
+#[tokio::test]
+async fn rest_writes_can_be_conditional_on_the_version_read() {
+    let s = TestServer::start().await;
+    let path = blob_path("doc");
+    let put = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let mut req = s.req(Method::POST, &path, Some(&s.alice)).body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    // Only if new.
+    let created = put(vec![("if-none-match", "*".into())], "v1")
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::NO_CONTENT);
+    let v1 = created.headers()["etag"].to_str().unwrap().to_string();
+    let resp = put(vec![("if-none-match", "*".into())], "again")
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["etag"].to_str().unwrap(), v1);
+    assert_error(resp, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    // A read answers the version; a write that names it lands once.
+    let read = s.get(&path, Some(&s.alice)).await;
+    assert_eq!(read.headers()["etag"].to_str().unwrap(), v1);
+    let updated = put(vec![("if-match", v1.clone())], "v2").await.unwrap();
+    assert_eq!(updated.status(), StatusCode::NO_CONTENT);
+    let v2 = updated.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    let stale = put(vec![("if-match", v1.clone())], "lost").await.unwrap();
+    let message = assert_error(
+        stale,
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+    )
+    .await;
+    assert!(message.contains("read it again"), "{message}");
+    assert_eq!(
+        s.get(&path, Some(&s.alice)).await.text().await.unwrap(),
+        "v2"
+    );
+    // A read that names the current version is answered 304.
+    let cached = s
+        .req(Method::GET, &path, Some(&s.alice))
+        .header("if-none-match", v2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let both = put(vec![("if-match", v1), ("if-none-match", "*".into())], "x")
+        .await
+        .unwrap();
+    assert_error(both, StatusCode::BAD_REQUEST, "invalid_precondition").await;
+}

@@ -1,6 +1,8 @@
 //! `counter`: counts its visits in a blob (scopes `blob:read` and
 //! `blob:write`). `GET /` adds one and answers the new count; `DELETE /`
-//! resets it. A denied scope comes back as a 403 that names it.
+//! resets it. A denied scope comes back as a 403 that names it. Each visit
+//! is a compare-and-swap (`blob::update_json`), so concurrent visits all
+//! count.
 
 use valbox_sdk::{Request, Response, blob};
 
@@ -10,10 +12,8 @@ fn count(req: Request) -> Response {
     let result = if req.method == "DELETE" {
         blob::delete(KEY).map(|()| 0)
     } else {
-        blob::get_json::<u64>(KEY).and_then(|n| {
-            let next = n.unwrap_or(0) + 1;
-            blob::set_json(KEY, &next).map(|()| next)
-        })
+        // A conditional write: concurrent visits never lose a count.
+        blob::update_json(KEY, |n: Option<u64>| n.unwrap_or(0) + 1)
     };
     match result {
         Ok(n) => Response::text(n.to_string()),

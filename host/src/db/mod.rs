@@ -199,6 +199,8 @@ CREATE TABLE sessions (
     revoked_at INTEGER
 );
 "#,
+    // Blob versions (ETags) for conditional writes; never reused.
+    "ALTER TABLE blobs ADD COLUMN etag TEXT; UPDATE blobs SET etag = lower(hex(randomblob(12)));",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

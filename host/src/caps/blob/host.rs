@@ -1,8 +1,8 @@
 //! The `blob` WIT import, on the blob service.
 
-use super::{Blob, BlobError};
+use super::{Blob, BlobError, Condition};
 use crate::caps::Ctx;
-use crate::runtime::bindings::blob::{BlobEntry, Host};
+use crate::runtime::bindings::blob::{BlobEntry, Host, SetOutcome, Versioned};
 use crate::runtime::bindings::types::Error;
 
 impl From<BlobError> for Error {
@@ -11,6 +11,8 @@ impl From<BlobError> for Error {
             BlobError::Denied(d) => Error::Denied(d.message),
             BlobError::InvalidKey(_) => Error::Invalid(e.to_string()),
             BlobError::TooLarge(_) | BlobError::Quota(_) => Error::Limit(e.to_string()),
+            // Only `set-if` meets a conflict, and answers it as an outcome.
+            BlobError::Conflict(_) => Error::Invalid(e.to_string()),
             BlobError::Internal(m) => {
                 tracing::error!("blob storage: {m}");
                 Error::Internal("blob storage failed; retry".into())
@@ -21,11 +23,36 @@ impl From<BlobError> for Error {
 
 impl Host for Ctx<'_, Blob> {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.cap.get(self.grant, key).await?)
+        Ok(self.cap.get(self.grant, key).await?.map(|(value, _)| value))
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Error> {
-        Ok(self.cap.set(self.grant, key, value).await?)
+        self.cap
+            .set(self.grant, key, value, Condition::Always)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_versioned(&mut self, key: String) -> Result<Option<Versioned>, Error> {
+        let found = self.cap.get(self.grant, key).await?;
+        Ok(found.map(|(value, version)| Versioned { value, version }))
+    }
+
+    async fn set_if(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        expected: Option<String>,
+    ) -> Result<SetOutcome, Error> {
+        let condition = match expected {
+            Some(version) => Condition::IfMatch(version),
+            None => Condition::IfAbsent,
+        };
+        match self.cap.set(self.grant, key, value, condition).await {
+            Ok(version) => Ok(SetOutcome::Written(version)),
+            Err(BlobError::Conflict(current)) => Ok(SetOutcome::Conflict(current)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn list(&mut self, prefix: String) -> Result<Vec<BlobEntry>, Error> {

@@ -7,7 +7,7 @@ mod host;
 mod routes;
 pub mod store;
 
-pub use store::{BlobEntry, BlobError, BlobStore};
+pub use store::{BlobEntry, BlobError, BlobStore, Condition};
 
 use wasmtime::component::Linker;
 
@@ -27,25 +27,30 @@ impl Blob {
         self.store.max_blob_bytes
     }
 
+    /// The blob's value and version, or `None`.
     pub async fn get(
         &self,
         who: &mut impl Holder,
         key: String,
-    ) -> Result<Option<Vec<u8>>, BlobError> {
+    ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
         who.check(Scope::BlobRead)?;
         self.run(who, move |s, c, owner| s.get(c, owner, &key))
             .await
     }
 
+    /// Store `value` if `condition` holds; returns the new version.
     pub async fn set(
         &self,
         who: &mut impl Holder,
         key: String,
         value: Vec<u8>,
-    ) -> Result<(), BlobError> {
+        condition: Condition,
+    ) -> Result<String, BlobError> {
         who.check(Scope::BlobWrite)?;
-        self.run(who, move |s, c, owner| s.set(c, owner, &key, &value))
-            .await
+        self.run(who, move |s, c, owner| {
+            s.set(c, owner, &key, &value, &condition)
+        })
+        .await
     }
 
     pub async fn list(

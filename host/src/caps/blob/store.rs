@@ -25,7 +25,20 @@ pub enum BlobError {
     InvalidKey(String),
     TooLarge(usize),
     Quota(u64),
+    /// A conditional write found the blob at another version (its current
+    /// one, or none when it does not exist).
+    Conflict(Option<String>),
     Internal(String),
+}
+
+/// When a write may happen.
+#[derive(Clone, Debug)]
+pub enum Condition {
+    Always,
+    /// Only while the blob is at this version.
+    IfMatch(String),
+    /// Only while the blob does not exist.
+    IfAbsent,
 }
 
 impl std::fmt::Display for BlobError {
@@ -37,6 +50,13 @@ impl std::fmt::Display for BlobError {
             BlobError::Quota(n) => write!(
                 f,
                 "this write would take the owner past their blob quota of {n} bytes; delete some blobs first"
+            ),
+            BlobError::Conflict(Some(v)) => write!(
+                f,
+                "the blob changed since it was read (it is at version {v} now); read it again and retry"
+            ),
+            BlobError::Conflict(None) => f.write_str(
+                "the blob does not exist (any more), or exists when it was expected not to; read it again and retry",
             ),
             BlobError::Internal(m) => write!(f, "blob storage failed: {m}"),
         }
@@ -86,6 +106,17 @@ fn validate_key(key: &str) -> Result<(), BlobError> {
     Ok(())
 }
 
+/// The version of `owner`'s blob `key`, if it exists.
+fn version_of(conn: &Connection, owner: &str, key: &str) -> Result<Option<String>, BlobError> {
+    Ok(conn
+        .query_row(
+            "SELECT COALESCE(etag, '') FROM blobs WHERE owner_id = ?1 AND key = ?2",
+            [owner, key],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 fn file_name(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
@@ -107,36 +138,43 @@ impl BlobStore {
         Ok(Dir::open_ambient_dir(path, ambient_authority())?)
     }
 
+    /// The blob's value and version, or `None`.
     pub fn get(
         &self,
         conn: &Connection,
         owner: &str,
         key: &str,
-    ) -> Result<Option<Vec<u8>>, BlobError> {
+    ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
         validate_key(key)?;
-        let exists = conn
-            .query_row(
-                "SELECT 1 FROM blobs WHERE owner_id = ?1 AND key = ?2",
-                [owner, key],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if exists.is_none() {
+        let Some(version) = version_of(conn, owner, key)? else {
             return Ok(None);
-        }
-        Ok(Some(self.dir(owner)?.read(file_name(key))?))
+        };
+        Ok(Some((self.dir(owner)?.read(file_name(key))?, version)))
     }
 
+    /// Store `value` under `key` if `condition` holds; returns the blob's
+    /// new version. Writes to one database are serialised (this runs with
+    /// its connection), so the check and the write are one step.
     pub fn set(
         &self,
         conn: &Connection,
         owner: &str,
         key: &str,
         value: &[u8],
-    ) -> Result<(), BlobError> {
+        condition: &Condition,
+    ) -> Result<String, BlobError> {
         validate_key(key)?;
         if value.len() > self.max_blob_bytes {
             return Err(BlobError::TooLarge(self.max_blob_bytes));
+        }
+        let current = version_of(conn, owner, key)?;
+        let holds = match condition {
+            Condition::Always => true,
+            Condition::IfMatch(v) => current.as_deref() == Some(v.as_str()),
+            Condition::IfAbsent => current.is_none(),
+        };
+        if !holds {
+            return Err(BlobError::Conflict(current));
         }
         // Each blob is charged at least a disk block, as the disk does, so
         // a quota also bounds how many (empty) blobs an owner can make.
@@ -158,12 +196,13 @@ impl BlobStore {
         drop(file);
         dir.rename(&tmp, &dir, &name)?;
         dir.open(".")?.sync_all()?;
+        let version = uuid::Uuid::new_v4().simple().to_string();
         conn.execute(
-            "INSERT INTO blobs (owner_id, key, size, last_modified) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4",
-            params![owner, key, value.len() as i64, now_ms()],
+            "INSERT INTO blobs (owner_id, key, size, last_modified, etag) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
+            params![owner, key, value.len() as i64, now_ms(), version],
         )?;
-        Ok(())
+        Ok(version)
     }
 
     /// Every entry whose key starts with `prefix`, sorted by key.

@@ -1,6 +1,6 @@
 //! The blob service on its own: scopes, owners' namespaces, bounds.
 
-use super::{Blob, BlobError};
+use super::{Blob, BlobError, Condition, Condition::Always};
 use crate::auth::Scope::{BlobRead, BlobWrite};
 use crate::caps::testing::TestEnv;
 use crate::runtime::bindings::types::Error;
@@ -14,15 +14,15 @@ async fn each_operation_needs_its_scope() {
     let mut writer = env.principal(&alice, &[BlobRead, BlobWrite]);
     let mut nobody = env.principal(&alice, &[]);
 
-    let refused = blob.set(&mut reader, "k".into(), b"v".to_vec()).await;
+    let refused = blob
+        .set(&mut reader, "k".into(), b"v".to_vec(), Always)
+        .await;
     assert!(matches!(refused, Err(BlobError::Denied(d)) if d.scope == BlobWrite));
-    blob.set(&mut writer, "k".into(), b"v".to_vec())
+    blob.set(&mut writer, "k".into(), b"v".to_vec(), Always)
         .await
         .unwrap();
-    assert_eq!(
-        blob.get(&mut reader, "k".into()).await.unwrap(),
-        Some(b"v".to_vec())
-    );
+    let (value, _) = blob.get(&mut reader, "k".into()).await.unwrap().unwrap();
+    assert_eq!(value, b"v");
     let refused = blob.list(&mut nobody, String::new()).await;
     assert!(matches!(refused, Err(BlobError::Denied(d)) if d.scope == BlobRead));
     let refused = blob.delete(&mut reader, "k".into()).await;
@@ -36,7 +36,7 @@ async fn owners_never_see_each_others_blobs() {
     let (alice, bob) = (env.user("alice"), env.user("bob"));
     let mut a = env.principal(&alice, &[BlobRead, BlobWrite]);
     let mut b = env.principal(&bob, &[BlobRead, BlobWrite]);
-    blob.set(&mut a, "secret".into(), b"a's".to_vec())
+    blob.set(&mut a, "secret".into(), b"a's".to_vec(), Always)
         .await
         .unwrap();
     assert_eq!(blob.get(&mut b, "secret".into()).await.unwrap(), None);
@@ -52,7 +52,7 @@ async fn a_call_is_refused_as_a_denied_error_and_the_refusal_is_recorded() {
     let alice = env.user("alice");
     let mut grant = env.grant(&alice, "val", &[BlobRead]);
     let err: Error = blob
-        .set(&mut grant, "k".into(), Vec::new())
+        .set(&mut grant, "k".into(), Vec::new(), Always)
         .await
         .unwrap_err()
         .into();
@@ -66,8 +66,49 @@ async fn a_blob_over_the_size_limit_is_refused() {
     let blob: Blob = env.open();
     let alice = env.user("alice");
     let mut writer = env.principal(&alice, &[BlobWrite]);
-    let refused = blob.set(&mut writer, "k".into(), vec![0; 17]).await;
+    let refused = blob.set(&mut writer, "k".into(), vec![0; 17], Always).await;
     assert!(matches!(refused, Err(BlobError::TooLarge(16))));
     let err: Error = refused.unwrap_err().into();
     assert!(matches!(err, Error::Limit(_)));
+}
+
+#[tokio::test]
+async fn a_conditional_write_lands_only_on_the_version_it_read() {
+    let env = TestEnv::new();
+    let blob: Blob = env.open();
+    let alice = env.user("alice");
+    let mut w = env.principal(&alice, &[BlobRead, BlobWrite]);
+    let first = blob
+        .set(&mut w, "n".into(), b"1".to_vec(), Condition::IfAbsent)
+        .await
+        .unwrap();
+    // Only if new: it exists now.
+    let again = blob
+        .set(&mut w, "n".into(), b"x".to_vec(), Condition::IfAbsent)
+        .await;
+    assert!(matches!(again, Err(BlobError::Conflict(Some(v))) if v == first));
+    let second = blob
+        .set(
+            &mut w,
+            "n".into(),
+            b"2".to_vec(),
+            Condition::IfMatch(first.clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(second, first);
+    // A writer still holding the first version loses, and learns the new one.
+    let stale = blob
+        .set(&mut w, "n".into(), b"3".to_vec(), Condition::IfMatch(first))
+        .await;
+    assert!(matches!(stale, Err(BlobError::Conflict(Some(v))) if v == second));
+    let (value, version) = blob.get(&mut w, "n".into()).await.unwrap().unwrap();
+    assert_eq!((value.as_slice(), &version), (&b"2"[..], &second));
+    // A version is never reused, even after a delete and a new write.
+    blob.delete(&mut w, "n".into()).await.unwrap();
+    let fresh = blob
+        .set(&mut w, "n".into(), b"1".to_vec(), Always)
+        .await
+        .unwrap();
+    assert_ne!(fresh, second);
 }
