@@ -98,3 +98,30 @@ impl BenchServer {
         }
     }
 }
+
+/// Deploy `wasm` as the public val `name` of the user `bench` (made on
+/// first use) straight through the runtime and the database, as a deploy
+/// would, without HTTP; returns the val as calls see it.
+pub async fn deploy_in_process(
+    app: &valbox::app::App,
+    name: &str,
+    wasm: Vec<u8>,
+) -> valbox::db::ValRow {
+    use valbox::db;
+    let prepared = app.runtime.prepare(wasm, Vec::new()).await.unwrap();
+    let name = name.to_string();
+    app.db
+        .call(move |conn| {
+            let user = match db::user_by_name(conn, "bench")? {
+                Some(user) => user,
+                None => db::insert_user(conn, "bench", "bench@example.com")?,
+            };
+            let scopes = valbox::auth::Scopes::val_default().to_string();
+            let id = db::insert_val(conn, &user.id, &name, "public", "", &scopes)?;
+            let kind = prepared.kind.as_str();
+            db::insert_version(conn, &id, &prepared.sha256, 0, kind, &[])?;
+            Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
+        })
+        .await
+        .unwrap()
+}

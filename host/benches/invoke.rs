@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use valbox::app::App;
 use valbox::auth::Scopes;
 use valbox::config::Config;
-use valbox::db::{self, ValRow};
+use valbox::db::ValRow;
 use valbox::runtime::{HttpRequest, Input, LinkPlan, Output};
 use valbox::services::call::{begin, call};
 
@@ -35,25 +35,6 @@ fn request() -> Input {
         headers: vec![("accept".into(), "*/*".into())],
         body: Vec::new(),
     })
-}
-
-/// A deployed `hello` of the user `bench`, as the database has it.
-async fn deploy_hello(app: &App) -> ValRow {
-    let prepared = app
-        .runtime
-        .prepare(common::hello_wasm(), Vec::new())
-        .await
-        .unwrap();
-    app.db
-        .call(move |conn| {
-            let user = db::insert_user(conn, "bench", "bench@example.com")?;
-            let scopes = Scopes::val_default().to_string();
-            let id = db::insert_val(conn, &user.id, "hello", "public", "", &scopes)?;
-            db::insert_version(conn, &id, &prepared.sha256, 0, "http", &[])?;
-            Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
-        })
-        .await
-        .unwrap()
 }
 
 /// What `services::call` does around the runtime, minus slot and log.
@@ -78,7 +59,7 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     let (app, _writer) = App::open(config).unwrap();
-    let val = deploy_hello(&app).await;
+    let val = common::deploy_in_process(&app, "hello", common::hello_wasm()).await;
 
     // Alternate the two in rounds, so both see the same machine.
     let mut runtime_samples = Vec::with_capacity(SAMPLES);

@@ -51,6 +51,10 @@ impl Config {
 pub struct Limits {
     /// Fuel (roughly, wasm instructions) a call may burn. Default 1e9.
     pub fuel: u64,
+    /// Whether calls are metered by fuel at all. Default on; off, CPU is
+    /// bounded by the wall-clock deadline (epochs) and the scheduler's
+    /// time slices only, which costs the guest's code nothing.
+    pub meter_fuel: bool,
     /// Wall-clock time a call may take. Default 10 s.
     pub timeout: Duration,
     /// Bytes of linear memory of one call, all its memories together.
@@ -103,6 +107,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             fuel: 1_000_000_000,
+            meter_fuel: true,
             timeout: Duration::from_secs(10),
             memory_bytes: 64 << 20,
             tables: 20,

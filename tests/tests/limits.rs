@@ -90,6 +90,30 @@ async fn a_slow_call_hits_the_wall_clock_deadline() {
 }
 
 #[tokio::test]
+async fn without_fuel_metering_the_deadline_still_stops_a_busy_val() {
+    let s = TestServer::start_with(|l| {
+        l.meter_fuel = false;
+        l.timeout = Duration::from_millis(300);
+    })
+    .await;
+    s.deploy("hello", "hello", "public").await;
+    s.deploy("spin", "spin", "public").await;
+    // Bounded work answers, with no fuel counted.
+    let resp = s.get("/x/alice/spin/?iters=1000", None).await;
+    assert_eq!(resp.text().await.unwrap(), "spun 1000");
+    let log = log_with_status(&s, "spin", 200).await;
+    assert_eq!(log["attributes"]["fuel_used"], 0);
+    // Unbounded work is stopped at the deadline.
+    assert_error(
+        s.get("/x/alice/spin/", None).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+    )
+    .await;
+    still_healthy(&s).await;
+}
+
+#[tokio::test]
 async fn growing_memory_past_the_cap_is_stopped() {
     let s = TestServer::start_with(|l| l.memory_bytes = 32 << 20).await;
     s.deploy("hello", "hello", "public").await;

@@ -306,6 +306,10 @@ enum EnvCommand {
 struct LimitArgs {
     #[arg(long, env = "VALBOX_FUEL")]
     fuel: Option<u64>,
+    /// Do not meter calls by fuel: CPU is then bounded by the wall-clock
+    /// deadline and the scheduler's time slices alone.
+    #[arg(long)]
+    no_fuel_metering: bool,
     #[arg(long, env = "VALBOX_TIMEOUT_MS")]
     timeout_ms: Option<u64>,
     #[arg(long, env = "VALBOX_MEMORY_MB")]
@@ -341,6 +345,9 @@ impl LimitArgs {
         };
         if let Some(f) = self.fuel {
             l.fuel = f;
+        }
+        if self.no_fuel_metering {
+            l.meter_fuel = false;
         }
         if let Some(ms) = self.timeout_ms {
             l.timeout = Duration::from_millis(ms);

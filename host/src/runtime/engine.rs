@@ -12,7 +12,7 @@ const RESIDENT_BYTES: usize = 4 << 20;
 
 pub(super) fn engine_config(limits: &Limits) -> Config {
     let mut config = Config::new();
-    config.consume_fuel(true);
+    config.consume_fuel(limits.meter_fuel);
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     let max_instances = limits.concurrent_instances as u32;

@@ -382,7 +382,10 @@ async fn call_library<H: Host>(
             )));
         }
     };
-    started.store.set_fuel(store.get_fuel()?)?;
+    let metered = store.data().shared.limits.meter_fuel;
+    if metered {
+        started.store.set_fuel(store.get_fuel()?)?;
+    }
     let result = async {
         let instance = match started.instance {
             Some(instance) => instance,
@@ -397,7 +400,9 @@ async fn call_library<H: Host>(
         func.call_async(&mut started.store, params, results).await
     }
     .await;
-    store.set_fuel(started.store.get_fuel()?)?;
+    if metered {
+        store.set_fuel(started.store.get_fuel()?)?;
+    }
     match result {
         Ok(()) => {
             store.data_mut().libraries[slot].stage = Stage::Started(started);

@@ -340,9 +340,11 @@ impl<H: Host> Runtime<H> {
         usage: &mut Usage,
     ) -> Result<Output, CallError> {
         let limits = &self.limits;
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| CallError::Internal(e.to_string()))?;
+        if limits.meter_fuel {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| CallError::Internal(e.to_string()))?;
+        }
         let seat = store.data().shared.seat.clone();
         let deadline = store.data().shared.deadline;
         let call = async {
@@ -376,7 +378,9 @@ impl<H: Host> Runtime<H> {
         let hard_stop = tokio::time::Instant::from_std(deadline + EPOCH_TICK * 4);
         let timed = tokio::time::timeout_at(hard_stop, call).await;
         usage.cpu_time = seat.lock().unwrap_or_else(|p| p.into_inner()).cpu_time();
-        usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        if limits.meter_fuel {
+            usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        }
         let output = match timed {
             Err(_) => return Err(CallError::Deadline(limits.timeout)),
             Ok(Ok(output)) => output,
