@@ -77,7 +77,7 @@ async fn token_usage(
 
 /// The outcome of narrowing: the scopes before and after.
 #[derive(Serialize)]
-struct Narrowed {
+pub struct Narrowed {
     before: Vec<String>,
     after: Vec<String>,
     removed: Vec<String>,
@@ -112,15 +112,26 @@ async fn narrow_token(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> ApiResult<Json<Narrowed>> {
-    let held = own_token(&app, &who, &id, Scope::UserWrite).await?;
-    let days = window.days()?;
-    let report = report(&app, Subject::Token(id.clone()), held, days).await?;
+    Ok(Json(
+        narrow_token_to_used(&app, &who, id, window.days()?).await?,
+    ))
+}
+
+/// Narrow `who`'s token `id` to the scopes it used in the last `days`.
+pub async fn narrow_token_to_used(
+    app: &App,
+    who: &Principal,
+    id: String,
+    days: i64,
+) -> ApiResult<Narrowed> {
+    let held = own_token(app, who, &id, Scope::UserWrite).await?;
+    let report = report(app, Subject::Token(id.clone()), held, days).await?;
     let after = used_scopes(&report);
     let (owner, text) = (who.user_id.clone(), after.to_string());
     app.db
         .call(move |conn| db::set_token_scopes(conn, &owner, &id, &text))
         .await?;
-    Ok(Json(Narrowed::new(held, after, days)))
+    Ok(Narrowed::new(held, after, days))
 }
 
 async fn val_usage(

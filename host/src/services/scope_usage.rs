@@ -144,6 +144,17 @@ pub async fn report(
     days: i64,
 ) -> anyhow::Result<UsageReport> {
     flush(app).await?;
+    read_report(app, subject, held, days).await
+}
+
+/// [`report`] from what is written so far: for several reports after one
+/// [`flush`].
+pub async fn read_report(
+    app: &App,
+    subject: Subject,
+    held: Scopes,
+    days: i64,
+) -> anyhow::Result<UsageReport> {
     let rows = app
         .db
         .call(move |conn| db::usage_of(conn, &subject))

@@ -38,17 +38,22 @@ const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// Make a sign-in link for `username`; returns its URL under `base`.
 pub fn login_link(db: &Db, username: &str, base: &str) -> anyhow::Result<Option<String>> {
-    db.call_blocking(|conn| {
-        let Some(user) = db::user_by_name(conn, username)? else {
-            return Ok(None);
-        };
-        let (secret, hash) = auth::generate_token(LINK_PREFIX);
-        db::insert_login_link(conn, &user.id, &hash, now_ms() + LINK_TTL_MS)?;
-        Ok(Some(format!(
-            "{}/login?link={secret}",
-            base.trim_end_matches('/')
-        )))
-    })
+    db.call_blocking(|conn| Ok(new_link(conn, username, base)?.map(|(_, url)| url)))
+}
+
+/// A new sign-in link for `username`: the user's id and the link's URL.
+fn new_link(
+    conn: &mut rusqlite::Connection,
+    username: &str,
+    base: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let Some(user) = db::user_by_name(conn, username)? else {
+        return Ok(None);
+    };
+    let (secret, hash) = auth::generate_token(LINK_PREFIX);
+    db::insert_login_link(conn, &user.id, &hash, now_ms() + LINK_TTL_MS)?;
+    let url = format!("{}/login?link={secret}", base.trim_end_matches('/'));
+    Ok(Some((user.id, url)))
 }
 
 /// The signed-in session the request's cookie names, if it is live.
@@ -207,37 +212,25 @@ pub async fn request_link(
             "too many sign-in links were asked for lately; wait a few minutes and try again",
         ));
     }
-    let db = app.db.clone();
     let base = app.config.public_url.clone();
-    let name = username.clone();
-    let link = tokio::task::spawn_blocking(move || login_link(&db, &name, &base))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))??;
-    if let Some(link) = link {
-        let user = app
-            .db
-            .call(move |conn| db::user_by_name(conn, &username))
-            .await?;
-        if let Some(user) = user {
-            let mail = Outgoing {
-                from_name: Some("Valbox".into()),
-                reply_to: Vec::new(),
-                subject: "Your Valbox sign-in link".into(),
-                text: Some(format!(
-                    "Sign in to Valbox with this link, within 15 minutes; it works once:\n\n{link}\n\n\
-                     If you did not ask for it, ignore this mail.\n"
-                )),
-                html: None,
-            };
-            if let Err(e) = app
-                .caps
-                .email
-                .mailer
-                .send(&user.id, None, Vec::new(), mail)
-                .await
-            {
-                tracing::info!("mailing a sign-in link: {e}");
-            }
+    let link = app
+        .db
+        .call(move |conn| new_link(conn, &username, &base))
+        .await?;
+    if let Some((user_id, link)) = link {
+        let mail = Outgoing {
+            from_name: Some("Valbox".into()),
+            reply_to: Vec::new(),
+            subject: "Your Valbox sign-in link".into(),
+            text: Some(format!(
+                "Sign in to Valbox with this link, within 15 minutes; it works once:\n\n{link}\n\n\
+                 If you did not ask for it, ignore this mail.\n"
+            )),
+            html: None,
+        };
+        let mailer = &app.caps.email.mailer;
+        if let Err(e) = mailer.send(&user_id, None, Vec::new(), mail).await {
+            tracing::info!("mailing a sign-in link: {e}");
         }
     }
     let body = html! {

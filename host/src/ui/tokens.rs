@@ -8,10 +8,11 @@ use maud::{Markup, html};
 
 use super::layout::{self, csrf, when};
 use super::{FormFields, SignedIn, UiError, UiResult};
+use crate::api::least_privilege::narrow_token_to_used;
 use crate::app::App;
 use crate::auth::{Scope, Scopes, Subject};
 use crate::db::{self, TokenRow};
-use crate::services::scope_usage::report;
+use crate::services::scope_usage::{flush, read_report};
 
 /// The scope grid: a read and a write scope per resource (val, user,
 /// blob, sqlite, email, env), then `fetch`.
@@ -46,10 +47,12 @@ async fn render(app: &App, signed: &SignedIn, created: Option<(&str, &str)>) -> 
         .db
         .call(move |conn| db::list_tokens(conn, &owner))
         .await?;
+    // Counts not yet written are written once, for every token's report.
+    flush(app).await?;
     let mut rows = Vec::new();
     for token in tokens.into_iter().filter(|t| t.revoked_at.is_none()) {
         let held = Scopes::parse(&token.scopes).unwrap_or_default();
-        let usage = report(app, Subject::Token(token.id.clone()), held, 30).await?;
+        let usage = read_report(app, Subject::Token(token.id.clone()), held, 30).await?;
         rows.push((token, usage.unused));
     }
     let body = html! {
@@ -238,22 +241,6 @@ pub async fn narrow(
     form: FormFields,
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
-    let (owner, key) = (signed.who.user_id.clone(), id.clone());
-    let token = app
-        .db
-        .call(move |conn| db::live_token(conn, &owner, &key))
-        .await?
-        .ok_or_else(|| UiError::not_found("no such live token of yours"))?;
-    let held = Scopes::parse(&token.scopes).unwrap_or_default();
-    let usage = report(&app, Subject::Token(id.clone()), held, 30).await?;
-    let kept: Scopes = usage
-        .suggested
-        .iter()
-        .filter_map(|s| Scope::parse(s))
-        .collect();
-    let owner = signed.who.user_id.clone();
-    app.db
-        .call(move |conn| db::set_token_scopes(conn, &owner, &id, &kept.to_string()))
-        .await?;
+    narrow_token_to_used(&app, &signed.who, id, 30).await?;
     Ok(Redirect::to("/tokens"))
 }
