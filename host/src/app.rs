@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -138,6 +139,7 @@ impl App {
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
         let version = app.db.call_blocking(data_version)?;
         watch_outside_writes(WeakApp(Arc::downgrade(&app.0)), version);
+        unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))
     }
 
@@ -223,7 +225,7 @@ impl App {
 }
 
 /// How often the database is checked for writes from outside the server.
-const OUTSIDE_WRITES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const OUTSIDE_WRITES_EVERY: Duration = Duration::from_secs(1);
 
 /// Forget cached vals whenever another process writes the database (an
 /// operator's `valbox admin migrate-scopes`, say): SQLite's `data_version`
@@ -240,6 +242,25 @@ fn watch_outside_writes(app: WeakApp, mut seen: i64) {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!("checking for outside writes: {e:#}"),
+            }
+        }
+    });
+}
+
+/// Drop the components that went uncalled for `idle`, checking a few times
+/// within each `idle`, so memory follows the vals in use.
+fn unload_idle_components(runtime: std::sync::Weak<Runtime<CallHost>>, idle: Duration) {
+    let every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(runtime) = runtime.upgrade() else {
+                break;
+            };
+            match tokio::task::spawn_blocking(move || runtime.unload_idle()).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::debug!("unloaded {dropped} idle components"),
+                Err(e) => tracing::error!("unloading idle components: {e}"),
             }
         }
     });

@@ -101,6 +101,13 @@ pub struct Limits {
     pub fetch_response_bytes: usize,
     /// Emails one owner may send per 24 hours. Default 100.
     pub emails_per_day: u32,
+    /// Compiled code and data of the components kept loaded (mapped from
+    /// the compiled cache on disk and pre-linked), together; past it the
+    /// least recently called is dropped. Default 64 MiB.
+    pub loaded_bytes: usize,
+    /// A loaded component no call used for this long is dropped. Default
+    /// 60 s. Loading one again takes about a millisecond.
+    pub loaded_idle: Duration,
 }
 
 impl Default for Limits {
@@ -128,6 +135,8 @@ impl Default for Limits {
             fetch_requests_per_call: 20,
             fetch_response_bytes: 5 << 20,
             emails_per_day: 100,
+            loaded_bytes: 64 << 20,
+            loaded_idle: Duration::from_secs(60),
         }
     }
 }

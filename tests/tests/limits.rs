@@ -338,3 +338,38 @@ async fn a_caller_hanging_up_stops_the_call_and_is_logged() {
     // Stopped with the request, well before the 5 s deadline.
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+#[tokio::test]
+async fn loaded_components_stay_within_their_budget_and_idle_ones_are_dropped() {
+    // A budget of one byte keeps one component at a time (the last one
+    // called); an idle time of 300 ms drops that one soon after.
+    let s = TestServer::start_with(|l| {
+        l.loaded_bytes = 1;
+        l.loaded_idle = Duration::from_millis(300);
+    })
+    .await;
+    s.deploy("hello", "hello", "public").await;
+    s.deploy("counter", "counter", "public").await;
+    // Deploying loads nothing: the first call maps the compiled artifact.
+    assert_eq!(s.app().runtime.loaded(), (0, 0));
+    for _ in 0..3 {
+        still_healthy(&s).await;
+        let resp = s.get("/x/alice/counter/", None).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let (count, bytes) = s.app().runtime.loaded();
+        assert_eq!(count, 1, "only the last val called stays loaded");
+        assert!(bytes > 0);
+    }
+    let idle_since = std::time::Instant::now();
+    while s.app().runtime.loaded().0 > 0 {
+        assert!(
+            idle_since.elapsed() < Duration::from_secs(10),
+            "the idle component was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(idle_since.elapsed() >= Duration::from_millis(250));
+    // Dropped is not gone: the next call loads it again.
+    still_healthy(&s).await;
+    assert_eq!(s.app().runtime.loaded().0, 1);
+}

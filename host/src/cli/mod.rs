@@ -334,6 +334,12 @@ struct LimitArgs {
     concurrent_instances: Option<usize>,
     #[arg(long, env = "VALBOX_RUNNING_GUESTS")]
     running_guests: Option<usize>,
+    /// Megabytes of compiled components kept loaded in memory.
+    #[arg(long, env = "VALBOX_LOADED_MB")]
+    loaded_mb: Option<usize>,
+    /// Seconds an uncalled component stays loaded.
+    #[arg(long, env = "VALBOX_LOADED_IDLE_SECS")]
+    loaded_idle_secs: Option<u64>,
 }
 
 impl LimitArgs {
@@ -366,6 +372,10 @@ impl LimitArgs {
         set(&mut l.instances, self.instances);
         set(&mut l.concurrent_instances, self.concurrent_instances);
         set(&mut l.running_guests, self.running_guests);
+        set(&mut l.loaded_bytes, self.loaded_mb.map(|mb| mb << 20));
+        if let Some(secs) = self.loaded_idle_secs {
+            l.loaded_idle = Duration::from_secs(secs);
+        }
     }
 }
 

@@ -71,6 +71,8 @@ impl<V> LinkPlan<V> {
 pub(super) struct LoadedLibrary<H: Host> {
     pub pre: InstancePre<CallState<H>>,
     pub libraries: Vec<Arc<LoadedLibrary<H>>>,
+    /// The compiled code and data mapped for it and its libraries.
+    pub bytes: usize,
 }
 
 /// A library of one store's component, within one call.

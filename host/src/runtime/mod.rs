@@ -7,13 +7,13 @@ mod call;
 mod engine;
 mod libraries;
 mod limits;
+mod loaded;
 mod output;
 mod scheduler;
 mod sections;
 mod upload;
 mod wit;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use engine::{engine_config, start_epoch_ticker};
 pub use libraries::{Host, LibraryPlan, LinkPlan};
 use libraries::{LibrarySlot, LoadedLibrary};
 use limits::{CallLimiter, MemoryBudget};
+use loaded::LoadedCache;
 use output::Capture;
 use scheduler::{Scheduler, Seat};
 pub use sections::section_lines;
@@ -41,11 +42,6 @@ pub use wit::component_wit;
 /// and of yielding a busy guest back to the async runtime, which is how
 /// long a new request may wait to be read while every worker runs wasm.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Pre-linked components kept in memory at most. Past it one is dropped
-/// for each one loaded: it comes back from the on-disk compiled cache in
-/// milliseconds, and memory stays bounded however many versions exist.
-const MAX_LOADED: usize = 1024;
 
 /// The state of one store of a call (the val's, or a library's): WASI's,
 /// the memory limiter's, what the call's stores share, the libraries its
@@ -84,6 +80,8 @@ struct CallShared {
 struct Loaded<H: Host> {
     handler: Handler<H>,
     libraries: Vec<Arc<LoadedLibrary<H>>>,
+    /// Its weight in the loaded cache: see [`LoadedLibrary::bytes`].
+    bytes: usize,
 }
 
 enum Handler<H: Host> {
@@ -101,6 +99,7 @@ impl<H: Host> Clone for Loaded<H> {
         Self {
             handler,
             libraries: self.libraries.clone(),
+            bytes: self.bytes,
         }
     }
 }
@@ -121,8 +120,9 @@ pub struct Runtime<H: Host> {
     linker: Linker<CallState<H>>,
     limits: Arc<Limits>,
     components_dir: PathBuf,
-    /// Pre-linked components by content hash and libraries.
-    loaded: Mutex<HashMap<String, Loaded<H>>>,
+    /// Pre-linked components by content hash and libraries, within
+    /// `Limits::loaded_bytes` and `Limits::loaded_idle`.
+    loaded: Mutex<LoadedCache<Loaded<H>>>,
     scheduler: Arc<Scheduler>,
 }
 
@@ -146,9 +146,9 @@ impl<H: Host> Runtime<H> {
         Ok(Arc::new(Self {
             engine,
             linker,
+            loaded: Mutex::new(LoadedCache::new(limits.loaded_bytes, limits.loaded_idle)),
             limits: Arc::new(limits),
             components_dir,
-            loaded: Mutex::default(),
             scheduler,
         }))
     }
@@ -192,9 +192,11 @@ impl<H: Host> Runtime<H> {
         let internal = |e: anyhow::Error| UploadError::Internal(format!("{e:#}"));
         let mut components = Vec::with_capacity(libraries.len());
         let mut loaded = Vec::with_capacity(libraries.len());
+        let mut bytes = image_bytes(component);
         for library in libraries {
             let lib_component = self.component(&library.plan.sha256).map_err(internal)?;
             let linked = self.link_libraries(&lib_component, &library.plan.libraries)?;
+            bytes += linked.bytes;
             components.push(lib_component);
             loaded.push(Arc::new(linked));
         }
@@ -225,19 +227,15 @@ impl<H: Host> Runtime<H> {
         Ok(LoadedLibrary {
             pre,
             libraries: loaded,
+            bytes,
         })
     }
 
     /// The pre-linked form of `plan`: from memory, else from the compiled
     /// cache on disk, else compiled again from the stored upload.
     async fn load(self: &Arc<Self>, plan: &LinkPlan<H::View>) -> Result<Loaded<H>, CallError> {
-        if let Some(l) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(plan.key())
-        {
-            return Ok(l.clone());
+        if let Some(l) = self.loaded_cache().get(plan.key(), Instant::now()) {
+            return Ok(l);
         }
         let this = self.clone();
         let sha = plan.sha256.clone();
@@ -253,20 +251,33 @@ impl<H: Host> Runtime<H> {
             UploadError::Internal(m) => CallError::Internal(m),
             e => CallError::Link(e.to_string()),
         })?;
-        self.remember(plan.key(), loaded.clone());
+        let bytes = loaded.bytes;
+        self.loaded_cache()
+            .insert(plan.key(), loaded.clone(), bytes, Instant::now());
         Ok(loaded)
     }
 
-    /// Keep `loaded` in memory, within [`MAX_LOADED`].
-    fn remember(&self, key: &str, loaded: Loaded<H>) {
-        let mut cache = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MAX_LOADED
-            && !cache.contains_key(key)
-            && let Some(evict) = cache.keys().next().cloned()
-        {
-            cache.remove(&evict);
+    fn loaded_cache(&self) -> std::sync::MutexGuard<'_, LoadedCache<Loaded<H>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop the loaded components no call used within
+    /// `Limits::loaded_idle` and give the memory they held back to the
+    /// system; returns how many. Blocking: call it periodically, off the
+    /// async runtime.
+    pub fn unload_idle(&self) -> usize {
+        let dropped = self.loaded_cache().drop_idle(Instant::now());
+        if dropped > 0 {
+            loaded::release_freed_memory();
         }
-        cache.insert(key.to_string(), loaded);
+        dropped
+    }
+
+    /// Components held in memory, and the bytes of compiled code and data
+    /// they map.
+    pub fn loaded(&self) -> (usize, usize) {
+        let cache = self.loaded_cache();
+        (cache.len(), cache.bytes())
     }
 
     /// The compiled component `sha256`, from the on-disk cache or compiled
@@ -400,19 +411,33 @@ impl<H: Host> Runtime<H> {
     }
 }
 
+/// The bytes of compiled code and data `component` maps.
+fn image_bytes(component: &Component) -> usize {
+    let range = component.image_range();
+    (range.end as usize).saturating_sub(range.start as usize)
+}
+
 /// A linked component as a val of `kind`, ready to call its handler.
 fn with_handler<H: Host>(
     kind: ValKind,
     linked: LoadedLibrary<H>,
 ) -> Result<Loaded<H>, UploadError> {
-    let LoadedLibrary { pre, libraries } = linked;
+    let LoadedLibrary {
+        pre,
+        libraries,
+        bytes,
+    } = linked;
     let no_handler = |e: wasmtime::Error| UploadError::NoHandler(format!("{e:#}"));
     let handler = match kind {
         ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
         ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
         ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
     };
-    Ok(Loaded { handler, libraries })
+    Ok(Loaded {
+        handler,
+        libraries,
+        bytes,
+    })
 }
 
 /// A fresh store for one of a call's components. Nothing ambient: no

@@ -173,20 +173,18 @@ impl<H: Host> Runtime<H> {
         let linked = self.link_libraries(&component, &libraries)?;
         let kind = exported_kind(&self.engine, &component)?;
         // A library is linked into its callers: only its imports are checked.
-        let loaded = match kind {
-            ValKind::Library => None,
-            _ => Some(super::with_handler(kind, linked)?),
-        };
+        if kind != ValKind::Library {
+            super::with_handler(kind, linked)?;
+        }
         let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());
         write_atomic(&self.wasm_path(&sha256), bytes).map_err(store_err)?;
         let compiled = component
             .serialize()
             .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
         write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
-        if let Some(loaded) = loaded {
-            let plan = super::LinkPlan::new(sha256.clone(), libraries);
-            self.remember(plan.key(), loaded);
-        }
+        // Not kept in memory: its first call maps the compiled artifact
+        // from disk, file-backed memory the kernel may reclaim, where this
+        // copy is anonymous memory held for as long as it is cached.
         Ok(Prepared {
             sha256,
             kind,
