@@ -6,6 +6,7 @@
 
 mod functions;
 mod host;
+mod idle;
 pub mod policy;
 mod routes;
 mod statement;
@@ -98,8 +99,10 @@ impl Sqlite {
         let (store, owner) = (self.store.clone(), who.owner_id().to_string());
         let (result, used) = store::on_sql_thread(move || {
             let _turn = turn;
+            // SQL threads are reused: start from this operation's scopes.
+            statement::take_used();
             let result = op(&store, &owner, access);
-            Ok((result, statement::used_here()))
+            Ok((result, statement::take_used()))
         })
         .await?;
         for scope in used.iter() {

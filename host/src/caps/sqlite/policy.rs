@@ -101,6 +101,10 @@ pub struct Verdicts {
     pub grows_schema: Arc<AtomicBool>,
     /// Why the statement was refused, in the caller's terms.
     pub refusal: Arc<Mutex<Option<String>>>,
+    /// Set, for good, once any statement on the connection creates or
+    /// changes something in the TEMP schema: such a connection is not
+    /// reused, so TEMP objects live for one operation only.
+    temp_schema: Arc<AtomicBool>,
 }
 
 impl Verdicts {
@@ -109,6 +113,10 @@ impl Verdicts {
         self.control.store(false, Ordering::Relaxed);
         self.grows_schema.store(false, Ordering::Relaxed);
         self.take_refusal();
+    }
+
+    pub fn used_temp_schema(&self) -> bool {
+        self.temp_schema.load(Ordering::Relaxed)
     }
 
     pub fn take_refusal(&self) -> Option<String> {
@@ -177,6 +185,20 @@ pub fn limit_heap(bytes: u64) {
     unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(bytes) };
 }
 
+/// Whether the action creates, alters or writes anything in the TEMP
+/// schema (`CREATE TEMP ...`, or any write naming `temp.`).
+fn changes_temp_schema(ctx: &AuthContext<'_>) -> bool {
+    match ctx.action {
+        AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateTempView { .. } => true,
+        // Reading the (empty) TEMP schema leaves nothing behind.
+        AuthAction::Read { .. } | AuthAction::Select | AuthAction::Function { .. } => false,
+        _ => ctx.database_name == Some("temp"),
+    }
+}
+
 fn drop_unlisted_modules(conn: &Connection) -> rusqlite::Result<()> {
     let names: Vec<CString> = ALLOWED_MODULES
         .iter()
@@ -239,6 +261,9 @@ fn listed(list: &[&str], name: &str) -> bool {
 }
 
 fn authorize(ctx: AuthContext<'_>, verdicts: &Verdicts) -> Authorization {
+    if changes_temp_schema(&ctx) {
+        verdicts.temp_schema.store(true, Ordering::Relaxed);
+    }
     match ctx.action {
         // Allowed here, because the host's own BEGIN and COMMIT pass through
         // too; the store refuses them in the caller's SQL.

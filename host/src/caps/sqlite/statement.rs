@@ -13,15 +13,15 @@ use super::tempfiles::Entered;
 use crate::auth::{Scope, Scopes};
 
 thread_local! {
-    /// The scopes the statements run on this thread were allowed by. Each
-    /// operation runs on a thread of its own (`store::on_sql_thread`), so
-    /// this is one operation's, for its holder's scope usage.
+    /// The scopes the statements run on this thread were allowed by since
+    /// the last [`take_used`]: one operation's, for its holder's scope
+    /// usage (an operation runs on one thread, `store::on_sql_thread`).
     static USED: std::cell::Cell<Scopes> = const { std::cell::Cell::new(Scopes::none()) };
 }
 
-/// The scopes this thread's statements used so far.
-pub(super) fn used_here() -> Scopes {
-    USED.with(|used| used.get())
+/// The scopes this thread's statements used since the last call.
+pub(super) fn take_used() -> Scopes {
+    USED.with(|used| used.replace(Scopes::none()))
 }
 
 /// Views and triggers one database may hold: each use of a view expands the

@@ -9,13 +9,14 @@
 use crate::auth::{Denied, Scope};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::idle::{Hardened, IdleConnections};
 use super::policy;
 use super::statement::{Guard, deadline_error, failed, run};
 use super::tempfiles::{self, TempBudget};
@@ -30,23 +31,34 @@ const BUSY_WAIT: Duration = Duration::from_secs(2);
 /// the whole server. Only the pages a statement touches are committed.
 const SQL_THREAD_STACK: usize = 256 << 20;
 
-/// Run `work` on a thread of its own with a stack deep enough for any
-/// statement the store accepts, and wait for its result without blocking
+/// How long an idle SQL thread waits for more work before it ends (and
+/// the stack pages a deep statement committed are freed).
+const SQL_THREAD_KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The threads that run owners' SQL: a blocking pool whose threads have
+/// stacks deep enough for any statement the store accepts, kept between
+/// operations (starting a thread cost more than a point read).
+fn sql_threads() -> &'static tokio::runtime::Runtime {
+    static THREADS: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    THREADS.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .thread_name("valbox-sql")
+            .thread_stack_size(SQL_THREAD_STACK)
+            .thread_keep_alive(SQL_THREAD_KEEP_ALIVE)
+            .build()
+            .expect("starting the SQL thread pool")
+    })
+}
+
+/// Run `work` on a SQL thread and wait for its result without blocking
 /// the async runtime.
 pub async fn on_sql_thread<R: Send + 'static>(
     work: impl FnOnce() -> Result<R, SqlError> + Send + 'static,
 ) -> Result<R, SqlError> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("valbox-sql".into())
-        .stack_size(SQL_THREAD_STACK)
-        .spawn(move || {
-            let _ = done.send(work());
-        })
-        .map_err(|e| SqlError::Internal(format!("starting a SQL thread: {e}")))?;
-    result
+    sql_threads()
+        .spawn_blocking(work)
         .await
-        .map_err(|_| SqlError::Internal("a SQL thread ended without an answer".into()))?
+        .map_err(|e| SqlError::Internal(format!("a SQL thread failed: {e}")))?
 }
 
 pub enum Args {
@@ -132,6 +144,7 @@ pub struct SqliteStore {
     /// REST operations one owner may run at once.
     pub concurrent_per_owner: usize,
     in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    idle: Arc<IdleConnections>,
 }
 
 impl SqliteStore {
@@ -143,6 +156,7 @@ impl SqliteStore {
             temp_budgets: Arc::default(),
             concurrent_per_owner: usize::MAX >> 4,
             in_flight: Arc::default(),
+            idle: Arc::default(),
         }
     }
 
@@ -197,16 +211,64 @@ impl SqliteStore {
         budget
     }
 
-    fn open(&self, owner: &str, bounds: Bounds) -> Result<(Connection, Guard), SqlError> {
+    /// A connection to `owner`'s database for one operation within
+    /// `bounds`: an idle one if there is one, else a new one, hardened.
+    fn open(&self, owner: &str, bounds: Bounds) -> Result<(Hardened, Guard), SqlError> {
         // Waiting for a lock must not outlast the deadline.
         let left = bounds.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(deadline_error());
         }
         tempfiles::register().map_err(SqlError::Internal)?;
-        std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
         // Temporary files opened from here on count against the owner.
         let temp = tempfiles::enter(self.temp_budget(owner), self.wal_limit());
+        let hardened = match self.idle.take(owner, bounds.max_bytes) {
+            Some(idle) => idle,
+            None => self.connect(owner, bounds.max_bytes)?,
+        };
+        let conn = &hardened.conn;
+        self.checkpoint_long_wal(owner, conn);
+        conn.busy_timeout(left.min(BUSY_WAIT)).map_err(failed)?;
+        let deadline = bounds.deadline;
+        conn.progress_handler(10_000, Some(move || Instant::now() >= deadline));
+        let guard = Guard {
+            verdicts: hardened.verdicts.clone(),
+            temp,
+            quota: self.quota_bytes,
+            temp_limit: self.temp_bytes,
+            max_bytes: bounds.max_bytes,
+            left: bounds.max_bytes,
+        };
+        Ok((hardened, guard))
+    }
+
+    /// Copy the WAL back into the database when it has grown long, so a
+    /// write can start it over. SQLite does this after commits, but a
+    /// reader can hold it off until the WAL reaches its limit, and then no
+    /// write commits to do it; connections stay open between operations,
+    /// so closing the last one does not do it either.
+    fn checkpoint_long_wal(&self, owner: &str, conn: &Connection) {
+        let wal = self.root.join(format!("{owner}.sqlite3-wal"));
+        let long = std::fs::metadata(wal).is_ok_and(|m| m.len() > self.wal_limit() / 2);
+        if long {
+            // SAFETY: the handle is this live connection's, used on this
+            // thread only; a PASSIVE checkpoint of the main database takes
+            // no out-parameters and waits for no lock.
+            unsafe {
+                rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                    conn.handle(),
+                    std::ptr::null(),
+                    rusqlite::ffi::SQLITE_CHECKPOINT_PASSIVE,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+    }
+
+    /// Open and harden a new connection to `owner`'s database.
+    fn connect(&self, owner: &str, max_bytes: usize) -> Result<Hardened, SqlError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
         // Owner ids are UUIDs minted by this server, never user input.
         let path = self.root.join(format!("{owner}.sqlite3"));
         let conn = Connection::open_with_flags_and_vfs(
@@ -217,7 +279,6 @@ impl SqliteStore {
             tempfiles::VFS_NAME,
         )
         .map_err(failed)?;
-        conn.busy_timeout(left.min(BUSY_WAIT)).map_err(failed)?;
         let page_size: u64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(failed)?;
@@ -232,18 +293,12 @@ impl SqliteStore {
             (self.quota_bytes / page_size.max(1)).max(1)
         ))
         .map_err(failed)?;
-        let verdicts = policy::harden(&conn, bounds.max_bytes).map_err(failed)?;
-        let deadline = bounds.deadline;
-        conn.progress_handler(10_000, Some(move || Instant::now() >= deadline));
-        let guard = Guard {
+        let verdicts = policy::harden(&conn, max_bytes).map_err(failed)?;
+        Ok(Hardened {
+            conn,
             verdicts,
-            temp,
-            quota: self.quota_bytes,
-            temp_limit: self.temp_bytes,
-            max_bytes: bounds.max_bytes,
-            left: bounds.max_bytes,
-        };
-        Ok((conn, guard))
+            max_bytes,
+        })
     }
 
     pub fn execute(
@@ -253,13 +308,17 @@ impl SqliteStore {
         statement: &Statement,
         bounds: Bounds,
     ) -> Result<ResultSet, SqlError> {
-        let (mut conn, mut guard) = self.open(owner, bounds)?;
-        // A transaction of its own, so that a write failing part-way (say, a
-        // RETURNING past the result budget) leaves nothing behind.
-        let tx = conn.transaction().map_err(failed)?;
-        let result = run(&tx, &mut guard, access, statement)?;
-        tx.commit().map_err(|e| guard.classify(e))?;
-        Ok(result)
+        let (mut hardened, mut guard) = self.open(owner, bounds)?;
+        let result = (|| {
+            // A transaction of its own, so that a write failing part-way
+            // (say, a RETURNING past the result budget) leaves nothing behind.
+            let tx = hardened.conn.transaction().map_err(failed)?;
+            let result = run(&tx, &mut guard, access, statement)?;
+            tx.commit().map_err(|e| guard.classify(e))?;
+            Ok(result)
+        })();
+        self.idle.put(owner, hardened);
+        result
     }
 
     /// Run every statement in one transaction: all or nothing.
@@ -271,7 +330,7 @@ impl SqliteStore {
         mode: Mode,
         bounds: Bounds,
     ) -> Result<Vec<ResultSet>, SqlError> {
-        let (mut conn, mut guard) = self.open(owner, bounds)?;
+        let (mut hardened, mut guard) = self.open(owner, bounds)?;
         let behavior = match mode {
             Mode::Write => rusqlite::TransactionBehavior::Immediate,
             Mode::Read | Mode::Deferred => rusqlite::TransactionBehavior::Deferred,
@@ -283,10 +342,14 @@ impl SqliteStore {
             },
             _ => access,
         };
-        let tx = conn.transaction_with_behavior(behavior).map_err(failed)?;
-        let mut results = Vec::with_capacity(statements.len());
-        for (i, statement) in statements.iter().enumerate() {
-            let result = run(&tx, &mut guard, access, statement).map_err(|e| match (e, mode) {
+        let result = (|| {
+            let tx = hardened
+                .conn
+                .transaction_with_behavior(behavior)
+                .map_err(failed)?;
+            let mut results = Vec::with_capacity(statements.len());
+            for (i, statement) in statements.iter().enumerate() {
+                let result = run(&tx, &mut guard, access, statement).map_err(|e| match (e, mode) {
                 (SqlError::NeedsScope(Scope::SqliteWrite), Mode::Read) => SqlError::Invalid(format!(
                     "statement {i} writes, but batch mode `read` allows only read-only statements"
                 )),
@@ -294,10 +357,13 @@ impl SqliteStore {
                 (SqlError::Invalid(m), _) => SqlError::Invalid(format!("statement {i}: {m}")),
                 (e, _) => e,
             })?;
-            results.push(result);
-        }
-        tx.commit().map_err(|e| guard.classify(e))?;
-        Ok(results)
+                results.push(result);
+            }
+            tx.commit().map_err(|e| guard.classify(e))?;
+            Ok(results)
+        })();
+        self.idle.put(owner, hardened);
+        result
     }
 }
 

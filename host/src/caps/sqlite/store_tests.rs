@@ -355,3 +355,43 @@ fn temporary_storage_is_bounded_per_owner() {
     );
     assert_eq!(r, vec![vec![Value::Integer(2)]]);
 }
+
+#[test]
+fn connections_are_reused_but_temp_objects_and_deadlines_are_not() {
+    let (_dir, store) = roomy_store();
+    rows(&store, "SELECT 1");
+    rows(&store, "SELECT 1");
+    assert_eq!(
+        store.idle.count(),
+        1,
+        "the second operation reused the first's"
+    );
+    // TEMP objects, however they are named, last one operation.
+    for (create, read) in [
+        (
+            "CREATE TEMP TABLE scratch (x)",
+            "SELECT * FROM temp.scratch",
+        ),
+        ("CREATE TABLE temp.scratch2 (x)", "SELECT * FROM scratch2"),
+        ("CREATE TEMP VIEW v AS SELECT 1", "SELECT * FROM v"),
+    ] {
+        rows(&store, create);
+        let e = refused(&store, read);
+        assert!(
+            matches!(&e, SqlError::Sql(m) if m.contains("no such table")),
+            "{create}: {e}"
+        );
+    }
+    // A reused connection stops at its new operation's deadline, and the
+    // next one is not held to the last one's.
+    let endless = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) \
+                   SELECT count(*) FROM r";
+    let started = Instant::now();
+    let e = store
+        .execute("o", ALL, &sql(endless), bounds(Duration::from_millis(300)))
+        .unwrap_err();
+    assert!(matches!(e, SqlError::Deadline(_)), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(rows(&store, "SELECT 2"), vec![vec![Value::Integer(2)]]);
+    assert_eq!(store.idle.count(), 1);
+}
