@@ -456,3 +456,49 @@ async fn two_owners_guestbooks_do_not_share_entries() {
     assert!(alice.contains("Ada") && !alice.contains("Bo<"), "{alice}");
     assert!(bobs.contains("Bo<") && !bobs.contains("Ada"), "{bobs}");
 }
+
+#[tokio::test]
+async fn temp_objects_last_one_operation_while_connections_are_reused() {
+    let s = TestServer::start().await;
+    s.deploy("sql", "sql-repeat", "public").await;
+    let run = |sql: &'static str, query: &'static str| {
+        let s = &s;
+        async move {
+            let resp = s
+                .req(Method::POST, &format!("/x/alice/sql/{query}"), None)
+                .body(sql)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    execute(
+        &s,
+        &s.alice,
+        json!("CREATE TABLE kv (k INTEGER PRIMARY KEY, v)"),
+    )
+    .await;
+    execute(&s, &s.alice, json!("INSERT INTO kv VALUES (1, 'one')")).await;
+    // Many operations in one call, each on a connection the last one left.
+    let (status, rows) = run("SELECT v FROM kv WHERE k = 1", "?n=50").await;
+    assert_eq!((status, rows.as_str()), (StatusCode::OK, "1"));
+    let (status, rows) = run("SELECT v FROM kv", "?n=20&batch").await;
+    assert_eq!((status, rows.as_str()), (StatusCode::OK, "1"));
+    // A TEMP table made by one call (or REST request) is gone for the next.
+    let (status, _) = run("CREATE TEMP TABLE scratch (x)", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, message) = run("SELECT * FROM scratch", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("no such table"), "{message}");
+    execute(
+        &s,
+        &s.alice,
+        json!("CREATE TEMP TRIGGER spy AFTER INSERT ON kv BEGIN SELECT 1; END"),
+    )
+    .await;
+    let (status, _) = run("INSERT INTO kv VALUES (2, 'two')", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, rows) = run("SELECT name FROM sqlite_temp_schema", "").await;
+    assert_eq!((status, rows.as_str()), (StatusCode::OK, "0"));
+}

@@ -184,7 +184,10 @@ impl<H: Host> Runtime<H> {
         write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
         // Not kept in memory: its first call maps the compiled artifact
         // from disk, file-backed memory the kernel may reclaim, where this
-        // copy is anonymous memory held for as long as it is cached.
+        // copy is anonymous memory held for as long as it is cached. What
+        // compiling it allocated goes back to the system too.
+        drop((component, compiled));
+        super::loaded::release_freed_memory();
         Ok(Prepared {
             sha256,
             kind,
