@@ -108,6 +108,7 @@ impl App {
         let runtime = Runtime::new(
             config.limits.clone(),
             config.data_dir.join("components"),
+            &config.compile_cache,
             Capabilities::link,
         )?;
         let (logs, writer) = LogSink::start(db.clone());

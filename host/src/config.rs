@@ -27,12 +27,17 @@ pub struct Config {
     pub smtp: Option<crate::caps::email::delivery::SmtpConfig>,
     /// The scopes a new val's calls get (at most what its creator holds).
     pub default_val_scopes: crate::auth::Scopes,
+    /// Compiled functions by the hash of their code, reused by later
+    /// compiles (default `<data_dir>/compile-cache.sqlite3`).
+    pub compile_cache: PathBuf,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let data_dir = data_dir.into();
         Self {
-            data_dir: data_dir.into(),
+            compile_cache: data_dir.join("compile-cache.sqlite3"),
+            data_dir,
             listen,
             val_host_suffix: "localhost".into(),
             public_url: format!("http://{listen}"),

@@ -1,16 +1,17 @@
 //! The one wasmtime engine: fuel, epoch interruption, copy-on-write memory
-//! images and the pooling allocator sized by the limits, and the thread
-//! that advances its epoch.
+//! images, the pooling allocator sized by the limits and the incremental
+//! compilation cache, and the thread that advances its epoch.
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::EPOCH_TICK;
+use super::compile_cache::CompileCache;
 use crate::config::Limits;
 
 /// Bytes of each pooled memory and table kept resident between calls.
 const RESIDENT_BYTES: usize = 4 << 20;
 
-pub(super) fn engine_config(limits: &Limits) -> Config {
+pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>) -> Config {
     let mut config = Config::new();
     config.consume_fuel(limits.meter_fuel);
     config.epoch_interruption(true);
@@ -33,6 +34,11 @@ pub(super) fn engine_config(limits: &Limits) -> Config {
         .linear_memory_keep_resident(RESIDENT_BYTES)
         .table_keep_resident(RESIDENT_BYTES);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if let Some(cache) = compile_cache {
+        config
+            .enable_incremental_compilation(std::sync::Arc::new(cache))
+            .expect("the engine has a compiler");
+    }
     config
 }
 

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 mod call;
+mod compile_cache;
 mod engine;
 mod libraries;
 mod limits;
@@ -127,15 +128,22 @@ pub struct Runtime<H: Host> {
 }
 
 impl<H: Host> Runtime<H> {
-    /// A runtime whose platform imports `link_host` adds to the linker.
+    /// A runtime whose platform imports `link_host` adds to the linker,
+    /// keeping compiled components in `components_dir` and compiled
+    /// functions in the SQLite file `compile_cache`.
     pub fn new(
         limits: Limits,
         components_dir: PathBuf,
+        compile_cache: &std::path::Path,
         link_host: impl FnOnce(&mut Linker<CallState<H>>) -> wasmtime::Result<()>,
     ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&components_dir)
             .with_context(|| format!("creating {}", components_dir.display()))?;
-        let engine = Engine::new(&engine_config(&limits))?;
+        // Without the cache, components still compile, only slower.
+        let cache = compile_cache::CompileCache::open(compile_cache)
+            .inspect_err(|e| tracing::warn!("compiling without a cache: {e:#}"))
+            .ok();
+        let engine = Engine::new(&engine_config(&limits, cache))?;
         let mut linker = Linker::<CallState<H>>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         link_host(&mut linker)?;

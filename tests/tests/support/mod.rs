@@ -56,6 +56,13 @@ pub struct TestServer {
     call_leases: std::sync::Mutex<Vec<valbox::auth::MintedToken>>,
 }
 
+/// One compile cache for every test server: the JavaScript and Python
+/// vals share their language engine, which then compiles once per run of
+/// the tests, not once per server.
+pub fn shared_compile_cache() -> PathBuf {
+    repo_root().join("target/test-compile-cache.sqlite3")
+}
+
 pub fn test_limits() -> Limits {
     Limits {
         // Small pools keep many test servers in one process cheap.
@@ -79,6 +86,7 @@ impl TestServer {
         let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com").unwrap();
         let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         config.limits = test_limits();
+        config.compile_cache = shared_compile_cache();
         tune(&mut config);
         Self::start_in_config(dir, config, alice).await
     }
@@ -86,6 +94,7 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, limits: Limits, alice: String) -> Self {
         let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         config.limits = limits;
+        config.compile_cache = shared_compile_cache();
         Self::start_in_config(dir, config, alice).await
     }
 
