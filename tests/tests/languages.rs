@@ -77,7 +77,9 @@ async fn a_python_val_keeps_notes_in_sqlite_and_sees_a_denied_scope() {
         notes,
         json!([{ "id": 1, "text": "first" }, { "id": 2, "text": "second" }])
     );
-    let resp = s.patch_val(&id, &json!({ "scopes": ["sqlite:read"] })).await;
+    let resp = s
+        .patch_val(&id, &json!({ "scopes": ["sqlite:read"] }))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = s
         .req(Method::POST, "/x/alice/py-notes/", None)
@@ -91,5 +93,12 @@ async fn a_python_val_keeps_notes_in_sqlite_and_sees_a_denied_scope() {
     assert!(body.contains("sqlite:write"), "{body}");
     // Reading is still allowed, and the refused note is not there.
     let (_, body) = text(&s, "/x/alice/py-notes/").await;
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap().as_array().unwrap().len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

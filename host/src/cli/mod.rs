@@ -3,7 +3,7 @@
 //! `VALBOX_TOKEN`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,8 @@ use client::{Client, DeployOptions, deploy, email_list, env, logs, token, val_sc
 mod admin;
 mod client;
 mod least_privilege;
+mod project;
+mod templates;
 
 #[derive(Parser)]
 #[command(
@@ -84,12 +86,23 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Start a val's project in a new directory NAME, ready to build.
+    New {
+        name: String,
+        #[arg(long, value_enum)]
+        lang: project::Lang,
+        #[arg(long, value_enum, default_value = "http")]
+        kind: project::Kind,
+    },
+    /// Build the val project in DIR (default: here) into one component.
+    Build { dir: Option<PathBuf> },
     /// Create a val or add a version to it from a .wasm component.
     Deploy {
         /// The val's name.
         name: String,
-        /// The component, e.g. target/vals/hello.wasm.
-        wasm: PathBuf,
+        /// The component, e.g. target/vals/hello.wasm; without it, the
+        /// project in this directory is built (`valbox build`) and deployed.
+        wasm: Option<PathBuf>,
         /// public, unlisted or private (new vals default to public).
         #[arg(long)]
         privacy: Option<String>,
@@ -379,6 +392,15 @@ impl LimitArgs {
     }
 }
 
+/// Build the project in `dir` (toolchains run for seconds or minutes: off
+/// the async runtime), saying where the component went.
+async fn built(dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = dir.to_path_buf();
+    let wasm = tokio::task::spawn_blocking(move || project::build(&dir)).await??;
+    println!("built {}", wasm.display());
+    Ok(wasm)
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -488,7 +510,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 grants,
                 grant_declared,
             };
+            let wasm = match wasm {
+                Some(wasm) => wasm,
+                None => built(Path::new(".")).await?,
+            };
             deploy(&Client::new(client), &name, &wasm, options).await
+        }
+        Command::New { name, lang, kind } => {
+            let dir = project::new(&name, lang, kind)?;
+            println!(
+                "wrote {}: `cd {0}` and `valbox build`, or `valbox deploy {name}`",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Build { dir } => {
+            built(dir.as_deref().unwrap_or(Path::new("."))).await?;
+            Ok(())
         }
         Command::Val {
             command:
