@@ -51,7 +51,9 @@ async fn new_projects_build_deploy_and_answer() {
 
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com").unwrap();
-    let config = valbox::config::Config::new(data.path(), "127.0.0.1:0".parse().unwrap());
+    let mut config = valbox::config::Config::new(data.path(), "127.0.0.1:0".parse().unwrap());
+    // The tests' shared cache: the language engines compile once per run.
+    config.compile_cache = repo().join("target/test-compile-cache.sqlite3");
     let server = valbox::server::Server::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
     let work = tempfile::tempdir().unwrap();

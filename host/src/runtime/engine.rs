@@ -9,7 +9,7 @@ use super::compile_cache::CompileCache;
 use crate::config::Limits;
 
 /// Bytes of each pooled memory and table kept resident between calls.
-const RESIDENT_BYTES: usize = 4 << 20;
+const RESIDENT_BYTES: usize = 16 << 20;
 
 pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>) -> Config {
     let mut config = Config::new();
