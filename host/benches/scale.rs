@@ -39,11 +39,11 @@ async fn run() {
 
     let hello = Arc::new(common::hello_wasm());
     let began = Instant::now();
-    each_val(vals, |i, http| {
+    each_val(vals, |i, _| {
         let (base, token, hello) = (server.base.clone(), token.clone(), hello.clone());
         async move {
             let wasm = distinct_build(&hello, i);
-            deploy(&http, &base, &token, &format!("v{i}"), wasm).await;
+            common::deploy(&base, &token, &format!("v{i}"), wasm).await;
         }
     })
     .await;
@@ -150,28 +150,6 @@ fn leb128(out: &mut Vec<u8>, mut n: usize) {
         }
         out.push(byte | 0x80);
     }
-}
-
-async fn deploy(http: &reqwest::Client, base: &str, token: &str, name: &str, wasm: Vec<u8>) {
-    let val: serde_json::Value = http
-        .post(format!("{base}/v2/vals"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "name": name, "privacy": "public" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = val["id"].as_str().expect("a val id");
-    let resp = http
-        .post(format!("{base}/v2/vals/{id}/versions"))
-        .bearer_auth(token)
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "deploying {name}: {resp:?}");
 }
 
 async fn call(http: &reqwest::Client, base: &str, i: usize) {
