@@ -30,6 +30,8 @@ pub struct Config {
     /// Compiled functions by the hash of their code, reused by later
     /// compiles (default `<data_dir>/compile-cache.sqlite3`).
     pub compile_cache: PathBuf,
+    /// Connection caps and timeouts at the edge.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl Config {
@@ -37,6 +39,7 @@ impl Config {
         let data_dir = data_dir.into();
         Self {
             compile_cache: data_dir.join("compile-cache.sqlite3"),
+            edge: Default::default(),
             data_dir,
             listen,
             val_host_suffix: "localhost".into(),

@@ -12,6 +12,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod fsutil;
 pub mod runtime;

@@ -33,12 +33,12 @@ impl Server {
         let (app, log_writer) = App::open(config)?;
         let router = api::router(app.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let edge = app.config.edge.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await?;
+            crate::edge::serve(listener, router, edge, async {
+                let _ = stopped.await;
+            })
+            .await;
             Ok(())
         });
         Ok(Self {

@@ -1,6 +1,7 @@
 //! The HTTP surface: REST endpoints, the Run API and the HTTP endpoints of
 //! vals, assembled into one router with the capabilities' routes.
 
+pub mod health;
 pub mod invoke;
 pub mod least_privilege;
 pub mod logs;
@@ -24,6 +25,7 @@ pub use crate::web::{Authed, Caller, JsonBody, iso8601};
 /// val before any route is matched.
 pub fn router(app: App) -> Router {
     Router::new()
+        .merge(health::routes())
         .merge(vals::routes())
         .merge(users::routes())
         .merge(tokens::routes())

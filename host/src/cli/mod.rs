@@ -75,6 +75,16 @@ enum Command {
         default_val_scopes: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Connections open at once, in all (past it, new ones are closed).
+        #[arg(long, env = "VALBOX_MAX_CONNECTIONS", default_value_t = 4096)]
+        max_connections: usize,
+        /// Connections open at once from one client address.
+        #[arg(long, env = "VALBOX_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+        max_connections_per_client: usize,
+        /// Milliseconds a client may take to send a request head, and a
+        /// keep-alive connection may sit idle.
+        #[arg(long, env = "VALBOX_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+        header_timeout_ms: u64,
     },
     /// Operator commands on the data directory.
     Admin {
@@ -392,6 +402,43 @@ impl LimitArgs {
     }
 }
 
+/// Wait for Ctrl-C or SIGTERM (what `kill`, systemd and container
+/// runtimes send), so either stops the server gracefully.
+async fn stop_requested() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+/// Raise the soft limit on open files to the hard limit: every connection
+/// and every SQLite database holds one, and the common default of 1,024 is
+/// a few hundred clients.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            let was = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            was == limit.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if raised {
+        tracing::info!("open files: up to {}", limit.rlim_cur);
+    } else {
+        tracing::warn!(
+            "open files: could not raise the limit ({}); see `ulimit -n`",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Build the project in `dir` (toolchains run for seconds or minutes: off
 /// the async runtime), saying where the component went.
 async fn built(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -413,6 +460,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             smtp_ca,
             default_val_scopes,
             limits,
+            max_connections,
+            max_connections_per_client,
+            header_timeout_ms,
         } => {
             let mut config = Config::new(data, listen);
             if let Some(scopes) = default_val_scopes {
@@ -440,13 +490,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.secret_scanning_keys.push((id.to_string(), pem));
             }
             limits.apply(&mut config.limits);
+            config.edge = crate::edge::EdgeLimits {
+                max_connections: max_connections.max(1),
+                max_connections_per_client: max_connections_per_client.max(1),
+                header_timeout: Duration::from_millis(header_timeout_ms.max(1)),
+            };
             if let Some(url) = public_url {
                 config.public_url = url.trim_end_matches('/').to_string();
             }
+            raise_open_file_limit();
             let server = Server::start(config).await?;
             println!("valbox listening on http://{}", server.addr);
-            tokio::signal::ctrl_c().await?;
-            server.shutdown().await
+            stop_requested().await?;
+            tracing::info!("stopping: finishing the calls in flight");
+            server.shutdown().await?;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Admin {
             command:
