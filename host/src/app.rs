@@ -57,6 +57,7 @@ pub struct AppInner {
     pub sign_in_limit: crate::ui::session::SignInLimiter,
     /// Resolved libraries of the versions called lately.
     pub plans: crate::services::libraries::PlanCache,
+    pub metrics: Arc<crate::metrics::Metrics>,
     owner_slots: Mutex<HashMap<String, OwnerSlots>>,
 }
 
@@ -132,6 +133,7 @@ impl App {
             caps,
             val_cache: Mutex::default(),
             plans: Default::default(),
+            metrics: Default::default(),
             sign_in_limit: Default::default(),
             owner_slots: Mutex::default(),
         }));

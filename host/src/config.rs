@@ -32,6 +32,13 @@ pub struct Config {
     pub compile_cache: PathBuf,
     /// Connection caps and timeouts at the edge.
     pub edge: crate::edge::EdgeLimits,
+    /// Serve HTTPS (and HTTP/2) with this certificate and key.
+    pub tls: Option<crate::edge::TlsFiles>,
+    /// Proxies whose forwarding header names the client.
+    pub trusted_proxies: crate::edge::TrustedProxies,
+    /// Serve `GET /metrics` here (port 0: any free port); without it no
+    /// metrics are served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -40,6 +47,9 @@ impl Config {
         Self {
             compile_cache: data_dir.join("compile-cache.sqlite3"),
             edge: Default::default(),
+            tls: None,
+            trusted_proxies: Default::default(),
+            metrics_listen: None,
             data_dir,
             listen,
             val_host_suffix: "localhost".into(),

@@ -15,6 +15,7 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod fsutil;
+pub mod metrics;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

@@ -8,13 +8,16 @@ use tokio::net::TcpListener;
 use crate::api;
 use crate::app::App;
 use crate::config::Config;
+use crate::edge::Edge;
 
 /// A running server. Dropping it does not stop it; call `shutdown`.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, with `Config::metrics_listen`.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: App,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     log_writer: tokio::task::JoinHandle<()>,
 }
 
@@ -26,26 +29,59 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let tls = match &config.tls {
+            Some(files) => Some(crate::edge::tls_acceptor(files)?),
+            None => None,
+        };
         if config.listen.port() == 0 {
-            config.public_url = format!("http://{addr}");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            config.public_url = format!("{scheme}://{addr}");
         }
         config.listen = addr;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {at}"))?,
+            ),
+            None => None,
+        };
         let (app, log_writer) = App::open(config)?;
-        let router = api::router(app.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let edge = app.config.edge.clone();
-        let task = tokio::spawn(async move {
-            crate::edge::serve(listener, router, edge, async {
-                let _ = stopped.await;
-            })
-            .await;
-            Ok(())
-        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let edge = |tls| Edge {
+            limits: app.config.edge.clone(),
+            proxies: app.config.trusted_proxies.clone(),
+            tls,
+            metrics: app.metrics.clone(),
+        };
+        let mut tasks = vec![tokio::spawn(crate::edge::serve(
+            listener,
+            api::router(app.clone()),
+            edge(tls),
+            until_stopped(),
+        ))];
+        let mut metrics_addr = None;
+        if let Some(listener) = metrics_listener {
+            metrics_addr = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(crate::edge::serve(
+                listener,
+                api::metrics::router(app.clone()),
+                edge(None),
+                until_stopped(),
+            )));
+        }
         Ok(Self {
             addr,
+            metrics_addr,
             app,
             stop,
-            task,
+            tasks,
             log_writer,
         })
     }
@@ -53,8 +89,10 @@ impl Server {
     /// Stop accepting requests, finish the ones in flight, and write the
     /// remaining call logs.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        let served = self.task.await?;
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await?;
+        }
         // Counts of scope usage not yet written are written now.
         if let Err(e) = crate::services::scope_usage::flush(&self.app).await {
             tracing::error!("writing scope usage at shutdown: {e:#}");
@@ -63,6 +101,6 @@ impl Server {
         // its queue and ends.
         drop(self.app);
         self.log_writer.await?;
-        served
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@ pub mod health;
 pub mod invoke;
 pub mod least_privilege;
 pub mod logs;
+pub mod metrics;
 pub mod run;
 pub mod secret_scanning;
 pub mod tokens;

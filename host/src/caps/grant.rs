@@ -173,6 +173,11 @@ impl Grant {
             .collect()
     }
 
+    /// The scopes refused during the call, once per refusal.
+    pub fn denied_scopes(&self) -> Vec<Scope> {
+        self.denial_log().iter().map(|d| d.scope).collect()
+    }
+
     fn denial_log(&self) -> std::sync::MutexGuard<'_, Vec<Denial>> {
         self.denials.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -17,6 +17,7 @@ use client::{Client, DeployOptions, deploy, email_list, env, logs, token, val_sc
 
 mod admin;
 mod client;
+mod edge_args;
 mod least_privilege;
 mod project;
 mod templates;
@@ -75,16 +76,8 @@ enum Command {
         default_val_scopes: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
-        /// Connections open at once, in all (past it, new ones are closed).
-        #[arg(long, env = "VALBOX_MAX_CONNECTIONS", default_value_t = 4096)]
-        max_connections: usize,
-        /// Connections open at once from one client address.
-        #[arg(long, env = "VALBOX_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
-        max_connections_per_client: usize,
-        /// Milliseconds a client may take to send a request head, and a
-        /// keep-alive connection may sit idle.
-        #[arg(long, env = "VALBOX_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
-        header_timeout_ms: u64,
+        #[command(flatten)]
+        edge: edge_args::EdgeArgs,
     },
     /// Operator commands on the data directory.
     Admin {
@@ -460,9 +453,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             smtp_ca,
             default_val_scopes,
             limits,
-            max_connections,
-            max_connections_per_client,
-            header_timeout_ms,
+            edge,
         } => {
             let mut config = Config::new(data, listen);
             if let Some(scopes) = default_val_scopes {
@@ -490,17 +481,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.secret_scanning_keys.push((id.to_string(), pem));
             }
             limits.apply(&mut config.limits);
-            config.edge = crate::edge::EdgeLimits {
-                max_connections: max_connections.max(1),
-                max_connections_per_client: max_connections_per_client.max(1),
-                header_timeout: Duration::from_millis(header_timeout_ms.max(1)),
-            };
+            edge.apply(&mut config)?;
             if let Some(url) = public_url {
                 config.public_url = url.trim_end_matches('/').to_string();
+            } else if config.tls.is_some() {
+                config.public_url = format!("https://{}", config.listen);
             }
             raise_open_file_limit();
+            let scheme = if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let server = Server::start(config).await?;
-            println!("valbox listening on http://{}", server.addr);
+            println!("valbox listening on {scheme}://{}", server.addr);
+            if let Some(at) = server.metrics_addr {
+                println!("valbox metrics on http://{at}/metrics");
+            }
             stop_requested().await?;
             tracing::info!("stopping: finishing the calls in flight");
             server.shutdown().await?;

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
+use tracing::Instrument;
 
 use crate::app::{App, FullShare};
 use crate::auth::{Principal, Scopes};
@@ -137,6 +138,14 @@ pub async fn call_within(
             error: None,
         },
     );
+    // Everything the host logs during the call carries the call's span.
+    let span = tracing::info_span!(
+        "call",
+        val = %format_args!("{}/{}", val.owner_name, val.name),
+        version = latest.version,
+        trigger,
+        call_id = %call_id(),
+    );
     let Outcome {
         result,
         fuel_used,
@@ -146,11 +155,18 @@ pub async fn call_within(
         stderr,
         failed_in,
         host,
-    } = app.runtime.invoke(&plan, input, start).await;
+    } = app
+        .runtime
+        .invoke(&plan, input, start)
+        .instrument(span.clone())
+        .await;
     let denials = host
         .as_ref()
         .map(|h| h.grant.denial_notes())
         .unwrap_or_default();
+    for scope in host.iter().flat_map(|h| h.grant.denied_scopes()) {
+        app.metrics.denied(scope.as_str());
+    }
     let result = result.map_err(call_error);
     let status = match &result {
         Ok(Output::Http(r)) => r.status,
@@ -170,18 +186,50 @@ pub async fn call_within(
         let note = format!("denied scopes: {}", denials.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
     }
-    app.logs.record(LogRecord {
-        status,
-        duration_us: duration.as_micros() as i64,
-        cpu_us: cpu_time.as_micros() as i64,
-        fuel_used,
-        stdout,
-        stderr,
-        error,
-        ..hang_up.disarm()
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            ms = duration.as_secs_f64() * 1e3,
+            cpu_ms = cpu_time.as_secs_f64() * 1e3,
+            fuel_used,
+            "call ended"
+        )
     });
+    finish(
+        app,
+        LogRecord {
+            status,
+            duration_us: duration.as_micros() as i64,
+            cpu_us: cpu_time.as_micros() as i64,
+            fuel_used,
+            stdout,
+            stderr,
+            error,
+            ..hang_up.disarm()
+        },
+    );
     let output = result.map_err(|(e, _)| e)?;
     Ok(Called { output, cpu_time })
+}
+
+/// Count a call in the metrics and write its log record.
+fn finish(app: &App, record: LogRecord) {
+    app.metrics.call(
+        record.trigger,
+        record.status,
+        record.duration_us as f64 / 1e6,
+        record.fuel_used,
+    );
+    app.logs.record(record);
+}
+
+/// A short random id that ties a call's log lines together.
+fn call_id() -> String {
+    let mut bytes = [0u8; 8];
+    // No randomness left in the system would be fatal elsewhere first; an
+    // all-zero id only makes lines harder to tell apart.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// The status logged for a call whose caller went away mid-call (nginx's
@@ -214,14 +262,17 @@ impl<'a> HangUpLog<'a> {
 impl Drop for HangUpLog<'_> {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
-            self.app.logs.record(LogRecord {
-                status: STATUS_CALLER_HUNG_UP,
-                duration_us: self.started.elapsed().as_micros() as i64,
-                error: Some(
-                    "the caller hung up before the val answered; the call was stopped".into(),
-                ),
-                ..record
-            });
+            finish(
+                self.app,
+                LogRecord {
+                    status: STATUS_CALLER_HUNG_UP,
+                    duration_us: self.started.elapsed().as_micros() as i64,
+                    error: Some(
+                        "the caller hung up before the val answered; the call was stopped".into(),
+                    ),
+                    ..record
+                },
+            );
         }
     }
 }

@@ -47,7 +47,10 @@ const QUEUE: usize = 8192;
 #[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::Sender<LogRecord>,
+    /// Dropped since the writer last warned of it.
     dropped: Arc<AtomicU64>,
+    /// Dropped since the start, for the metrics.
+    dropped_total: Arc<AtomicU64>,
 }
 
 impl LogSink {
@@ -82,7 +85,12 @@ impl LogSink {
                 }
             }
         });
-        (Self { tx, dropped }, writer)
+        let sink = Self {
+            tx,
+            dropped,
+            dropped_total: Arc::default(),
+        };
+        (sink, writer)
     }
 
     pub fn record(&self, record: LogRecord) {
@@ -90,7 +98,13 @@ impl LogSink {
         // shutdown, after the writer stopped.
         if let Err(TrySendError::Full(_)) = self.tx.try_send(record) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_total.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Records dropped since the start.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
     }
 }
 

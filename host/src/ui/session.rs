@@ -124,9 +124,10 @@ pub fn strip_session_cookie(value: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// The session cookie: `Secure` when the server is reached over HTTPS.
+/// The session cookie: `Secure` when the server is reached over HTTPS
+/// (its own TLS, or a proxy's that the public URL names).
 fn session_cookie(app: &App, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if app.config.public_url.starts_with("https://") {
+    let secure = if app.config.tls.is_some() || app.config.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""

@@ -211,6 +211,15 @@ pub struct Due {
     pub created_at: i64,
 }
 
+/// Emails waiting for delivery, for the metrics.
+pub fn queued(conn: &mut Connection) -> anyhow::Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM emails WHERE status = 'queued'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
     let mut stmt = conn.prepare(
         "SELECT e.id, u.email, e.message, e.attempts, e.created_at FROM emails e JOIN users u ON u.id = e.owner_id
