@@ -197,7 +197,7 @@ struct Server(Child);
 
 impl Server {
     async fn start(data: &std::path::Path, port: u16, metrics_port: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_valbox"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_valbox"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
             .arg("--data")
@@ -219,6 +219,8 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("valbox serve did not answer on port {port}");
     }
 }
