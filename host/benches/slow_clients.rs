@@ -37,8 +37,8 @@ async fn run() {
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
-    let port = free_port();
-    let metrics_port = free_port();
+    let port = common::free_port();
+    let metrics_port = common::free_port();
     let server = Server::start(dir.path(), port, metrics_port).await;
     let base = format!("http://127.0.0.1:{port}");
     common::deploy(&base, &token, "hello", common::hello_wasm()).await;
@@ -230,14 +230,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// This process holds thousands of sockets: up to the hard limit.

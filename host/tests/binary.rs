@@ -4,28 +4,15 @@
 //! SIGKILL, losing nothing it acknowledged.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+mod common;
+use common::val_wasm;
+
 const VALBOX: &str = env!("CARGO_BIN_EXE_valbox");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .into()
-}
-
-/// `target/vals/<name>.wasm`, brought up to date by `scripts/build-vals`.
-fn val_wasm(name: &str) -> PathBuf {
-    let status = Command::new(repo_root().join("scripts/build-vals"))
-        .status()
-        .expect("running scripts/build-vals");
-    assert!(status.success(), "scripts/build-vals failed");
-    repo_root().join(format!("target/vals/{name}.wasm"))
-}
 
 fn valbox(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(VALBOX)

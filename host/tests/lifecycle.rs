@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-fn repo() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{deploy, free_port};
 
 async fn serve(data: &Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_valbox"))
@@ -38,21 +37,8 @@ async fn serve(data: &Path, port: u16) -> Child {
     child
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_slow_call_finish_and_loses_nothing() {
-    let built = Command::new(repo().join("scripts/build-vals"))
-        .output()
-        .await
-        .unwrap();
-    assert!(built.status.success(), "scripts/build-vals failed");
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
     let port = free_port();
@@ -69,28 +55,7 @@ async fn sigterm_lets_a_slow_call_finish_and_loses_nothing() {
         "ready"
     );
 
-    let val: serde_json::Value = http
-        .post(format!("{base}/v2/vals"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "name": "spin", "privacy": "public" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let wasm = std::fs::read(repo().join("target/vals/spin.wasm")).unwrap();
-    let deployed = http
-        .post(format!(
-            "{base}/v2/vals/{}/versions",
-            val["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    assert!(deployed.status().is_success());
+    deploy(&base, &token, "spin", "spin").await;
 
     // A call long enough to still run when the signal comes.
     let began = Instant::now();
@@ -383,11 +348,6 @@ async fn tls_flags_are_checked_at_start() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_trusted_proxies_and_a_trickling_body() {
-    let built = Command::new(repo().join("scripts/build-vals"))
-        .output()
-        .await
-        .unwrap();
-    assert!(built.status.success(), "scripts/build-vals failed");
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
     let port = free_port();
@@ -407,28 +367,7 @@ async fn metrics_trusted_proxies_and_a_trickling_body() {
     )
     .await;
     let base = format!("http://127.0.0.1:{port}");
-    let val: serde_json::Value = http
-        .post(format!("{base}/v2/vals"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({ "name": "hello", "privacy": "public" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let wasm = std::fs::read(repo().join("target/vals/hello.wasm")).unwrap();
-    let deployed = http
-        .post(format!(
-            "{base}/v2/vals/{}/versions",
-            val["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
-    assert!(deployed.status().is_success());
+    deploy(&base, &token, "hello", "hello").await;
 
     // Through the trusted proxy (127.0.0.1), its header names the client;
     // from anyone else, the header is ignored.

@@ -5,13 +5,12 @@
 //! compiles std for wasm, which takes minutes; `scripts/build-vals` builds
 //! the Rust examples the same way.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::repo;
 
 /// Run the valbox binary in `dir`; returns stdout, failing with stderr.
 async fn valbox(dir: &Path, args: &[&str], server: Option<(&str, &str)>) -> String {
@@ -43,11 +42,7 @@ async fn failing(dir: &Path, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_projects_build_deploy_and_answer() {
     // The toolchains the examples use (componentize-py, sdk/js's packages).
-    let built = Command::new(repo().join("scripts/build-vals"))
-        .output()
-        .await
-        .unwrap();
-    assert!(built.status.success(), "scripts/build-vals failed");
+    common::build_vals();
 
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com").unwrap();
