@@ -1,7 +1,8 @@
 //! Benchmark (i): vals in JavaScript and Python against the Rust `hello`,
 //! side by side on one server. Times each deploy (the first JS and Python
 //! vals compile their language engine; the next ones find its functions
-//! in the compile cache), then the p50 and p99 of sequential HTTP requests
+//! in the compile cache; an unchanged build deployed again is not compiled
+//! at all), then the p50 and p99 of sequential HTTP requests
 //! to each, taken in alternating rounds, and the ratio to Rust's.
 //! Run with `scripts/bench`.
 
@@ -26,6 +27,8 @@ async fn run() {
         ("ts-hello", "ts-hello"),
         ("py-hello", "py-hello"),
         ("py-notes", "py-notes"),
+        // The same bytes as js-hello again: an unchanged build redeployed.
+        ("js-again", "js-hello"),
     ];
     for (name, example) in deploys {
         let wasm = common::val_wasm(example);

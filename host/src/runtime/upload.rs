@@ -168,31 +168,54 @@ impl<H: Host> Runtime<H> {
         libraries: Vec<Arc<LibraryPlan<H::View>>>,
     ) -> Result<Prepared, UploadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| UploadError::Invalid(format!("{e:#}")))?;
+        let stored = self.stored_component(&sha256);
+        let fresh = stored.is_none();
+        let component = match stored {
+            Some(component) => component,
+            None => Component::new(&self.engine, bytes)
+                .map_err(|e| UploadError::Invalid(format!("{e:#}")))?,
+        };
         let linked = self.link_libraries(&component, &libraries)?;
         let kind = exported_kind(&self.engine, &component)?;
         // A library is linked into its callers: only its imports are checked.
         if kind != ValKind::Library {
             super::with_handler(kind, linked)?;
         }
-        let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());
-        write_atomic(&self.wasm_path(&sha256), bytes).map_err(store_err)?;
-        let compiled = component
-            .serialize()
-            .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
-        write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
-        // Not kept in memory: its first call maps the compiled artifact
-        // from disk, file-backed memory the kernel may reclaim, where this
-        // copy is anonymous memory held for as long as it is cached. What
-        // compiling it allocated goes back to the system too.
-        drop((component, compiled));
-        super::loaded::release_freed_memory();
+        if fresh {
+            let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());
+            write_atomic(&self.wasm_path(&sha256), bytes).map_err(store_err)?;
+            let compiled = component
+                .serialize()
+                .map_err(|e| UploadError::Internal(format!("{e:#}")))?;
+            write_atomic(&self.compiled_path(&sha256), &compiled).map_err(store_err)?;
+            // Not kept in memory: its first call maps the compiled artifact
+            // from disk, file-backed memory the kernel may reclaim, where
+            // this copy is anonymous memory held for as long as it is
+            // cached. What compiling it allocated goes back to the system.
+            drop((component, compiled));
+            super::loaded::release_freed_memory();
+        }
         Ok(Prepared {
             sha256,
             kind,
             size: bytes.len(),
         })
+    }
+
+    /// The component whose source hashes to `sha256`, when the same bytes
+    /// were deployed before (to this val or another) and both the source
+    /// and its compiled artifact are stored: a redeploy of an unchanged
+    /// build then maps the artifact instead of compiling it again. Both
+    /// files are written atomically and only after the component passed
+    /// every check, and are never removed, so their presence is proof.
+    fn stored_component(&self, sha256: &str) -> Option<Component> {
+        if !self.wasm_path(sha256).is_file() {
+            return None;
+        }
+        // SAFETY: as in `Runtime::component`: the artifact is one this
+        // server serialised itself, named by the hash of its source, and
+        // wasmtime checks it matches this engine's version and config.
+        unsafe { Component::deserialize_file(&self.engine, self.compiled_path(sha256)) }.ok()
     }
 
     /// The uploaded bytes of a stored component, for downloads.
