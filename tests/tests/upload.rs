@@ -163,3 +163,24 @@ async fn a_versions_wit_is_served_to_whoever_may_see_it() {
     let resp = s.get(&wit_of(&public, 7), None).await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn the_same_build_deployed_again_is_not_compiled_again() {
+    let s = TestServer::start().await;
+    s.deploy("first", "hello", "public").await;
+    let compiled: Vec<_> = std::fs::read_dir(s.dir.path().join("components"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    let written = std::fs::metadata(&compiled[0]).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+
+    // The same bytes to another val: the stored artifact serves it.
+    s.deploy("second", "hello", "public").await;
+    let again = std::fs::metadata(&compiled[0]).unwrap().modified().unwrap();
+    assert_eq!(written, again, "the compiled artifact was written again");
+    let answer = s.get("/x/alice/second/?name=again", None).await;
+    assert_eq!(answer.text().await.unwrap(), "Hello, again!");
+}
