@@ -13,36 +13,15 @@ use tokio::process::{Child, Command};
 mod common;
 use common::{deploy, free_port};
 
-async fn serve(data: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_valbox"))
-        .args(["serve", "--no-fuel-metering", "--timeout-ms", "20000"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting valbox serve");
-    let http = reqwest::Client::new();
-    let began = Instant::now();
-    while http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(began.elapsed() < Duration::from_secs(30), "no answer");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_slow_call_finish_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
     let port = free_port();
-    let mut server = serve(data.path(), port).await;
+    let flags = ["--no-fuel-metering", "--timeout-ms", "20000"];
+    let mut server = serve_with(data.path(), port, &flags, &reqwest::Client::new())
+        .await
+        .child;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 

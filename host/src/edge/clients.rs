@@ -57,7 +57,8 @@ impl TrustedProxies {
     }
 
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        // IPv4 seen through an IPv6 socket (`::ffff:1.2.3.4`) as IPv4.
+        let ip = ip.to_canonical();
         self.nets.iter().any(|net| net.contains(&ip))
     }
 
@@ -67,7 +68,7 @@ impl TrustedProxies {
     /// proxy. An entry that is not an address (`unknown`, an obfuscated
     /// name, garbage) ends the walk at the hop that wrote it.
     pub fn client_addr(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let peer = canonical(peer);
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -115,18 +116,13 @@ fn forwarded_for(element: &str) -> Option<String> {
 /// `[::1]` or `[::1]:5678`.
 fn parse_node(node: &str) -> Option<IpAddr> {
     if let Ok(ip) = IpAddr::from_str(node) {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     let host = match node.strip_prefix('[') {
         Some(rest) => rest.split_once(']')?.0,
         None => node.rsplit_once(':')?.0,
     };
-    IpAddr::from_str(host).ok().map(canonical)
-}
-
-/// IPv4 addresses seen through an IPv6 socket (`::ffff:1.2.3.4`) as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
+    IpAddr::from_str(host).ok().map(|ip| ip.to_canonical())
 }
 
 /// Open connections per client address, for the per-client cap.

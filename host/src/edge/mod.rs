@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 pub use clients::{ClientAddr, ForwardedHeader, TrustedProxies};
-pub use tls::TlsFiles;
+pub use tls::{TlsFiles, acceptor as tls_acceptor};
 
 use crate::metrics::Metrics;
 use clients::ClientCounts;
@@ -193,11 +193,6 @@ async fn handshake(
             None
         }
     }
-}
-
-/// An acceptor for the files, reloading them when they change.
-pub fn tls_acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
-    tls::acceptor(files)
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(5);

@@ -34,7 +34,7 @@ pub(super) struct RequestContext {
 }
 
 impl RequestContext {
-    pub async fn handle(&self, peer: IpAddr, request: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, peer: IpAddr, mut request: Request<Incoming>) -> Response<Body> {
         let began = Instant::now();
         let client = self.proxies.client_addr(peer, request.headers());
         let span = tracing::info_span!(
@@ -43,7 +43,6 @@ impl RequestContext {
             path = %request.uri().path(),
             %client,
         );
-        let mut request = request;
         host_from_authority(&mut request);
         let late = Arc::new(AtomicBool::new(false));
         let mut request =
@@ -59,18 +58,12 @@ impl RequestContext {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        let mut response = if late.load(Ordering::Relaxed) {
+        let response = if late.load(Ordering::Relaxed) {
             self.metrics.body_timeout();
             body_timeout_response(self.body_timeout)
         } else {
             response
         };
-        if late.load(Ordering::Relaxed) {
-            response.headers_mut().insert(
-                header::CONNECTION,
-                header::HeaderValue::from_static("close"),
-            );
-        }
         let elapsed = began.elapsed();
         let status = response.status().as_u16();
         self.metrics.request(status, elapsed.as_secs_f64());
@@ -100,8 +93,9 @@ fn host_from_authority<B>(request: &mut Request<B>) {
     }
 }
 
+/// The 408 for a body that came too slowly; the connection closes with it.
 fn body_timeout_response(limit: Duration) -> Response<Body> {
-    ApiError::new(
+    let mut response = ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "request_body_timeout",
         format!(
@@ -110,7 +104,12 @@ fn body_timeout_response(limit: Duration) -> Response<Body> {
             limit.as_secs_f64()
         ),
     )
-    .into_response()
+    .into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// A request body that fails once `limit` has passed since it was first

@@ -144,7 +144,7 @@ pub async fn call_within(
         val = %format_args!("{}/{}", val.owner_name, val.name),
         version = latest.version,
         trigger,
-        call_id = %call_id(),
+        call_id = %format_args!("{:016x}", call_id()),
     );
     let Outcome {
         result,
@@ -223,13 +223,17 @@ fn finish(app: &App, record: LogRecord) {
     app.logs.record(record);
 }
 
-/// A short random id that ties a call's log lines together.
-fn call_id() -> String {
-    let mut bytes = [0u8; 8];
-    // No randomness left in the system would be fatal elsewhere first; an
-    // all-zero id only makes lines harder to tell apart.
-    let _ = getrandom::fill(&mut bytes);
-    hex::encode(bytes)
+/// An id that ties a call's log lines together: a counter from a random
+/// start, so ids differ across restarts without a system call per call.
+fn call_id() -> u64 {
+    static NEXT: std::sync::LazyLock<std::sync::atomic::AtomicU64> =
+        std::sync::LazyLock::new(|| {
+            let mut start = [0u8; 8];
+            // Without randomness the ids still differ within one run.
+            let _ = getrandom::fill(&mut start);
+            u64::from_le_bytes(start).into()
+        });
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The status logged for a call whose caller went away mid-call (nginx's
