@@ -26,6 +26,17 @@ pub struct EdgeArgs {
     /// starts reading it (past it: 408).
     #[arg(long, env = "VALBOX_BODY_TIMEOUT_MS", default_value_t = 60_000)]
     body_timeout_ms: u64,
+    /// Bytes of one request head, request line and headers together
+    /// (past it: 431); at least 8192.
+    #[arg(long, env = "VALBOX_MAX_HEADER_BYTES", default_value_t = 32 << 10)]
+    max_header_bytes: usize,
+    /// Milliseconds a response may go without being read (no write
+    /// progress) before its connection is closed.
+    #[arg(long, env = "VALBOX_WRITE_TIMEOUT_MS", default_value_t = 30_000)]
+    write_timeout_ms: u64,
+    /// Milliseconds an HTTP/2 connection may stay open with no request.
+    #[arg(long, env = "VALBOX_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    idle_timeout_ms: u64,
     /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain;
     /// it is reloaded when the file changes. Needs --tls-key.
     #[arg(long, env = "VALBOX_TLS_CERT", value_name = "PEM-FILE")]
@@ -66,6 +77,9 @@ impl EdgeArgs {
             max_connections_per_client: self.max_connections_per_client.max(1),
             header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
             body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            max_header_bytes: self.max_header_bytes.max(crate::edge::MIN_HEADER_BYTES),
+            write_timeout: Duration::from_millis(self.write_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms.max(1)),
         };
         config.tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

@@ -2,24 +2,28 @@
 //! cap per client address (past either the connection is closed at once,
 //! so one client cannot take every file descriptor); each speaks HTTP/1.1
 //! or HTTP/2 (over TLS by ALPN, in the clear by its preface), reads its
-//! request heads and bodies, and waits between keep-alive requests, within
-//! time limits; accept errors back off instead of spinning; and stopping
-//! lets the requests in flight finish.
+//! request heads (within a size limit) and bodies, writes its responses,
+//! and waits for its first request and between requests, within time
+//! limits; a connection counts against its client's share until it is
+//! closed, stalled writes included; accept errors back off instead of
+//! spinning; and stopping lets the requests in flight finish.
 
 mod clients;
+mod connection;
 mod request;
 mod tls;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 pub use clients::{ClientAddr, ForwardedHeader, TrustedProxies};
@@ -27,6 +31,7 @@ pub use tls::{TlsFiles, acceptor as tls_acceptor};
 
 use crate::metrics::Metrics;
 use clients::ClientCounts;
+use connection::{Activity, Deadlines, EdgeIo, Expired, Stream, linger};
 use request::RequestContext;
 
 /// Limits at the edge; defaults in `Default`, documented in the README.
@@ -44,6 +49,17 @@ pub struct EdgeLimits {
     /// Time a request body may take to arrive, from when the server starts
     /// reading it. Default 60 s.
     pub body_timeout: Duration,
+    /// Bytes of one request head: the request line and every header
+    /// (HTTP/2: the header list as RFC 9113 counts it). Past it, 431.
+    /// Default 32 KiB; at least 8 KiB.
+    pub max_header_bytes: usize,
+    /// Time a response may make no progress in being written: the client
+    /// reads none of it (or, over HTTP/2, opens no flow-control window
+    /// for it). Past it the connection is closed. Default 30 s.
+    pub write_timeout: Duration,
+    /// The longest an HTTP/2 connection stays open with no request on it
+    /// (an HTTP/1.1 one waits at most `header_timeout`). Default 60 s.
+    pub idle_timeout: Duration,
 }
 
 impl Default for EdgeLimits {
@@ -53,6 +69,9 @@ impl Default for EdgeLimits {
             max_connections_per_client: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
+            max_header_bytes: 32 << 10,
+            write_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +90,11 @@ const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 /// HTTP/2 connections are pinged this often, and closed when a ping is not
 /// answered within as long again: a dead peer does not keep its slot.
 const HTTP2_PING: Duration = Duration::from_secs(30);
+/// The least `max_header_bytes` may be (hyper's smallest read buffer).
+pub const MIN_HEADER_BYTES: usize = 8 << 10;
+/// After refusing a request head, how long the connection reads and drops
+/// what the client still sends before closing (see `connection::linger`).
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Serve `router` on `listener` until `stop` completes, then wait for the
 /// open connections' requests to finish.
@@ -80,16 +104,21 @@ pub async fn serve(
     edge: Edge,
     stop: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Each connection holds a receiver until it ends: stopping sends on
+    // it, then waits for every receiver to be dropped.
+    let (stopping, _) = watch::channel(());
     let open = Arc::new(Semaphore::new(edge.limits.max_connections));
     let clients = ClientCounts::default();
+    let max_header_bytes = edge.limits.max_header_bytes.max(MIN_HEADER_BYTES);
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(edge.limits.header_timeout);
+        .header_read_timeout(edge.limits.header_timeout)
+        .max_buf_size(max_header_bytes);
     http.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(HTTP2_PING)
         .keep_alive_timeout(HTTP2_PING);
     let context = Arc::new(RequestContext {
@@ -98,6 +127,12 @@ pub async fn serve(
         body_timeout: edge.limits.body_timeout,
         metrics: edge.metrics.clone(),
     });
+    let deadlines = Deadlines {
+        first_request: edge.limits.header_timeout,
+        idle: edge.limits.idle_timeout,
+        write: edge.limits.write_timeout,
+        grace: edge.limits.header_timeout,
+    };
     let mut backoff = MIN_BACKOFF;
     tokio::pin!(stop);
     loop {
@@ -140,39 +175,105 @@ pub async fn serve(
         };
         let counted = edge.metrics.connection_opened();
         let _ = stream.set_nodelay(true);
-        let (http, context, tls, watcher) = (
+        let (http, context, tls, stop) = (
             http.clone(),
             context.clone(),
             edge.tls.clone(),
-            graceful.watcher(),
+            stopping.subscribe(),
         );
         let handshake_timeout = edge.limits.header_timeout;
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let context = context.clone();
-                async move { Ok::<_, std::convert::Infallible>(context.handle(peer, request).await) }
-            });
-            let served = match tls {
-                None => {
-                    let connection = http.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(tls) => match handshake(&tls, stream, handshake_timeout).await {
-                    Some(stream) => {
-                        let connection = http.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(connection.into_owned()).await
-                    }
-                    None => Ok(()),
-                },
+            // The seats are held (the connection counts against its
+            // client's share and the total) until everything below ends,
+            // a stalled writer and a lingering close included.
+            let stream = match tls {
+                None => Some(Stream::Plain(stream)),
+                Some(tls) => handshake(&tls, stream, handshake_timeout)
+                    .await
+                    .map(|stream| Stream::Tls(Box::new(stream))),
             };
-            if let Err(e) = served {
-                tracing::debug!("connection from {peer}: {e}");
+            if let Some(stream) = stream {
+                serve_connection(&http, context, stream, peer, deadlines, stop).await;
             }
             drop((seat, client, counted));
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stopping.send_replace(());
+    stopping.closed().await;
+}
+
+/// Serve one connection until it ends: by itself, when its client stops
+/// reading (at once), when it carries no request for too long or the
+/// server stops (gracefully: the requests in flight finish).
+async fn serve_connection(
+    http: &auto::Builder<TokioExecutor>,
+    context: Arc<RequestContext>,
+    stream: Stream,
+    peer: IpAddr,
+    deadlines: Deadlines,
+    mut stop: watch::Receiver<()>,
+) {
+    let (io, given_back) = EdgeIo::new(stream, deadlines.write);
+    let activity = Activity::new();
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |request: axum::http::Request<Incoming>| {
+            let (context, ticket) = (context.clone(), activity.request(request.version()));
+            async move {
+                let response = context.handle(peer, request).await;
+                Ok::<_, std::convert::Infallible>(ticket.answer(response))
+            }
+        })
+    };
+    let mut stalled = false;
+    let served = {
+        let connection = http.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(connection);
+        let mut closing = None;
+        loop {
+            tokio::select! {
+                served = connection.as_mut() => break served,
+                _ = stop.changed(), if closing.is_none() => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now());
+                }
+                why = activity.expired(&deadlines, closing) => match why {
+                    Expired::Stalled => {
+                        tracing::debug!(
+                            "connection from {peer}: a response went unread for {:?}; closed",
+                            deadlines.write
+                        );
+                        stalled = true;
+                        break Ok(());
+                    }
+                    Expired::Idle if closing.is_none() => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now());
+                    }
+                    Expired::Idle => break Ok(()),
+                },
+            }
+        }
+    };
+    if stalled {
+        // Reset, rather than close, so the kernel drops what it still
+        // holds for a client that reads nothing.
+        if let Ok(stream) = given_back.await {
+            let _ = stream.tcp().set_zero_linger();
+        }
+        return;
+    }
+    if let Err(e) = served {
+        tracing::debug!("connection from {peer}: {e}");
+        // Hyper answered a head it refused (431, 400) and closed.
+        let refused = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse);
+        if let (true, Ok(stream)) = (refused, given_back.await) {
+            linger(stream, LINGER).await;
+        }
+    }
 }
 
 /// The TLS handshake, within the head timeout (a client that connects and
