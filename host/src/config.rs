@@ -113,8 +113,12 @@ pub struct Limits {
     /// Memory all SQLite connections of the server may hold together.
     /// Default 1 GiB.
     pub sqlite_heap_bytes: u64,
-    /// Outbound requests per call. Default 20.
+    /// Outbound requests of one request from outside, its nested calls
+    /// and libraries included (each redirect hop counts). Default 20.
     pub fetch_requests_per_call: u32,
+    /// Vals that one request from outside may call as APIs, at any depth,
+    /// together. Default 32.
+    pub nested_calls_per_request: u32,
     /// A fetched response body. Default 5 MiB.
     pub fetch_response_bytes: usize,
     /// Emails one owner may send per 24 hours. Default 100.
@@ -151,6 +155,7 @@ impl Default for Limits {
             sqlite_temp_bytes: 100 << 20,
             sqlite_heap_bytes: 1 << 30,
             fetch_requests_per_call: 20,
+            nested_calls_per_request: 32,
             fetch_response_bytes: 5 << 20,
             emails_per_day: 100,
             loaded_bytes: 64 << 20,

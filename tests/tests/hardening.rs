@@ -314,6 +314,12 @@ async fn a_valbox_token_never_reaches_a_val_in_any_spelling() {
     for url in [
         format!("/x/alice/inspect/?key={token}"),
         format!("/x/alice/inspect/{}", token.replace('_', "%5F")),
+        // The Run API's arguments are in the URL too.
+        format!("/v1/run/alice.inspect?args=%5B%22{token}%22%5D"),
+        format!(
+            "/v1/run/alice.inspect?args=[\"{}\"]",
+            token.replace('_', "%5F")
+        ),
     ] {
         let resp = s.get(&url, None).await;
         assert_error(resp, StatusCode::BAD_REQUEST, "token_in_url").await;

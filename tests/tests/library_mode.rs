@@ -193,6 +193,51 @@ async fn granted_scopes_reach_the_callers_data_and_no_more() {
 }
 
 #[tokio::test]
+async fn revoking_the_callers_token_mid_call_ends_its_librarys_grant() {
+    let s = TestServer::start().await;
+    setup(&s, "dep=bob/slugify&grant=bob/slugify=blob:read").await;
+    set_blob(&s, "diary", "dear diary").await;
+    let (status, body) = text(&s, "/x/alice/uses-slugify/probe?what=blob:diary").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "blob diary = dear diary")
+    );
+
+    let (http, base) = (s.http.clone(), s.base.clone());
+    let call = tokio::spawn(async move {
+        let url = format!("{base}/x/alice/uses-slugify/probe?what=blob:diary&after_ms=1500");
+        http.get(url).send().await.unwrap().text().await.unwrap()
+    });
+    // The call's token, listed while it runs; its owner revokes it.
+    let id = loop {
+        let list: Value = s
+            .get("/v1/tokens", Some(&s.alice))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let live = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "call");
+        if let Some(token) = live {
+            break token["id"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let resp = s
+        .req(Method::DELETE, &format!("/v1/tokens/{id}"), Some(&s.alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let body = call.await.unwrap();
+    assert!(!body.contains("dear diary"), "{body}");
+    assert!(body.contains("revoked or has expired"), "{body}");
+}
+
+#[tokio::test]
 async fn another_owners_library_stays_pinned_and_an_own_one_may_float() {
     let s = TestServer::start().await;
     let (bob, _) = setup(&s, "dep=bob/slugify").await;

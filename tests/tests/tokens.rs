@@ -90,6 +90,15 @@ async fn tokens_are_created_listed_limited_revoked_and_expire() {
             json!({ "name": "x", "scopes": [], "expiresAt": "soon" }),
             "invalid_expiry",
         ),
+        // One cap for both spellings of an expiry.
+        (
+            json!({ "name": "x", "scopes": [], "expiresAt": "9999-12-31T00:00:00Z" }),
+            "invalid_expiry",
+        ),
+        (
+            json!({ "name": "x", "scopes": [], "expiresInDays": 3651 }),
+            "invalid_expiry",
+        ),
     ] {
         let resp = s
             .req(Method::POST, "/v1/tokens", Some(&s.alice))

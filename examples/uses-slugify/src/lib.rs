@@ -7,7 +7,9 @@
 //!
 //! - `GET /slug?text=Hello, World!` answers `hello-world`.
 //! - `GET /probe?what=env:NAME` answers the library's `probe(..)` as is:
-//!   what the library sees of this val's env vars, blobs and network.
+//!   what the library sees of this val's env vars, blobs and network;
+//!   with `&after_ms=N` it waits N ms first (to revoke the call's token
+//!   mid-call, say).
 
 mod bindings {
     wit_bindgen::generate!({
@@ -28,7 +30,11 @@ fn handle(req: Request) -> Response {
     let arg = |name| req.query_param(name).unwrap_or_default();
     match req.path.as_str() {
         "/slug" => Response::text(slug::slugify(&arg("text"))),
-        "/probe" => Response::text(slug::probe(&arg("what"))),
+        "/probe" => {
+            let wait = arg("after_ms").parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+            Response::text(slug::probe(&arg("what")))
+        }
         _ => Response::text("try /slug?text=Hello, World! or /probe?what=env:NAME").with_status(404),
     }
 }

@@ -177,6 +177,19 @@ async fn serve_http(
     }
 }
 
+/// URLs end up in logs and browser history: a token never belongs there,
+/// and a val never gets one that way, whichever route runs it.
+pub fn refuse_token_in_url(uri: &axum::http::Uri) -> ApiResult<()> {
+    if auth::carries_valbox_token(uri.to_string().as_bytes()) {
+        return Err(ApiError::bad_request(
+            "token_in_url",
+            "the URL holds a Valbox token; revoke it, and send tokens only as \
+             `Authorization: Bearer <token>`",
+        ));
+    }
+    Ok(())
+}
+
 async fn serve_http_inner(
     app: &App,
     caller: Option<Principal>,
@@ -187,15 +200,7 @@ async fn serve_http_inner(
 ) -> ApiResult<Response> {
     let val = resolve(app, caller.as_ref(), user, name, ValKind::Http).await?;
     let (parts, body) = req.into_parts();
-    // URLs end up in logs and browser history: a token never belongs there,
-    // and a val never gets one that way.
-    if auth::carries_valbox_token(parts.uri.to_string().as_bytes()) {
-        return Err(ApiError::bad_request(
-            "token_in_url",
-            "the URL holds a Valbox token; revoke it, and send tokens only as \
-             `Authorization: Bearer <token>`",
-        ));
-    }
+    refuse_token_in_url(&parts.uri)?;
     let head = parts.method == axum::http::Method::HEAD;
     let limit = app.config.limits.request_body_bytes;
     let body = axum::body::to_bytes(body, limit)

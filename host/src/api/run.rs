@@ -54,8 +54,10 @@ async fn run_get(
     State(app): State<App>,
     ValCaller(caller): ValCaller,
     Path(target): Path<String>,
+    uri: axum::http::Uri,
     Query(q): Query<RunQuery>,
 ) -> ApiResult<Response> {
+    super::invoke::refuse_token_in_url(&uri)?;
     let args = match q.args {
         None => Vec::new(),
         Some(text) => serde_json::from_str::<Vec<Value>>(&text).map_err(|e| {

@@ -183,6 +183,13 @@ fn expiry(body: &CreateBody) -> ApiResult<Option<i64>> {
             (t.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as i64
         }
     };
+    // One cap for both spellings: a token lives at most MAX_DAYS.
+    if at > now + MAX_DAYS * 86_400_000 {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            format!("a token may live at most {MAX_DAYS} days; give an earlier `expiresAt`"),
+        ));
+    }
     if at <= now {
         return Err(ApiError::bad_request(
             "invalid_expiry",

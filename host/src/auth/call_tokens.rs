@@ -180,6 +180,29 @@ impl MintedToken {
     pub fn is_live(&self) -> bool {
         self.tokens.is_live(self.id)
     }
+
+    /// A handle that tells whether this token is still live without
+    /// keeping it alive: what a library's grant, derived from this call's,
+    /// checks on every use.
+    pub fn watch(&self) -> TokenWatch {
+        TokenWatch {
+            id: self.id,
+            tokens: self.tokens.clone(),
+        }
+    }
+}
+
+/// Whether a call's token is live, seen from a grant derived from it.
+#[derive(Clone)]
+pub struct TokenWatch {
+    id: u64,
+    tokens: CallTokens,
+}
+
+impl TokenWatch {
+    pub fn is_live(&self) -> bool {
+        self.tokens.is_live(self.id)
+    }
 }
 
 impl Drop for MintedToken {

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::db::{self, Db};
 use crate::error::ApiError;
 
-pub use call_tokens::{CallToken, CallTokens, MintedToken};
+pub use call_tokens::{CallToken, CallTokens, MintedToken, TokenWatch};
 pub use header::{bearer, carries_valbox_token};
 pub use holder::{Denied, Holder};
 pub use scope::{ALL_SCOPES, Scope, Scopes};

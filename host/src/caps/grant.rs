@@ -4,8 +4,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::RequestBudget;
 use crate::auth::{
     CallToken, CallTokens, Denied, Holder, MintedToken, Scope, ScopeUsage, Scopes, Subject,
+    TokenWatch,
 };
 
 /// Its fields are private: capability code reads them and records
@@ -22,6 +24,12 @@ pub struct Grant {
     /// grant is dropped, and refusing every scope once revoked. A library
     /// has none.
     token: Option<MintedToken>,
+    /// The token this grant's scopes come from: its own, or for a library
+    /// its caller's. Once that is revoked or expired, every scope is
+    /// refused, in the call's own store and in its libraries' alike.
+    source: TokenWatch,
+    /// What the request this call belongs to may still cause.
+    budget: Arc<RequestBudget>,
     /// Scopes the guest was refused, in order, for the call's log; shared
     /// with the grants of the call's libraries.
     denials: Arc<Mutex<Vec<Denial>>>,
@@ -48,13 +56,18 @@ pub struct CallOf<'a> {
     pub val_id: &'a str,
     pub val_name: &'a str,
     pub within: Option<Within>,
+    /// The budget of a call from outside; a nested call uses its
+    /// caller's instead.
+    pub budget: Arc<RequestBudget>,
 }
 
-/// The call a nested call runs within: it ends no later, one level deeper.
-#[derive(Clone, Copy, Debug)]
+/// The call a nested call runs within: it ends no later, one level
+/// deeper, and draws on the same request's budget.
+#[derive(Clone)]
 pub struct Within {
     pub deadline: Instant,
     pub depth: u8,
+    pub budget: Arc<RequestBudget>,
 }
 
 impl Grant {
@@ -69,9 +82,11 @@ impl Grant {
     ) -> Self {
         let mut deadline = Instant::now() + timeout;
         let mut depth = 0;
+        let mut budget = call.budget;
         if let Some(within) = call.within {
             deadline = deadline.min(within.deadline);
             depth = within.depth.saturating_add(1);
+            budget = within.budget;
         }
         let timeout = deadline.saturating_duration_since(Instant::now());
         let now_ms = crate::db::now_ms();
@@ -86,6 +101,8 @@ impl Grant {
             expires_at_ms: now_ms + timeout.as_millis() as i64,
         });
         Grant {
+            source: token.watch(),
+            budget,
             owner_id: call.owner_id.into(),
             val_id: call.val_id.into(),
             val_label: format!("{}/{}", call.owner_name, call.val_name),
@@ -111,6 +128,8 @@ impl Grant {
             scopes: granted.intersect(&self.scopes),
             deadline: self.deadline,
             token: None,
+            source: self.source.clone(),
+            budget: self.budget.clone(),
             denials: self.denials.clone(),
             depth: self.depth,
             library: Some(label.to_string()),
@@ -124,7 +143,13 @@ impl Grant {
         Within {
             deadline: self.deadline,
             depth: self.depth,
+            budget: self.budget.clone(),
         }
+    }
+
+    /// What the request this call belongs to may still cause.
+    pub fn budget(&self) -> &RequestBudget {
+        &self.budget
     }
 }
 
@@ -183,7 +208,7 @@ impl Grant {
     }
 
     fn token_live(&self) -> bool {
-        self.token.as_ref().is_none_or(|t| t.is_live())
+        self.source.is_live()
     }
 }
 
@@ -211,18 +236,18 @@ impl Holder for Grant {
             scope,
             library: self.library.clone(),
         });
-        let message = if let Some(label) = &self.library {
+        let message = if !self.token_live() {
+            format!("this call's token was revoked or has expired, so `{scope}` is refused")
+        } else if let Some(label) = &self.library {
             let name = label.split('@').next().unwrap_or(label);
             format!(
                 "library `{label}` was not granted the `{scope}` scope; the caller's owner can grant it \
                  when deploying the caller: `--grant {name}={scope}`"
             )
-        } else if self.token_live() {
+        } else {
             format!(
                 "this call's token lacks the `{scope}` scope; the val's owner can grant it in the val's scopes"
             )
-        } else {
-            format!("this call's token was revoked or has expired, so `{scope}` is refused")
         };
         Denied { scope, message }
     }
@@ -239,6 +264,7 @@ mod tests {
             val_id: "val",
             val_name: "hello",
             within: None,
+            budget: RequestBudget::new("owner", &crate::config::Limits::default()),
         };
         let scopes = scopes.iter().copied().collect();
         Grant::mint(
@@ -287,6 +313,22 @@ mod tests {
         assert!(tokens.revoke_id("owner", &id));
         let denied = g.check(Scope::BlobRead).unwrap_err();
         assert!(denied.message.contains("revoked or has expired"));
+    }
+
+    #[test]
+    fn revoking_the_callers_token_ends_its_libraries_grants_too() {
+        let tokens = CallTokens::default();
+        let caller = grant(&tokens, &[Scope::BlobRead]);
+        let mut library = caller.for_library("bob/slug@2", [Scope::BlobRead].into_iter().collect());
+        assert!(library.check(Scope::BlobRead).is_ok());
+        let id = tokens.for_owner("owner")[0].id.clone();
+        assert!(tokens.revoke_id("owner", &id));
+        let denied = library.check(Scope::BlobRead).unwrap_err();
+        assert!(
+            denied.message.contains("revoked or has expired"),
+            "{}",
+            denied.message
+        );
     }
 
     #[test]

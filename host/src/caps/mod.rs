@@ -10,6 +10,7 @@
 //! answers a denial as the `denied(...)` error value, never a trap.
 
 pub mod blob;
+mod budget;
 pub mod email;
 pub mod env;
 pub mod fetch;
@@ -24,6 +25,7 @@ use std::marker::PhantomData;
 
 use wasmtime::component::{HasData, Linker};
 
+pub use budget::RequestBudget;
 pub use grant::{CallOf, Grant, Within};
 pub use registry::{CallHost, Capabilities, CapsRouter, RouteState};
 

@@ -90,6 +90,7 @@ impl TestEnv {
             val_id: val,
             val_name: val,
             within: None,
+            budget: super::RequestBudget::new(owner, &Default::default()),
         };
         let scopes = scopes.iter().copied().collect();
         Grant::mint(

@@ -340,6 +340,12 @@ struct LimitArgs {
     component_bytes: Option<usize>,
     #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
     concurrent_calls_per_owner: Option<usize>,
+    /// Vals one request may call as APIs, at any depth, together.
+    #[arg(long, env = "VALBOX_NESTED_CALLS_PER_REQUEST")]
+    nested_calls_per_request: Option<u32>,
+    /// Outbound fetches of one request, its nested calls included.
+    #[arg(long, env = "VALBOX_FETCHES_PER_REQUEST")]
+    fetches_per_request: Option<u32>,
     #[arg(long, env = "VALBOX_TABLES")]
     tables: Option<usize>,
     #[arg(long, env = "VALBOX_TABLE_ELEMENTS")]
@@ -383,6 +389,12 @@ impl LimitArgs {
             &mut l.concurrent_calls_per_owner,
             self.concurrent_calls_per_owner,
         );
+        if let Some(n) = self.nested_calls_per_request {
+            l.nested_calls_per_request = n;
+        }
+        if let Some(n) = self.fetches_per_request {
+            l.fetch_requests_per_call = n;
+        }
         set(&mut l.tables, self.tables);
         set(&mut l.table_elements, self.table_elements);
         set(&mut l.instances, self.instances);

@@ -6,6 +6,7 @@
 
 use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
+use tracing::Instrument;
 
 use super::call::{Nested, call_within};
 use super::runnable::{NotRunnable, find_runnable};
@@ -58,14 +59,55 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
             NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e:#}")),
         })?;
     let own = val.owner_id == call.caller_owner;
+    if let Some(n) = call.version
+        && !own
+    {
+        return Err(Error::Invalid(format!(
+            "`{user}/{name}@{n}`: another owner's val runs only at its current version when \
+             called as an API (its owner may have replaced an old one for good reason); call \
+             `{user}/{name}`, or use it as a library pinned to a version"
+        )));
+    }
     let nested = Nested {
         within: call.within,
         caller: call.caller,
     };
-    call_within(&app, &val, own, call.input, "api", Some(nested))
+    // The callee runs as a task of its own, so that its caller, waiting
+    // for it in a host call, holds no slot to run wasm: otherwise a chain
+    // of callers, each polling its callee from inside its own turn, needs
+    // one slot per link, and enough chains at once take every slot while
+    // waiting for one more. Dropping the caller's call stops the callee.
+    let input = call.input;
+    let task = tokio::spawn(
+        async move { call_within(&app, &val, own, input, "api", Some(nested)).await }
+            .in_current_span(),
+    );
+    let called = AbortOnDrop(task)
         .await
+        .map_err(|e| Error::Internal(format!("calling `{user}/{name}`: {e}")))?;
+    called
         .map(|called| called.output)
         .map_err(|e| wit_error(&e, user, name))
+}
+
+/// A spawned task that is stopped when whoever awaits it goes away.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The callee's failure as the caller's import sees it.

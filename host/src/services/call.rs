@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use crate::app::{App, FullShare};
 use crate::auth::{Principal, Scopes};
-use crate::caps::{CallHost, CallOf, Grant, Within};
+use crate::caps::{CallHost, CallOf, Grant, RequestBudget, Within};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
@@ -42,6 +42,22 @@ fn too_many_calls(full: FullShare) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
 }
 
+/// The 429 for a nested call that found the calling owner's slots full.
+fn too_many_nested_calls(full: FullShare) -> ApiError {
+    let total = match full {
+        FullShare::All { total } => total,
+        FullShare::Others { open, reserved } => open + reserved,
+    };
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_calls",
+        format!(
+            "the vals of the owner whose val this request called already have {total} calls \
+             running, nested calls included, the most at once; retry shortly"
+        ),
+    )
+}
+
 /// One call's host state and deadline, made once its component is loaded:
 /// the one deadline of the call (its token's expiry, the bound of its host
 /// work, where the runtime stops it), its grant and its capabilities'
@@ -58,6 +74,10 @@ pub fn begin(
         owner_name: &val.owner_name,
         val_id: &val.id,
         val_name: &val.name,
+        budget: match &within {
+            Some(w) => w.budget.clone(),
+            None => RequestBudget::new(&val.owner_id, &app.config.limits),
+        },
         within,
     };
     let grant = Grant::mint(
@@ -109,6 +129,17 @@ pub async fn call_within(
     let _slot = app
         .try_owner_slot(&val.owner_id, by_owner)
         .map_err(too_many_calls)?;
+    // A nested call of another owner's val also holds a slot of the owner
+    // whose val the request called: what one request fans out into is
+    // paid for by that owner's share, not only by the callees'.
+    let root_owner = within.as_ref().map(|w| w.budget.root_owner().to_string());
+    let _root_slot = match root_owner {
+        Some(root) if root != val.owner_id => Some(
+            app.try_owner_slot(&root, true)
+                .map_err(too_many_nested_calls)?,
+        ),
+        _ => None,
+    };
     let latest = val
         .latest
         .as_ref()

@@ -34,11 +34,32 @@ impl Blob {
         key: String,
     ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
         who.check(Scope::BlobRead)?;
-        self.run(who, move |s, c, owner| s.get(c, owner, &key))
-            .await
+        // The file is read off the database's lock, which every request
+        // needs; a write that lands meanwhile changes the version, and the
+        // read is made again.
+        for _ in 0..3 {
+            let k = key.clone();
+            let Some(version) = self.run(who, move |s, c, o| s.version(c, o, &k)).await? else {
+                return Ok(None);
+            };
+            let (store, owner, k) = (self.store.clone(), who.owner_id().to_string(), key.clone());
+            let read = blocking(move || store.read(&owner, &k)).await;
+            let k = key.clone();
+            let now = self.run(who, move |s, c, o| s.version(c, o, &k)).await?;
+            match read {
+                Ok(bytes) if now.as_deref() == Some(version.as_str()) => {
+                    return Ok(Some((bytes, version)));
+                }
+                Err(e) if now.as_deref() == Some(version.as_str()) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(BlobError::Conflict(None))
     }
 
-    /// Store `value` if `condition` holds; returns the new version.
+    /// Store `value` if `condition` holds; returns the new version. The
+    /// value is written and synced before the database's lock is taken,
+    /// so a large write never holds up other requests.
     pub async fn set(
         &self,
         who: &mut impl Holder,
@@ -47,8 +68,15 @@ impl Blob {
         condition: Condition,
     ) -> Result<String, BlobError> {
         who.check(Scope::BlobWrite)?;
+        let len = value.len() as u64;
+        let k = key.clone();
+        // A write that cannot fit is refused before it touches the disk.
+        self.run(who, move |s, c, o| s.check_quota(c, o, &k, len))
+            .await?;
+        let (store, owner, k) = (self.store.clone(), who.owner_id().to_string(), key.clone());
+        let staged = blocking(move || store.stage(&owner, &k, &value)).await?;
         self.run(who, move |s, c, owner| {
-            s.set(c, owner, &key, &value, &condition)
+            s.commit(c, owner, &key, staged, &condition)
         })
         .await
     }
@@ -83,6 +111,15 @@ impl Blob {
             .await
             .map_err(|e| BlobError::Internal(format!("{e:#}")))?
     }
+}
+
+/// Run file work on the blocking pool.
+async fn blocking<R: Send + 'static>(
+    op: impl FnOnce() -> Result<R, BlobError> + Send + 'static,
+) -> Result<R, BlobError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| BlobError::Internal(e.to_string()))?
 }
 
 impl Capability for Blob {

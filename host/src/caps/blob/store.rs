@@ -81,6 +81,22 @@ impl From<rusqlite::Error> for BlobError {
     }
 }
 
+/// A value written and synced to a temporary file, not yet in place;
+/// removed when dropped uncommitted.
+pub struct Staged {
+    dir: Dir,
+    tmp: Option<String>,
+    len: u64,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.dir.remove_file(tmp);
+        }
+    }
+}
+
 pub struct BlobEntry {
     pub key: String,
     pub size: u64,
@@ -145,16 +161,30 @@ impl BlobStore {
         owner: &str,
         key: &str,
     ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
-        validate_key(key)?;
-        let Some(version) = version_of(conn, owner, key)? else {
+        let Some(version) = self.version(conn, owner, key)? else {
             return Ok(None);
         };
-        Ok(Some((self.dir(owner)?.read(file_name(key))?, version)))
+        Ok(Some((self.read(owner, key)?, version)))
+    }
+
+    /// The blob's version, or `None`: from the index alone.
+    pub fn version(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<String>, BlobError> {
+        validate_key(key)?;
+        version_of(conn, owner, key)
+    }
+
+    /// The blob's bytes as the file holds them now: no database needed.
+    pub fn read(&self, owner: &str, key: &str) -> Result<Vec<u8>, BlobError> {
+        Ok(self.dir(owner)?.read(file_name(key))?)
     }
 
     /// Store `value` under `key` if `condition` holds; returns the blob's
-    /// new version. Writes to one database are serialised (this runs with
-    /// its connection), so the check and the write are one step.
+    /// new version. [`BlobStore::stage`] then [`BlobStore::commit`].
     pub fn set(
         &self,
         conn: &Connection,
@@ -163,10 +193,42 @@ impl BlobStore {
         value: &[u8],
         condition: &Condition,
     ) -> Result<String, BlobError> {
+        let staged = self.stage(owner, key, value)?;
+        self.commit(conn, owner, key, staged, condition)
+    }
+
+    /// Write `value` to a temporary file in the owner's directory and sync
+    /// it: the slow part of a write, which needs no database.
+    pub fn stage(&self, owner: &str, key: &str, value: &[u8]) -> Result<Staged, BlobError> {
         validate_key(key)?;
         if value.len() > self.max_blob_bytes {
             return Err(BlobError::TooLarge(self.max_blob_bytes));
         }
+        let dir = self.dir(owner)?;
+        let tmp = format!(".tmp-{}-{}", file_name(key), uuid::Uuid::new_v4().simple());
+        let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
+        let staged = Staged {
+            dir,
+            tmp: Some(tmp),
+            len: value.len() as u64,
+        };
+        file.write_all(value)?;
+        file.sync_all()?;
+        Ok(staged)
+    }
+
+    /// Put a staged value in place if `condition` holds and it fits the
+    /// quota; returns the blob's new version. Writes to one database are
+    /// serialised (this runs with its connection), so the check and the
+    /// write are one step. A staged value that is not committed is removed.
+    pub fn commit(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+        mut staged: Staged,
+        condition: &Condition,
+    ) -> Result<String, BlobError> {
         let current = version_of(conn, owner, key)?;
         let holds = match condition {
             Condition::Always => true,
@@ -176,33 +238,42 @@ impl BlobStore {
         if !holds {
             return Err(BlobError::Conflict(current));
         }
-        // Each blob is charged at least a disk block, as the disk does, so
-        // a quota also bounds how many (empty) blobs an owner can make.
-        let others: i64 = conn.query_row(
-            "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
-            params![owner, key, MIN_CHARGE_BYTES as i64],
-            |r| r.get(0),
-        )?;
-        let charge = (value.len() as u64).max(MIN_CHARGE_BYTES);
-        if others as u64 + charge > self.quota_bytes {
-            return Err(BlobError::Quota(self.quota_bytes));
+        self.check_quota(conn, owner, key, staged.len)?;
+        let tmp = staged.tmp.take().expect("staged until committed");
+        let dir = &staged.dir;
+        if let Err(e) = dir.rename(&tmp, dir, file_name(key)) {
+            let _ = dir.remove_file(&tmp);
+            return Err(e.into());
         }
-        let dir = self.dir(owner)?;
-        let name = file_name(key);
-        let tmp = format!(".tmp-{name}-{}", uuid::Uuid::new_v4().simple());
-        let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
-        file.write_all(value)?;
-        file.sync_all()?;
-        drop(file);
-        dir.rename(&tmp, &dir, &name)?;
         dir.open(".")?.sync_all()?;
         let version = uuid::Uuid::new_v4().simple().to_string();
         conn.execute(
             "INSERT INTO blobs (owner_id, key, size, last_modified, etag) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
-            params![owner, key, value.len() as i64, now_ms(), version],
+            params![owner, key, staged.len as i64, now_ms(), version],
         )?;
         Ok(version)
+    }
+
+    /// Whether a value of `len` bytes under `key` fits the owner's quota.
+    /// Each blob is charged at least a disk block, as the disk does, so a
+    /// quota also bounds how many (empty) blobs an owner can make.
+    pub fn check_quota(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+        len: u64,
+    ) -> Result<(), BlobError> {
+        let others: i64 = conn.query_row(
+            "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
+            params![owner, key, MIN_CHARGE_BYTES as i64],
+            |r| r.get(0),
+        )?;
+        if others as u64 + len.max(MIN_CHARGE_BYTES) > self.quota_bytes {
+            return Err(BlobError::Quota(self.quota_bytes));
+        }
+        Ok(())
     }
 
     /// Every entry whose key starts with `prefix`, sorted by key.

@@ -11,6 +11,7 @@ use reqwest::{Method, StatusCode, redirect};
 
 use super::allowlist::host_matches;
 use super::policy::{Policy, PolicyResolver, ResolveError};
+use crate::caps::RequestBudget;
 use crate::runtime::bindings::fetch::{Request, Response};
 use crate::runtime::bindings::types::Error;
 
@@ -33,7 +34,6 @@ const BODY_HEADERS: [&str; 5] = [
 /// Limits of fetch, per call.
 #[derive(Clone, Debug)]
 pub struct FetchLimits {
-    pub requests_per_call: u32,
     pub request_body_bytes: usize,
     pub response_body_bytes: usize,
 }
@@ -64,14 +64,16 @@ impl Fetcher {
     }
 
     /// Fetch `request` on behalf of a val allowed to reach `allowlist`
-    /// (`None`: any public host), until `deadline`. `sent` counts the
-    /// call's requests so far, each redirect hop included.
+    /// (`None`: any public host), until `deadline`. Each request sent,
+    /// each redirect hop included, is taken from `budget`: the request's
+    /// that this call belongs to, shared with its nested calls and
+    /// libraries.
     pub async fn fetch(
         &self,
         request: Request,
         allowlist: Option<&[String]>,
         deadline: Instant,
-        sent: &mut u32,
+        budget: &RequestBudget,
     ) -> Result<Response, Error> {
         if request.body.len() > self.limits.request_body_bytes {
             return Err(Error::Limit(format!(
@@ -87,13 +89,12 @@ impl Fetcher {
         let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&url, allowlist)?;
-            let limit = self.limits.requests_per_call;
-            if *sent >= limit {
-                return Err(Error::Limit(format!(
-                    "a call may make at most {limit} fetch requests (each redirect counts)"
-                )));
-            }
-            *sent += 1;
+            budget.take_fetch().map_err(|limit| {
+                Error::Limit(format!(
+                    "one request may make at most {limit} fetch requests, its nested calls \
+                     and libraries included (each redirect counts)"
+                ))
+            })?;
             let builder = self
                 .client
                 .request(method.clone(), url.clone())
@@ -279,7 +280,6 @@ mod tests {
 
     fn fetcher() -> Fetcher {
         let limits = FetchLimits {
-            requests_per_call: 5,
             request_body_bytes: 1024,
             response_body_bytes: 1024,
         };
@@ -297,10 +297,10 @@ mod tests {
                 headers: vec![(name.into(), value.into())],
                 body: Vec::new(),
             };
-            let mut sent = 0;
-            let err = fetcher().fetch(request, None, deadline, &mut sent).await;
+            let budget = RequestBudget::new("alice", &Default::default());
+            let err = fetcher().fetch(request, None, deadline, &budget).await;
             assert!(matches!(err, Err(Error::Invalid(_))), "{name:?}: {err:?}");
-            assert_eq!(sent, 0);
+            assert_eq!(budget.fetches_taken(), 0);
         }
     }
 

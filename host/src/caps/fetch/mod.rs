@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use wasmtime::component::Linker;
 
-use super::{Capability, Ctx, HasCap, Settings};
+use super::{Capability, Ctx, Grant, HasCap, Settings};
 use crate::auth::{Holder, Scope};
 use crate::db::ValRow;
 use crate::runtime::bindings::fetch::{Request, Response};
@@ -27,19 +27,20 @@ pub struct Fetch {
     pub fetcher: Fetcher,
 }
 
-/// What one call has of fetch: its val's allowlist and its requests so far.
+/// What one call has of fetch: its val's allowlist. What it sent counts
+/// in its request's budget, on its grant.
 #[derive(Default)]
 pub struct FetchCall {
     /// Hosts the val may fetch from; `None` means any public host.
     allowlist: Option<Vec<String>>,
-    sent: u32,
 }
 
 impl Fetch {
-    /// Fetch `request` for `who` within `call`'s allowlist and count.
+    /// Fetch `request` for `who` within `call`'s allowlist and its
+    /// request's budget.
     pub async fn fetch(
         &self,
-        who: &mut impl Holder,
+        who: &mut Grant,
         call: &mut FetchCall,
         request: Request,
         deadline: Instant,
@@ -48,7 +49,7 @@ impl Fetch {
             .map_err(|d| Error::Denied(d.message))?;
         let allowlist = call.allowlist.as_deref();
         self.fetcher
-            .fetch(request, allowlist, deadline, &mut call.sent)
+            .fetch(request, allowlist, deadline, who.budget())
             .await
     }
 }
@@ -61,7 +62,6 @@ impl Capability for Fetch {
         let fetcher = Fetcher::new(
             s.config.fetch_policy.clone(),
             FetchLimits {
-                requests_per_call: limits.fetch_requests_per_call,
                 request_body_bytes: limits.request_body_bytes,
                 response_body_bytes: limits.fetch_response_bytes,
             },
@@ -79,7 +79,6 @@ impl Capability for Fetch {
     fn start_call(&self, val: &ValRow) -> FetchCall {
         FetchCall {
             allowlist: val.fetch_allowlist.clone(),
-            sent: 0,
         }
     }
 
@@ -87,7 +86,6 @@ impl Capability for Fetch {
     fn start_library(&self, caller: &FetchCall) -> FetchCall {
         FetchCall {
             allowlist: caller.allowlist.clone(),
-            sent: 0,
         }
     }
 }

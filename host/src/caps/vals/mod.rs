@@ -76,6 +76,12 @@ impl Vals {
                 "vals may call vals at most {MAX_DEPTH} deep; `{name}` would be deeper"
             )));
         }
+        within.budget.take_call().map_err(|limit| {
+            Error::Limit(format!(
+                "one request may call at most {limit} vals as APIs, at any depth and \
+                 together; `{name}` would be one more"
+            ))
+        })?;
         let runner = self
             .runner
             .get()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::Vals;
 use crate::auth::Scope;
 use crate::caps::testing::TestEnv;
-use crate::caps::{CallOf, Grant, Within};
+use crate::caps::{CallOf, Grant, RequestBudget, Within};
 use crate::runtime::Input;
 use crate::runtime::bindings::types::Error;
 
@@ -19,7 +19,9 @@ fn grant_at(env: &TestEnv, owner: &str, scopes: &[Scope], depth: Option<u8>) -> 
         within: depth.map(|depth| Within {
             deadline: Instant::now() + Duration::from_secs(1),
             depth,
+            budget: RequestBudget::new(owner, &Default::default()),
         }),
+        budget: RequestBudget::new(owner, &Default::default()),
     };
     let scopes = scopes.iter().copied().collect();
     let usage = Default::default();
