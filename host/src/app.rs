@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::db::{self, Db, ValRow};
 use crate::runtime::Runtime;
 use crate::secrets::SecretBox;
-use crate::services::call_log::LogSink;
+use crate::services::call_log::{LogSink, Retention};
 
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
@@ -112,7 +112,11 @@ impl App {
             &config.compile_cache,
             Capabilities::link,
         )?;
-        let (logs, writer) = LogSink::start(db.clone());
+        let retention = Retention {
+            bytes_per_val: config.limits.log_bytes_per_val,
+            max_age: config.limits.log_max_age,
+        };
+        let (logs, writer) = LogSink::start(db.clone(), retention);
         let caps = Arc::new(Capabilities::open(&Settings {
             config: &config,
             db: &db,

@@ -87,8 +87,13 @@ pub struct Limits {
     pub request_body_bytes: usize,
     /// Response body a val may return. Default 5 MiB.
     pub response_body_bytes: usize,
-    /// Captured stdout and stderr, each. Default 64 KiB; the rest is dropped.
+    /// What one call keeps of its stdout and stderr together, for its log.
+    /// Default 8 KiB; the rest is dropped, and the log says how much.
     pub log_bytes: usize,
+    /// Call logs one val keeps; past it the oldest go. Default 4 MiB.
+    pub log_bytes_per_val: u64,
+    /// Call logs older than this go. Default 7 days.
+    pub log_max_age: Duration,
     /// Size of an uploaded component. Default 20 MiB.
     pub component_bytes: usize,
     /// Calls of one owner's vals running at once. Default 16.
@@ -144,7 +149,9 @@ impl Default for Limits {
             instances: 50,
             request_body_bytes: 1 << 20,
             response_body_bytes: 5 << 20,
-            log_bytes: 64 << 10,
+            log_bytes: 8 << 10,
+            log_bytes_per_val: 4 << 20,
+            log_max_age: Duration::from_secs(7 * 24 * 3600),
             component_bytes: 20 << 20,
             concurrent_calls_per_owner: 16,
             concurrent_instances: 1000,

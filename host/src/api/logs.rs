@@ -72,7 +72,7 @@ async fn list_route(
     let end = q.end.as_deref().map(|t| parse_time("end", t)).transpose()?;
     let owner = who.user_id.clone();
     let val_id = q.val_id.clone();
-    let rows = app
+    let (data, cut) = app
         .db
         .call(move |conn| {
             let order = if ascending { "ASC" } else { "DESC" };
@@ -83,22 +83,63 @@ async fn list_route(
                    AND (?4 IS NULL OR time_ns < ?4)
                  ORDER BY time_ns {order}, id {order} LIMIT ?5"
             ))?;
-            let rows = stmt.query_map(params![owner, val_id, start, end, limit], row_to_entry)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rows =
+                stmt.query_map(params![owner, val_id, start, end, limit], row_to_entry)?;
+            // A page is bounded by bytes as well as by count: a thousand
+            // records of chatty calls must not be held in memory at once.
+            let (mut page, mut bytes) = (Vec::new(), 0);
+            for row in rows.by_ref() {
+                let entry = row?;
+                bytes += entry.bytes();
+                page.push(entry);
+                if bytes >= PAGE_BYTES {
+                    break;
+                }
+            }
+            let cut = rows.next().is_some();
+            Ok((page, cut))
         })
         .await?;
+    // Where the next page starts, when this one was cut short by bytes.
+    let next = cut.then(|| data.last()).flatten().map(|last| {
+        let (key, direction) = if ascending {
+            ("start", "asc")
+        } else {
+            ("end", "desc")
+        };
+        let at = last.time_ns + i64::from(ascending);
+        let mut url = format!("/v1/telemetry/logs?limit={limit}&direction={direction}&{key}={at}");
+        if let Some(other) = if ascending { end } else { start } {
+            let key = if ascending { "end" } else { "start" };
+            url.push_str(&format!("&{key}={other}"));
+        }
+        if let Some(val_id) = &q.val_id {
+            url.push_str(&format!("&val_id={}", urlencoding(val_id)));
+        }
+        url
+    });
     Ok(Json(LogPage {
-        data: rows,
-        links: SelfLink {
+        data,
+        links: Links {
             self_: "/v1/telemetry/logs",
+            next,
         },
     }))
+}
+
+/// Bytes of log text one page carries at most (at least one record).
+const PAGE_BYTES: usize = 4 << 20;
+
+fn urlencoding(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// One call as a log record, in the OpenTelemetry-like shape.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct LogEntry {
+    #[serde(skip)]
+    time_ns: i64,
     time_unix_nano: String,
     severity_text: &'static str,
     body: String,
@@ -128,17 +169,31 @@ struct LogAttributes {
     error: Option<String>,
 }
 
+impl LogEntry {
+    /// Roughly what the record takes as JSON.
+    fn bytes(&self) -> usize {
+        let a = &self.attributes;
+        256 + self.body.len()
+            + a.stdout.len()
+            + a.stderr.len()
+            + a.error.as_ref().map_or(0, String::len)
+    }
+}
+
 /// A page of log records.
 #[derive(Serialize)]
 struct LogPage {
     data: Vec<LogEntry>,
-    links: SelfLink,
+    links: Links,
 }
 
 #[derive(Serialize)]
-struct SelfLink {
+struct Links {
     #[serde(rename = "self")]
     self_: &'static str,
+    /// The rest, when the page was cut short by its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
 }
 
 fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
@@ -152,8 +207,10 @@ fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
         (None, Some(caller)) => format!("{trigger} call by {caller} answered {status}"),
         (None, None) => format!("{trigger} call answered {status}"),
     };
+    let time_ns: i64 = r.get("time_ns")?;
     Ok(LogEntry {
-        time_unix_nano: r.get::<_, i64>("time_ns")?.to_string(),
+        time_ns,
+        time_unix_nano: time_ns.to_string(),
         severity_text: if error.is_some() { "ERROR" } else { "INFO" },
         body,
         trace_id: format!("{id:032x}"),

@@ -336,6 +336,12 @@ struct LimitArgs {
     response_body_bytes: Option<usize>,
     #[arg(long, env = "VALBOX_LOG_BYTES")]
     log_bytes: Option<usize>,
+    /// Call logs one val keeps, in bytes; past it the oldest go.
+    #[arg(long, env = "VALBOX_LOG_BYTES_PER_VAL")]
+    log_bytes_per_val: Option<u64>,
+    /// Days a call log record is kept.
+    #[arg(long, env = "VALBOX_LOG_DAYS")]
+    log_days: Option<u64>,
     #[arg(long, env = "VALBOX_COMPONENT_BYTES")]
     component_bytes: Option<usize>,
     #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
@@ -384,6 +390,12 @@ impl LimitArgs {
         set(&mut l.request_body_bytes, self.request_body_bytes);
         set(&mut l.response_body_bytes, self.response_body_bytes);
         set(&mut l.log_bytes, self.log_bytes);
+        if let Some(bytes) = self.log_bytes_per_val {
+            l.log_bytes_per_val = bytes;
+        }
+        if let Some(days) = self.log_days {
+            l.log_max_age = Duration::from_secs(days.saturating_mul(24 * 3600));
+        }
         set(&mut l.component_bytes, self.component_bytes);
         set(
             &mut l.concurrent_calls_per_owner,

@@ -201,6 +201,20 @@ CREATE TABLE sessions (
 "#,
     // Blob versions (ETags) for conditional writes; never reused.
     "ALTER TABLE blobs ADD COLUMN etag TEXT; UPDATE blobs SET etag = lower(hex(randomblob(12)));",
+    // What each call log record weighs, and each val's total: logs are kept
+    // per val within a size (`services::call_log`).
+    r#"
+ALTER TABLE call_logs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE call_logs SET bytes = 128 + length(val_name) + length(stdout) + length(stderr)
+    + coalesce(length(error), 0) + coalesce(length(caller), 0);
+CREATE INDEX call_logs_val ON call_logs (val_id, id);
+CREATE TABLE call_log_usage (
+    val_id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT INTO call_log_usage SELECT val_id, owner_id, sum(bytes) FROM call_logs GROUP BY val_id;
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

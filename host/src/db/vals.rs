@@ -180,6 +180,9 @@ pub fn update_val(
 
 pub fn delete_val(conn: &Connection, id: &str) -> anyhow::Result<()> {
     conn.execute("DELETE FROM vals WHERE id = ?1", [id])?;
+    // Its logs go with it: nobody can read them any more.
+    conn.execute("DELETE FROM call_logs WHERE val_id = ?1", [id])?;
+    conn.execute("DELETE FROM call_log_usage WHERE val_id = ?1", [id])?;
     Ok(())
 }
 

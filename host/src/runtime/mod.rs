@@ -318,8 +318,7 @@ impl<H: Host> Runtime<H> {
         start: impl FnOnce() -> (H, Instant),
     ) -> Outcome<H> {
         let started = Instant::now();
-        let stdout = Capture::new(self.limits.log_bytes);
-        let stderr = Capture::new(self.limits.log_bytes);
+        let (stdout, stderr) = Capture::pair(self.limits.log_bytes);
         let mut usage = Usage::default();
         let (result, host) = match self.load(plan).await {
             Ok(loaded) => {

@@ -1,9 +1,11 @@
-//! Bounded capture of a call's stdout or stderr. Past the limit, output is
-//! dropped and the capture marked truncated; the guest never sees an error,
-//! so a chatty val keeps working.
+//! Bounded capture of a call's stdout and stderr, which share one budget
+//! (what one call may add to its owner's logs). Past it, output is dropped
+//! and counted, and the text ends with a marker; the guest never sees an
+//! error, so a chatty val keeps working.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -14,39 +16,61 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 #[derive(Clone)]
 pub struct Capture {
-    limit: usize,
-    inner: Arc<Mutex<Captured>>,
+    budget: Arc<Budget>,
+    bytes: Arc<Mutex<Vec<u8>>>,
 }
 
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
+/// What stdout and stderr may keep together, and what they dropped.
+struct Budget {
+    limit: usize,
+    kept: AtomicUsize,
+    dropped: AtomicUsize,
 }
 
 impl Capture {
-    pub fn new(limit: usize) -> Self {
-        Self {
+    /// A call's stdout and stderr, keeping at most `limit` bytes together.
+    pub fn pair(limit: usize) -> (Self, Self) {
+        let budget = Arc::new(Budget {
             limit,
-            inner: Arc::default(),
-        }
+            kept: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+        });
+        let stream = || Self {
+            budget: budget.clone(),
+            bytes: Arc::default(),
+        };
+        (stream(), stream())
     }
 
     fn push(&self, data: &[u8]) {
-        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let room = self.limit.saturating_sub(c.bytes.len());
-        if data.len() > room {
-            c.truncated = true;
+        let b = &self.budget;
+        // Reserve room first, so the two streams never keep more than the
+        // limit between them.
+        let room = b
+            .kept
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                Some(kept + data.len().min(b.limit.saturating_sub(kept)))
+            })
+            .map_or(0, |kept| data.len().min(b.limit.saturating_sub(kept)));
+        if room < data.len() {
+            b.dropped.fetch_add(data.len() - room, Ordering::Relaxed);
         }
-        c.bytes.extend_from_slice(&data[..data.len().min(room)]);
+        if room > 0 {
+            let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+            bytes.extend_from_slice(&data[..room]);
+        }
     }
 
     /// The captured text (lossy UTF-8), with a marker when output was cut.
     pub fn text(&self) -> String {
-        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let mut text = String::from_utf8_lossy(&c.bytes).into_owned();
-        if c.truncated {
-            text.push_str(&format!("\n[output truncated at {} bytes]", self.limit));
+        let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        let dropped = self.budget.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            text.push_str(&format!(
+                "\n[output cut: a call keeps {} bytes of stdout and stderr together; {dropped} more were dropped]",
+                self.budget.limit
+            ));
         }
         text
     }
@@ -112,11 +136,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_up_to_the_limit_and_marks_the_cut() {
-        let c = Capture::new(5);
-        c.push(b"abc");
-        assert_eq!(c.text(), "abc");
-        c.push(b"defg");
-        assert_eq!(c.text(), "abcde\n[output truncated at 5 bytes]");
+    fn both_streams_share_the_limit_and_mark_the_cut() {
+        let (out, err) = Capture::pair(5);
+        out.push(b"abc");
+        assert_eq!(out.text(), "abc");
+        err.push(b"defg");
+        out.push(b"h");
+        assert!(
+            out.text().starts_with("abc\n[output cut:"),
+            "{}",
+            out.text()
+        );
+        assert!(err.text().starts_with("de\n[output cut:"), "{}", err.text());
+        assert!(
+            err.text().ends_with("; 3 more were dropped]"),
+            "{}",
+            err.text()
+        );
     }
 }

@@ -14,7 +14,7 @@ use crate::caps::{CallHost, CallOf, Grant, RequestBudget, Within};
 use crate::db::ValRow;
 use crate::error::{ApiError, ApiResult};
 use crate::runtime::{CallError, Input, Outcome, Output};
-use crate::services::call_log::LogRecord;
+use crate::services::call_log::{LogRecord, clip};
 use crate::services::libraries::plan_for;
 
 /// What a call answered, and the CPU time it used.
@@ -216,6 +216,10 @@ pub async fn call_within(
     if !denials.is_empty() {
         let note = format!("denied scopes: {}", denials.join(", "));
         error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+    }
+    // A script val's error is its own text: it counts like its output.
+    if let Some(e) = error.as_mut() {
+        clip(e, app.config.limits.log_bytes);
     }
     span.in_scope(|| {
         tracing::debug!(
