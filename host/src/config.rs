@@ -107,6 +107,9 @@ pub struct Limits {
     pub running_guests: usize,
     /// Size of one blob. Default 10 MiB.
     pub blob_bytes: usize,
+    /// Everything one owner stores together: components of every version,
+    /// blobs, SQLite and call logs. Default 1 GiB.
+    pub storage_quota_bytes: u64,
     /// All of one owner's blobs together. Default 100 MiB.
     pub blob_quota_bytes: u64,
     /// Size of one owner's SQLite database. Default 100 MiB.
@@ -158,6 +161,7 @@ impl Default for Limits {
             running_guests: std::thread::available_parallelism().map_or(1, |n| n.get()),
             blob_bytes: 10 << 20,
             blob_quota_bytes: 100 << 20,
+            storage_quota_bytes: 1 << 30,
             sqlite_quota_bytes: 100 << 20,
             sqlite_temp_bytes: 100 << 20,
             sqlite_heap_bytes: 1 << 30,

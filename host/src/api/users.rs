@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{Authed, Caller};
 use crate::app::App;
 use crate::auth::Scope;
+use crate::caps::storage::StorageUsage;
 use crate::db::{self, User};
 use crate::error::{ApiError, ApiResult};
 
@@ -33,6 +34,10 @@ struct UserResponse {
     kind: &'static str,
     url: String,
     links: UserLinks,
+    /// Only in the user's own `/v1/me`: what they store, against their
+    /// quota (Valbox's addition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<StorageUsage>,
 }
 
 /// The `links` of a [`UserResponse`].
@@ -57,6 +62,7 @@ impl UserResponse {
             profile_image_url: None,
             tier: "free",
             kind: "user",
+            storage: None,
         }
     }
 }
@@ -64,12 +70,18 @@ impl UserResponse {
 async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<UserResponse>> {
     who.require(Scope::UserRead)?;
     let id = who.user_id.clone();
-    let user = app
+    let meter = app.caps.blob.meter.clone();
+    let (user, storage) = app
         .db
-        .call(move |conn| db::user_by_id(conn, &id))
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
-    Ok(Json(UserResponse::new(&app, user, true)))
+        .call(move |conn| {
+            let user = db::user_by_id(conn, &id)?;
+            Ok((user, meter.usage(conn, &id)?))
+        })
+        .await?;
+    let user = user.ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    let mut response = UserResponse::new(&app, user, true);
+    response.storage = Some(storage);
+    Ok(Json(response))
 }
 
 async fn by_alias(

@@ -17,6 +17,7 @@ pub mod fetch;
 mod grant;
 mod registry;
 pub mod sqlite;
+pub mod storage;
 #[cfg(test)]
 mod testing;
 pub mod vals;

@@ -342,6 +342,9 @@ struct LimitArgs {
     /// Days a call log record is kept.
     #[arg(long, env = "VALBOX_LOG_DAYS")]
     log_days: Option<u64>,
+    /// Everything one owner stores (components, blobs, SQLite, logs), in MiB.
+    #[arg(long, env = "VALBOX_STORAGE_QUOTA_MB")]
+    storage_quota_mb: Option<u64>,
     #[arg(long, env = "VALBOX_COMPONENT_BYTES")]
     component_bytes: Option<usize>,
     #[arg(long, env = "VALBOX_CONCURRENT_CALLS_PER_OWNER")]
@@ -392,6 +395,9 @@ impl LimitArgs {
         set(&mut l.log_bytes, self.log_bytes);
         if let Some(bytes) = self.log_bytes_per_val {
             l.log_bytes_per_val = bytes;
+        }
+        if let Some(mb) = self.storage_quota_mb {
+            l.storage_quota_bytes = mb.saturating_mul(1 << 20);
         }
         if let Some(days) = self.log_days {
             l.log_max_age = Duration::from_secs(days.saturating_mul(24 * 3600));

@@ -117,6 +117,13 @@ pub async fn deploy_bytes(
     query: DeployQuery,
 ) -> ApiResult<DeployResponse> {
     let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    // Refused before it costs a compile; checked again as it is stored.
+    let meter = app.caps.blob.meter.clone();
+    let (owner, size) = (val.owner_id.clone(), bytes.len() as i64);
+    app.db
+        .call(move |conn| Ok(meter.room_for(conn, &owner, size)?))
+        .await?
+        .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
     let prepared = app
         .runtime
@@ -134,12 +141,16 @@ pub async fn deploy_bytes(
     let by_val = who.call_of_val.is_some();
     let grant = query.grant_declared.then(|| declared.clone());
     let (val_id, refs) = (val.id.clone(), libraries.refs);
+    let (meter, owner) = (app.caps.blob.meter.clone(), val.owner_id.clone());
     let (version, granted) = app
         .db
         .call(move |conn| {
             let tx = conn.transaction()?;
             if by_val && let Some(scope) = changer_scope_now(&tx, &val_id)? {
-                return Ok(Err(scope));
+                return Ok(Err(out_of_reach(scope)));
+            }
+            if let Err(full) = meter.room_for(&tx, &owner, prepared.size as i64)? {
+                return Ok(Err(storage_full(full)));
             }
             let version = db::insert_version(
                 &tx,
@@ -156,8 +167,7 @@ pub async fn deploy_bytes(
             tx.commit()?;
             Ok(Ok((version, granted)))
         })
-        .await?
-        .map_err(out_of_reach)?;
+        .await??;
     app.forget_vals();
     // Shown against what the val holds now, granted or not.
     let held = granted.unwrap_or(val_scopes);
@@ -172,6 +182,15 @@ pub async fn deploy_bytes(
         resolved_libraries: libraries.views,
         declared,
     })
+}
+
+/// A deploy past the owner's storage quota.
+fn storage_full(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "storage_quota_exceeded",
+        message,
+    )
 }
 
 /// Refuse to grant what the deploying token does not hold itself, or, to

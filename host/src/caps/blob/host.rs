@@ -10,7 +10,9 @@ impl From<BlobError> for Error {
         match e {
             BlobError::Denied(d) => Error::Denied(d.message),
             BlobError::InvalidKey(_) => Error::Invalid(e.to_string()),
-            BlobError::TooLarge(_) | BlobError::Quota(_) => Error::Limit(e.to_string()),
+            BlobError::TooLarge(_) | BlobError::Quota(_) | BlobError::Storage(_) => {
+                Error::Limit(e.to_string())
+            }
             // Only `set-if` meets a conflict, and answers it as an outcome.
             BlobError::Conflict(_) => Error::Invalid(e.to_string()),
             BlobError::Internal(m) => {

@@ -7,10 +7,11 @@ mod host;
 mod routes;
 pub mod store;
 
-pub use store::{BlobEntry, BlobError, BlobStore, Condition};
+pub use store::{BlobEntry, BlobError, BlobStore, Condition, MIN_CHARGE_BYTES};
 
 use wasmtime::component::Linker;
 
+use super::storage::StorageMeter;
 use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::{Holder, Scope};
 use crate::db::Db;
@@ -19,6 +20,7 @@ use crate::db::Db;
 pub struct Blob {
     pub db: Db,
     pub store: BlobStore,
+    pub meter: StorageMeter,
 }
 
 impl Blob {
@@ -71,12 +73,14 @@ impl Blob {
         let len = value.len() as u64;
         let k = key.clone();
         // A write that cannot fit is refused before it touches the disk.
-        self.run(who, move |s, c, o| s.check_quota(c, o, &k, len))
+        let meter = self.meter.clone();
+        self.run(who, move |s, c, o| s.check_room(c, o, &k, len, &meter))
             .await?;
         let (store, owner, k) = (self.store.clone(), who.owner_id().to_string(), key.clone());
         let staged = blocking(move || store.stage(&owner, &k, &value)).await?;
+        let meter = self.meter.clone();
         self.run(who, move |s, c, owner| {
-            s.commit(c, owner, &key, staged, &condition)
+            s.commit(c, owner, &key, staged, &condition, &meter)
         })
         .await
     }
@@ -134,6 +138,7 @@ impl Capability for Blob {
                 limits.blob_bytes,
                 limits.blob_quota_bytes,
             ),
+            meter: StorageMeter::new(s.config),
         })
     }
 

@@ -34,6 +34,11 @@ fn api_error(e: BlobError) -> ApiError {
             "quota_exceeded",
             e.to_string(),
         ),
+        BlobError::Storage(_) => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_quota_exceeded",
+            e.to_string(),
+        ),
         BlobError::Conflict(_) => ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "precondition_failed",

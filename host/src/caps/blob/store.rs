@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Denied;
+use crate::caps::storage::StorageMeter;
 use crate::db::now_ms;
 
 /// Longest key, in bytes.
@@ -25,6 +26,8 @@ pub enum BlobError {
     InvalidKey(String),
     TooLarge(usize),
     Quota(u64),
+    /// Past the owner's quota over all their storage (the message says).
+    Storage(String),
     /// A conditional write found the blob at another version (its current
     /// one, or none when it does not exist).
     Conflict(Option<String>),
@@ -51,6 +54,7 @@ impl std::fmt::Display for BlobError {
                 f,
                 "this write would take the owner past their blob quota of {n} bytes; delete some blobs first"
             ),
+            BlobError::Storage(m) => f.write_str(m),
             BlobError::Conflict(Some(v)) => write!(
                 f,
                 "the blob changed since it was read (it is at version {v} now); read it again and retry"
@@ -111,7 +115,7 @@ pub struct BlobStore {
 }
 
 /// The least a blob counts against its owner's quota.
-const MIN_CHARGE_BYTES: u64 = 4096;
+pub const MIN_CHARGE_BYTES: u64 = 4096;
 
 fn validate_key(key: &str) -> Result<(), BlobError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
@@ -183,20 +187,6 @@ impl BlobStore {
         Ok(self.dir(owner)?.read(file_name(key))?)
     }
 
-    /// Store `value` under `key` if `condition` holds; returns the blob's
-    /// new version. [`BlobStore::stage`] then [`BlobStore::commit`].
-    pub fn set(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-        value: &[u8],
-        condition: &Condition,
-    ) -> Result<String, BlobError> {
-        let staged = self.stage(owner, key, value)?;
-        self.commit(conn, owner, key, staged, condition)
-    }
-
     /// Write `value` to a temporary file in the owner's directory and sync
     /// it: the slow part of a write, which needs no database.
     pub fn stage(&self, owner: &str, key: &str, value: &[u8]) -> Result<Staged, BlobError> {
@@ -228,6 +218,7 @@ impl BlobStore {
         key: &str,
         mut staged: Staged,
         condition: &Condition,
+        meter: &StorageMeter,
     ) -> Result<String, BlobError> {
         let current = version_of(conn, owner, key)?;
         let holds = match condition {
@@ -238,7 +229,7 @@ impl BlobStore {
         if !holds {
             return Err(BlobError::Conflict(current));
         }
-        self.check_quota(conn, owner, key, staged.len)?;
+        self.check_room(conn, owner, key, staged.len, meter)?;
         let tmp = staged.tmp.take().expect("staged until committed");
         let dir = &staged.dir;
         if let Err(e) = dir.rename(&tmp, dir, file_name(key)) {
@@ -253,6 +244,31 @@ impl BlobStore {
             params![owner, key, staged.len as i64, now_ms(), version],
         )?;
         Ok(version)
+    }
+
+    /// Whether a value of `len` bytes under `key` fits the owner's blob
+    /// quota and their quota over all their storage.
+    pub fn check_room(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        key: &str,
+        len: u64,
+        meter: &StorageMeter,
+    ) -> Result<(), BlobError> {
+        self.check_quota(conn, owner, key, len)?;
+        let replaced: Option<i64> = conn
+            .query_row(
+                "SELECT size FROM blobs WHERE owner_id = ?1 AND key = ?2",
+                [owner, key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let charge = |n: u64| n.max(MIN_CHARGE_BYTES) as i64;
+        let more = charge(len) - replaced.map_or(0, |n| charge(n.max(0) as u64));
+        meter
+            .room_for(conn, owner, more)?
+            .map_err(BlobError::Storage)
     }
 
     /// Whether a value of `len` bytes under `key` fits the owner's quota.

@@ -13,7 +13,7 @@ mod statement;
 pub mod store;
 mod tempfiles;
 
-pub use store::SqliteStore;
+pub use store::{SqliteStore, database_path};
 
 use std::time::{Duration, Instant};
 

@@ -131,6 +131,12 @@ pub struct Access {
     pub write: bool,
 }
 
+/// Where `owner`'s database lives under `root`.
+pub fn database_path(root: &std::path::Path, owner: &str) -> PathBuf {
+    // Owner ids are UUIDs minted by this server, never user input.
+    root.join(format!("{owner}.sqlite3"))
+}
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     root: PathBuf,
@@ -269,8 +275,7 @@ impl SqliteStore {
     /// Open and harden a new connection to `owner`'s database.
     fn connect(&self, owner: &str, max_bytes: usize) -> Result<Hardened, SqlError> {
         std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
-        // Owner ids are UUIDs minted by this server, never user input.
-        let path = self.root.join(format!("{owner}.sqlite3"));
+        let path = database_path(&self.root, owner);
         let conn = Connection::open_with_flags_and_vfs(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
