@@ -134,3 +134,69 @@ pub async fn deploy_in_process(
         .await
         .unwrap()
 }
+
+/// Requests [`measure`] times, after its warm-up.
+const REQUESTS: usize = 2000;
+const WARMUP: usize = 200;
+/// Bounds each measuring phase, however slow the server gets.
+const PHASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Latencies of sequential requests, sorted, and how many failed.
+pub struct Latencies {
+    pub samples: Vec<Duration>,
+    pub errors: usize,
+}
+
+impl Latencies {
+    pub fn pct(&self, p: f64) -> Duration {
+        let n = self.samples.len();
+        self.samples[((n as f64 * p) as usize).min(n - 1)]
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms",
+            ms(self.pct(0.5)),
+            ms(self.pct(0.99))
+        )
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// 2,000 sequential GETs of `url` (with `token`, if given) over one
+/// keep-alive connection, after 200 to warm up; at most a minute.
+pub async fn measure(url: &str, token: Option<&str>) -> Latencies {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let get = || async {
+        let mut req = http.get(url);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+            _ => false,
+        }
+    };
+    for _ in 0..WARMUP {
+        get().await;
+    }
+    let mut out = Latencies {
+        samples: Vec::with_capacity(REQUESTS),
+        errors: 0,
+    };
+    let phase = std::time::Instant::now();
+    while out.samples.len() < REQUESTS && phase.elapsed() < PHASE_LIMIT {
+        let started = std::time::Instant::now();
+        let ok = get().await;
+        out.samples.push(started.elapsed());
+        out.errors += usize::from(!ok);
+    }
+    out.samples.sort();
+    out
+}

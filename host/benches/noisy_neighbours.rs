@@ -1,8 +1,10 @@
 //! Benchmark (c): noisy neighbours. `hello`'s latency from one owner,
 //! first on an idle server, then while 12 other owners keep 96 CPU-bound
 //! `spin` calls in flight (each loops until its fuel or deadline ends it
-//! and is restarted at once). Prints p50/p99 of both, the p99 ratio,
-//! hello's errors, and how the spin calls ended. Run with `scripts/bench`.
+//! and is restarted at once), then while they keep 32 chains of `relay`
+//! calls four vals deep in flight (each val waiting on the next, as API
+//! calls). Prints p50/p99 of each, the p99 ratios, hello's errors, and
+//! how the loading calls ended. Run with `scripts/bench`.
 //!
 //! The server runs on its own multi-threaded runtime, as in production;
 //! the clients run on other threads, as a remote client would.
@@ -12,17 +14,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{Latencies, measure, ms};
 use valbox::config::{Config, Limits};
 use valbox::server::Server;
 
 const OWNERS: usize = 12;
 const SPINS_PER_OWNER: usize = 8;
-const REQUESTS: usize = 2000;
-const WARMUP: usize = 200;
-/// Bounds each measuring phase, however slow `hello` gets.
-const PHASE_LIMIT: Duration = Duration::from_secs(60);
+/// Chains of API calls kept in flight, each four vals deep.
+const CHAINS: usize = 32;
 
 fn main() {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,115 +57,97 @@ fn main() {
         common::deploy(&base, &bench, "hello", common::hello_wasm()).await;
         for (_, token) in &neighbours {
             common::deploy(&base, token, "spin", common::val_wasm("spin")).await;
+            common::deploy(&base, token, "relay", common::val_wasm("relay")).await;
         }
     });
     let hello_url = format!("{base}/x/bench/hello/");
-    let unloaded = client.block_on(measure(&hello_url));
+    let unloaded = client.block_on(measure(&hello_url, None));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let load = {
-        let urls: Vec<String> = neighbours
-            .iter()
-            .map(|(name, _)| format!("{base}/x/{name}/spin/"))
-            .collect();
-        let (stop, in_flight) = (stop.clone(), in_flight.clone());
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(spin_load(urls, stop, in_flight))
+    let spin_urls: Vec<String> = neighbours
+        .iter()
+        .flat_map(|(name, _)| vec![format!("{base}/x/{name}/spin/"); SPINS_PER_OWNER])
+        .collect();
+    let (loaded, spins) = under_load(&client, &hello_url, spin_urls);
+    // Chain i runs through four owners' relays, starting at owner i.
+    let chain_urls: Vec<String> = (0..CHAINS)
+        .map(|i| {
+            let name = |k: usize| &neighbours[(i + k) % OWNERS].0;
+            let via: Vec<String> = (1..4).map(|k| format!("{}/relay", name(k))).collect();
+            format!("{base}/x/{}/relay/?via={}", name(0), via.join(","))
         })
-    };
-    while in_flight.load(Ordering::Relaxed) < OWNERS * SPINS_PER_OWNER {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Let the spin calls reach the server and start burning.
-    std::thread::sleep(Duration::from_secs(1));
-    let loaded = client.block_on(measure(&hello_url));
-    stop.store(true, Ordering::Relaxed);
-    let spins = load.join().unwrap();
+        .collect();
+    let (chained, chains) = under_load(&client, &hello_url, chain_urls);
 
     println!(
         "hello, unloaded: {} ({} requests)",
         unloaded.summary(),
         unloaded.samples.len()
     );
-    println!(
-        "hello, {} spin calls of {OWNERS} other owners in flight: {} ({} requests)",
-        OWNERS * SPINS_PER_OWNER,
-        loaded.summary(),
-        loaded.samples.len()
-    );
-    println!(
-        "p99 loaded/unloaded: {:.1}x; hello errors: {} unloaded, {} loaded",
-        ms(loaded.pct(0.99)) / ms(unloaded.pct(0.99)),
-        unloaded.errors,
-        loaded.errors
-    );
-    let ended: Vec<String> = spins.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-    println!("spin calls ended: {}", ended.join(", "));
+    for (what, latencies, ended) in [
+        (
+            format!(
+                "{} spin calls of {OWNERS} other owners",
+                OWNERS * SPINS_PER_OWNER
+            ),
+            &loaded,
+            &spins,
+        ),
+        (
+            format!("{CHAINS} chains of 4 relay calls"),
+            &chained,
+            &chains,
+        ),
+    ] {
+        println!(
+            "hello, {what} in flight: {} ({} requests)",
+            latencies.summary(),
+            latencies.samples.len()
+        );
+        println!(
+            "  p99 loaded/unloaded: {:.1}x; hello errors: {} unloaded, {} loaded",
+            ms(latencies.pct(0.99)) / ms(unloaded.pct(0.99)),
+            unloaded.errors,
+            latencies.errors
+        );
+        let ended: Vec<String> = ended.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        println!("  loading calls ended: {}", ended.join(", "));
+    }
     server_rt.block_on(server.shutdown()).unwrap();
 }
 
-struct Latencies {
-    samples: Vec<Duration>,
-    errors: usize,
-}
-
-impl Latencies {
-    fn pct(&self, p: f64) -> Duration {
-        let n = self.samples.len();
-        self.samples[((n as f64 * p) as usize).min(n - 1)]
-    }
-
-    fn summary(&self) -> String {
-        format!(
-            "p50 {:.2} ms, p99 {:.2} ms",
-            ms(self.pct(0.5)),
-            ms(self.pct(0.99))
-        )
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// `REQUESTS` sequential calls of `url` over one keep-alive connection.
-async fn measure(url: &str) -> Latencies {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let get = || async {
-        match http.get(url).send().await {
-            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-            _ => false,
-        }
+/// `hello`'s latencies while each of `urls` is called over and over, one
+/// call in flight per entry; and how those calls ended.
+fn under_load(
+    client: &tokio::runtime::Runtime,
+    hello_url: &str,
+    urls: Vec<String>,
+) -> (Latencies, BTreeMap<String, usize>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let wanted = urls.len();
+    let load = {
+        let (stop, in_flight) = (stop.clone(), in_flight.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(keep_calling(urls, stop, in_flight))
+        })
     };
-    for _ in 0..WARMUP {
-        get().await;
+    while in_flight.load(Ordering::Relaxed) < wanted {
+        std::thread::sleep(Duration::from_millis(10));
     }
-    let mut out = Latencies {
-        samples: Vec::with_capacity(REQUESTS),
-        errors: 0,
-    };
-    let phase = Instant::now();
-    while out.samples.len() < REQUESTS && phase.elapsed() < PHASE_LIMIT {
-        let started = Instant::now();
-        let ok = get().await;
-        out.samples.push(started.elapsed());
-        out.errors += usize::from(!ok);
-    }
-    out.samples.sort();
-    out
+    // Let the calls reach the server and start working.
+    std::thread::sleep(Duration::from_secs(1));
+    let latencies = client.block_on(measure(hello_url, None));
+    stop.store(true, Ordering::Relaxed);
+    (latencies, load.join().unwrap())
 }
 
-/// Keep `SPINS_PER_OWNER` calls of each url in flight until `stop`;
-/// returns how the calls ended, by status and error code.
-async fn spin_load(
+/// Keep one call of each entry of `urls` in flight until `stop`; returns
+/// how the calls ended, by status and error code.
+async fn keep_calling(
     urls: Vec<String>,
     stop: Arc<AtomicBool>,
     in_flight: Arc<AtomicUsize>,
@@ -175,25 +158,24 @@ async fn spin_load(
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for url in urls {
-        for _ in 0..SPINS_PER_OWNER {
-            let (http, url, stop, in_flight) =
-                (http.clone(), url.clone(), stop.clone(), in_flight.clone());
-            tasks.spawn(async move {
-                in_flight.fetch_add(1, Ordering::Relaxed);
-                let mut ended = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    ended.push(match http.get(&url).send().await {
-                        Ok(r) => {
-                            let status = r.status().as_u16();
-                            let body: serde_json::Value = r.json().await.unwrap_or_default();
-                            format!("{status} {}", body["error"].as_str().unwrap_or("-"))
-                        }
-                        Err(e) => format!("transport error ({e})"),
-                    });
-                }
-                ended
-            });
-        }
+        let (http, stop, in_flight) = (http.clone(), stop.clone(), in_flight.clone());
+        tasks.spawn(async move {
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let mut ended = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                ended.push(match http.get(&url).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body = r.bytes().await.unwrap_or_default();
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&body).unwrap_or_default();
+                        format!("{status} {}", body["error"].as_str().unwrap_or("-"))
+                    }
+                    Err(e) => format!("transport error ({e})"),
+                });
+            }
+            ended
+        });
     }
     let mut counts = BTreeMap::new();
     while let Some(ended) = tasks.join_next().await {
