@@ -209,6 +209,8 @@ async fn signing_in_with_a_link_which_works_once_and_signing_out() {
     // Signed in still (the refusals changed nothing), then out.
     b.goto(&format!("{}/account", s.base)).await;
     b.wait_for_text("alice@example.com").await;
+    // What alice stores, against her quota.
+    b.wait_for_text("of 1.0 GiB").await;
     b.screenshot("account").await;
     b.click("#sign-out").await;
     b.wait_for_path("/login").await;

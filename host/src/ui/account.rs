@@ -1,5 +1,6 @@
-//! The account page: name, email, the signed-in sessions (each revocable,
-//! like a token), and signing out everywhere.
+//! The account page: name, email, storage against the quota, the
+//! signed-in sessions (each revocable, like a token), and signing out
+//! everywhere.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,12 +14,14 @@ use crate::db;
 
 pub async fn page(State(app): State<App>, signed: SignedIn) -> UiResult<Response> {
     let owner = signed.who.user_id.clone();
-    let (user, sessions) = app
+    let meter = app.caps.blob.meter.clone();
+    let (user, sessions, storage) = app
         .db
         .call(move |conn| {
             Ok((
                 db::user_by_id(conn, &owner)?,
                 db::list_sessions(conn, &owner)?,
+                meter.usage(conn, &owner)?,
             ))
         })
         .await?;
@@ -29,6 +32,16 @@ pub async fn page(State(app): State<App>, signed: SignedIn) -> UiResult<Response
             tbody {
                 tr { th { "User name" } td { (user.username) } }
                 tr { th { "Email" } td { (user.email) } }
+            }
+        }
+        h2 { "Storage" }
+        table #storage {
+            tbody {
+                tr { th { "Components (every version)" } td { (bytes(storage.components)) } }
+                tr { th { "Blobs" } td { (bytes(storage.blobs)) } }
+                tr { th { "SQLite" } td { (bytes(storage.sqlite)) } }
+                tr { th { "Call logs" } td { (bytes(storage.logs)) } }
+                tr { th { "Total" } td { (bytes(storage.total)) " of " (bytes(storage.quota)) } }
             }
         }
         h2 { "Signed-in browsers" }
@@ -57,6 +70,16 @@ pub async fn page(State(app): State<App>, signed: SignedIn) -> UiResult<Response
         }
     };
     Ok(layout::page("Account", Some(&signed), body).into_response())
+}
+
+/// `n` bytes for people: `1.5 MiB`.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} bytes"),
+        1024..1048576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1048576..1073741824 => format!("{:.1} MiB", n as f64 / 1048576.0),
+        _ => format!("{:.1} GiB", n as f64 / 1073741824.0),
+    }
 }
 
 pub async fn revoke_session(
