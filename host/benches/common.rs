@@ -167,7 +167,7 @@ pub fn ms(d: Duration) -> f64 {
 }
 
 /// 2,000 sequential GETs of `url` (with `token`, if given) over one
-/// keep-alive connection, after 200 to warm up; at most a minute.
+/// keep-alive connection, after 200 to warm up; at most a minute each.
 pub async fn measure(url: &str, token: Option<&str>) -> Latencies {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -183,7 +183,11 @@ pub async fn measure(url: &str, token: Option<&str>) -> Latencies {
             _ => false,
         }
     };
+    let phase = std::time::Instant::now();
     for _ in 0..WARMUP {
+        if phase.elapsed() > PHASE_LIMIT {
+            break;
+        }
         get().await;
     }
     let mut out = Latencies {

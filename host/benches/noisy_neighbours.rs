@@ -63,11 +63,20 @@ fn main() {
     let hello_url = format!("{base}/x/bench/hello/");
     let unloaded = client.block_on(measure(&hello_url, None));
 
+    println!(
+        "hello, unloaded: {} ({} requests)",
+        unloaded.summary(),
+        unloaded.samples.len()
+    );
     let spin_urls: Vec<String> = neighbours
         .iter()
         .flat_map(|(name, _)| vec![format!("{base}/x/{name}/spin/"); SPINS_PER_OWNER])
         .collect();
-    let (loaded, spins) = under_load(&client, &hello_url, spin_urls);
+    let what = format!(
+        "{} spin calls of {OWNERS} other owners",
+        OWNERS * SPINS_PER_OWNER
+    );
+    report(&what, &unloaded, under_load(&client, &hello_url, spin_urls));
     // Chain i runs through four owners' relays, starting at owner i.
     let chain_urls: Vec<String> = (0..CHAINS)
         .map(|i| {
@@ -76,43 +85,30 @@ fn main() {
             format!("{base}/x/{}/relay/?via={}", name(0), via.join(","))
         })
         .collect();
-    let (chained, chains) = under_load(&client, &hello_url, chain_urls);
-
-    println!(
-        "hello, unloaded: {} ({} requests)",
-        unloaded.summary(),
-        unloaded.samples.len()
+    let what = format!("{CHAINS} chains of 4 relay calls");
+    report(
+        &what,
+        &unloaded,
+        under_load(&client, &hello_url, chain_urls),
     );
-    for (what, latencies, ended) in [
-        (
-            format!(
-                "{} spin calls of {OWNERS} other owners",
-                OWNERS * SPINS_PER_OWNER
-            ),
-            &loaded,
-            &spins,
-        ),
-        (
-            format!("{CHAINS} chains of 4 relay calls"),
-            &chained,
-            &chains,
-        ),
-    ] {
-        println!(
-            "hello, {what} in flight: {} ({} requests)",
-            latencies.summary(),
-            latencies.samples.len()
-        );
-        println!(
-            "  p99 loaded/unloaded: {:.1}x; hello errors: {} unloaded, {} loaded",
-            ms(latencies.pct(0.99)) / ms(unloaded.pct(0.99)),
-            unloaded.errors,
-            latencies.errors
-        );
-        let ended: Vec<String> = ended.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-        println!("  loading calls ended: {}", ended.join(", "));
-    }
     server_rt.block_on(server.shutdown()).unwrap();
+}
+
+/// Print one loaded phase against the unloaded one.
+fn report(what: &str, unloaded: &Latencies, (loaded, ended): (Latencies, BTreeMap<String, usize>)) {
+    println!(
+        "hello, {what} in flight: {} ({} requests)",
+        loaded.summary(),
+        loaded.samples.len()
+    );
+    println!(
+        "  p99 loaded/unloaded: {:.1}x; hello errors: {} unloaded, {} loaded",
+        ms(loaded.pct(0.99)) / ms(unloaded.pct(0.99)),
+        unloaded.errors,
+        loaded.errors
+    );
+    let ended: Vec<String> = ended.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    println!("  loading calls ended: {}", ended.join(", "));
 }
 
 /// `hello`'s latencies while each of `urls` is called over and over, one
