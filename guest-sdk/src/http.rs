@@ -65,12 +65,26 @@ impl Request {
     /// assert_eq!(req.query_param("missing"), None);
     /// ```
     pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// Every query parameter, decoded, in order (a name may repeat).
+    ///
+    /// ```
+    /// use valbox_sdk::Request;
+    ///
+    /// let req = Request { query: "a=1&b=x%20y&a=2".into(), ..Request::default() };
+    /// let pairs: Vec<(String, String)> = req.query_pairs().collect();
+    /// assert_eq!(pairs, [("a".into(), "1".into()), ("b".into(), "x y".into()), ("a".into(), "2".into())]);
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.query
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .find(|(key, _)| percent_decode(key) == name)
-            .map(|(_, value)| percent_decode(value))
+            .map(|(key, value)| (percent_decode(key), percent_decode(value)))
     }
 
     /// The body as UTF-8 text.

@@ -129,8 +129,11 @@ pub struct Limits {
     pub nested_calls_per_request: u32,
     /// A fetched response body. Default 5 MiB.
     pub fetch_response_bytes: usize,
-    /// Emails one owner may send per 24 hours. Default 100.
+    /// Emails one owner's vals and tokens may send per 24 hours. Default 100.
     pub emails_per_day: u32,
+    /// Mail the platform itself sends one user per 24 hours (sign-in links,
+    /// scope requests, notices), apart from the above. Default 50.
+    pub platform_emails_per_day: u32,
     /// Compiled code and data of the components kept loaded (mapped from
     /// the compiled cache on disk and pre-linked), together; past it the
     /// least recently called is dropped. Default 64 MiB.
@@ -169,6 +172,7 @@ impl Default for Limits {
             nested_calls_per_request: 32,
             fetch_response_bytes: 5 << 20,
             emails_per_day: 100,
+            platform_emails_per_day: 50,
             loaded_bytes: 64 << 20,
             loaded_idle: Duration::from_secs(60),
         }

@@ -23,7 +23,8 @@ pub struct Server {
 
 impl Server {
     /// Bind and serve in the background. With port 0 the OS picks a port;
-    /// `public_url` is then set from the bound address.
+    /// `public_url`, unless set to another, is then set from the bound
+    /// address.
     pub async fn start(mut config: Config) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen)
             .await
@@ -33,7 +34,7 @@ impl Server {
             Some(files) => Some(crate::edge::tls_acceptor(files)?),
             None => None,
         };
-        if config.listen.port() == 0 {
+        if config.listen.port() == 0 && config.public_url.ends_with(":0") {
             let scheme = if tls.is_some() { "https" } else { "http" };
             config.public_url = format!("{scheme}://{addr}");
         }

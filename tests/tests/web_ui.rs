@@ -453,3 +453,20 @@ async fn a_val_under_x_never_sees_the_session_and_runs_sandboxed() {
         .to_string();
     assert_eq!(cookie, "theme=dark; other=1");
 }
+
+#[tokio::test]
+async fn a_browser_opening_a_val_under_x_lands_on_the_vals_own_host() {
+    let s = TestServer::start().await;
+    s.deploy("inspect", "inspect", "public").await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    b.goto(&format!("{}/x/alice/inspect/landed?q=1", s.base))
+        .await;
+    let url = b.client.current_url().await.unwrap();
+    assert_eq!(url.host_str(), Some("alice-inspect.localhost"), "{url}");
+    assert_eq!((url.path(), url.query()), ("/landed", Some("q=1")));
+    // The val answered there, and the UI's session did not come along.
+    let page = b.page().await;
+    assert!(page.contains("\"path\":\"/landed\""), "{page}");
+    assert!(!page.contains("valbox_session"), "{page}");
+}

@@ -15,6 +15,8 @@
 //!   It answers 200 with `{"results": n}` or 400 with the host's error.
 //! - `/escape` tries to leave the sandbox (read a host file, list `/`, read
 //!   host env vars) and answers what each attempt got.
+//! - `/headers?name=value&...` answers 200 with each pair as a response
+//!   header (a name may repeat): for testing what the host lets through.
 //! - Any other path answers the request itself as JSON:
 //!   `{"method", "path", "query", "headers": [[name, value], ...], "body"}`
 //!   with the header `x-inspect: yes`.
@@ -28,6 +30,11 @@ fn inspect(req: Request) -> Response {
             Ok(code) => Response::text(format!("status {code}")).with_status(code),
             Err(_) => bad_request("status must be a number from 0 to 65535"),
         };
+    }
+    if req.path == "/headers" {
+        let mut response = Response::text("headers set");
+        response.headers.extend(req.query_pairs());
+        return response;
     }
     if let Some(n) = req.path.strip_prefix("/bytes/") {
         return match n.parse::<usize>() {

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
 use super::respond;
+use super::val_origin::{confine_to_own_host, confine_to_ui_host, navigation_redirect};
 use crate::app::App;
 use crate::auth::val_access::can_see;
 use crate::auth::{self, Principal};
@@ -45,18 +46,14 @@ async fn by_path(
     // The val sees the raw (still percent-encoded) path below its root.
     let raw = req.uri().path();
     let below = raw.splitn(5, '/').nth(4).unwrap_or_default();
+    let query = req.uri().query();
+    if let Some(redirect) = navigation_redirect(&app, req.headers(), user, val, below, query) {
+        return redirect;
+    }
     let path = format!("/{below}");
     let mut response = serve_http(&app, caller, user, val, path, req).await;
-    // Under /x/ a val shares the web UI's origin: its pages run in an
-    // opaque origin of their own, so their scripts cannot act as the
-    // signed-in user (on its own host name a val has its own origin).
     if response.extensions().get::<super::FromVal>().is_some() {
-        response.headers_mut().insert(
-            HeaderName::from_static("content-security-policy"),
-            HeaderValue::from_static(
-                "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
-            ),
-        );
+        confine_to_ui_host(&mut response);
     }
     response
 }
@@ -78,7 +75,11 @@ pub async fn val_host(State(app): State<App>, req: Request, next: Next) -> Respo
         Err(e) => return respond(e),
     };
     let path = req.uri().path().to_string();
-    serve_http(&app, caller, &user, &val, path, req).await
+    let mut response = serve_http(&app, caller, &user, &val, path, req).await;
+    if response.extensions().get::<super::FromVal>().is_some() {
+        confine_to_own_host(&app, &mut response);
+    }
+    response
 }
 
 /// The caller of a val. Only a Valbox token is the platform's business;
@@ -300,10 +301,7 @@ fn sets_session_cookie(name: &HeaderName, value: &HeaderValue) -> bool {
             .as_bytes()
             .split(|b| *b == b'=')
             .next()
-            .is_some_and(|n| {
-                n.trim_ascii()
-                    .eq_ignore_ascii_case(crate::ui::SESSION_COOKIE.as_bytes())
-            })
+            .is_some_and(|n| crate::ui::is_session_cookie(&String::from_utf8_lossy(n)))
 }
 
 /// Tell the caller the CPU time of the call, as `Server-Timing: cpu;dur=<ms>`.

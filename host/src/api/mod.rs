@@ -10,6 +10,7 @@ pub mod run;
 pub mod secret_scanning;
 pub mod tokens;
 pub mod users;
+mod val_origin;
 pub mod vals;
 
 use axum::extract::DefaultBodyLimit;

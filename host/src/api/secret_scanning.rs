@@ -122,13 +122,7 @@ async fn verify(
                 text: Some(message),
                 ..Outgoing::default()
             };
-            if let Err(e) = app
-                .caps
-                .email
-                .mailer
-                .send(owner, None, Vec::new(), mail)
-                .await
-            {
+            if let Err(e) = app.caps.email.mailer.send_platform(owner, None, mail).await {
                 tracing::warn!("could not email the owner of a leaked token: {e}");
             }
         }

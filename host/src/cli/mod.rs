@@ -56,6 +56,10 @@ enum Command {
         /// Base URL for links, when it differs from http://LISTEN.
         #[arg(long, env = "VALBOX_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Serve each HTTP val on `{user}-{val}.SUFFIX` (default
+        /// `localhost`); in production a domain apart from the UI's.
+        #[arg(long, env = "VALBOX_VAL_HOST_SUFFIX")]
+        val_host_suffix: Option<String>,
         /// Deliver the email outbox through this SMTP server:
         /// smtp://host:port, smtp+starttls://user:pass@host:587 or smtps://...
         #[arg(long, env = "VALBOX_SMTP", hide_env_values = true)]
@@ -477,6 +481,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             listen,
             public_url,
+            val_host_suffix,
             secret_scanning_keys,
             smtp,
             smtp_from,
@@ -516,6 +521,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.public_url = url.trim_end_matches('/').to_string();
             } else if config.tls.is_some() {
                 config.public_url = format!("https://{}", config.listen);
+            }
+            if let Some(suffix) = val_host_suffix {
+                config.val_host_suffix = suffix.trim_matches('.').to_ascii_lowercase();
             }
             raise_open_file_limit();
             let scheme = if config.tls.is_some() {

@@ -215,6 +215,9 @@ CREATE TABLE call_log_usage (
 );
 INSERT INTO call_log_usage SELECT val_id, owner_id, sum(bytes) FROM call_logs GROUP BY val_id;
 "#,
+    // Mail the platform sends (sign-in links, notices) has a budget of its
+    // own, apart from what vals and tokens send.
+    "ALTER TABLE emails ADD COLUMN platform INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

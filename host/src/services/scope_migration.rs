@@ -8,7 +8,7 @@
 use rusqlite::{Connection, params};
 
 use crate::auth::{Scopes, Subject};
-use crate::caps::email::outbox::{self, Outgoing};
+use crate::caps::email::outbox::{self, Budget, Outgoing};
 use crate::db::{self, Db};
 use crate::services::scope_usage::DAY_MS;
 
@@ -186,9 +186,9 @@ fn notify(
         html: None,
     };
     let email = outbox::owner_email(&tx, owner)?.unwrap_or_default();
-    match outbox::check_owner_address(&email)
-        .and_then(|()| outbox::enqueue(&tx, owner, None, &mail, NOTICE_LIMIT).map(|_| ()))
-    {
+    match outbox::check_owner_address(&email).and_then(|()| {
+        outbox::enqueue(&tx, owner, None, &mail, Budget::Platform(NOTICE_LIMIT)).map(|_| ())
+    }) {
         Ok(()) => {}
         Err(e) => {
             // Not mailable: the notice is not recorded, so a later run

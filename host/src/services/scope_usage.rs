@@ -72,10 +72,9 @@ async fn mail_requests(app: &App) -> anyhow::Result<()> {
             .caps
             .email
             .mailer
-            .send(
+            .send_platform(
                 &request.owner_id,
                 Some(&request.val_id),
-                Vec::new(),
                 request_mail(app, &request),
             )
             .await;

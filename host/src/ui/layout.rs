@@ -1,7 +1,7 @@
 //! The page shell (header, navigation, sign-out), the stylesheet, and
 //! small pieces every page uses.
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use maud::{DOCTYPE, Markup, html};
 
@@ -60,7 +60,14 @@ pub fn when(ms: i64) -> String {
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+    // The one answer of the UI that holds nothing personal.
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLE,
+    )
 }
 
 const STYLE: &str = r#"

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::db::SessionRow;
-pub use session::{SESSION_COOKIE, login_link, strip_session_cookie};
+pub use session::{SESSION_COOKIE, is_session_cookie, login_link, strip_session_cookie};
 
 /// The most an upload form may carry: the largest component allowed by
 /// default, and room for the form around it. A configured smaller limit is
@@ -64,6 +64,36 @@ pub fn routes() -> Router<App> {
             "/account/sign-out-everywhere",
             post(account::sign_out_everywhere),
         )
+        .layer(axum::middleware::map_response(page_headers))
+}
+
+/// What every UI answer tells the browser: never inside a frame (no
+/// clickjacking), never kept in a cache (pages show tokens, sign-in links
+/// and settings), and no `Referer` to other sites (a sign-in page's URL
+/// holds its link). Not `no-referrer`: browsers then send `Origin: null`
+/// with the UI's own forms, which the origin check refuses.
+async fn page_headers(mut response: Response) -> Response {
+    use axum::http::HeaderValue;
+    use axum::http::header::{
+        CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_FRAME_OPTIONS,
+    };
+    let headers = response.headers_mut();
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let csp = match headers
+        .get(CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(csp) => HeaderValue::try_from(format!("{csp}; frame-ancestors 'none'")).ok(),
+        None => Some(HeaderValue::from_static("frame-ancestors 'none'")),
+    };
+    if let Some(csp) = csp {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }
 
 async fn home(signed: Option<SignedIn>) -> Redirect {
@@ -137,7 +167,7 @@ impl FromRequestParts<App> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Response> {
         if parts.method != Method::GET && parts.method != Method::HEAD {
-            same_origin(&parts.headers).map_err(IntoResponse::into_response)?;
+            same_origin(app, &parts.headers).map_err(IntoResponse::into_response)?;
         }
         match session::current(app, &parts.headers).await {
             Ok(Some(signed)) => Ok(signed),
@@ -159,18 +189,22 @@ impl axum::extract::OptionalFromRequestParts<App> for SignedIn {
 
 /// Refuse a state-changing request that a browser says came from another
 /// site, before anything else: with `SameSite` cookies it would not be
-/// signed in anyway, and the form token is checked too.
-pub(super) fn same_origin(headers: &HeaderMap) -> UiResult<()> {
+/// signed in anyway, and the form token is checked too. An `Origin` must
+/// match the UI's scheme as well as its host: `http://` pages of the same
+/// host (which anyone on the network can write) are another site.
+pub(super) fn same_origin(app: &App, headers: &HeaderMap) -> UiResult<()> {
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
     let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let scheme = if session::over_https(app) {
+        "https"
+    } else {
+        "http"
+    };
     let foreign_origin = match (headers.get(ORIGIN).and_then(|o| o.to_str().ok()), host) {
-        (Some("null"), _) => true,
-        (Some(origin), Some(host)) => {
-            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-            !origin_host.eq_ignore_ascii_case(host)
-        }
+        (Some(origin), Some(host)) => !origin.eq_ignore_ascii_case(&format!("{scheme}://{host}")),
+        (Some(_), None) => true,
         _ => false,
     };
     if cross_site || foreign_origin {

@@ -4,9 +4,11 @@
 //! behind HTTPS) with idle and absolute expiry, and signing out.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
@@ -19,8 +21,13 @@ use crate::app::App;
 use crate::auth::{self, Principal, Scopes};
 use crate::caps::email::outbox::Outgoing;
 use crate::db::{self, Db, now_ms};
+use crate::edge::ClientAddr;
 
+/// The session cookie's name over plain HTTP...
 pub const SESSION_COOKIE: &str = "valbox_session";
+/// ...and over HTTPS, where the `__Host-` prefix makes browsers refuse it
+/// from any other host (a val's host included) and without `Secure`.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-valbox_session";
 const LINK_PREFIX: &str = "vbl_";
 const SESSION_PREFIX: &str = "vbs_";
 /// How long a sign-in link works.
@@ -31,9 +38,13 @@ const IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// A session's last use is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
-/// Sign-in links one user may be sent per window, and all users together.
+/// Sign-in links that may be asked for per window: about one user, by one
+/// requester (client address), and mailed in all. A user always holds a
+/// live link from what was asked about them (links last longer than the
+/// window), and made-up names mail nothing, so count nothing in all.
 const LINKS_PER_USER: usize = 3;
-const LINKS_IN_ALL: usize = 60;
+const LINKS_PER_REQUESTER: usize = 10;
+const LINKS_IN_ALL: usize = 300;
 const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// Make a sign-in link for `username`; returns its URL under `base`.
@@ -58,7 +69,7 @@ fn new_link(
 
 /// The signed-in session the request's cookie names, if it is live.
 pub async fn current(app: &App, headers: &HeaderMap) -> UiResult<Option<SignedIn>> {
-    let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+    let Some(secret) = cookie(headers, cookie_name(app)) else {
         return Ok(None);
     };
     if !auth::well_formed(&secret, SESSION_PREFIX) {
@@ -117,23 +128,39 @@ pub fn strip_session_cookie(value: &str) -> Option<String> {
         .split(';')
         .map(str::trim)
         .filter(|pair| {
-            !pair.is_empty()
-                && pair.split_once('=').map_or(*pair, |(k, _)| k).trim() != SESSION_COOKIE
+            !pair.is_empty() && !is_session_cookie(pair.split_once('=').map_or(*pair, |(k, _)| k))
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// The session cookie: `Secure` when the server is reached over HTTPS
-/// (its own TLS, or a proxy's that the public URL names).
-fn session_cookie(app: &App, value: &str, max_age_s: i64) -> HeaderValue {
-    let secure = if app.config.tls.is_some() || app.config.public_url.starts_with("https://") {
-        "; Secure"
+/// Whether `name` (as a request or a val spells it) is the session
+/// cookie's, under either name.
+pub fn is_session_cookie(name: &str) -> bool {
+    let name = name.trim();
+    name.eq_ignore_ascii_case(SESSION_COOKIE) || name.eq_ignore_ascii_case(SECURE_SESSION_COOKIE)
+}
+
+/// Whether the UI is reached over HTTPS (its own TLS, or a proxy's that
+/// the public URL names).
+pub fn over_https(app: &App) -> bool {
+    app.config.tls.is_some() || app.config.public_url.starts_with("https://")
+}
+
+fn cookie_name(app: &App) -> &'static str {
+    if over_https(app) {
+        SECURE_SESSION_COOKIE
     } else {
-        ""
-    };
+        SESSION_COOKIE
+    }
+}
+
+/// The session cookie: `Secure` and `__Host-` over HTTPS.
+fn session_cookie(app: &App, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if over_https(app) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}"
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_s}{secure}",
+        cookie_name(app)
     ))
     .expect("a cookie of base62 and fixed text")
 }
@@ -169,55 +196,95 @@ pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
     layout::page("Sign in", None, body).into_response()
 }
 
-/// Who asked for sign-in links lately: they are mailed, so they are
-/// bounded per user and in all.
+/// Who asked for sign-in links lately, about whom, and how many were
+/// mailed: each bounded per window.
 #[derive(Default)]
 pub struct SignInLimiter {
-    sent: Mutex<HashMap<String, Vec<Instant>>>,
+    asked: Mutex<Asked>,
+}
+
+#[derive(Default)]
+struct Asked {
+    about: HashMap<String, Vec<Instant>>,
+    by: HashMap<IpAddr, Vec<Instant>>,
+    mailed: Vec<Instant>,
 }
 
 impl SignInLimiter {
-    /// Whether another link may go to `username` now; counts it if so.
-    fn allow(&self, username: &str) -> bool {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+    /// Whether `requester` may ask for a link for `username` now; counts
+    /// the request if so.
+    fn allow(&self, requester: IpAddr, username: &str) -> Result<(), &'static str> {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        sent.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < LINK_WINDOW);
+        let recent = |t: &Instant| now.duration_since(*t) < LINK_WINDOW;
+        asked.about.retain(|_, times| {
+            times.retain(recent);
             !times.is_empty()
         });
-        let total: usize = sent.values().map(Vec::len).sum();
-        let mine = sent.get(username).map_or(0, Vec::len);
-        if total >= LINKS_IN_ALL || mine >= LINKS_PER_USER {
+        asked.by.retain(|_, times| {
+            times.retain(recent);
+            !times.is_empty()
+        });
+        if asked.by.get(&requester).map_or(0, Vec::len) >= LINKS_PER_REQUESTER {
+            return Err(
+                "you asked for many sign-in links lately; wait a few minutes and try again",
+            );
+        }
+        if asked.about.get(username).map_or(0, Vec::len) >= LINKS_PER_USER {
+            return Err(
+                "several sign-in links were sent for this name lately; use the newest one \
+                 in your mail (each works for 15 minutes), or wait a few minutes",
+            );
+        }
+        asked.by.entry(requester).or_default().push(now);
+        asked
+            .about
+            .entry(username.to_string())
+            .or_default()
+            .push(now);
+        Ok(())
+    }
+
+    /// Whether another link may be mailed now, to anyone; counts it if so.
+    fn allow_mail(&self) -> bool {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        asked
+            .mailed
+            .retain(|t| now.duration_since(*t) < LINK_WINDOW);
+        if asked.mailed.len() >= LINKS_IN_ALL {
             return false;
         }
-        sent.entry(username.to_string()).or_default().push(now);
+        asked.mailed.push(now);
         true
     }
 }
 
 /// Mail a sign-in link. The answer is the same whether the user exists,
-/// so the page does not tell who has an account.
+/// so the page does not tell who has an account, unless a link for an
+/// existing user could not be sent: then the page says so, and how else
+/// to sign in.
 pub async fn request_link(
     State(app): State<App>,
+    requester: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     form: FormFields,
 ) -> UiResult<Response> {
-    super::same_origin(&headers)?;
+    super::same_origin(&app, &headers)?;
     let username = form.get("username").unwrap_or_default().trim().to_string();
     if username.is_empty() {
         return Err(UiError::bad_request("enter your user name"));
     }
-    if !app.sign_in_limit.allow(&username) {
-        return Err(UiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too many sign-in links were asked for lately; wait a few minutes and try again",
-        ));
-    }
+    let requester = requester.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ClientAddr(ip))| ip);
+    app.sign_in_limit
+        .allow(requester, &username)
+        .map_err(|why| UiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, why))?;
     let base = app.config.public_url.clone();
     let link = app
         .db
         .call(move |conn| new_link(conn, &username, &base))
         .await?;
+    let mut failed = None;
     if let Some((user_id, link)) = link {
         let mail = Outgoing {
             from_name: Some("Valbox".into()),
@@ -229,15 +296,28 @@ pub async fn request_link(
             )),
             html: None,
         };
-        let mailer = &app.caps.email.mailer;
-        if let Err(e) = mailer.send(&user_id, None, Vec::new(), mail).await {
-            tracing::info!("mailing a sign-in link: {e}");
-        }
+        failed = if app.sign_in_limit.allow_mail() {
+            let sent = app.caps.email.mailer.send_sign_in(&user_id, mail).await;
+            sent.err().map(|e| e.to_string())
+        } else {
+            Some("the server has mailed many sign-in links lately".into())
+        };
     }
-    let body = html! {
-        h1 { "Check your mail" }
-        p { "If that account exists and the server can send mail, a sign-in link is on its way. \
-             It works once, for 15 minutes." }
+    let body = match failed {
+        None => html! {
+            h1 { "Check your mail" }
+            p { "If that account exists and the server can send mail, a sign-in link is on its way. \
+                 It works once, for 15 minutes." }
+        },
+        Some(why) => {
+            tracing::info!("mailing a sign-in link: {why}");
+            html! {
+                h1 { "No link was sent" }
+                p #not-sent { "A sign-in link could not be mailed just now (" (why) "). A link mailed \
+                     earlier still works; try again in a few minutes, or on the server's machine run "
+                     code { "valbox user login-link NAME" } "." }
+            }
+        }
     };
     Ok(layout::page("Sign in", None, body).into_response())
 }
@@ -250,7 +330,7 @@ pub async fn redeem(
     form: FormFields,
 ) -> UiResult<Response> {
     // Another site must not sign a browser in to an account of its choice.
-    super::same_origin(&headers)?;
+    super::same_origin(&app, &headers)?;
     let link = form.get("link").unwrap_or_default().to_string();
     let refused = || {
         UiError::bad_request(
@@ -328,6 +408,10 @@ mod tests {
         assert_eq!(
             strip_session_cookie("valbox_sessionx=1").as_deref(),
             Some("valbox_sessionx=1")
+        );
+        assert_eq!(
+            strip_session_cookie("__Host-valbox_session=vbs_x; a=1").as_deref(),
+            Some("a=1")
         );
     }
 }

@@ -15,19 +15,21 @@ use wasmtime::component::Linker;
 use super::{Capability, CapsRouter, Ctx, HasCap, Settings};
 use crate::auth::{Holder, Scope};
 use crate::db::Db;
-use outbox::{EmailError, Entry, Outgoing};
+use outbox::{Budget, EmailError, Entry, Outgoing};
 
 /// The outbox and what wakes its delivery worker.
 #[derive(Clone)]
 pub struct Mailer {
     pub db: Db,
     pub daily_limit: u32,
+    pub platform_daily_limit: u32,
     pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Mailer {
-    /// Validate and enqueue mail to `owner`; returns the message id. No
-    /// scope check: for mail the platform itself sends.
+    /// Validate and enqueue mail to `owner` from their vals or tokens
+    /// (within their daily limit); returns the message id. No scope check:
+    /// the caller has made it.
     pub async fn send(
         &self,
         owner: &str,
@@ -35,14 +37,44 @@ impl Mailer {
         recipients: Vec<String>,
         mail: Outgoing,
     ) -> Result<String, EmailError> {
+        let budget = Budget::Owner(self.daily_limit);
+        self.enqueue(owner, val_id, recipients, mail, budget).await
+    }
+
+    /// Enqueue the platform's own mail to `owner` (a sign-in link, a
+    /// request, a notice), within its own daily budget: what the owner's
+    /// vals send, or strangers make them send, never crowds it out.
+    pub async fn send_platform(
+        &self,
+        owner: &str,
+        val_id: Option<&str>,
+        mail: Outgoing,
+    ) -> Result<String, EmailError> {
+        let budget = Budget::Platform(self.platform_daily_limit);
+        self.enqueue(owner, val_id, Vec::new(), mail, budget).await
+    }
+
+    /// Enqueue a sign-in link to `owner`. It is bounded per user by the
+    /// UI's sign-in limiter rather than by a daily count: links that
+    /// strangers ask for reach the user, and could otherwise use up a
+    /// budget the user needs to sign in.
+    pub async fn send_sign_in(&self, owner: &str, mail: Outgoing) -> Result<String, EmailError> {
+        let budget = Budget::Platform(u32::MAX);
+        self.enqueue(owner, None, Vec::new(), mail, budget).await
+    }
+
+    async fn enqueue(
+        &self,
+        owner: &str,
+        val_id: Option<&str>,
+        recipients: Vec<String>,
+        mail: Outgoing,
+        budget: Budget,
+    ) -> Result<String, EmailError> {
         // Checked before the database is touched: a bad message costs no
         // turn at the shared connection.
         mail.validate()?;
-        let (owner, val_id, limit) = (
-            owner.to_string(),
-            val_id.map(String::from),
-            self.daily_limit,
-        );
+        let (owner, val_id) = (owner.to_string(), val_id.map(String::from));
         let id = self
             .db
             .call(move |conn| {
@@ -51,7 +83,7 @@ impl Mailer {
                     .and_then(|()| {
                         outbox::check_recipients(&email, recipients.iter().map(String::as_str))
                     })
-                    .and_then(|()| outbox::enqueue(conn, &owner, val_id.as_deref(), &mail, limit)))
+                    .and_then(|()| outbox::enqueue(conn, &owner, val_id.as_deref(), &mail, budget)))
             })
             .await??;
         self.wake.notify_one();
@@ -114,6 +146,7 @@ impl Capability for Email {
         let mailer = Mailer {
             db: s.db.clone(),
             daily_limit: s.config.limits.emails_per_day,
+            platform_daily_limit: s.config.limits.platform_emails_per_day,
             wake: Default::default(),
         };
         if let Some(smtp) = &s.config.smtp {

@@ -142,28 +142,42 @@ pub fn check_recipients<'a>(
 }
 
 /// Store `mail` (already [`Outgoing::validate`]d) for `owner`; returns its id.
+/// Whose daily budget a message counts against, and its size.
+#[derive(Clone, Copy, Debug)]
+pub enum Budget {
+    /// The owner's vals and tokens.
+    Owner(u32),
+    /// The platform's own mail to the owner.
+    Platform(u32),
+}
+
 pub fn enqueue(
     conn: &Connection,
     owner: &str,
     val_id: Option<&str>,
     mail: &Outgoing,
-    daily_limit: u32,
+    budget: Budget,
 ) -> Result<String, EmailError> {
+    let (platform, limit) = match budget {
+        Budget::Owner(n) => (false, n),
+        Budget::Platform(n) => (true, n),
+    };
     let since = now_ms() - 86_400_000;
     let sent_today: u32 = conn.query_row(
-        "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2",
-        params![owner, since],
+        "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2 AND platform = ?3",
+        params![owner, since, platform],
         |r| r.get(0),
     )?;
-    if sent_today >= daily_limit {
-        return Err(EmailError::DailyLimit(daily_limit));
+    if sent_today >= limit {
+        return Err(EmailError::DailyLimit(limit));
     }
     let id = db::new_id();
     let json = serde_json::to_string(mail).map_err(|e| EmailError::Internal(e.to_string()))?;
     conn.execute(
-        "INSERT INTO emails (id, owner_id, val_id, message, status, attempts, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, 'queued', 0, 0, ?5)",
-        params![id, owner, val_id, json, now_ms()],
+        "INSERT INTO emails (id, owner_id, val_id, message, status, attempts, next_attempt_at,
+           created_at, platform)
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, 0, ?5, ?6)",
+        params![id, owner, val_id, json, now_ms(), platform],
     )?;
     Ok(id)
 }
@@ -322,12 +336,12 @@ mod tests {
         let db = crate::db::Db::open(&dir.path().join("valbox.db")).unwrap();
         db.call_blocking(|conn| {
             let owner = crate::db::insert_user(conn, "ann", "ann@example.com")?.id;
-            let bad = enqueue(conn, &owner, None, &mail(), 10).unwrap();
+            let bad = enqueue(conn, &owner, None, &mail(), Budget::Owner(10)).unwrap();
             conn.execute(
                 "UPDATE emails SET message = 'garbled' WHERE id = ?1",
                 [&bad],
             )?;
-            let good = enqueue(conn, &owner, None, &mail(), 10).unwrap();
+            let good = enqueue(conn, &owner, None, &mail(), Budget::Owner(10)).unwrap();
             let due = due(conn, 20)?;
             assert_eq!(due.len(), 1);
             assert_eq!(due[0].id, good);
