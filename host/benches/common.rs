@@ -117,7 +117,7 @@ pub async fn deploy_in_process(
     wasm: Vec<u8>,
 ) -> valbox::db::ValRow {
     use valbox::db;
-    let prepared = app.runtime.prepare(wasm, Vec::new()).await.unwrap();
+    let prepared = app.runtime.prepare(wasm, Vec::new(), true).await.unwrap();
     let name = name.to_string();
     app.db
         .call(move |conn| {

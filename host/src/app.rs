@@ -58,6 +58,8 @@ pub struct AppInner {
     /// Resolved libraries of the versions called lately.
     pub plans: crate::services::libraries::PlanCache,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Turns to compile uploads.
+    pub compiles: crate::services::compile_gate::CompileGate,
     owner_slots: Mutex<HashMap<String, OwnerSlots>>,
 }
 
@@ -138,6 +140,10 @@ impl App {
             val_cache: Mutex::default(),
             plans: Default::default(),
             metrics: Default::default(),
+            // Half the CPUs: deploys never take all of them from calls.
+            compiles: crate::services::compile_gate::CompileGate::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
+            ),
             sign_in_limit: Default::default(),
             owner_slots: Mutex::default(),
         }));

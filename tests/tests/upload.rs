@@ -58,7 +58,12 @@ async fn a_broken_component() {
 #[tokio::test]
 async fn imports_outside_the_platform_are_refused() {
     let s = TestServer::start().await;
-    let evil = wat::parse_str(r#"(component (import "evil:net/raw-socket" (instance)))"#).unwrap();
+    // Each exports an interface (the one it imports), or it would be
+    // refused before compiling for exporting nothing.
+    let evil = wat::parse_str(
+        r#"(component (import "evil:net/raw-socket" (instance $i)) (export "x:y/z" (instance $i)))"#,
+    )
+    .unwrap();
     let msg = assert_error(
         upload(&s, evil).await,
         StatusCode::BAD_REQUEST,
@@ -68,7 +73,8 @@ async fn imports_outside_the_platform_are_refused() {
     assert!(msg.contains("evil:net/raw-socket"), "{msg}");
     // A WASI interface this server does not link (here an invented one).
     let unknown_wasi = wat::parse_str(
-        r#"(component (import "wasi:teleport/beam@0.2.0" (instance (export "go" (func)))))"#,
+        r#"(component (import "wasi:teleport/beam@0.2.0" (instance (export "go" (func))))
+             (instance $e) (export "x:y/z" (instance $e)))"#,
     )
     .unwrap();
     assert_error(
@@ -90,6 +96,52 @@ async fn a_component_without_a_handler() {
     )
     .await;
     assert!(msg.contains("http_val!"));
+}
+
+#[tokio::test]
+async fn a_component_exporting_nothing_is_refused_before_it_compiles() {
+    let s = TestServer::start().await;
+    // 4,000 functions of real code and no export: refused by reading the
+    // export section, so nothing is compiled and nothing kept.
+    let funcs: String = (0..4000)
+        .map(|i| {
+            format!("(func (export \"f{i}\") (result i32) (i32.add (i32.const {i}) (i32.const 1)))")
+        })
+        .collect();
+    let big = wat::parse_str(format!("(component (core module {funcs}))")).unwrap();
+    let components = s.dir.path().join("components");
+    let stored = || std::fs::read_dir(&components).map_or(0, |d| d.count());
+    let stored_before = stored();
+    let msg = assert_error(upload(&s, big).await, StatusCode::BAD_REQUEST, "no_handler").await;
+    assert!(msg.contains("http_val!"), "{msg}");
+    assert_eq!(stored(), stored_before, "nothing of it is stored");
+}
+
+#[tokio::test]
+async fn another_owners_build_is_compiled_again_not_mapped() {
+    let s = TestServer::start().await;
+    let bob = s.create_user("bob");
+    let hello = support::val_bytes("hello");
+    s.deploy("hello", "hello", "public").await;
+    let compiled = std::fs::read_dir(s.dir.path().join("components"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .unwrap();
+    let first = std::fs::metadata(&compiled).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Alice's redeploy maps what she stored.
+    s.deploy("hello2", "hello", "public").await;
+    assert_eq!(
+        std::fs::metadata(&compiled).unwrap().modified().unwrap(),
+        first
+    );
+    // Bob's deploy of the same bytes is compiled as if new: no faster for
+    // what alice deployed.
+    let resp = s.deploy_bytes(&bob, "hello", "public", hello).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert!(std::fs::metadata(&compiled).unwrap().modified().unwrap() > first);
+    assert_eq!(s.get("/x/bob/hello/", None).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

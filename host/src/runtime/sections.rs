@@ -23,3 +23,26 @@ pub fn section_lines(bytes: &[u8], name: &str) -> Result<Vec<String>, String> {
     }
     Ok(lines)
 }
+
+/// How many instances (interfaces) the component exports at its top level,
+/// read without compiling it: a val exports a handler or, as a library,
+/// interfaces of its own, so a component exporting none can be refused
+/// before it costs a compile.
+pub fn exported_instances(bytes: &[u8]) -> Result<usize, String> {
+    use wasmparser::ComponentExternalKind;
+    let (mut depth, mut instances) = (0usize, 0);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    let export = export.map_err(|e| e.to_string())?;
+                    instances += usize::from(export.kind == ComponentExternalKind::Instance);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(instances)
+}

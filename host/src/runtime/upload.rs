@@ -138,11 +138,16 @@ pub(super) fn exported_kind(
 
 impl<H: Host> Runtime<H> {
     /// Validate, compile and durably store an upload whose library imports
-    /// `libraries` answer. CPU-heavy: runs on the blocking pool.
+    /// `libraries` answer. CPU-heavy: runs on the blocking pool. With
+    /// `reuse_stored`, bytes deployed before map their stored artifact
+    /// instead of compiling again; a deploy should allow it only for bytes
+    /// its owner deployed before, so that how fast a deploy is tells no
+    /// one what others deployed.
     pub async fn prepare(
         self: &Arc<Self>,
         bytes: Vec<u8>,
         libraries: Vec<Arc<LibraryPlan<H::View>>>,
+        reuse_stored: bool,
     ) -> Result<Prepared, UploadError> {
         if !bytes.starts_with(WASM_MAGIC) || bytes.len() < 8 {
             return Err(UploadError::NotWasm);
@@ -157,18 +162,30 @@ impl<H: Host> Runtime<H> {
             }
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.prepare_blocking(&bytes, libraries))
-            .await
-            .map_err(|e| UploadError::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            // What can be checked without compiling is checked first: a
+            // refused upload should cost a parse, not a compile.
+            match super::sections::exported_instances(&bytes) {
+                Ok(0) => return Err(UploadError::NoHandler("none found".into())),
+                Err(e) => return Err(UploadError::Invalid(e)),
+                Ok(_) => {}
+            }
+            this.prepare_blocking(&bytes, libraries, reuse_stored)
+        })
+        .await
+        .map_err(|e| UploadError::Internal(e.to_string()))?
     }
 
     fn prepare_blocking(
         &self,
         bytes: &[u8],
         libraries: Vec<Arc<LibraryPlan<H::View>>>,
+        reuse_stored: bool,
     ) -> Result<Prepared, UploadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let stored = self.stored_component(&sha256);
+        let stored = reuse_stored
+            .then(|| self.stored_component(&sha256))
+            .flatten();
         let fresh = stored.is_none();
         let component = match stored {
             Some(component) => component,

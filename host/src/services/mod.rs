@@ -5,6 +5,7 @@ pub mod call;
 
 pub mod api_calls;
 pub mod call_log;
+pub mod compile_gate;
 pub mod declared;
 pub mod libraries;
 pub mod runnable;

@@ -7,6 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::json::VersionView;
 use super::{find_writable, val_urls};
@@ -125,14 +126,38 @@ pub async fn deploy_bytes(
         .await?
         .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
+    let turn = app.compiles.turn(&val.owner_id).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_deploys",
+            format!(
+                "{} deploys of yours are already compiling or waiting to; wait for them to finish",
+                crate::services::compile_gate::PER_OWNER
+            ),
+        )
+    })?;
+    // Only the owner's own earlier deploys of these bytes are reused.
+    let (owner, sha256) = (val.owner_id.clone(), hex::encode(Sha256::digest(bytes)));
+    let own_build = app
+        .db
+        .call(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM versions v JOIN vals ON vals.id = v.val_id
+                     WHERE vals.owner_id = ?1 AND v.sha256 = ?2 LIMIT 1",
+                )?
+                .exists([&owner, &sha256])?)
+        })
+        .await?;
     let prepared = app
         .runtime
-        .prepare(bytes.to_vec(), libraries.plans)
+        .prepare(bytes.to_vec(), libraries.plans, own_build)
         .await
         .map_err(|e| match e {
             UploadError::Internal(m) => ApiError::internal(m),
             e => ApiError::bad_request(e.code(), e.to_string()),
         })?;
+    drop(turn);
     // Read once the bytes are known to be a valid component.
     let declared = Declared::read(bytes)?;
     if query.grant_declared {
