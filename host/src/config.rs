@@ -87,6 +87,9 @@ pub struct Limits {
     pub request_body_bytes: usize,
     /// Response body a val may return. Default 5 MiB.
     pub response_body_bytes: usize,
+    /// Compiled functions the compile cache keeps; past it the least
+    /// recently used go. Default 2 GiB.
+    pub compile_cache_bytes: u64,
     /// What one call keeps of its stdout and stderr together, for its log.
     /// Default 8 KiB; the rest is dropped, and the log says how much.
     pub log_bytes: usize,
@@ -155,6 +158,7 @@ impl Default for Limits {
             instances: 50,
             request_body_bytes: 1 << 20,
             response_body_bytes: 5 << 20,
+            compile_cache_bytes: 2 << 30,
             log_bytes: 8 << 10,
             log_bytes_per_val: 4 << 20,
             log_max_age: Duration::from_secs(7 * 24 * 3600),

@@ -346,6 +346,9 @@ struct LimitArgs {
     /// Days a call log record is kept.
     #[arg(long, env = "VALBOX_LOG_DAYS")]
     log_days: Option<u64>,
+    /// Compiled functions the compile cache keeps, in MiB.
+    #[arg(long, env = "VALBOX_COMPILE_CACHE_MB")]
+    compile_cache_mb: Option<u64>,
     /// Everything one owner stores (components, blobs, SQLite, logs), in MiB.
     #[arg(long, env = "VALBOX_STORAGE_QUOTA_MB")]
     storage_quota_mb: Option<u64>,
@@ -399,6 +402,9 @@ impl LimitArgs {
         set(&mut l.log_bytes, self.log_bytes);
         if let Some(bytes) = self.log_bytes_per_val {
             l.log_bytes_per_val = bytes;
+        }
+        if let Some(mb) = self.compile_cache_mb {
+            l.compile_cache_bytes = mb.saturating_mul(1 << 20);
         }
         if let Some(mb) = self.storage_quota_mb {
             l.storage_quota_bytes = mb.saturating_mul(1 << 20);

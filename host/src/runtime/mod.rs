@@ -140,7 +140,7 @@ impl<H: Host> Runtime<H> {
         std::fs::create_dir_all(&components_dir)
             .with_context(|| format!("creating {}", components_dir.display()))?;
         // Without the cache, components still compile, only slower.
-        let cache = compile_cache::CompileCache::open(compile_cache)
+        let cache = compile_cache::CompileCache::open(compile_cache, limits.compile_cache_bytes)
             .inspect_err(|e| tracing::warn!("compiling without a cache: {e:#}"))
             .ok();
         let engine = Engine::new(&engine_config(&limits, cache))?;
