@@ -563,7 +563,7 @@ async fn bad_tokens_and_bad_requests_get_clear_errors() {
         .unwrap();
     assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // A well-formed token that was never issued.
-    let (unknown, _) = valbox::auth::generate_token(valbox::auth::API_TOKEN_PREFIX);
+    let (unknown, _) = valbox_auth::generate_token(valbox_auth::API_TOKEN_PREFIX);
     assert_error(
         s.get("/v1/me", Some(&unknown)).await,
         StatusCode::UNAUTHORIZED,

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::smtp::{free_port, smtp_server, spawn_python, spawn_smtp};
 use support::{TestServer, assert_error};
-use valbox::caps::email::delivery::SmtpConfig;
+use valbox_caps::email::delivery::SmtpConfig;
 
 /// An SMTP server (aiosmtpd) that refuses every recipient: alice with a
 /// permanent 550, anyone else with a transient 451.

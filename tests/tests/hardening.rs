@@ -12,7 +12,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{TestServer, assert_error};
-use valbox::auth::Scopes;
+use valbox_model::Scopes;
 
 /// Statements that once crashed the server, leaked addresses, or reach
 /// past what user SQL may do. Each must be answered with a clear 4xx or

@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::smtp::smtp_server;
 use support::{TestServer, assert_error, val_bytes};
-use valbox::caps::email::delivery::SmtpConfig;
+use valbox_caps::email::delivery::SmtpConfig;
 
 /// A token of alice's holding `scopes`; returns (id, secret).
 async fn token(s: &TestServer, scopes: &str) -> (String, String) {
@@ -342,7 +342,7 @@ async fn a_val_declares_its_scopes_and_the_deploy_grants_them_when_asked() {
 
 /// Every scope of every val and token in the data dir, by a stable name.
 fn all_scopes(s: &TestServer) -> Vec<(String, String)> {
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
     db.call_blocking(|conn| {
         let mut stmt = conn.prepare(
             "SELECT 'val ' || u.username || '/' || v.name, v.scopes FROM vals v
@@ -360,8 +360,8 @@ fn all_scopes(s: &TestServer) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
-    use valbox::auth::Scopes;
-    use valbox::services::scope_migration::migrate;
+    use valbox_model::Scopes;
+    use valbox_server::services::scope_migration::migrate;
 
     let s = TestServer::start().await;
     // alice uses blob:write, through a val and a token of her own.
@@ -384,12 +384,12 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
     // Written before the migration reads them (a report flushes).
     get_json(&s, &format!("/v1/tokens/{writer}/usage")).await;
 
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
     let remove = Scopes::parse("blob:write").unwrap();
     let before = all_scopes(&s);
 
     let dry = migrate(&db, remove, 30, true).unwrap();
-    let labels = |items: &[valbox::services::scope_migration::Item]| {
+    let labels = |items: &[valbox_server::services::scope_migration::Item]| {
         let mut l: Vec<String> = items.iter().map(|i| i.label.clone()).collect();
         l.sort();
         l
@@ -445,7 +445,7 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
 #[tokio::test]
 async fn the_server_sets_the_default_scopes_of_new_vals() {
     let s = TestServer::start_configured(|c| {
-        c.default_val_scopes = valbox::auth::Scopes::parse("blob:read fetch").unwrap()
+        c.default_val_scopes = valbox_model::Scopes::parse("blob:read fetch").unwrap()
     })
     .await;
     let val = s.ensure_val(&s.alice, "fresh", "public").await;
@@ -458,7 +458,7 @@ async fn a_running_server_sees_an_operators_writes_to_its_data_dir() {
     s.deploy("hello", "hello", "public").await;
     assert_eq!(s.get("/x/alice/hello/", None).await.status(), 200);
     // As `valbox admin migrate-scopes` would, from another process.
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
     db.call_blocking(|c| Ok(c.execute("UPDATE vals SET privacy = 'private'", [])?))
         .unwrap();
     for _ in 0..40 {

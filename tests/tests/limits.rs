@@ -294,7 +294,7 @@ async fn one_owner_cannot_run_more_than_its_share_at_once() {
 
 #[tokio::test]
 async fn components_beyond_the_instance_and_table_limits_are_refused_at_upload() {
-    type Tune = fn(&mut valbox::config::Limits);
+    type Tune = fn(&mut valbox_model::Limits);
     let cases: [(Tune, &str); 3] = [
         (|l| l.instances = 2, "core module instances"),
         (|l| l.tables = 1, "tables"),

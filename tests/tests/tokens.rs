@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::{TestServer, assert_error};
-use valbox::auth::{ALL_SCOPES, Scopes};
+use valbox_model::{ALL_SCOPES, Scopes};
 
 fn all_but(scope: &str) -> Vec<&'static str> {
     ALL_SCOPES.iter().copied().filter(|s| *s != scope).collect()
@@ -626,7 +626,7 @@ mod secret_scanning {
                 .await;
         let (_, leaked) = s.token_with(&s.alice, &["user:read"]).await;
         let (_, reader) = s.token_with(&s.alice, &["user:read"]).await;
-        let (never_issued, _) = valbox::auth::generate_token(valbox::auth::API_TOKEN_PREFIX);
+        let (never_issued, _) = valbox_auth::generate_token(valbox_auth::API_TOKEN_PREFIX);
         let body = json!([
             { "token": leaked, "type": "valbox_api_token", "url": "https://github.com/x/y/blob/main/a.env", "source": "content" },
             { "token": never_issued, "type": "valbox_api_token", "url": "", "source": "content" },
@@ -823,4 +823,38 @@ async fn val_write_alone_buys_no_other_scope() {
         .await
         .unwrap();
     assert!(seen["scopes"].as_array().unwrap().len() > 1);
+}
+
+#[tokio::test]
+async fn env_vars_are_their_owners_alone_and_never_a_call_tokens() {
+    let s = TestServer::start().await;
+    let v = s.deploy("hello", "hello", "public").await;
+    let id = v["valId"].as_str().unwrap().to_string();
+    let envs = format!("/v2/vals/{id}/environment_variables");
+    let bob_token = s.create_user("bob");
+    let resp = s.get(&envs, Some(&bob_token)).await;
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+    let (reader, _) = s.token_with(&s.alice, &["env:read"]).await;
+    let resp = s
+        .req(Method::POST, &envs, Some(&reader))
+        .json(&json!({ "key": "K", "value": "v" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    let call = s.mint_call_token(&id, Scopes::all(), Duration::from_secs(60));
+    let resp = s
+        .req(Method::POST, &envs, Some(&call))
+        .json(&json!({ "key": "K", "value": "v" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+    let resp = s
+        .req(Method::POST, &envs, Some(&s.alice))
+        .json(&json!({ "key": "valtown", "value": "v" }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::BAD_REQUEST, "invalid_env_var").await;
 }

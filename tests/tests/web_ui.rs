@@ -168,8 +168,8 @@ impl Browser {
 }
 
 fn login_link(s: &TestServer, user: &str) -> String {
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    valbox::ui::login_link(&db, user, &s.base)
+    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    valbox_server::ui::login_link(&db, user, &s.base)
         .unwrap()
         .expect("the user exists")
 }
@@ -197,11 +197,13 @@ async fn signing_in_with_a_link_which_works_once_and_signing_out() {
     b.screenshot("link-refused").await;
 
     // Expired: refused too.
-    let db = valbox::db::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    let (secret, hash) = valbox::auth::generate_token("vbl_");
+    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let (secret, hash) = valbox_auth::generate_token("vbl_");
     let alice = s.alice_id();
-    db.call_blocking(|c| valbox::db::insert_login_link(c, &alice, &hash, valbox::db::now_ms() - 1))
-        .unwrap();
+    db.call_blocking(|c| {
+        valbox_store::insert_login_link(c, &alice, &hash, valbox_model::now_ms() - 1)
+    })
+    .unwrap();
     b.goto(&format!("{}/login?link={secret}", s.base)).await;
     b.click("#use-link").await;
     b.wait_for_text("already used, has expired").await;

@@ -12,8 +12,9 @@ use std::time::Duration;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use valbox::config::{Config, Limits};
-use valbox::server::Server;
+use valbox_model::Limits;
+use valbox_server::config::Config;
+use valbox_server::server::Server;
 
 pub mod smtp;
 
@@ -53,7 +54,7 @@ pub struct TestServer {
     pub alice: String,
     /// Call tokens minted by the tests, live until the server is dropped
     /// (or their lifetime ends), as if their calls were still running.
-    call_leases: std::sync::Mutex<Vec<valbox::auth::MintedToken>>,
+    call_leases: std::sync::Mutex<Vec<valbox_auth::MintedToken>>,
 }
 
 /// One compile cache for every test server: the JavaScript and Python
@@ -134,7 +135,7 @@ impl TestServer {
         }
     }
 
-    pub fn app(&self) -> &valbox::app::App {
+    pub fn app(&self) -> &valbox_server::app::App {
         &self.server.as_ref().unwrap().app
     }
 
@@ -227,11 +228,11 @@ impl TestServer {
     pub fn mint_call_token(
         &self,
         val_id: &str,
-        scopes: valbox::auth::Scopes,
+        scopes: valbox_model::Scopes,
         lifetime: Duration,
     ) -> String {
-        let now = valbox::db::now_ms();
-        let mut lease = self.app().auth.call_tokens.mint(valbox::auth::CallToken {
+        let now = valbox_model::now_ms();
+        let mut lease = self.app().auth.call_tokens.mint(valbox_auth::CallToken {
             id: String::new(),
             owner_id: self.alice_id(),
             username: "alice".into(),
@@ -248,8 +249,8 @@ impl TestServer {
 
     /// alice's user id, read straight from the data dir.
     pub fn alice_id(&self) -> String {
-        let db = valbox::db::Db::open(&self.dir.path().join("valbox.db")).unwrap();
-        db.call_blocking(|c| valbox::db::user_by_name(c, "alice"))
+        let db = valbox_store::Db::open(&self.dir.path().join("valbox.db")).unwrap();
+        db.call_blocking(|c| valbox_store::user_by_name(c, "alice"))
             .unwrap()
             .unwrap()
             .id

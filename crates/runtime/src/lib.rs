@@ -1,0 +1,532 @@
+//! The WebAssembly runtime: one engine, compiled components cached on disk
+//! and pre-linked in memory, and `invoke`, which runs one call in a fresh
+//! store under the configured limits. Knows nothing about HTTP routes.
+
+pub mod bindings;
+mod call;
+mod compile_cache;
+mod engine;
+pub mod fsutil;
+mod libraries;
+mod limits;
+mod loaded;
+mod output;
+mod scheduler;
+mod sections;
+mod upload;
+mod wit;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use bindings::http::{HttpVal, HttpValPre};
+use bindings::script::{ScriptVal, ScriptValPre};
+pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output, ValKind};
+use engine::{engine_config, start_epoch_ticker};
+pub use libraries::{Host, LibraryPlan, LinkPlan};
+use libraries::{LibrarySlot, LoadedLibrary};
+use limits::{CallLimiter, MemoryBudget};
+use loaded::LoadedCache;
+use output::Capture;
+use scheduler::{Scheduler, Seat};
+pub use sections::section_lines;
+pub use upload::{Prepared, UploadError};
+use valbox_model::Limits;
+pub use wit::component_wit;
+
+/// How often the epoch advances: the granularity of wall-clock deadlines
+/// and of yielding a busy guest back to the async runtime, which is how
+/// long a new request may wait to be read while every worker runs wasm.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// The state of one store of a call (the val's, or a library's): WASI's,
+/// the memory limiter's, what the call's stores share, the libraries its
+/// component imports, and `host`, what the embedder links its own imports
+/// to (the capabilities).
+pub struct CallState<H: Host> {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: CallLimiter,
+    shared: Arc<CallShared>,
+    libraries: Vec<LibrarySlot<H>>,
+    pub host: H,
+}
+
+impl<H: Host> WasiView for CallState<H> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// What every store of one call shares: its limits and log, its deadline,
+/// its CPU slot and its memory budget.
+struct CallShared {
+    limits: Arc<Limits>,
+    stdout: Capture,
+    stderr: Capture,
+    deadline: Instant,
+    seat: Arc<Mutex<Seat>>,
+    memory: Arc<MemoryBudget>,
+}
+
+/// A component ready to instantiate, with its libraries.
+struct Loaded<H: Host> {
+    handler: Handler<H>,
+    libraries: Vec<Arc<LoadedLibrary<H>>>,
+    /// Its weight in the loaded cache: see [`LoadedLibrary::bytes`].
+    bytes: usize,
+}
+
+enum Handler<H: Host> {
+    Http(HttpValPre<CallState<H>>),
+    Script(ScriptValPre<CallState<H>>),
+}
+
+// Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
+impl<H: Host> Clone for Loaded<H> {
+    fn clone(&self) -> Self {
+        let handler = match &self.handler {
+            Handler::Http(pre) => Handler::Http(pre.clone()),
+            Handler::Script(pre) => Handler::Script(pre.clone()),
+        };
+        Self {
+            handler,
+            libraries: self.libraries.clone(),
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// What a call consumed, filled in even when it fails.
+#[derive(Default)]
+struct Usage {
+    fuel_used: u64,
+    cpu_time: Duration,
+    /// The library the call failed in, if it did.
+    failed_in: Option<String>,
+}
+
+/// Runs components whose imports beyond WASI are served by a host state
+/// `H`, one per call, which the embedder links in `Runtime::new`.
+pub struct Runtime<H: Host> {
+    engine: Engine,
+    linker: Linker<CallState<H>>,
+    limits: Arc<Limits>,
+    components_dir: PathBuf,
+    /// Pre-linked components by content hash and libraries, within
+    /// `Limits::loaded_bytes` and `Limits::loaded_idle`.
+    loaded: Mutex<LoadedCache<Loaded<H>>>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl<H: Host> Runtime<H> {
+    /// A runtime whose platform imports `link_host` adds to the linker,
+    /// keeping compiled components in `components_dir` and compiled
+    /// functions in the SQLite file `compile_cache`.
+    pub fn new(
+        limits: Limits,
+        components_dir: PathBuf,
+        compile_cache: &std::path::Path,
+        link_host: impl FnOnce(&mut Linker<CallState<H>>) -> wasmtime::Result<()>,
+    ) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(&components_dir)
+            .with_context(|| format!("creating {}", components_dir.display()))?;
+        // Without the cache, components still compile, only slower.
+        let cache = compile_cache::CompileCache::open(compile_cache, limits.compile_cache_bytes)
+            .inspect_err(|e| tracing::warn!("compiling without a cache: {e:#}"))
+            .ok();
+        let engine = Engine::new(&engine_config(&limits, cache))?;
+        let mut linker = Linker::<CallState<H>>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        link_host(&mut linker)?;
+        start_epoch_ticker(&engine);
+        let ticker = engine.clone();
+        // Extra epochs are harmless: deadlines are checked against the clock.
+        let scheduler = Scheduler::new(limits.running_guests, move || ticker.increment_epoch());
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            loaded: Mutex::new(LoadedCache::new(limits.loaded_bytes, limits.loaded_idle)),
+            limits: Arc::new(limits),
+            components_dir,
+            scheduler,
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Calls holding a slot to run wasm right now.
+    pub fn guests_running(&self) -> usize {
+        self.scheduler.running()
+    }
+
+    fn wasm_path(&self, sha256: &str) -> PathBuf {
+        self.components_dir.join(format!("{sha256}.wasm"))
+    }
+
+    fn compiled_path(&self, sha256: &str) -> PathBuf {
+        self.components_dir.join(format!("{sha256}.cwasm"))
+    }
+
+    /// Link a compiled component and its libraries, learning its kind
+    /// from its exports.
+    fn link(
+        &self,
+        component: &Component,
+        libraries: &[Arc<LibraryPlan<H::View>>],
+    ) -> Result<(Loaded<H>, ValKind), UploadError> {
+        let linked = self.link_libraries(component, libraries)?;
+        let kind = upload::exported_kind(&self.engine, component)?;
+        Ok((with_handler(kind, linked)?, kind))
+    }
+
+    /// Pre-link `component` with each of its library imports forwarded to
+    /// the library that answers it, and those libraries linked in turn.
+    fn link_libraries(
+        &self,
+        component: &Component,
+        libraries: &[Arc<LibraryPlan<H::View>>],
+    ) -> Result<LoadedLibrary<H>, UploadError> {
+        let internal = |e: anyhow::Error| UploadError::Internal(format!("{e:#}"));
+        let mut components = Vec::with_capacity(libraries.len());
+        let mut loaded = Vec::with_capacity(libraries.len());
+        let mut bytes = image_bytes(component);
+        for library in libraries {
+            let lib_component = self.component(&library.plan.sha256).map_err(internal)?;
+            let linked = self.link_libraries(&lib_component, &library.plan.libraries)?;
+            bytes += linked.bytes;
+            components.push(lib_component);
+            loaded.push(Arc::new(linked));
+        }
+        let labeled: Vec<(&str, &Component)> = libraries
+            .iter()
+            .zip(&components)
+            .map(|(l, c)| (l.label.as_str(), c))
+            .collect();
+        let matches = libraries::match_imports(&self.engine, component, &labeled)?;
+        let pre = if matches.is_empty() {
+            self.linker.instantiate_pre(component)
+        } else {
+            let mut linker = self.linker.clone();
+            for (name, ty, slot) in &matches {
+                libraries::forward(
+                    &self.engine,
+                    &mut linker,
+                    name,
+                    ty,
+                    &components[*slot],
+                    *slot,
+                )
+                .map_err(internal)?;
+            }
+            linker.instantiate_pre(component)
+        };
+        let pre = pre.map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
+        Ok(LoadedLibrary {
+            pre,
+            libraries: loaded,
+            bytes,
+        })
+    }
+
+    /// The pre-linked form of `plan`: from memory, else from the compiled
+    /// cache on disk, else compiled again from the stored upload.
+    async fn load(self: &Arc<Self>, plan: &LinkPlan<H::View>) -> Result<Loaded<H>, CallError> {
+        if let Some(l) = self.loaded_cache().get(plan.key(), Instant::now()) {
+            return Ok(l);
+        }
+        let this = self.clone();
+        let sha = plan.sha256.clone();
+        let libraries = plan.libraries.clone();
+        let linked = tokio::task::spawn_blocking(move || {
+            let component = this.component(&sha)?;
+            Ok::<_, anyhow::Error>(this.link(&component, &libraries))
+        })
+        .await
+        .map_err(|e| CallError::Internal(e.to_string()))?
+        .map_err(|e| CallError::Internal(format!("{e:#}")))?;
+        let (loaded, _) = linked.map_err(|e| match e {
+            UploadError::Internal(m) => CallError::Internal(m),
+            e => CallError::Link(e.to_string()),
+        })?;
+        let bytes = loaded.bytes;
+        self.loaded_cache()
+            .insert(plan.key(), loaded.clone(), bytes, Instant::now());
+        Ok(loaded)
+    }
+
+    fn loaded_cache(&self) -> std::sync::MutexGuard<'_, LoadedCache<Loaded<H>>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop the loaded components no call used within
+    /// `Limits::loaded_idle` and give the memory they held back to the
+    /// system; returns how many. Blocking: call it periodically, off the
+    /// async runtime.
+    pub fn unload_idle(&self) -> usize {
+        let dropped = self.loaded_cache().drop_idle(Instant::now());
+        if dropped > 0 {
+            loaded::release_freed_memory();
+        }
+        dropped
+    }
+
+    /// Components held in memory, and the bytes of compiled code and data
+    /// they map.
+    pub fn loaded(&self) -> (usize, usize) {
+        let cache = self.loaded_cache();
+        (cache.len(), cache.bytes())
+    }
+
+    /// The compiled component `sha256`, from the on-disk cache or compiled
+    /// again from the stored upload.
+    fn component(&self, sha256: &str) -> anyhow::Result<Component> {
+        let compiled = self.compiled_path(sha256);
+        // SAFETY: the cache directory holds only artifacts this server
+        // serialised itself, named by the hash of their source; wasmtime
+        // checks that the artifact matches this engine's version and config.
+        match unsafe { Component::deserialize_file(&self.engine, &compiled) } {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                tracing::info!("recompiling {sha256}: cached artifact unusable ({e:#})");
+                let wasm = std::fs::read(self.wasm_path(sha256))
+                    .with_context(|| format!("component {sha256} is missing from the store"))?;
+                let c = Component::new(&self.engine, &wasm)?;
+                crate::fsutil::write_atomic(&compiled, &c.serialize()?)?;
+                Ok(c)
+            }
+        }
+    }
+
+    /// Run one call of the component of `plan`, with its libraries. Once
+    /// it is loaded, `start` gives the call's host state and its deadline,
+    /// so loading (at worst a compile) never eats into the call's time.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        plan: &LinkPlan<H::View>,
+        input: Input,
+        start: impl FnOnce() -> (H, Instant),
+    ) -> Outcome<H> {
+        let started = Instant::now();
+        let (stdout, stderr) = Capture::pair(self.limits.log_bytes);
+        let mut usage = Usage::default();
+        let (result, host) = match self.load(plan).await {
+            Ok(loaded) => {
+                let (host, deadline) = start();
+                let shared = Arc::new(CallShared {
+                    limits: self.limits.clone(),
+                    stdout: stdout.clone(),
+                    stderr: stderr.clone(),
+                    deadline,
+                    seat: self.scheduler.seat(),
+                    memory: Arc::default(),
+                });
+                let libraries = libraries::slots(&plan.libraries, &loaded.libraries);
+                let mut store = new_store(&self.engine, shared, host, libraries);
+                let result = self.run(loaded, &mut store, input, &mut usage).await;
+                (result, Some(store.into_data().host))
+            }
+            Err(e) => (Err(e), None),
+        };
+        Outcome {
+            result,
+            fuel_used: usage.fuel_used,
+            duration: started.elapsed(),
+            cpu_time: usage.cpu_time,
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            failed_in: usage.failed_in,
+            host,
+        }
+    }
+
+    async fn run(
+        &self,
+        loaded: Loaded<H>,
+        store: &mut Store<CallState<H>>,
+        input: Input,
+        usage: &mut Usage,
+    ) -> Result<Output, CallError> {
+        let limits = &self.limits;
+        if limits.meter_fuel {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| CallError::Internal(e.to_string()))?;
+        }
+        let seat = store.data().shared.seat.clone();
+        let deadline = store.data().shared.deadline;
+        let call = async {
+            let result: wasmtime::Result<Output> = match (&loaded.handler, input) {
+                (Handler::Http(pre), Input::Http(request)) => {
+                    let val: HttpVal = pre.instantiate_async(&mut *store).await?;
+                    let response = val
+                        .valbox_platform_http_handler()
+                        .call_handle(&mut *store, &request)
+                        .await?;
+                    Ok(Output::Http(response))
+                }
+                (Handler::Script(pre), Input::Script(args)) => {
+                    let val: ScriptVal = pre.instantiate_async(&mut *store).await?;
+                    let result = val
+                        .valbox_platform_script()
+                        .call_run(&mut *store, &args)
+                        .await?;
+                    Ok(Output::Script(result))
+                }
+                _ => Err(wasmtime::Error::msg(
+                    "the val's kind does not match the route",
+                )),
+            };
+            result
+        };
+        // The guest runs only while it holds a slot, instantiation included.
+        let call = scheduler::scheduled(seat.clone(), call);
+        // The epoch deadline stops guest code; this also bounds time spent
+        // inside host calls and waiting for a slot.
+        let hard_stop = tokio::time::Instant::from_std(deadline + EPOCH_TICK * 4);
+        let timed = tokio::time::timeout_at(hard_stop, call).await;
+        usage.cpu_time = seat.lock().unwrap_or_else(|p| p.into_inner()).cpu_time();
+        if limits.meter_fuel {
+            usage.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        }
+        let output = match timed {
+            Err(_) => return Err(CallError::Deadline(limits.timeout)),
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => {
+                usage.failed_in = libraries::failed_in(&e);
+                return Err(classify(e, store, limits));
+            }
+        };
+        let size = match &output {
+            Output::Http(response) => response.body.len(),
+            Output::Script(Ok(text) | Err(text)) => text.len(),
+        };
+        if size > limits.response_body_bytes {
+            return Err(CallError::ResponseTooLarge(limits.response_body_bytes));
+        }
+        Ok(output)
+    }
+}
+
+/// The bytes of compiled code and data `component` maps.
+fn image_bytes(component: &Component) -> usize {
+    let range = component.image_range();
+    (range.end as usize).saturating_sub(range.start as usize)
+}
+
+/// A linked component as a val of `kind`, ready to call its handler.
+fn with_handler<H: Host>(
+    kind: ValKind,
+    linked: LoadedLibrary<H>,
+) -> Result<Loaded<H>, UploadError> {
+    let LoadedLibrary {
+        pre,
+        libraries,
+        bytes,
+    } = linked;
+    let no_handler = |e: wasmtime::Error| UploadError::NoHandler(format!("{e:#}"));
+    let handler = match kind {
+        ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
+        ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
+        ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
+    };
+    Ok(Loaded {
+        handler,
+        libraries,
+        bytes,
+    })
+}
+
+/// A fresh store for one of a call's components. Nothing ambient: no
+/// preopened directories, no sockets, no host environment variables;
+/// stdout and stderr go to the call's log. It stops at the call's deadline
+/// and yields its CPU slot as the scheduler decides.
+fn new_store<H: Host>(
+    engine: &Engine,
+    shared: Arc<CallShared>,
+    host: H,
+    libraries: Vec<LibrarySlot<H>>,
+) -> Store<CallState<H>> {
+    let wasi = WasiCtx::builder()
+        .stdout(shared.stdout.clone())
+        .stderr(shared.stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let deadline = shared.deadline;
+    let ticking = shared.seat.clone();
+    let state = CallState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: CallLimiter::new(&shared.limits, shared.memory.clone()),
+        shared,
+        libraries,
+        host,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        // A busy guest yields at every tick: tokio's yield wakes the call
+        // only after the worker has polled sockets and timers, so requests
+        // are read while every worker runs wasm. Whether the call then
+        // gives its slot to a waiting one is the scheduler's choice.
+        let mut seat = ticking.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(if seat.tick(EPOCH_TICK / 2) {
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        } else {
+            UpdateDeadline::Continue(1)
+        })
+    });
+    store
+}
+
+/// The store of the library in `slot` of `caller`'s component, for this
+/// call: the library's own host view and libraries, the call's shared parts.
+fn library_store<H: Host>(
+    caller: &mut StoreContextMut<'_, CallState<H>>,
+    slot: usize,
+) -> Store<CallState<H>> {
+    let state = caller.data();
+    let library = &state.libraries[slot];
+    let plan = library.plan();
+    let host = state.host.library(&plan.label, &plan.view);
+    let libraries = libraries::slots(&plan.plan.libraries, &library.loaded().libraries);
+    new_store(caller.engine(), state.shared.clone(), host, libraries)
+}
+
+fn classify<H: Host>(
+    err: wasmtime::Error,
+    store: &Store<CallState<H>>,
+    limits: &Limits,
+) -> CallError {
+    if store.data().shared.memory.refused() {
+        return CallError::Memory(limits.memory_bytes);
+    }
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return CallError::Busy;
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::Fuel(limits.fuel),
+        Some(Trap::Interrupt) => CallError::Deadline(limits.timeout),
+        _ => CallError::Trap(format!("{err:#}")),
+    }
+}

@@ -1,0 +1,288 @@
+//! Least privilege over time: what a token or val did with its scopes
+//! (`usage`), narrowing it to what it used (`narrow`), and the scopes vals
+//! asked for by being refused them (`scope-requests`), granted or
+//! dismissed by their owner.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::tokens::require_grantable;
+use super::{Authed, iso8601};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::services::scope_usage::{UsageReport, report};
+use crate::services::val_access::{find_changeable, find_owned};
+use valbox_model::{Principal, Scope, Scopes, Subject};
+use valbox_store as db;
+use valbox_store::ScopeRequestRow;
+
+/// The window "used" looks back over, unless a request says otherwise.
+const DEFAULT_DAYS: i64 = 30;
+const MAX_DAYS: i64 = 3650;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/tokens/{id}/usage", get(token_usage))
+        .route("/v1/tokens/{id}/narrow", post(narrow_token))
+        .route("/v2/vals/{id}/usage", get(val_usage))
+        .route("/v2/vals/{id}/narrow", post(narrow_val))
+        .route("/v1/scope-requests", get(list_requests))
+        .route("/v1/scope-requests/{id}/{decision}", post(decide))
+}
+
+/// `?days=N`: the window, 1 to 3650 days (default 30).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    days: Option<i64>,
+}
+
+impl Window {
+    fn days(&self) -> ApiResult<i64> {
+        match self.days.unwrap_or(DEFAULT_DAYS) {
+            d @ 1..=MAX_DAYS => Ok(d),
+            d => Err(ApiError::bad_request(
+                "invalid_days",
+                format!("days must be between 1 and {MAX_DAYS}, not {d}"),
+            )),
+        }
+    }
+}
+
+/// The caller's own live personal token `id`, and its scopes.
+async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> ApiResult<Scopes> {
+    crate::web::require_personal_token(who)?;
+    who.require(scope)?;
+    let (owner, key) = (who.user_id.clone(), id.to_string());
+    let row = app
+        .db
+        .call(move |conn| db::live_token(conn, &owner, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("you have no live API token `{id}`")))?;
+    Scopes::parse(&row.scopes).map_err(ApiError::internal)
+}
+
+async fn token_usage(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Query(window): Query<Window>,
+) -> ApiResult<Json<UsageReport>> {
+    let held = own_token(&app, &who, &id, Scope::UserRead).await?;
+    let days = window.days()?;
+    let report = report(&app, Subject::Token(id), held, days).await?;
+    Ok(Json(report))
+}
+
+/// The outcome of narrowing: the scopes before and after.
+#[derive(Serialize)]
+pub struct Narrowed {
+    before: Vec<String>,
+    after: Vec<String>,
+    removed: Vec<String>,
+    days: i64,
+}
+
+impl Narrowed {
+    fn new(before: Scopes, after: Scopes, days: i64) -> Self {
+        let names = |s: Scopes| s.iter().map(|s| s.to_string()).collect();
+        let removed = before.iter().filter(|s| !after.has(*s)).collect::<Scopes>();
+        Self {
+            before: names(before),
+            after: names(after),
+            removed: names(removed),
+            days,
+        }
+    }
+}
+
+/// The scopes of `report` it used within its window, as a set.
+fn used_scopes(report: &UsageReport) -> Scopes {
+    report
+        .suggested
+        .iter()
+        .filter_map(|s| Scope::parse(s))
+        .collect()
+}
+
+async fn narrow_token(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Query(window): Query<Window>,
+) -> ApiResult<Json<Narrowed>> {
+    Ok(Json(
+        narrow_token_to_used(&app, &who, id, window.days()?).await?,
+    ))
+}
+
+/// Narrow `who`'s token `id` to the scopes it used in the last `days`.
+pub async fn narrow_token_to_used(
+    app: &App,
+    who: &Principal,
+    id: String,
+    days: i64,
+) -> ApiResult<Narrowed> {
+    let held = own_token(app, who, &id, Scope::UserWrite).await?;
+    let report = report(app, Subject::Token(id.clone()), held, days).await?;
+    let after = used_scopes(&report);
+    let (owner, text) = (who.user_id.clone(), after.to_string());
+    app.db
+        .call(move |conn| db::set_token_scopes(conn, &owner, &id, &text))
+        .await?;
+    Ok(Narrowed::new(held, after, days))
+}
+
+async fn val_usage(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Query(window): Query<Window>,
+) -> ApiResult<Json<UsageReport>> {
+    let val = find_owned(&app.db, &who, &id, Scope::ValRead).await?;
+    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let days = window.days()?;
+    Ok(Json(report(&app, Subject::Val(val.id), held, days).await?))
+}
+
+async fn narrow_val(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    Query(window): Query<Window>,
+) -> ApiResult<Json<Narrowed>> {
+    let val = find_changeable(&app.db, &who, &id, Scope::ValWrite).await?;
+    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let days = window.days()?;
+    let report = report(&app, Subject::Val(val.id.clone()), held, days).await?;
+    // Only ever narrower: what it holds now, of what it used.
+    let after = used_scopes(&report);
+    app.db
+        .call(move |conn| {
+            let now = db::val_by_id(conn, &val.id)?.map(|v| v.scopes);
+            let now = Scopes::parse(&now.unwrap_or_default()).unwrap_or_default();
+            db::set_val_scopes(conn, &val.id, &now.intersect(&after).to_string())
+        })
+        .await?;
+    app.forget_vals();
+    Ok(Json(Narrowed::new(held, after, days)))
+}
+
+/// A scope request as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestView {
+    id: String,
+    val_id: String,
+    val: String,
+    scope: String,
+    status: String,
+    denied: i64,
+    first_denied_at: String,
+    last_denied_at: String,
+    mailed_at: Option<String>,
+}
+
+impl From<ScopeRequestRow> for RequestView {
+    fn from(r: ScopeRequestRow) -> Self {
+        Self {
+            id: r.id,
+            val: format!("{}/{}", r.owner_name, r.val_name),
+            val_id: r.val_id,
+            scope: r.scope,
+            status: r.status,
+            denied: r.denied_count,
+            first_denied_at: iso8601(r.first_denied_at),
+            last_denied_at: iso8601(r.last_denied_at),
+            mailed_at: r.mailed_at.map(iso8601),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RequestList {
+    data: Vec<RequestView>,
+}
+
+async fn list_requests(
+    State(app): State<App>,
+    Authed(who): Authed,
+) -> ApiResult<Json<RequestList>> {
+    who.require(Scope::ValRead)?;
+    crate::services::scope_usage::flush(&app).await?;
+    let owner = who.user_id.clone();
+    let rows = app
+        .db
+        .call(move |conn| db::list_requests(conn, &owner))
+        .await?;
+    Ok(Json(RequestList {
+        data: rows.into_iter().map(RequestView::from).collect(),
+    }))
+}
+
+/// `grant` adds the scope to the val's calls (from its next call);
+/// `dismiss` closes the request, which then stays quiet.
+async fn decide(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path((id, decision)): Path<(String, String)>,
+) -> ApiResult<Json<RequestView>> {
+    Ok(Json(decide_for(&app, &who, &id, &decision).await?.into()))
+}
+
+/// Decide `who`'s scope request `id`: `grant` or `dismiss`.
+pub async fn decide_for(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    decision: &str,
+) -> ApiResult<ScopeRequestRow> {
+    let status = match decision {
+        "grant" => "granted",
+        "dismiss" => "dismissed",
+        _ => {
+            return Err(ApiError::not_found(
+                "a scope request is decided with POST .../grant or .../dismiss",
+            ));
+        }
+    };
+    // Only a person decides what a val may do.
+    crate::web::require_personal_token(who)?;
+    who.require(Scope::ValWrite)?;
+    let key = id.to_string();
+    let request = app
+        .db
+        .call(move |conn| db::request_by_id(conn, &key))
+        .await?
+        .filter(|r| r.owner_id == who.user_id)
+        .ok_or_else(|| ApiError::not_found(format!("you have no scope request `{id}`")))?;
+    let scope = Scope::parse(&request.scope)
+        .ok_or_else(|| ApiError::internal(format!("stored scope {}", request.scope)))?;
+    if status == "granted" {
+        let wanted: Scopes = [scope].into_iter().collect();
+        require_grantable(who, &wanted)?;
+    }
+    let (val_id, key) = (request.val_id.clone(), request.id.clone());
+    let row = app
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            if status == "granted" {
+                let Some(val) = db::val_by_id(&tx, &val_id)? else {
+                    return Ok(None);
+                };
+                let held = Scopes::parse(&val.scopes).unwrap_or_default();
+                db::set_val_scopes(&tx, &val_id, &held.with(scope).to_string())?;
+            }
+            db::decide_request(&tx, &key, status)?;
+            let row = db::request_by_id(&tx, &key)?;
+            tx.commit()?;
+            Ok(row)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("you have no scope request `{id}`")))?;
+    app.forget_vals();
+    Ok(row)
+}

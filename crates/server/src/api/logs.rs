@@ -1,0 +1,232 @@
+//! `GET /v1/telemetry/logs`: the caller's call logs, in the
+//! OpenTelemetry-like shape Val Town uses.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::Authed;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use valbox_model::Scope;
+
+#[derive(Deserialize)]
+struct LogQuery {
+    limit: Option<i64>,
+    direction: Option<String>,
+    /// Unix nanoseconds or RFC 3339.
+    start: Option<String>,
+    end: Option<String>,
+    /// Only this val's calls (Valbox's addition).
+    val_id: Option<String>,
+}
+
+pub fn routes() -> Router<App> {
+    Router::new().route("/v1/telemetry/logs", get(list_route))
+}
+
+fn parse_time(name: &str, text: &str) -> ApiResult<i64> {
+    if let Ok(ns) = text.parse::<i64>() {
+        return Ok(ns);
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.year() < 1970 { i64::MIN } else { i64::MAX }))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`{name}` must be Unix nanoseconds or an RFC 3339 time like 2026-01-02T03:04:05Z"),
+            )
+        })
+}
+
+async fn list_route(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<LogPage>> {
+    who.require(Scope::ValRead)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`limit` must be between 1 and 1000",
+        ));
+    }
+    let ascending = match q.direction.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("`direction` must be `asc` or `desc`, not `{other}`"),
+            ));
+        }
+    };
+    let start = q
+        .start
+        .as_deref()
+        .map(|t| parse_time("start", t))
+        .transpose()?;
+    let end = q.end.as_deref().map(|t| parse_time("end", t)).transpose()?;
+    let owner = who.user_id.clone();
+    let val_id = q.val_id.clone();
+    let (data, cut) = app
+        .db
+        .call(move |conn| {
+            let order = if ascending { "ASC" } else { "DESC" };
+            let mut stmt = conn.prepare(&format!(
+                "SELECT * FROM call_logs WHERE owner_id = ?1
+                   AND (?2 IS NULL OR val_id = ?2)
+                   AND (?3 IS NULL OR time_ns >= ?3)
+                   AND (?4 IS NULL OR time_ns < ?4)
+                 ORDER BY time_ns {order}, id {order} LIMIT ?5"
+            ))?;
+            let mut rows =
+                stmt.query_map(params![owner, val_id, start, end, limit], row_to_entry)?;
+            // A page is bounded by bytes as well as by count: a thousand
+            // records of chatty calls must not be held in memory at once.
+            let (mut page, mut bytes) = (Vec::new(), 0);
+            for row in rows.by_ref() {
+                let entry = row?;
+                bytes += entry.bytes();
+                page.push(entry);
+                if bytes >= PAGE_BYTES {
+                    break;
+                }
+            }
+            let cut = rows.next().is_some();
+            Ok((page, cut))
+        })
+        .await?;
+    // Where the next page starts, when this one was cut short by bytes.
+    let next = cut.then(|| data.last()).flatten().map(|last| {
+        let (key, direction) = if ascending {
+            ("start", "asc")
+        } else {
+            ("end", "desc")
+        };
+        let at = last.time_ns + i64::from(ascending);
+        let mut url = format!("/v1/telemetry/logs?limit={limit}&direction={direction}&{key}={at}");
+        if let Some(other) = if ascending { end } else { start } {
+            let key = if ascending { "end" } else { "start" };
+            url.push_str(&format!("&{key}={other}"));
+        }
+        if let Some(val_id) = &q.val_id {
+            url.push_str(&format!("&val_id={}", urlencoding(val_id)));
+        }
+        url
+    });
+    Ok(Json(LogPage {
+        data,
+        links: Links {
+            self_: "/v1/telemetry/logs",
+            next,
+        },
+    }))
+}
+
+/// Bytes of log text one page carries at most (at least one record).
+const PAGE_BYTES: usize = 4 << 20;
+
+fn urlencoding(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// One call as a log record, in the OpenTelemetry-like shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogEntry {
+    #[serde(skip)]
+    time_ns: i64,
+    time_unix_nano: String,
+    severity_text: &'static str,
+    body: String,
+    trace_id: String,
+    attributes: LogAttributes,
+}
+
+#[derive(Serialize)]
+struct LogAttributes {
+    #[serde(rename = "val.id")]
+    val_id: String,
+    #[serde(rename = "val.name")]
+    val_name: String,
+    #[serde(rename = "val.version")]
+    val_version: i64,
+    trigger: String,
+    /// For a call by another val (`api`): that val, `owner/val`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller: Option<String>,
+    #[serde(rename = "http.status")]
+    http_status: u16,
+    duration_ms: f64,
+    cpu_ms: f64,
+    fuel_used: i64,
+    stdout: String,
+    stderr: String,
+    error: Option<String>,
+}
+
+impl LogEntry {
+    /// Roughly what the record takes as JSON.
+    fn bytes(&self) -> usize {
+        let a = &self.attributes;
+        256 + self.body.len()
+            + a.stdout.len()
+            + a.stderr.len()
+            + a.error.as_ref().map_or(0, String::len)
+    }
+}
+
+/// A page of log records.
+#[derive(Serialize)]
+struct LogPage {
+    data: Vec<LogEntry>,
+    links: Links,
+}
+
+#[derive(Serialize)]
+struct Links {
+    #[serde(rename = "self")]
+    self_: &'static str,
+    /// The rest, when the page was cut short by its size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
+    let status: u16 = r.get("status")?;
+    let error: Option<String> = r.get("error")?;
+    let trigger: String = r.get("trigger")?;
+    let caller: Option<String> = r.get("caller")?;
+    let id: i64 = r.get("id")?;
+    let body = match (&error, &caller) {
+        (Some(e), _) => e.clone(),
+        (None, Some(caller)) => format!("{trigger} call by {caller} answered {status}"),
+        (None, None) => format!("{trigger} call answered {status}"),
+    };
+    let time_ns: i64 = r.get("time_ns")?;
+    Ok(LogEntry {
+        time_ns,
+        time_unix_nano: time_ns.to_string(),
+        severity_text: if error.is_some() { "ERROR" } else { "INFO" },
+        body,
+        trace_id: format!("{id:032x}"),
+        attributes: LogAttributes {
+            val_id: r.get("val_id")?,
+            val_name: r.get("val_name")?,
+            val_version: r.get("version")?,
+            trigger,
+            caller,
+            http_status: status,
+            duration_ms: r.get::<_, i64>("duration_us")? as f64 / 1000.0,
+            cpu_ms: r.get::<_, i64>("cpu_us")? as f64 / 1000.0,
+            fuel_used: r.get("fuel_used")?,
+            stdout: r.get("stdout")?,
+            stderr: r.get("stderr")?,
+            error,
+        },
+    })
+}

@@ -1,0 +1,101 @@
+//! The Run API: `GET|POST /v1/run/{user}.{val}` calls a script val with
+//! JSON arguments and answers its JSON result.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::JsonBody;
+use super::invoke::{ValCaller, resolve, with_cpu_timing};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::services::call::call;
+use valbox_model::Principal;
+use valbox_model::ValKind;
+use valbox_runtime::{Input, Output};
+
+pub fn routes() -> Router<App> {
+    Router::new().route("/v1/run/{target}", get(run_get).post(run_post))
+}
+
+#[derive(Deserialize)]
+struct RunBody {
+    #[serde(default)]
+    args: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct RunQuery {
+    args: Option<String>,
+}
+
+fn split_target(target: &str) -> ApiResult<(&str, &str)> {
+    target.split_once('.').ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_target",
+            format!("`{target}` is not `user.val`; call /v1/run/{{user}}.{{val}}"),
+        )
+    })
+}
+
+async fn run_post(
+    State(app): State<App>,
+    ValCaller(caller): ValCaller,
+    Path(target): Path<String>,
+    JsonBody(body): JsonBody<RunBody>,
+) -> ApiResult<Response> {
+    run(&app, caller, &target, body.args).await
+}
+
+async fn run_get(
+    State(app): State<App>,
+    ValCaller(caller): ValCaller,
+    Path(target): Path<String>,
+    uri: axum::http::Uri,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<Response> {
+    super::invoke::refuse_token_in_url(&uri)?;
+    let args = match q.args {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<Value>>(&text).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_args",
+                format!("`args` must be a URL-encoded JSON array: {e}"),
+            )
+        })?,
+    };
+    run(&app, caller, &target, args).await
+}
+
+async fn run(
+    app: &App,
+    caller: Option<Principal>,
+    target: &str,
+    args: Vec<Value>,
+) -> ApiResult<Response> {
+    let (user, name) = split_target(target)?;
+    let val = resolve(app, caller.as_ref(), user, name, ValKind::Script).await?;
+    let args = serde_json::to_string(&args).map_err(ApiError::internal)?;
+    let called = call(app, &val, caller.as_ref(), Input::Script(args), "run").await?;
+    match called.output {
+        Output::Script(Ok(json)) => {
+            let value: Value = serde_json::from_str(&json).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "invalid_output",
+                    format!("the val returned invalid JSON: {e}"),
+                )
+            })?;
+            Ok(with_cpu_timing(
+                Json(value).into_response(),
+                called.cpu_time,
+            ))
+        }
+        Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
+        Output::Http(_) => Err(ApiError::internal("HTTP output from a script val")),
+    }
+}

@@ -1,0 +1,240 @@
+//! `/v1/sqlite/execute` and `/v1/sqlite/batch` over the caller's own
+//! database, in Val Town's shapes. Blobs travel as base64 strings.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rusqlite::types::Value as SqlValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use valbox_caps::Capabilities;
+use valbox_caps::sqlite::Sqlite;
+use valbox_caps::sqlite::store::{Args, Mode, ResultSet, SqlError, Statement};
+use valbox_model::Principal;
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::web::{Authed, JsonBody};
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/sqlite/execute", post(execute))
+        .route("/v1/sqlite/batch", post(batch))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StatementJson {
+    Sql(String),
+    WithArgs {
+        sql: String,
+        #[serde(default)]
+        args: Option<Value>,
+    },
+}
+
+fn to_sql(v: &Value) -> ApiResult<SqlValue> {
+    Ok(match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(*b as i64),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_args",
+                "arguments must be null, booleans, numbers or strings",
+            ));
+        }
+    })
+}
+
+fn from_sql(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        SqlValue::Blob(b) => Value::String(BASE64.encode(b)),
+    }
+}
+
+fn statement(s: StatementJson) -> ApiResult<Statement> {
+    let (sql, args) = match s {
+        StatementJson::Sql(sql) => (sql, None),
+        StatementJson::WithArgs { sql, args } => (sql, args),
+    };
+    let args = match args {
+        None | Some(Value::Null) => Args::Positional(Vec::new()),
+        Some(Value::Array(values)) => {
+            Args::Positional(values.iter().map(to_sql).collect::<ApiResult<_>>()?)
+        }
+        Some(Value::Object(map)) => Args::Named(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), to_sql(v)?)))
+                .collect::<ApiResult<_>>()?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_args",
+                "`args` must be an array (positional) or an object (named)",
+            ));
+        }
+    };
+    Ok(Statement { sql, args })
+}
+
+/// A statement's result in Val Town's shape; blobs as base64 strings.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultJson {
+    columns: Vec<String>,
+    column_types: Vec<String>,
+    rows: Vec<Vec<Value>>,
+    rows_affected: u64,
+    last_insert_rowid: Option<i64>,
+}
+
+impl From<ResultSet> for ResultJson {
+    fn from(r: ResultSet) -> Self {
+        Self {
+            columns: r.columns,
+            column_types: r.column_types,
+            rows: r
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(from_sql).collect())
+                .collect(),
+            rows_affected: r.rows_affected,
+            last_insert_rowid: r.last_insert_rowid,
+        }
+    }
+}
+
+fn api_error(e: SqlError) -> ApiError {
+    match e {
+        SqlError::Denied(d) => d.into(),
+        SqlError::NeedsScope(scope) => ApiError::forbidden(format!(
+            "this statement needs the `{scope}` scope, which this token lacks"
+        )),
+        SqlError::Sql(m) => ApiError::bad_request("sql_error", m),
+        SqlError::Invalid(m) => ApiError::bad_request("invalid_statement", m),
+        SqlError::Quota(m) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m),
+        SqlError::TooLarge(m) => ApiError::bad_request("result_too_large", m),
+        SqlError::Deadline(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", m),
+        SqlError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy", m),
+        SqlError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+/// A turn among the caller's concurrent SQLite requests, or 429.
+fn turn(caps: &Capabilities, who: &Principal) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    let store = &caps.sqlite.store;
+    store.try_turn(&who.user_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "you already have {} SQLite requests running; wait for one to finish and retry",
+                store.concurrent_per_owner
+            ),
+        )
+    })
+}
+
+/// An error answer; a busy database also says when to retry.
+struct Failure(ApiError);
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let busy = self.0.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut resp = self.0.into_response();
+        if busy {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[derive(Deserialize)]
+struct ExecuteBody {
+    statement: StatementJson,
+}
+
+async fn execute(
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
+    JsonBody(body): JsonBody<ExecuteBody>,
+) -> Result<Json<ResultJson>, Failure> {
+    // Refused before taking a turn: a caller without the scope must not
+    // hold up the owner's own requests.
+    Sqlite::access(&mut who).map_err(api_error)?;
+    let turn = turn(&caps, &who)?;
+    let s = statement(body.statement)?;
+    let bounds = caps.sqlite.rest_bounds();
+    let result = caps
+        .sqlite
+        .execute(&mut who, s, bounds, Some(turn))
+        .await
+        .map_err(api_error)?;
+    Ok(Json(result.into()))
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    statements: Vec<StatementJson>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+async fn batch(
+    State(caps): State<Arc<Capabilities>>,
+    Authed(mut who): Authed,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> Result<Json<Vec<ResultJson>>, Failure> {
+    // Refused before taking a turn: a caller without the scope must not
+    // hold up the owner's own requests.
+    Sqlite::access(&mut who).map_err(api_error)?;
+    let turn = turn(&caps, &who)?;
+    let mode = match body.mode.as_deref() {
+        None | Some("deferred") => Mode::Deferred,
+        Some("write") => Mode::Write,
+        Some("read") => Mode::Read,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_mode",
+                format!("`mode` must be write, read or deferred, not `{other}`"),
+            )
+            .into());
+        }
+    };
+    let statements = body
+        .statements
+        .into_iter()
+        .map(statement)
+        .collect::<ApiResult<Vec<_>>>()?;
+    let bounds = caps.sqlite.rest_bounds();
+    let results = caps
+        .sqlite
+        .batch(&mut who, statements, mode, bounds, Some(turn))
+        .await
+        .map_err(api_error)?;
+    Ok(Json(results.into_iter().map(ResultJson::from).collect()))
+}

@@ -1,0 +1,287 @@
+//! Personal API tokens: create (shown once), list, revoke. A token can only
+//! create tokens with scopes it holds itself, and a val's per-call token
+//! can never manage tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{Authed, JsonBody, iso8601};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use valbox_auth as auth;
+use valbox_auth::CallToken;
+use valbox_model::{Principal, Scope, Scopes};
+use valbox_store as db;
+use valbox_store::TokenRow;
+
+const MAX_NAME_LEN: usize = 100;
+const MAX_DAYS: i64 = 3650;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/tokens", get(list).post(create))
+        .route("/v1/tokens/{id}", delete(revoke))
+}
+
+/// Scopes as a JSON array of names or one space-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum ScopeList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ScopeList {
+    pub fn parse(&self) -> ApiResult<Scopes> {
+        let text = match self {
+            ScopeList::List(v) => v.join(" "),
+            ScopeList::Text(t) => t.clone(),
+        };
+        Scopes::parse(&text).map_err(|m| ApiError::bad_request("invalid_scope", m))
+    }
+}
+
+/// Refuse (403, with `message` naming the first missing scope) unless the
+/// caller's own token holds every scope in `wanted`.
+pub fn require_all(
+    who: &Principal,
+    wanted: &Scopes,
+    message: impl FnOnce(Scope) -> String,
+) -> ApiResult<()> {
+    match wanted.first_missing_from(&who.scopes) {
+        Some(scope) => Err(ApiError::forbidden(message(scope))),
+        None => Ok(()),
+    }
+}
+
+/// [`require_all`] for handing scopes out.
+pub fn require_grantable(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
+    require_all(who, wanted, |scope| {
+        format!("cannot grant `{scope}`: the token making this request does not hold it")
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    scopes: ScopeList,
+    expires_at: Option<String>,
+    expires_in_days: Option<i64>,
+}
+
+/// A personal API token as the API shows it: never its secret.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiTokenView {
+    id: String,
+    name: String,
+    kind: &'static str,
+    scopes: Vec<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<TokenRow> for ApiTokenView {
+    fn from(row: TokenRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            kind: "api",
+            scopes: row
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            created_at: iso8601(row.created_at),
+            last_used_at: row.last_used_at.map(iso8601),
+            expires_at: row.expires_at.map(iso8601),
+            revoked_at: row.revoked_at.map(iso8601),
+        }
+    }
+}
+
+/// A new token: [`ApiTokenView`] and, this once, the token itself.
+#[derive(Serialize)]
+struct NewTokenResponse {
+    #[serde(flatten)]
+    view: ApiTokenView,
+    token: String,
+}
+
+/// A live per-call token, listed so that its owner can revoke it. It has
+/// no `lastUsedAt` or `revokedAt`: it lives for one call.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallTokenView {
+    id: String,
+    name: String,
+    kind: &'static str,
+    val_id: String,
+    scopes: Vec<Scope>,
+    created_at: String,
+    expires_at: String,
+}
+
+impl From<CallToken> for CallTokenView {
+    fn from(call: CallToken) -> Self {
+        Self {
+            id: call.id,
+            name: format!("call of val {}", call.val_id),
+            kind: "call",
+            scopes: call.scopes.iter().collect(),
+            created_at: iso8601(call.created_at_ms),
+            expires_at: iso8601(call.expires_at_ms),
+            val_id: call.val_id,
+        }
+    }
+}
+
+/// One entry of the token list, in its kind's own shape.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TokenView {
+    Api(ApiTokenView),
+    Call(CallTokenView),
+}
+
+/// The body of `GET /v1/tokens`.
+#[derive(Serialize)]
+struct TokenListResponse {
+    data: Vec<TokenView>,
+}
+
+fn expiry(body: &CreateBody) -> ApiResult<Option<i64>> {
+    let now = valbox_model::now_ms();
+    let at = match (&body.expires_at, body.expires_in_days) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_expiry",
+                "give `expiresAt` or `expiresInDays`, not both",
+            ));
+        }
+        (None, None) => return Ok(None),
+        (None, Some(days)) if (1..=MAX_DAYS).contains(&days) => now + days * 86_400_000,
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_expiry",
+                format!("`expiresInDays` must be between 1 and {MAX_DAYS}"),
+            ));
+        }
+        (Some(text), None) => {
+            let t =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_expiry",
+                        "`expiresAt` must be an RFC 3339 time like 2027-01-01T00:00:00Z",
+                    )
+                })?;
+            (t.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as i64
+        }
+    };
+    // One cap for both spellings: a token lives at most MAX_DAYS.
+    if at > now + MAX_DAYS * 86_400_000 {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            format!("a token may live at most {MAX_DAYS} days; give an earlier `expiresAt`"),
+        ));
+    }
+    if at <= now {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "the expiry is in the past",
+        ));
+    }
+    Ok(Some(at))
+}
+
+async fn create(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> ApiResult<(StatusCode, Json<NewTokenResponse>)> {
+    crate::web::require_personal_token(&who)?;
+    who.require(Scope::UserWrite)?;
+    let scopes = body.scopes.parse()?;
+    let expires_at = expiry(&body)?;
+    let (row, token) = issue(&app, &who, &body.name, scopes, expires_at).await?;
+    let view = ApiTokenView::from(row);
+    Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
+}
+
+/// Make `who` a personal token `name` holding `scopes` (never more than
+/// `who` holds); returns it and its secret, shown once.
+pub async fn issue(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    scopes: Scopes,
+    expires_at: Option<i64>,
+) -> ApiResult<(TokenRow, String)> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("a token needs a name of 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    require_grantable(who, &scopes)?;
+    let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
+    let owner = who.user_id.clone();
+    let row = app
+        .db
+        .call(move |conn| {
+            db::insert_token(conn, &owner, &name, &hash, &scopes.to_string(), expires_at)
+        })
+        .await?;
+    Ok((row, token))
+}
+
+async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {
+    crate::web::require_personal_token(&who)?;
+    who.require(Scope::UserRead)?;
+    let owner = who.user_id.clone();
+    let rows = app
+        .db
+        .call(move |conn| db::list_tokens(conn, &owner))
+        .await?;
+    let api = rows.into_iter().map(|row| TokenView::Api(row.into()));
+    // Live per-call tokens too, so an owner can see and revoke them.
+    let calls = app.auth.call_tokens.for_owner(&who.user_id).into_iter();
+    let calls = calls.map(|call| TokenView::Call(call.into()));
+    Ok(Json(TokenListResponse {
+        data: api.chain(calls).collect(),
+    }))
+}
+
+async fn revoke(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    crate::web::require_personal_token(&who)?;
+    who.require(Scope::UserWrite)?;
+    if app.auth.call_tokens.revoke_id(&who.user_id, &id) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let owner = who.user_id.clone();
+    let key = id.clone();
+    if app
+        .db
+        .call(move |conn| db::revoke_token(conn, &owner, &key))
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!(
+            "you have no live token `{id}`"
+        )))
+    }
+}

@@ -1,0 +1,274 @@
+//! Deploying a val's next version: the component (the raw bytes of a
+//! `.wasm` file), the libraries its imports resolve to, and what it
+//! declares it needs, granted when the deploy asks.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::json::VersionView;
+use super::{find_writable, val_urls};
+use crate::api::Authed;
+use crate::api::tokens::{require_all, require_grantable};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::services::declared::{Declared, DeclaredView};
+use crate::services::libraries::{LibraryView, resolve_deploy};
+use crate::services::val_access::{changer_scope, changer_scope_now, out_of_reach};
+use valbox_model::{Principal, Scopes};
+use valbox_runtime::UploadError;
+use valbox_store as db;
+use valbox_store::{ValRow, VersionRow};
+
+/// A version just deployed, and where it serves (an HTTP val, by path and
+/// by host) or runs (any other kind).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployResponse {
+    #[serde(flatten)]
+    version: VersionView,
+    val_id: String,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_url: Option<String>,
+    /// The libraries its imports resolve to, by name, and the version
+    /// each runs now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resolved_libraries: Vec<LibraryView>,
+    /// What the component declares it needs, against what it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declared: Option<DeclaredView>,
+}
+
+/// What a deploy's query asks: `dep=user/val[@N|@latest]` and
+/// `grant=user/val=scope,scope` (both repeatable) for its libraries, and
+/// `grantDeclared=true` to grant the scopes and hosts it declares.
+#[derive(Default)]
+pub struct DeployQuery {
+    deps: Vec<String>,
+    grants: Vec<String>,
+    grant_declared: bool,
+}
+
+impl DeployQuery {
+    fn parse(query: Option<&str>) -> ApiResult<Self> {
+        let mut q = Self::default();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "dep" => q.deps.push(value.into_owned()),
+                "grant" => q.grants.push(value.into_owned()),
+                "grantDeclared" => q.grant_declared = value == "true",
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_query",
+                        format!(
+                            "unknown query parameter `{other}`; a deploy takes `dep`, `grant` and `grantDeclared`"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// Upload a component as the val's next version. It is validated,
+/// linked, compiled and stored before the 201.
+pub async fn deploy(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
+    let query = DeployQuery::parse(query.as_deref())?;
+    let val = may_deploy(&app, &who, &id).await?;
+    let limit = app.config.limits.component_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large("the component", limit))?;
+    let deployed = deploy_bytes(&app, &who, val, &bytes, query).await?;
+    Ok((StatusCode::CREATED, Json(deployed)))
+}
+
+/// The val `id`, if `who` may deploy to it: checked before the upload is
+/// read, so a refused caller cannot make the server buffer it.
+pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    let val = find_writable(app, who, id).await?;
+    // New code runs with the val's scopes: only a token holding all of
+    // them may deploy it, or `val:write` alone would buy every scope.
+    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    require_all(who, &val_scopes, |scope| {
+        format!(
+            "this val's calls get `{scope}`, which the deploying token lacks; \
+             deploy with a token that holds every scope of the val, or narrow its scopes first"
+        )
+    })?;
+    Ok(val)
+}
+
+/// Deploy the component `bytes` as `val`'s next version, as `query` asks.
+pub async fn deploy_bytes(
+    app: &App,
+    who: &Principal,
+    val: ValRow,
+    bytes: &[u8],
+    query: DeployQuery,
+) -> ApiResult<DeployResponse> {
+    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    // Refused before it costs a compile; checked again as it is stored.
+    let meter = app.caps.blob.meter.clone();
+    let (owner, size) = (val.owner_id.clone(), bytes.len() as i64);
+    app.db
+        .call(move |conn| Ok(meter.room_for(conn, &owner, size)?))
+        .await?
+        .map_err(storage_full)?;
+    let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
+    let turn = app.compiles.turn(&val.owner_id).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_deploys",
+            format!(
+                "{} deploys of yours are already compiling or waiting to; wait for them to finish",
+                crate::services::compile_gate::PER_OWNER
+            ),
+        )
+    })?;
+    // Only the owner's own earlier deploys of these bytes are reused.
+    let (owner, sha256) = (val.owner_id.clone(), hex::encode(Sha256::digest(bytes)));
+    let own_build = app
+        .db
+        .call(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT 1 FROM versions v JOIN vals ON vals.id = v.val_id
+                     WHERE vals.owner_id = ?1 AND v.sha256 = ?2 LIMIT 1",
+                )?
+                .exists([&owner, &sha256])?)
+        })
+        .await?;
+    let prepared = app
+        .runtime
+        .prepare(bytes.to_vec(), libraries.plans, own_build)
+        .await
+        .map_err(|e| match e {
+            UploadError::Internal(m) => ApiError::internal(m),
+            e => ApiError::bad_request(e.code(), e.to_string()),
+        })?;
+    drop(turn);
+    // Read once the bytes are known to be a valid component.
+    let declared = Declared::read(bytes)?;
+    if query.grant_declared {
+        may_grant(who, &declared)?;
+    }
+    let by_val = who.call_of_val.is_some();
+    let grant = query.grant_declared.then(|| declared.clone());
+    let (val_id, refs) = (val.id.clone(), libraries.refs);
+    let (meter, owner) = (app.caps.blob.meter.clone(), val.owner_id.clone());
+    let (version, granted) = app
+        .db
+        .call(move |conn| {
+            let tx = conn.transaction()?;
+            if by_val && let Some(scope) = changer_scope_now(&tx, &val_id)? {
+                return Ok(Err(out_of_reach(scope)));
+            }
+            if let Err(full) = meter.room_for(&tx, &owner, prepared.size as i64)? {
+                return Ok(Err(storage_full(full)));
+            }
+            let version = db::insert_version(
+                &tx,
+                &val_id,
+                &prepared.sha256,
+                prepared.size as i64,
+                prepared.kind.as_str(),
+                &refs,
+            )?;
+            let granted = match &grant {
+                Some(declared) => Some(grant_declared(&tx, &val_id, declared)?),
+                None => None,
+            };
+            tx.commit()?;
+            Ok(Ok((version, granted)))
+        })
+        .await??;
+    app.forget_vals();
+    // Shown against what the val holds now, granted or not.
+    let held = granted.unwrap_or(val_scopes);
+    let declared =
+        (!declared.is_empty()).then(|| DeclaredView::new(&declared, held, granted.is_some()));
+    let (url, host_url) = urls(app, &val, &version);
+    Ok(DeployResponse {
+        version: VersionView::from(&version),
+        val_id: val.id,
+        url,
+        host_url,
+        resolved_libraries: libraries.views,
+        declared,
+    })
+}
+
+/// A deploy past the owner's storage quota.
+fn storage_full(message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "storage_quota_exceeded",
+        message,
+    )
+}
+
+/// Refuse to grant what the deploying token does not hold itself, or, to
+/// a val's token, scopes that change vals.
+fn may_grant(who: &Principal, declared: &Declared) -> ApiResult<()> {
+    require_grantable(who, &declared.wanted())?;
+    if who.call_of_val.is_some()
+        && let Some(scope) = changer_scope(&declared.wanted())
+    {
+        return Err(ApiError::forbidden(format!(
+            "a val's call token cannot grant `{scope}`; use a personal API token"
+        )));
+    }
+    Ok(())
+}
+
+/// Add the declared scopes to the val's, and its declared hosts to its
+/// fetch allowlist; returns the scopes it holds now.
+fn grant_declared(
+    conn: &rusqlite::Connection,
+    val_id: &str,
+    declared: &Declared,
+) -> anyhow::Result<Scopes> {
+    let Some(val) = db::val_by_id(conn, val_id)? else {
+        return Ok(Scopes::none());
+    };
+    let held = Scopes::parse(&val.scopes).map_err(anyhow::Error::msg)?;
+    let now: Scopes = held.iter().chain(declared.wanted().iter()).collect();
+    db::set_val_scopes(conn, val_id, &now.to_string())?;
+    if !declared.fetch_hosts.is_empty() {
+        let hosts = declared.allowlist(val.fetch_allowlist.as_deref());
+        db::set_fetch_allowlist(conn, val_id, Some(&hosts))?;
+    }
+    Ok(now)
+}
+
+/// Where a version serves (an HTTP val, by path and by host), runs (a
+/// script val), or is described (a library).
+fn urls(app: &App, val: &ValRow, version: &VersionRow) -> (String, Option<String>) {
+    let base = &app.config.public_url;
+    match version.kind.as_str() {
+        "http" => {
+            let (endpoint, host_endpoint) = val_urls(app, val);
+            (endpoint, Some(host_endpoint))
+        }
+        "library" => (
+            format!("{base}/v2/vals/{}/versions/{}/wit", val.id, version.version),
+            None,
+        ),
+        _ => (
+            format!("{base}/v1/run/{}.{}", val.owner_name, val.name),
+            None,
+        ),
+    }
+}

@@ -1,0 +1,172 @@
+//! How the API shows a val and its versions.
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::services::val_access::owner_reads;
+use valbox_model::Principal;
+use valbox_model::iso8601;
+use valbox_store::{ValRow, VersionRow};
+
+pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
+    let base = &app.config.public_url;
+    let path_url = format!("{base}/x/{}/{}/", val.owner_name, val.name);
+    let port = app.config.listen.port();
+    let host_url = format!(
+        "http://{}-{}.{}:{port}/",
+        val.owner_name, val.name, app.config.val_host_suffix
+    );
+    (path_url, host_url)
+}
+
+/// A version of a val as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    version: i64,
+    sha256: String,
+    size: i64,
+    kind: String,
+    created_at: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    libraries: Vec<LibraryRefView>,
+}
+
+/// A library a version imports, as stored: `version` is `null` for an
+/// own library that follows its latest version.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LibraryRefView {
+    val_id: String,
+    version: Option<i64>,
+    grants: Vec<String>,
+}
+
+impl From<&VersionRow> for VersionView {
+    fn from(v: &VersionRow) -> Self {
+        Self {
+            version: v.version,
+            sha256: v.sha256.clone(),
+            size: v.size,
+            kind: v.kind.clone(),
+            created_at: iso8601(v.created_at),
+            libraries: v
+                .libraries
+                .iter()
+                .map(|l| LibraryRefView {
+                    val_id: l.library_id.clone(),
+                    version: l.version,
+                    grants: l.grants.split_whitespace().map(String::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A val as the API shows it, in Val Town's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValResponse {
+    id: String,
+    name: String,
+    privacy: String,
+    description: String,
+    author: ValAuthor,
+    created_at: String,
+    /// Val Town's field; a Valbox val has no image, so always `null`.
+    image_url: Option<String>,
+    /// The latest version's; `null` before the first deploy.
+    kind: Option<String>,
+    version: Option<i64>,
+    links: ValLinks,
+    /// Absent, not `null`, for anyone but the owner.
+    #[serde(flatten)]
+    settings: Option<ValSettings>,
+}
+
+/// The `author` of a [`ValResponse`].
+#[derive(Serialize)]
+struct ValAuthor {
+    id: String,
+    username: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The `links` of a [`ValResponse`]; which of the last three there are
+/// depends on the kind of the latest version.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValLinks {
+    #[serde(rename = "self")]
+    self_link: String,
+    html: String,
+    module: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
+}
+
+/// A val's settings: its call scopes and fetch allowlist.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ValSettings {
+    scopes: Vec<String>,
+    /// `null` means any public host.
+    fetch_allowlist: Option<Vec<String>>,
+}
+
+impl ValResponse {
+    /// `val` as `viewer` sees it: its settings only if it is the owner's.
+    pub fn new(app: &App, val: &ValRow, viewer: Option<&Principal>) -> Self {
+        let base = &app.config.public_url;
+        let (endpoint, host_endpoint) = val_urls(app, val);
+        let mut links = ValLinks {
+            self_link: format!("{base}/v2/vals/{}", val.id),
+            html: endpoint.clone(),
+            module: format!("{base}/v2/vals/{}/versions", val.id),
+            endpoint: None,
+            host_endpoint: None,
+            run: None,
+        };
+        match val.latest.as_ref().map(|v| v.kind.as_str()) {
+            Some("http") => {
+                links.endpoint = Some(endpoint);
+                links.host_endpoint = Some(host_endpoint);
+            }
+            Some("script") => {
+                links.run = Some(format!("{base}/v1/run/{}.{}", val.owner_name, val.name));
+            }
+            _ => {}
+        }
+        let settings = owner_reads(val, viewer).then(|| ValSettings {
+            scopes: val
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            fetch_allowlist: val.fetch_allowlist.clone(),
+        });
+        Self {
+            id: val.id.clone(),
+            name: val.name.clone(),
+            privacy: val.privacy.clone(),
+            description: val.description.clone(),
+            author: ValAuthor {
+                id: val.owner_id.clone(),
+                username: val.owner_name.clone(),
+                kind: "user",
+            },
+            created_at: iso8601(val.created_at),
+            image_url: None,
+            kind: val.latest.as_ref().map(|v| v.kind.clone()),
+            version: val.latest.as_ref().map(|v| v.version),
+            links,
+            settings,
+        }
+    }
+}

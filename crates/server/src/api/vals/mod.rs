@@ -1,0 +1,326 @@
+//! Vals and their versions: create, list, get, update, delete, deploy.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+pub mod deploy;
+mod json;
+mod listing;
+mod wit;
+
+use super::{Authed, Caller, JsonBody};
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::services::val_access::{
+    can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
+};
+use json::VersionView;
+pub use json::{ValResponse, val_urls};
+use valbox_model::{Principal, Scope};
+use valbox_store as db;
+use valbox_store::{ValRow, VersionRow};
+
+pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/v2/vals", get(listing::list).post(create))
+        .route("/v2/me/vals", get(listing::list_mine))
+        .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
+        .route("/v2/alias/vals/{username}/{name}", get(by_alias))
+        .route(
+            "/v2/vals/{id}/versions",
+            get(list_versions).post(deploy::deploy),
+        )
+        .route("/v2/vals/{id}/versions/{version}/component", get(download))
+        .route("/v2/vals/{id}/versions/{version}/wit", get(wit::show))
+}
+
+/// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
+pub fn validate_val_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid val name `{name}`: start with a letter, then use letters, digits, `_` or `-`, at most 64 characters"
+        ))
+    }
+}
+
+fn validate_privacy(privacy: &str) -> ApiResult<()> {
+    if PRIVACY_LEVELS.contains(&privacy) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_privacy",
+            format!(
+                "privacy must be one of {}, not `{privacy}`",
+                PRIVACY_LEVELS.join(", ")
+            ),
+        ))
+    }
+}
+
+pub(super) async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    find_changeable(&app.db, who, id, Scope::ValWrite).await
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    name: String,
+    privacy: String,
+    description: Option<String>,
+}
+
+async fn create(
+    State(app): State<App>,
+    Authed(who): Authed,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> ApiResult<(StatusCode, Json<ValResponse>)> {
+    who.require(Scope::ValWrite)?;
+    validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
+    validate_privacy(&body.privacy)?;
+    let owner = who.user_id.clone();
+    let who_scopes = who.scopes;
+    let defaults = app.config.default_val_scopes;
+    let name = body.name.clone();
+    let val = app
+        .db
+        .call(move |conn| {
+            let username = db::user_by_id(conn, &owner)?
+                .map(|u| u.username)
+                .unwrap_or_default();
+            if db::val_by_name(conn, &username, &body.name)?.is_some() {
+                return Ok(None);
+            }
+            // A new val's calls get the default scopes that its creator
+            // holds: a narrow token cannot mint a val wider than itself.
+            let scopes = defaults.intersect(&who_scopes).to_string();
+            let description = body.description.unwrap_or_default();
+            let id = db::insert_val(
+                conn,
+                &owner,
+                &body.name,
+                &body.privacy,
+                &description,
+                &scopes,
+            )?;
+            db::val_by_id(conn, &id)
+        })
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
+    app.forget_vals();
+    Ok((
+        StatusCode::CREATED,
+        Json(ValResponse::new(&app, &val, Some(&who))),
+    ))
+}
+
+async fn get_one(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ValResponse>> {
+    let key = id.clone();
+    let val = app.db.call(move |conn| db::val_by_id(conn, &key)).await?;
+    match val {
+        Some(val) if can_see(&val, who.as_ref()) => {
+            Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
+        }
+        _ => Err(not_found(&id)),
+    }
+}
+
+async fn by_alias(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path((username, name)): Path<(String, String)>,
+) -> ApiResult<Json<ValResponse>> {
+    match app.val_by_name(&username, &name).await? {
+        Some(val) if can_see(&val, who.as_ref()) => {
+            Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no val `{username}/{name}` that you can see"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    privacy: Option<String>,
+    description: Option<String>,
+    /// The scopes of the val's per-call token.
+    scopes: Option<super::tokens::ScopeList>,
+    /// Hosts the val may fetch from (`*.example.com` for subdomains);
+    /// `["*"]` means any public host.
+    #[serde(rename = "fetchAllowlist")]
+    fetch_allowlist: Option<Vec<String>>,
+}
+
+async fn update(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> ApiResult<Json<ValResponse>> {
+    let val = find_writable(&app, &who, &id).await?;
+    if let Some(p) = &body.privacy {
+        validate_privacy(p)?;
+    }
+    // A token cannot give a val (and so the val's calls) more than it holds.
+    let scopes = match &body.scopes {
+        Some(list) => {
+            let scopes = list.parse()?;
+            super::tokens::require_grantable(&who, &scopes)?;
+            // Only a person hands out the power to change vals.
+            if let (Some(scope), Some(_)) = (changer_scope(&scopes), &who.call_of_val) {
+                return Err(ApiError::forbidden(format!(
+                    "a val's call token cannot grant `{scope}`; use a personal API token"
+                )));
+            }
+            Some(scopes.to_string())
+        }
+        None => None,
+    };
+    // Where a val may fetch is part of its `fetch` grant.
+    if let Some(hosts) = &body.fetch_allowlist {
+        who.require(Scope::Fetch)?;
+        for host in hosts {
+            valbox_caps::fetch::validate_allowlist_entry(host)
+                .map_err(|m| ApiError::bad_request("invalid_allowlist", m))?;
+        }
+    }
+    let by_val = who.call_of_val.is_some();
+    let val = app
+        .db
+        .call(move |conn| {
+            if by_val && let Some(scope) = changer_scope_now(conn, &val.id)? {
+                return Ok(Err(scope));
+            }
+            db::update_val(
+                conn,
+                &val.id,
+                body.privacy.as_deref(),
+                body.description.as_deref(),
+            )?;
+            if let Some(scopes) = &scopes {
+                db::set_val_scopes(conn, &val.id, scopes)?;
+            }
+            if let Some(hosts) = &body.fetch_allowlist {
+                let any = hosts.iter().any(|h| h == "*");
+                db::set_fetch_allowlist(conn, &val.id, (!any).then_some(hosts.as_slice()))?;
+            }
+            db::val_by_id(conn, &val.id).map(Ok)
+        })
+        .await?
+        .map_err(out_of_reach)?
+        .ok_or_else(|| not_found(&id))?;
+    app.forget_vals();
+    Ok(Json(ValResponse::new(&app, &val, Some(&who))))
+}
+
+async fn remove(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let val = find_writable(&app, &who, &id).await?;
+    app.db
+        .call(move |conn| db::delete_val(conn, &val.id))
+        .await?;
+    app.forget_vals();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A val the caller may see, with its versions; 404 otherwise.
+/// The component of version `version` of val `id`, if `who` may see it.
+async fn version_bytes(
+    app: &App,
+    who: Option<&Principal>,
+    id: &str,
+    version: i64,
+) -> ApiResult<(ValRow, Vec<u8>)> {
+    let (val, versions) = visible_versions(app, who, id).await?;
+    let v = versions.into_iter().find(|v| v.version == version);
+    let v = v.ok_or_else(|| {
+        ApiError::not_found(format!("val `{}` has no version {version}", val.name))
+    })?;
+    let runtime = app.runtime.clone();
+    let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((val, bytes))
+}
+
+async fn visible_versions(
+    app: &App,
+    who: Option<&Principal>,
+    id: &str,
+) -> ApiResult<(ValRow, Vec<VersionRow>)> {
+    let key = id.to_string();
+    let found = app
+        .db
+        .call(move |conn| {
+            let Some(val) = db::val_by_id(conn, &key)? else {
+                return Ok(None);
+            };
+            let versions = db::list_versions(conn, &key)?;
+            Ok(Some((val, versions)))
+        })
+        .await?;
+    match found {
+        Some((val, versions)) if can_see(&val, who) => Ok((val, versions)),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// The body of `GET /v2/vals/{id}/versions`.
+#[derive(Serialize)]
+struct VersionListResponse {
+    data: Vec<VersionView>,
+}
+
+async fn list_versions(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<VersionListResponse>> {
+    let (_, versions) = visible_versions(&app, who.as_ref(), &id).await?;
+    let data = versions.iter().map(VersionView::from).collect();
+    Ok(Json(VersionListResponse { data }))
+}
+
+/// Download a version's component. Public and unlisted vals' code is
+/// downloadable; a private val's only by its owner (404 to everyone else).
+async fn download(
+    State(app): State<App>,
+    Caller(who): Caller,
+    Path((id, version)): Path<(String, i64)>,
+) -> ApiResult<axum::response::Response> {
+    let (val, bytes) = version_bytes(&app, who.as_ref(), &id, version).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/wasm".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}-v{version}.wasm\"", val.name),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

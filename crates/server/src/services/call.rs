@@ -1,0 +1,371 @@
+//! The call of a val, whatever asked for it (an HTTP route, the Run API):
+//! take a turn among the owner's calls, mint the call's token, build its
+//! capability context, run it, log it, and map a failure to the error its
+//! caller sees.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use tracing::Instrument;
+
+use crate::app::{App, FullShare};
+use crate::error::{ApiError, ApiResult};
+use crate::services::call_log::{LogRecord, clip};
+use crate::services::libraries::plan_for;
+use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
+use valbox_model::{Principal, Scopes};
+use valbox_runtime::{CallError, Input, Outcome, Output};
+use valbox_store::ValRow;
+
+/// What a call answered, and the CPU time it used.
+pub struct Called {
+    pub output: Output,
+    pub cpu_time: Duration,
+}
+
+/// The 429 for a call that found its share of the owner's slots full.
+fn too_many_calls(full: FullShare) -> ApiError {
+    let message = match full {
+        FullShare::Others { open, reserved: 0 } => format!(
+            "this val's owner already has {open} calls running, the most at once; retry shortly"
+        ),
+        FullShare::Others { open, reserved } => format!(
+            "this val's owner already has {open} calls running for other callers, \
+             the most they may have at once ({reserved} more are kept for the owner's \
+             own calls); retry shortly"
+        ),
+        FullShare::All { total } => format!(
+            "you already have {total} calls of your vals running, the most at once; \
+             retry shortly"
+        ),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
+}
+
+/// The 429 for a nested call that found the calling owner's slots full.
+fn too_many_nested_calls(full: FullShare) -> ApiError {
+    let total = match full {
+        FullShare::All { total } => total,
+        FullShare::Others { open, reserved } => open + reserved,
+    };
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_calls",
+        format!(
+            "the vals of the owner whose val this request called already have {total} calls \
+             running, nested calls included, the most at once; retry shortly"
+        ),
+    )
+}
+
+/// One call's host state and deadline, made once its component is loaded:
+/// the one deadline of the call (its token's expiry, the bound of its host
+/// work, where the runtime stops it), its grant and its capabilities'
+/// state. The token is revoked when the grant is dropped, however the call
+/// ends.
+pub fn begin(
+    app: &App,
+    val: &ValRow,
+    scopes: Scopes,
+    within: Option<Within>,
+) -> (CallHost, Instant) {
+    let call_of = CallOf {
+        owner_id: &val.owner_id,
+        owner_name: &val.owner_name,
+        val_id: &val.id,
+        val_name: &val.name,
+        budget: match &within {
+            Some(w) => w.budget.clone(),
+            None => RequestBudget::new(&val.owner_id, &app.config.limits),
+        },
+        within,
+    };
+    let grant = Grant::mint(
+        &app.auth.call_tokens,
+        &app.auth.usage,
+        call_of,
+        scopes,
+        app.config.limits.timeout,
+    );
+    let deadline = grant.deadline();
+    (app.caps.start_call(grant, val), deadline)
+}
+
+/// Run one call of `val` under the owner's concurrency limit, log it, and
+/// map a failed call to the error its caller sees.
+pub async fn call(
+    app: &App,
+    val: &ValRow,
+    caller: Option<&Principal>,
+    input: Input,
+    trigger: &'static str,
+) -> ApiResult<Called> {
+    let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
+    call_within(app, val, by_owner, input, trigger, None).await
+}
+
+/// The call a nested call (a val calling `val` as an API) runs within,
+/// and the calling val, which the callee's log names.
+pub struct Nested {
+    pub within: Within,
+    pub caller: String,
+}
+
+/// [`call`] for a caller known by whether it is `val`'s owner (its own
+/// token, or one of its vals), and within another call when a val calls
+/// `val` as an API.
+pub async fn call_within(
+    app: &App,
+    val: &ValRow,
+    by_owner: bool,
+    input: Input,
+    trigger: &'static str,
+    nested: Option<Nested>,
+) -> ApiResult<Called> {
+    let (within, caller) = match nested {
+        Some(n) => (Some(n.within), Some(n.caller)),
+        None => (None, None),
+    };
+    let _slot = app
+        .try_owner_slot(&val.owner_id, by_owner)
+        .map_err(too_many_calls)?;
+    // A nested call of another owner's val also holds a slot of the owner
+    // whose val the request called: what one request fans out into is
+    // paid for by that owner's share, not only by the callees'.
+    let root_owner = within.as_ref().map(|w| w.budget.root_owner().to_string());
+    let _root_slot = match root_owner {
+        Some(root) if root != val.owner_id => Some(
+            app.try_owner_slot(&root, true)
+                .map_err(too_many_nested_calls)?,
+        ),
+        _ => None,
+    };
+    let latest = val
+        .latest
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("val without version"))?;
+    let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let plan = plan_for(app, val, latest).await?;
+    let start = || begin(app, val, scopes, within);
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let hang_up = HangUpLog::arm(
+        app,
+        LogRecord {
+            owner_id: val.owner_id.clone(),
+            val_id: val.id.clone(),
+            val_name: val.name.clone(),
+            version: latest.version,
+            trigger,
+            caller,
+            time_ns: started.as_nanos() as i64,
+            status: 0,
+            duration_us: 0,
+            cpu_us: 0,
+            fuel_used: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+        },
+    );
+    // Everything the host logs during the call carries the call's span.
+    let span = tracing::info_span!(
+        "call",
+        val = %format_args!("{}/{}", val.owner_name, val.name),
+        version = latest.version,
+        trigger,
+        call_id = %format_args!("{:016x}", call_id()),
+    );
+    let Outcome {
+        result,
+        fuel_used,
+        duration,
+        cpu_time,
+        stdout,
+        stderr,
+        failed_in,
+        host,
+    } = app
+        .runtime
+        .invoke(&plan, input, start)
+        .instrument(span.clone())
+        .await;
+    let denials = host
+        .as_ref()
+        .map(|h| h.grant.denial_notes())
+        .unwrap_or_default();
+    for scope in host.iter().flat_map(|h| h.grant.denied_scopes()) {
+        app.metrics.denied(scope.as_str());
+    }
+    let result = result.map_err(call_error);
+    let status = match &result {
+        Ok(Output::Http(r)) => r.status,
+        Ok(Output::Script(Ok(_))) => 200,
+        Ok(Output::Script(Err(_))) => 400,
+        Err((e, _)) => e.status.as_u16(),
+    };
+    let mut error = match (&result, &failed_in) {
+        (Err((_, detail)), Some(library)) if !detail.contains("in library") => {
+            Some(format!("{detail} (in library `{library}`)"))
+        }
+        (Err((_, detail)), _) => Some(detail.clone()),
+        (Ok(Output::Script(Err(m))), _) => Some(format!("the val returned an error: {m}")),
+        _ => None,
+    };
+    if !denials.is_empty() {
+        let note = format!("denied scopes: {}", denials.join(", "));
+        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+    }
+    // A script val's error is its own text: it counts like its output.
+    if let Some(e) = error.as_mut() {
+        clip(e, app.config.limits.log_bytes);
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status,
+            ms = duration.as_secs_f64() * 1e3,
+            cpu_ms = cpu_time.as_secs_f64() * 1e3,
+            fuel_used,
+            "call ended"
+        )
+    });
+    finish(
+        app,
+        LogRecord {
+            status,
+            duration_us: duration.as_micros() as i64,
+            cpu_us: cpu_time.as_micros() as i64,
+            fuel_used,
+            stdout,
+            stderr,
+            error,
+            ..hang_up.disarm()
+        },
+    );
+    let output = result.map_err(|(e, _)| e)?;
+    Ok(Called { output, cpu_time })
+}
+
+/// Count a call in the metrics and write its log record.
+fn finish(app: &App, record: LogRecord) {
+    app.metrics.call(
+        record.trigger,
+        record.status,
+        record.duration_us as f64 / 1e6,
+        record.fuel_used,
+    );
+    app.logs.record(record);
+}
+
+/// An id that ties a call's log lines together: a counter from a random
+/// start, so ids differ across restarts without a system call per call.
+fn call_id() -> u64 {
+    static NEXT: std::sync::LazyLock<std::sync::atomic::AtomicU64> =
+        std::sync::LazyLock::new(|| {
+            let mut start = [0u8; 8];
+            // Without randomness the ids still differ within one run.
+            let _ = getrandom::fill(&mut start);
+            u64::from_le_bytes(start).into()
+        });
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The status logged for a call whose caller went away mid-call (nginx's
+/// "client closed request"); no caller ever sees it.
+const STATUS_CALLER_HUNG_UP: u16 = 499;
+
+/// Logs a call that is dropped before it ends: when a caller hangs up,
+/// its request future, and with it the call, is dropped mid-way.
+struct HangUpLog<'a> {
+    app: &'a App,
+    record: Option<LogRecord>,
+    started: std::time::Instant,
+}
+
+impl<'a> HangUpLog<'a> {
+    fn arm(app: &'a App, record: LogRecord) -> Self {
+        Self {
+            app,
+            record: Some(record),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The call ended: hand back the record for its caller to complete.
+    fn disarm(mut self) -> LogRecord {
+        self.record.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for HangUpLog<'_> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            finish(
+                self.app,
+                LogRecord {
+                    status: STATUS_CALLER_HUNG_UP,
+                    duration_us: self.started.elapsed().as_micros() as i64,
+                    error: Some(
+                        "the caller hung up before the val answered; the call was stopped".into(),
+                    ),
+                    ..record
+                },
+            );
+        }
+    }
+}
+
+/// The error the caller sees, and the detail for the owner's log. Trap
+/// details stay in the log: they may reveal the val's internals.
+fn call_error(e: CallError) -> (ApiError, String) {
+    let (status, code, message) = match &e {
+        CallError::Fuel(n) => (
+            StatusCode::LOOP_DETECTED,
+            "fuel_exhausted",
+            format!("the val used up its fuel limit ({n} units of CPU work) and was stopped"),
+        ),
+        CallError::Deadline(d) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "deadline_exceeded",
+            format!(
+                "the val ran past its wall-clock limit of {} ms and was stopped",
+                d.as_millis()
+            ),
+        ),
+        CallError::Memory(n) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "memory_limit_exceeded",
+            format!("the val tried to use more than its memory limit of {n} bytes and was stopped"),
+        ),
+        CallError::ResponseTooLarge(n) => (
+            StatusCode::BAD_GATEWAY,
+            "response_too_large",
+            format!("the val's response body is larger than the limit of {n} bytes"),
+        ),
+        CallError::Trap(_) => (
+            StatusCode::BAD_GATEWAY,
+            "val_crashed",
+            "the val crashed (a panic or trap); its owner can read the details in the val's logs"
+                .to_string(),
+        ),
+        CallError::Busy => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_busy",
+            "the server is running as many vals as it can; retry shortly".to_string(),
+        ),
+        CallError::Link(detail) => (
+            StatusCode::BAD_GATEWAY,
+            "library_unavailable",
+            format!(
+                "the val's libraries no longer fit its imports ({detail}); its owner must redeploy it"
+            ),
+        ),
+        CallError::Internal(detail) => return (ApiError::internal(detail), detail.clone()),
+    };
+    let detail = match e {
+        CallError::Trap(detail) => format!("{message}: {detail}"),
+        _ => message.clone(),
+    };
+    (ApiError::new(status, code, message), detail)
+}

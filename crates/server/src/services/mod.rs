@@ -1,0 +1,15 @@
+//! Services: the platform's operations in its own terms, between the web
+//! layer (routes, extractors) and the runtime and capabilities.
+
+pub mod call;
+
+pub mod api_calls;
+pub mod call_log;
+pub mod compile_gate;
+pub mod declared;
+pub mod env_vars;
+pub mod libraries;
+pub mod runnable;
+pub mod scope_migration;
+pub mod scope_usage;
+pub mod val_access;

@@ -1,0 +1,91 @@
+//! Who may see, run and change a val: the rules every route that touches
+//! vals shares, including the rule that running code cannot rewrite itself
+//! through a chain of vals.
+
+use crate::error::{ApiError, ApiResult};
+use valbox_model::{Principal, Scope, Scopes};
+use valbox_store as db;
+use valbox_store::{Db, ValRow};
+
+/// Whether `caller` may see (and run) `val`. Private vals exist only for
+/// their owner holding `val:read`; to everyone else they are a 404.
+pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
+    val.privacy != "private" || owner_reads(val, caller)
+}
+
+/// Whether `caller` is `val`'s owner holding `val:read`: who may see a
+/// private val, and a val's settings.
+pub fn owner_reads(val: &ValRow, caller: Option<&Principal>) -> bool {
+    caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has(Scope::ValRead))
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no val `{id}` that you can see"))
+}
+
+/// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
+/// missing scope or 404, so others' vals do not leak.
+pub async fn find_owned(db: &Db, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
+    who.require(scope)?;
+    let key = id.to_string();
+    match db.call(move |conn| db::val_by_id(conn, &key)).await? {
+        Some(val) if val.owner_id == who.user_id => Ok(val),
+        _ => Err(not_found(id)),
+    }
+}
+
+/// Scopes with which running code changes vals: their code, settings and
+/// deletion (`val:write`) or their env vars (`env:write`).
+pub const SCOPES_THAT_CHANGE_VALS: [Scope; 2] = [Scope::ValWrite, Scope::EnvWrite];
+
+/// Like [`find_owned`], for a change that needs `scope`. A val's call token
+/// may change only vals that cannot change vals themselves: never its own
+/// val, never one holding a scope of [`SCOPES_THAT_CHANGE_VALS`]. So no
+/// chain of vals can rewrite itself (A changes B, B changes A back).
+pub async fn find_changeable(
+    db: &Db,
+    who: &Principal,
+    id: &str,
+    scope: Scope,
+) -> ApiResult<ValRow> {
+    let val = find_owned(db, who, id, scope).await?;
+    let Some(caller_val) = who.call_of_val.as_deref() else {
+        return Ok(val);
+    };
+    if caller_val == val.id {
+        return Err(ApiError::forbidden(
+            "a val's call token cannot change its own val; use a personal API token",
+        ));
+    }
+    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    match changer_scope(&held) {
+        Some(scope) => Err(out_of_reach(scope)),
+        None => Ok(val),
+    }
+}
+
+/// The scope of [`SCOPES_THAT_CHANGE_VALS`] that `held` has, if any.
+pub fn changer_scope(held: &Scopes) -> Option<Scope> {
+    SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s))
+}
+
+/// [`find_changeable`]'s rule again, in the same database turn as the write
+/// it guards: the val's scopes may have changed since the request was
+/// checked (a deploy compiles for seconds in between).
+pub fn changer_scope_now(
+    conn: &rusqlite::Connection,
+    val_id: &str,
+) -> anyhow::Result<Option<Scope>> {
+    let scopes = db::val_by_id(conn, val_id)?
+        .map(|v| v.scopes)
+        .unwrap_or_default();
+    let held = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
+    Ok(changer_scope(&held))
+}
+
+pub fn out_of_reach(scope: Scope) -> ApiError {
+    ApiError::forbidden(format!(
+        "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
+         vals can change itself; use a personal API token"
+    ))
+}

@@ -1,0 +1,206 @@
+//! Shared by the benchmarks: the example components they run.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `target/vals/{name}.wasm`, built by `scripts/build-vals`.
+pub fn val_wasm(name: &str) -> Vec<u8> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/vals/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run scripts/build-vals first (scripts/bench does)",
+            path.display()
+        )
+    })
+}
+
+pub fn hello_wasm() -> Vec<u8> {
+    val_wasm("hello")
+}
+
+/// Create the public val `name` as `token`'s user and deploy `wasm` to it;
+/// returns the val's id.
+pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> String {
+    deploy_with(base, token, name, wasm, "").await
+}
+
+/// [`deploy`], naming libraries in `query` (`dep=user/val`).
+pub async fn deploy_with(
+    base: &str,
+    token: &str,
+    name: &str,
+    wasm: Vec<u8>,
+    query: &str,
+) -> String {
+    let http = reqwest::Client::new();
+    let val: serde_json::Value = http
+        .post(format!("{base}/v2/vals"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "name": name, "privacy": "public" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resp = http
+        .post(format!(
+            "{base}/v2/vals/{}/versions?{query}",
+            val["id"].as_str().unwrap()
+        ))
+        .bearer_auth(token)
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "deploying {name}");
+    val["id"].as_str().unwrap().to_string()
+}
+
+/// Run a benchmark's async body on a multi-threaded tokio runtime, as the
+/// server runs.
+pub fn run_on_tokio(body: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body);
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// A server on a loopback port with default config and a user `bench`.
+pub struct BenchServer {
+    pub server: valbox_server::server::Server,
+    pub base: String,
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+        let config = valbox_server::config::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let server = valbox_server::server::Server::start(config).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            token,
+            _dir: dir,
+        }
+    }
+}
+
+/// Deploy `wasm` as the public val `name` of the user `bench` (made on
+/// first use) straight through the runtime and the database, as a deploy
+/// would, without HTTP; returns the val as calls see it.
+pub async fn deploy_in_process(
+    app: &valbox_server::app::App,
+    name: &str,
+    wasm: Vec<u8>,
+) -> valbox_store::ValRow {
+    use valbox_store as db;
+    let prepared = app.runtime.prepare(wasm, Vec::new(), true).await.unwrap();
+    let name = name.to_string();
+    app.db
+        .call(move |conn| {
+            let user = match db::user_by_name(conn, "bench")? {
+                Some(user) => user,
+                None => db::insert_user(conn, "bench", "bench@example.com")?,
+            };
+            let scopes = valbox_model::Scopes::val_default().to_string();
+            let id = db::insert_val(conn, &user.id, &name, "public", "", &scopes)?;
+            let kind = prepared.kind.as_str();
+            db::insert_version(conn, &id, &prepared.sha256, 0, kind, &[])?;
+            Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
+        })
+        .await
+        .unwrap()
+}
+
+/// Requests [`measure`] times, after its warm-up.
+const REQUESTS: usize = 2000;
+const WARMUP: usize = 200;
+/// Bounds each measuring phase, however slow the server gets.
+const PHASE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Latencies of sequential requests, sorted, and how many failed.
+pub struct Latencies {
+    pub samples: Vec<Duration>,
+    pub errors: usize,
+}
+
+impl Latencies {
+    pub fn pct(&self, p: f64) -> Duration {
+        let n = self.samples.len();
+        self.samples[((n as f64 * p) as usize).min(n - 1)]
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms",
+            ms(self.pct(0.5)),
+            ms(self.pct(0.99))
+        )
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// 2,000 sequential GETs of `url` (with `token`, if given) over one
+/// keep-alive connection, after 200 to warm up; at most a minute each.
+pub async fn measure(url: &str, token: Option<&str>) -> Latencies {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let get = || async {
+        let mut req = http.get(url);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+            _ => false,
+        }
+    };
+    let phase = std::time::Instant::now();
+    for _ in 0..WARMUP {
+        if phase.elapsed() > PHASE_LIMIT {
+            break;
+        }
+        get().await;
+    }
+    let mut out = Latencies {
+        samples: Vec::with_capacity(REQUESTS),
+        errors: 0,
+    };
+    let phase = std::time::Instant::now();
+    while out.samples.len() < REQUESTS && phase.elapsed() < PHASE_LIMIT {
+        let started = std::time::Instant::now();
+        let ok = get().await;
+        out.samples.push(started.elapsed());
+        out.errors += usize::from(!ok);
+    }
+    out.samples.sort();
+    out
+}

@@ -1,0 +1,422 @@
+//! The commands that talk to a running server's REST API at `VALBOX_URL`
+//! with `VALBOX_TOKEN`: deploy, env, logs, scopes, tokens, email.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use super::{ClientArgs, EnvCommand, TokenCommand};
+
+/// A small client for the REST API that turns error bodies into messages.
+pub(super) struct Client {
+    base: String,
+    token: String,
+    pub(super) http: reqwest::Client,
+}
+
+impl Client {
+    pub(super) fn new(args: ClientArgs) -> Self {
+        Self {
+            base: args.url.trim_end_matches('/').to_string(),
+            token: args.token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub(super) async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Option<Value>> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Valbox server at {}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(String::from))
+                .unwrap_or(text);
+            bail!("the server answered {status}: {message}");
+        }
+        Ok(Some(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        }))
+    }
+
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn me(&self) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url("/v1/me")))
+            .await?
+            .context("the server does not know this token's user")
+    }
+
+    /// The caller's val by name; `None` only when there is no such val.
+    async fn find_val(&self, name: &str) -> anyhow::Result<Option<Value>> {
+        let me = self.me().await?;
+        let user = me["username"].as_str().unwrap_or_default();
+        self.send(
+            self.http
+                .get(self.url(&format!("/v2/alias/vals/{user}/{name}"))),
+        )
+        .await
+    }
+
+    /// The caller's val by name.
+    pub(super) async fn val(&self, name: &str) -> anyhow::Result<Value> {
+        self.find_val(name)
+            .await?
+            .with_context(|| format!("you have no val named `{name}`"))
+    }
+}
+
+/// What the component declares it needs, against what the val holds.
+fn print_declared(declared: &Value) {
+    let list = |v: &Value| {
+        let names: Vec<&str> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        names.join(" ")
+    };
+    if declared.is_null() {
+        return;
+    }
+    println!("  declares scopes: {}", list(&declared["scopes"]));
+    if declared["fetchHosts"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty())
+    {
+        println!("  declares fetch hosts: {}", list(&declared["fetchHosts"]));
+    }
+    if declared["grantedNow"].as_bool() == Some(true) {
+        println!("  granted what it declares");
+    } else if declared["notGranted"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty())
+    {
+        println!(
+            "  not granted: {} (deploy with --grant-declared to grant them)",
+            list(&declared["notGranted"])
+        );
+    }
+}
+
+pub(super) fn id_of(val: &Value) -> String {
+    val["id"].as_str().unwrap_or_default().to_string()
+}
+
+pub(super) struct DeployOptions {
+    pub(super) privacy: Option<String>,
+    pub(super) description: Option<String>,
+    pub(super) scopes: Option<String>,
+    /// Libraries the component imports: `user/val[@N|@latest]`.
+    pub(super) deps: Vec<String>,
+    /// Scopes granted to libraries: `user/val=scope,scope`.
+    pub(super) grants: Vec<String>,
+    /// Grant what the component declares it needs.
+    pub(super) grant_declared: bool,
+}
+
+pub(super) async fn deploy(
+    client: &Client,
+    name: &str,
+    wasm: &std::path::Path,
+    options: DeployOptions,
+) -> anyhow::Result<()> {
+    let DeployOptions {
+        privacy,
+        description,
+        scopes,
+        deps,
+        grants,
+        grant_declared,
+    } = options;
+    let bytes = tokio::fs::read(wasm)
+        .await
+        .with_context(|| format!("reading {}", wasm.display()))?;
+    // Only a val that does not exist is created; any other failure (a
+    // missing scope, an unreachable server) stops here and says so.
+    let val = match client.find_val(name).await? {
+        Some(val) => {
+            if privacy.is_some() || description.is_some() || scopes.is_some() {
+                let patch =
+                    json!({ "privacy": privacy, "description": description, "scopes": scopes });
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&patch);
+                client.send(req).await?;
+            }
+            val
+        }
+        None => {
+            let body = json!({
+                "name": name,
+                "privacy": privacy.as_deref().unwrap_or("public"),
+                "description": description,
+            });
+            let val = client
+                .send(client.http.post(client.url("/v2/vals")).json(&body))
+                .await?
+                .context("creating the val failed")?;
+            if let Some(scopes) = scopes {
+                let req = client
+                    .http
+                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+                    .json(&json!({ "scopes": scopes }));
+                client.send(req).await?;
+            }
+            val
+        }
+    };
+    let yes = "true".to_string();
+    let query: Vec<(&str, &String)> = deps
+        .iter()
+        .map(|d| ("dep", d))
+        .chain(grants.iter().map(|g| ("grant", g)))
+        .chain(grant_declared.then_some(("grantDeclared", &yes)))
+        .collect();
+    let req = client
+        .http
+        .post(client.url(&format!("/v2/vals/{}/versions", id_of(&val))))
+        .query(&query)
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    let version = client
+        .send(req)
+        .await?
+        .context("the val vanished during deploy")?;
+    println!("deployed {name} version {}", version["version"]);
+    print_declared(&version["declared"]);
+    for library in version["resolvedLibraries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let pin = if library["pinned"].as_bool() == Some(true) {
+            "pinned to"
+        } else {
+            "following its latest version, now"
+        };
+        let grants = library["grants"].as_array().map_or(0, Vec::len);
+        println!(
+            "  library {} {pin} version {}{}",
+            library["name"].as_str().unwrap_or_default(),
+            library["version"],
+            if grants == 0 {
+                ", granted no scopes".to_string()
+            } else {
+                format!(", granted {}", library["grants"])
+            }
+        );
+    }
+    println!("{}", version["url"].as_str().unwrap_or_default());
+    if let Some(host_url) = version["hostUrl"].as_str() {
+        println!("{host_url}");
+    }
+    Ok(())
+}
+
+pub(super) async fn env(command: EnvCommand) -> anyhow::Result<()> {
+    match command {
+        EnvCommand::Set {
+            name,
+            key,
+            value,
+            client,
+        } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .put(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")))
+                .json(&json!({ "value": value }));
+            client.send(req).await?;
+            println!("set {key} on {name}");
+        }
+        EnvCommand::List { name, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let list = client
+                .send(
+                    client
+                        .http
+                        .get(client.url(&format!("/v2/vals/{id}/environment_variables"))),
+                )
+                .await?
+                .unwrap_or_default();
+            for var in list["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\tupdated {}",
+                    var["key"].as_str().unwrap_or_default(),
+                    var["updatedAt"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        EnvCommand::Delete { name, key, client } => {
+            let client = Client::new(client);
+            let id = id_of(&client.val(&name).await?);
+            let req = client
+                .http
+                .delete(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")));
+            client
+                .send(req)
+                .await?
+                .with_context(|| format!("{name} has no env var {key}"))?;
+            println!("deleted {key} from {name}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
+    let id = id_of(&client.val(name).await?);
+    let req = client
+        .http
+        .get(client.url(&format!("/v1/telemetry/logs?val_id={id}&limit={limit}")));
+    let logs = client.send(req).await?.unwrap_or_default();
+    for entry in logs["data"].as_array().into_iter().flatten() {
+        let a = &entry["attributes"];
+        let ns: i64 = entry["timeUnixNano"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        println!(
+            "{} v{} {} {} {:.2}ms fuel={} {}",
+            valbox_model::iso8601(ns / 1_000_000),
+            a["val.version"],
+            a["trigger"].as_str().unwrap_or_default(),
+            a["http.status"],
+            a["duration_ms"].as_f64().unwrap_or(0.0),
+            a["fuel_used"],
+            entry["body"].as_str().unwrap_or_default(),
+        );
+        for (stream, text) in [("stdout", &a["stdout"]), ("stderr", &a["stderr"])] {
+            for line in text.as_str().unwrap_or_default().lines() {
+                println!("    {stream}: {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn val_scopes(
+    client: &Client,
+    name: &str,
+    scopes: Vec<String>,
+) -> anyhow::Result<()> {
+    let mut val = client.val(name).await?;
+    if !scopes.is_empty() {
+        let req = client
+            .http
+            .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
+            .json(&json!({ "scopes": scopes.join(" ") }));
+        val = client.send(req).await?.context("the val vanished")?;
+    }
+    let list: Vec<&str> = val["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    println!("{}", list.join(" "));
+    Ok(())
+}
+
+pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_in_days,
+            client,
+        } => {
+            let client = Client::new(client);
+            let body = json!({ "name": name, "scopes": scopes, "expiresInDays": expires_in_days });
+            let created = client
+                .send(client.http.post(client.url("/v1/tokens")).json(&body))
+                .await?
+                .context("the server has no token endpoint")?;
+            println!(
+                "created token {} (shown once):",
+                created["id"].as_str().unwrap_or_default()
+            );
+            println!("{}", created["token"].as_str().unwrap_or_default());
+        }
+        TokenCommand::List { client } => {
+            let client = Client::new(client);
+            let list = client
+                .send(client.http.get(client.url("/v1/tokens")))
+                .await?
+                .unwrap_or_default();
+            for t in list["data"].as_array().into_iter().flatten() {
+                let scopes: Vec<&str> = t["scopes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\texpires {}\t{}{}",
+                    t["id"].as_str().unwrap_or_default(),
+                    t["kind"].as_str().unwrap_or_default(),
+                    t["name"].as_str().unwrap_or_default(),
+                    t["expiresAt"].as_str().unwrap_or("never"),
+                    scopes.join(" "),
+                    if t["revokedAt"].is_string() {
+                        "\t(revoked)"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
+        TokenCommand::Usage { id, days, client } => {
+            super::least_privilege::token_usage(&Client::new(client), &id, days, false).await?;
+        }
+        TokenCommand::Narrow {
+            id, days, client, ..
+        } => {
+            super::least_privilege::token_usage(&Client::new(client), &id, days, true).await?;
+        }
+        TokenCommand::Revoke { id, client } => {
+            let client = Client::new(client);
+            client
+                .send(client.http.delete(client.url(&format!("/v1/tokens/{id}"))))
+                .await?
+                .with_context(|| format!("you have no live token `{id}`"))?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn email_list(client: &Client) -> anyhow::Result<()> {
+    let outbox = client
+        .send(client.http.get(client.url("/v1/email")))
+        .await?
+        .unwrap_or_default();
+    for e in outbox["data"].as_array().into_iter().flatten() {
+        println!(
+            "{}\t{}\t{}\t{}{}",
+            e["createdAt"].as_str().unwrap_or_default(),
+            e["status"].as_str().unwrap_or_default(),
+            e["id"].as_str().unwrap_or_default(),
+            e["subject"].as_str().unwrap_or_default(),
+            e["lastError"]
+                .as_str()
+                .map(|err| format!("\t({err})"))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}

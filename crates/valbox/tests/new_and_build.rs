@@ -1,0 +1,145 @@
+//! `valbox new`, `valbox build` and `valbox deploy NAME` (which builds
+//! first), run as the real binary in a fresh directory against a real
+//! server: a Python HTTP val and a JavaScript script val, from nothing to
+//! answering. (A new Rust project is only written here: building one
+//! compiles std for wasm, which takes minutes; `scripts/build-vals` builds
+//! the Rust examples the same way.)
+
+use std::path::Path;
+
+use tokio::process::Command;
+
+mod common;
+use common::repo;
+
+/// Run the valbox binary in `dir`; returns stdout, failing with stderr.
+async fn valbox(dir: &Path, args: &[&str], server: Option<(&str, &str)>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_valbox"));
+    command.args(args).current_dir(dir);
+    if let Some((url, token)) = server {
+        command.env("VALBOX_URL", url).env("VALBOX_TOKEN", token);
+    }
+    let out = command.output().await.expect("running valbox");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "valbox {args:?}: {stdout}\n{stderr}");
+    stdout
+}
+
+async fn failing(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_valbox"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "valbox {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_projects_build_deploy_and_answer() {
+    // The toolchains the examples use (componentize-py, sdk/js's packages).
+    common::build_vals();
+
+    let data = tempfile::tempdir().unwrap();
+    let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com").unwrap();
+    let mut config =
+        valbox_server::config::Config::new(data.path(), "127.0.0.1:0".parse().unwrap());
+    // The tests' shared cache: the language engines compile once per run.
+    config.compile_cache = repo().join("target/test-compile-cache.sqlite3");
+    let server = valbox_server::server::Server::start(config).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+
+    // Python, HTTP: `valbox deploy NAME` in the project builds it first.
+    let said = valbox(here, &["new", "greet", "--lang", "python"], None).await;
+    assert!(said.contains("valbox build"), "{said}");
+    for file in ["app.py", "valbox.py", "valbox.json", "wit/worlds.wit"] {
+        assert!(here.join("greet").join(file).is_file(), "{file}");
+    }
+    let said = valbox(
+        &here.join("greet"),
+        &["deploy", "greet"],
+        Some((&base, &token)),
+    )
+    .await;
+    assert!(
+        said.contains("built ") && said.contains("dist/greet.wasm"),
+        "{said}"
+    );
+    let hello = reqwest::get(format!("{base}/x/dev/greet/?name=Ada"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(hello, "Hello, Ada!");
+
+    // JavaScript, script: built by `valbox build DIR`, then deployed.
+    valbox(
+        here,
+        &["new", "count", "--lang", "js", "--kind", "script"],
+        None,
+    )
+    .await;
+    // The packages `npm ci` would install, already in sdk/js.
+    std::os::unix::fs::symlink(
+        repo().join("sdk/js/node_modules"),
+        here.join("count/node_modules"),
+    )
+    .unwrap();
+    let said = valbox(here, &["build", "count"], None).await;
+    let last = said.lines().last().unwrap_or_default();
+    let wasm = last.strip_prefix("built ").expect(&said).to_string();
+    valbox(here, &["deploy", "count", &wasm], Some((&base, &token))).await;
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/run/dev.count"))
+        .json(&serde_json::json!({ "args": [1, "two", null] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer, serde_json::json!({ "count": 3 }));
+
+    // Rust: a project that depends on this tree's guest SDK.
+    valbox(
+        here,
+        &["new", "rusty", "--lang", "rust", "--kind", "script"],
+        None,
+    )
+    .await;
+    let manifest = std::fs::read_to_string(here.join("rusty/Cargo.toml")).unwrap();
+    assert!(manifest.contains("guest-sdk"), "{manifest}");
+    assert!(here.join("rusty/.cargo/config.toml").is_file());
+    assert!(
+        std::fs::read_to_string(here.join("rusty/src/lib.rs"))
+            .unwrap()
+            .contains("script_val!")
+    );
+
+    // Mistakes say what to do.
+    let empty = here.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(
+        failing(&empty, &["build"])
+            .await
+            .contains("valbox new NAME")
+    );
+    assert!(
+        failing(here, &["new", "greet", "--lang", "js"])
+            .await
+            .contains("already exists")
+    );
+    assert!(
+        failing(here, &["new", "../x", "--lang", "js"])
+            .await
+            .contains("not a val name")
+    );
+    server.shutdown().await.unwrap();
+}
