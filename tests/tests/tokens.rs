@@ -834,7 +834,7 @@ async fn env_vars_are_their_owners_alone_and_never_a_call_tokens() {
     let bob_token = s.create_user("bob");
     let resp = s.get(&envs, Some(&bob_token)).await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
-    let (reader, _) = s.token_with(&s.alice, &["env:read"]).await;
+    let (_, reader) = s.token_with(&s.alice, &["env:read"]).await;
     let resp = s
         .req(Method::POST, &envs, Some(&reader))
         .json(&json!({ "key": "K", "value": "v" }))

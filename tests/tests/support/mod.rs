@@ -282,8 +282,9 @@ impl TestServer {
 
 /// Assert a JSON error response: status, `error` code, and a message.
 pub async fn assert_error(resp: Response, status: StatusCode, code: &str) -> String {
-    assert_eq!(resp.status(), status, "unexpected status");
+    let actual = resp.status();
     let body: Value = resp.json().await.expect("error bodies are JSON");
+    assert_eq!(actual, status, "unexpected status: {body}");
     assert_eq!(body["error"], code, "unexpected error code in {body}");
     let message = body["message"].as_str().unwrap().to_string();
     assert!(!message.is_empty());
