@@ -393,7 +393,9 @@ async fn a_val_links_at_most_32_libraries_counting_theirs() {
 
 #[tokio::test]
 async fn a_library_that_loops_or_traps_fails_its_callers_call_cleanly() {
-    let s = TestServer::start().await;
+    // A tenth of the default fuel, so the loop ends by fuel well within the
+    // wall-clock limit even on a loaded machine.
+    let s = TestServer::start_with(|l| l.fuel = 100_000_000).await;
     let bob = s.create_user("bob");
     created(deploy_with(&s, &bob, "bad", bad_slug(), "").await).await;
     created(

@@ -154,7 +154,7 @@ async fn a_form_from_another_scheme_or_host_is_refused() {
 async fn over_https_the_session_cookie_is_host_prefixed() {
     let s = TestServer::start_configured(|c| c.public_url = "https://valbox.test".into()).await;
     let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    let link = valbox_server::ui::login_link(&db, "alice", "https://valbox.test")
+    let link = valbox_server::services::sign_in::login_link(&db, "alice", "https://valbox.test")
         .unwrap()
         .unwrap();
     let secret = link.split_once("link=").unwrap().1;
@@ -288,7 +288,7 @@ async fn strangers_asking_for_links_cannot_lock_a_user_out() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert!(
-        valbox_server::ui::login_link(&db, "alice", &s.base)
+        valbox_server::services::sign_in::login_link(&db, "alice", &s.base)
             .unwrap()
             .is_some()
     );

@@ -169,7 +169,7 @@ impl Browser {
 
 fn login_link(s: &TestServer, user: &str) -> String {
     let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    valbox_server::ui::login_link(&db, user, &s.base)
+    valbox_server::services::sign_in::login_link(&db, user, &s.base)
         .unwrap()
         .expect("the user exists")
 }

@@ -55,7 +55,7 @@ pub struct AppInner {
     /// val goes through this process and clears it.
     val_cache: Mutex<ValCache>,
     /// Bounds how many sign-in links the web UI mails.
-    pub sign_in_limit: crate::ui::session::SignInLimiter,
+    pub sign_in_limit: crate::services::sign_in::SignInLimiter,
     /// Resolved libraries of the versions called lately.
     pub plans: crate::services::libraries::PlanCache,
     pub metrics: Arc<crate::metrics::Metrics>,

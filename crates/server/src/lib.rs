@@ -9,6 +9,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod router;
 pub mod server;
 pub mod services;
 pub mod ui;

@@ -63,7 +63,7 @@ impl Server {
         };
         let mut tasks = vec![tokio::spawn(crate::edge::serve(
             listener,
-            api::router(app.clone()),
+            crate::router::router(app.clone()),
             edge(tls),
             until_stopped(),
         ))];

@@ -1,5 +1,6 @@
-//! What every route shares, whichever layer mounts it: the extractors for
-//! the caller and for JSON bodies. Generic
+//! What every route shares, whichever face mounts it (the API or the UI):
+//! the extractors for the caller and for JSON bodies, and the name of the
+//! UI's session cookie, which the API keeps from vals. Generic
 //! over the router's state, so a capability's routes need only an
 //! [`Authenticator`] from it, not the whole app.
 
@@ -88,13 +89,51 @@ fn json_rejection(e: JsonRejection) -> ApiError {
     )
 }
 
-/// Refuse a val's per-call token: it may never manage tokens.
-pub fn require_personal_token(who: &Principal) -> Result<(), ApiError> {
-    if who.is_personal() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "a val's per-call token cannot manage tokens; use a personal API token",
-        ))
+/// The session cookie's name over plain HTTP...
+pub const SESSION_COOKIE: &str = "valbox_session";
+/// ...and over HTTPS, where the `__Host-` prefix makes browsers refuse it
+/// from any other host (a val's host included) and without `Secure`.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-valbox_session";
+
+/// A `Cookie` header without the session cookie, for a val's request;
+/// `None` when nothing else is left.
+pub fn strip_session_cookie(value: &str) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            !pair.is_empty() && !is_session_cookie(pair.split_once('=').map_or(*pair, |(k, _)| k))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// Whether `name` (as a request or a val spells it) is the session
+/// cookie's, under either name.
+pub fn is_session_cookie(name: &str) -> bool {
+    let name = name.trim();
+    name.eq_ignore_ascii_case(SESSION_COOKIE) || name.eq_ignore_ascii_case(SECURE_SESSION_COOKIE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_taken_out_of_a_vals_cookie_header() {
+        assert_eq!(
+            strip_session_cookie("a=1; valbox_session=vbs_x; b=2").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(strip_session_cookie("valbox_session=vbs_x"), None);
+        assert_eq!(strip_session_cookie(" valbox_session = x ;"), None);
+        assert_eq!(
+            strip_session_cookie("valbox_sessionx=1").as_deref(),
+            Some("valbox_sessionx=1")
+        );
+        assert_eq!(
+            strip_session_cookie("__Host-valbox_session=vbs_x; a=1").as_deref(),
+            Some("a=1")
+        );
     }
 }

@@ -240,7 +240,7 @@ async fn https_speaks_http2_reloads_a_renewed_certificate_and_sets_secure_cookie
 
     // The web UI's session cookie is Secure.
     let db = valbox_store::Db::open(&data.path().join("valbox.db")).unwrap();
-    let link = valbox_server::ui::login_link(&db, "ops", &base)
+    let link = valbox_server::services::sign_in::login_link(&db, "ops", &base)
         .unwrap()
         .unwrap();
     let secret = link.split("link=").nth(1).unwrap().to_string();

@@ -221,7 +221,7 @@ async fn serve_http_inner(
             let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
             // Nor is the web UI's session, which rides in a cookie.
             let value = if k == COOKIE {
-                crate::ui::strip_session_cookie(&value)?
+                crate::web::strip_session_cookie(&value)?
             } else {
                 value
             };
@@ -305,7 +305,7 @@ fn sets_session_cookie(name: &HeaderName, value: &HeaderValue) -> bool {
             .as_bytes()
             .split(|b| *b == b'=')
             .next()
-            .is_some_and(|n| crate::ui::is_session_cookie(&String::from_utf8_lossy(n)))
+            .is_some_and(|n| crate::web::is_session_cookie(&String::from_utf8_lossy(n)))
 }
 
 /// Tell the caller the CPU time of the call, as `Server-Timing: cpu;dur=<ms>`.

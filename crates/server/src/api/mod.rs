@@ -18,20 +18,18 @@ pub mod users;
 mod val_origin;
 pub mod vals;
 
-use axum::extract::DefaultBodyLimit;
+use axum::Router;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::{Router, middleware};
 
 use crate::app::App;
 use crate::error::ApiError;
 pub use crate::web::{Authed, Caller, JsonBody};
 use valbox_model::iso8601;
 
-/// The whole router. Requests to `{user}-{val}.{suffix}` hosts go to that
-/// val before any route is matched.
-pub fn router(app: App) -> Router {
+/// Every route of the API, and the vals' own (`/x/...`, `/v1/run`).
+pub fn routes() -> Router<App> {
     Router::new()
         .merge(health::routes())
         .merge(vals::routes())
@@ -46,19 +44,6 @@ pub fn router(app: App) -> Router {
         .merge(sqlite::routes())
         .merge(email::routes())
         .merge(env::routes())
-        .merge(crate::ui::routes())
-        .fallback(|| async {
-            ApiError::not_found("no such route; see the README for the API's routes")
-        })
-        // JSON bodies (REST, the Run API) share the request-body limit;
-        // uploads of components and blobs read their own, larger ones.
-        .layer(DefaultBodyLimit::max(app.config.limits.request_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            app.clone(),
-            invoke::val_host,
-        ))
-        .layer(middleware::map_response(json_errors))
-        .with_state(app)
 }
 
 /// Marks a response that a val produced: the platform never rewrites it.
@@ -68,7 +53,7 @@ pub struct FromVal;
 /// Every error the platform answers is JSON. axum's own rejections (a bad
 /// query string or path parameter, a method a route does not take) are
 /// plain text: give them the same `{error, message}` shape.
-async fn json_errors(resp: Response) -> Response {
+pub(crate) async fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()

@@ -11,13 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::{Authed, JsonBody, iso8601};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use valbox_auth as auth;
+use crate::services::tokens::{issue, require_personal_token};
 use valbox_auth::CallToken;
-use valbox_model::{Principal, Scope, Scopes};
+use valbox_model::{Scope, Scopes};
 use valbox_store as db;
 use valbox_store::TokenRow;
 
-const MAX_NAME_LEN: usize = 100;
 const MAX_DAYS: i64 = 3650;
 
 pub fn routes() -> Router<App> {
@@ -42,26 +41,6 @@ impl ScopeList {
         };
         Scopes::parse(&text).map_err(|m| ApiError::bad_request("invalid_scope", m))
     }
-}
-
-/// Refuse (403, with `message` naming the first missing scope) unless the
-/// caller's own token holds every scope in `wanted`.
-pub fn require_all(
-    who: &Principal,
-    wanted: &Scopes,
-    message: impl FnOnce(Scope) -> String,
-) -> ApiResult<()> {
-    match wanted.first_missing_from(&who.scopes) {
-        Some(scope) => Err(ApiError::forbidden(message(scope))),
-        None => Ok(()),
-    }
-}
-
-/// [`require_all`] for handing scopes out.
-pub fn require_grantable(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
-    require_all(who, wanted, |scope| {
-        format!("cannot grant `{scope}`: the token making this request does not hold it")
-    })
 }
 
 #[derive(Deserialize)]
@@ -207,7 +186,7 @@ async fn create(
     Authed(who): Authed,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> ApiResult<(StatusCode, Json<NewTokenResponse>)> {
-    crate::web::require_personal_token(&who)?;
+    require_personal_token(&who)?;
     who.require(Scope::UserWrite)?;
     let scopes = body.scopes.parse()?;
     let expires_at = expiry(&body)?;
@@ -216,36 +195,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
 }
 
-/// Make `who` a personal token `name` holding `scopes` (never more than
-/// `who` holds); returns it and its secret, shown once.
-pub async fn issue(
-    app: &App,
-    who: &Principal,
-    name: &str,
-    scopes: Scopes,
-    expires_at: Option<i64>,
-) -> ApiResult<(TokenRow, String)> {
-    let name = name.trim().to_string();
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            format!("a token needs a name of 1 to {MAX_NAME_LEN} characters"),
-        ));
-    }
-    require_grantable(who, &scopes)?;
-    let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
-    let owner = who.user_id.clone();
-    let row = app
-        .db
-        .call(move |conn| {
-            db::insert_token(conn, &owner, &name, &hash, &scopes.to_string(), expires_at)
-        })
-        .await?;
-    Ok((row, token))
-}
-
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {
-    crate::web::require_personal_token(&who)?;
+    require_personal_token(&who)?;
     who.require(Scope::UserRead)?;
     let owner = who.user_id.clone();
     let rows = app
@@ -266,7 +217,7 @@ async fn revoke(
     Authed(who): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    crate::web::require_personal_token(&who)?;
+    require_personal_token(&who)?;
     who.require(Scope::UserWrite)?;
     if app.auth.call_tokens.revoke_id(&who.user_id, &id) {
         return Ok(StatusCode::NO_CONTENT);

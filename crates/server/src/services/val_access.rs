@@ -2,6 +2,7 @@
 //! vals shares, including the rule that running code cannot rewrite itself
 //! through a chain of vals.
 
+use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use valbox_model::{Principal, Scope, Scopes};
 use valbox_store as db;
@@ -88,4 +89,8 @@ pub fn out_of_reach(scope: Scope) -> ApiError {
         "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
          vals can change itself; use a personal API token"
     ))
+}
+
+pub async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+    find_changeable(&app.db, who, id, Scope::ValWrite).await
 }

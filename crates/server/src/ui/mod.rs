@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use crate::app::App;
-pub use session::{SESSION_COOKIE, is_session_cookie, login_link, strip_session_cookie};
 use valbox_model::Principal;
 use valbox_store::SessionRow;
 

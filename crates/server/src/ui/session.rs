@@ -3,10 +3,7 @@
 //! machine), sessions held in an `HttpOnly`, `SameSite` cookie (`Secure`
 //! behind HTTPS) with idle and absolute expiry, and signing out.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::{Query, State};
@@ -24,51 +21,17 @@ use valbox_caps::email::outbox::Outgoing;
 use valbox_model::now_ms;
 use valbox_model::{Principal, Scopes};
 use valbox_store as db;
-use valbox_store::Db;
 
-/// The session cookie's name over plain HTTP...
-pub const SESSION_COOKIE: &str = "valbox_session";
-/// ...and over HTTPS, where the `__Host-` prefix makes browsers refuse it
-/// from any other host (a val's host included) and without `Secure`.
-pub const SECURE_SESSION_COOKIE: &str = "__Host-valbox_session";
-const LINK_PREFIX: &str = "vbl_";
+use crate::services::sign_in::{LINK_PREFIX, new_link};
+use crate::web::{SECURE_SESSION_COOKIE, SESSION_COOKIE};
+
 const SESSION_PREFIX: &str = "vbs_";
-/// How long a sign-in link works.
-const LINK_TTL_MS: i64 = 15 * 60 * 1000;
 /// A session ends after this long unused...
 const IDLE_MS: i64 = 12 * 60 * 60 * 1000;
 /// ...and after this long in any case.
 const MAX_AGE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// A session's last use is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60 * 1000;
-/// Sign-in links that may be asked for per window: about one user, by one
-/// requester (client address), and mailed in all. A user always holds a
-/// live link from what was asked about them (links last longer than the
-/// window), and made-up names mail nothing, so count nothing in all.
-const LINKS_PER_USER: usize = 3;
-const LINKS_PER_REQUESTER: usize = 10;
-const LINKS_IN_ALL: usize = 300;
-const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
-
-/// Make a sign-in link for `username`; returns its URL under `base`.
-pub fn login_link(db: &Db, username: &str, base: &str) -> anyhow::Result<Option<String>> {
-    db.call_blocking(|conn| Ok(new_link(conn, username, base)?.map(|(_, url)| url)))
-}
-
-/// A new sign-in link for `username`: the user's id and the link's URL.
-fn new_link(
-    conn: &mut rusqlite::Connection,
-    username: &str,
-    base: &str,
-) -> anyhow::Result<Option<(String, String)>> {
-    let Some(user) = db::user_by_name(conn, username)? else {
-        return Ok(None);
-    };
-    let (secret, hash) = auth::generate_token(LINK_PREFIX);
-    db::insert_login_link(conn, &user.id, &hash, now_ms() + LINK_TTL_MS)?;
-    let url = format!("{}/login?link={secret}", base.trim_end_matches('/'));
-    Ok(Some((user.id, url)))
-}
 
 /// The signed-in session the request's cookie names, if it is live.
 pub async fn current(app: &App, headers: &HeaderMap) -> UiResult<Option<SignedIn>> {
@@ -124,26 +87,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// A `Cookie` header without the session cookie, for a val's request;
-/// `None` when nothing else is left.
-pub fn strip_session_cookie(value: &str) -> Option<String> {
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|pair| {
-            !pair.is_empty() && !is_session_cookie(pair.split_once('=').map_or(*pair, |(k, _)| k))
-        })
-        .collect();
-    (!kept.is_empty()).then(|| kept.join("; "))
-}
-
-/// Whether `name` (as a request or a val spells it) is the session
-/// cookie's, under either name.
-pub fn is_session_cookie(name: &str) -> bool {
-    let name = name.trim();
-    name.eq_ignore_ascii_case(SESSION_COOKIE) || name.eq_ignore_ascii_case(SECURE_SESSION_COOKIE)
-}
-
 /// Whether the UI is reached over HTTPS (its own TLS, or a proxy's that
 /// the public URL names).
 pub fn over_https(app: &App) -> bool {
@@ -197,70 +140,6 @@ pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
         },
     };
     layout::page("Sign in", None, body).into_response()
-}
-
-/// Who asked for sign-in links lately, about whom, and how many were
-/// mailed: each bounded per window.
-#[derive(Default)]
-pub struct SignInLimiter {
-    asked: Mutex<Asked>,
-}
-
-#[derive(Default)]
-struct Asked {
-    about: HashMap<String, Vec<Instant>>,
-    by: HashMap<IpAddr, Vec<Instant>>,
-    mailed: Vec<Instant>,
-}
-
-impl SignInLimiter {
-    /// Whether `requester` may ask for a link for `username` now; counts
-    /// the request if so.
-    fn allow(&self, requester: IpAddr, username: &str) -> Result<(), &'static str> {
-        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let recent = |t: &Instant| now.duration_since(*t) < LINK_WINDOW;
-        asked.about.retain(|_, times| {
-            times.retain(recent);
-            !times.is_empty()
-        });
-        asked.by.retain(|_, times| {
-            times.retain(recent);
-            !times.is_empty()
-        });
-        if asked.by.get(&requester).map_or(0, Vec::len) >= LINKS_PER_REQUESTER {
-            return Err(
-                "you asked for many sign-in links lately; wait a few minutes and try again",
-            );
-        }
-        if asked.about.get(username).map_or(0, Vec::len) >= LINKS_PER_USER {
-            return Err(
-                "several sign-in links were sent for this name lately; use the newest one \
-                 in your mail (each works for 15 minutes), or wait a few minutes",
-            );
-        }
-        asked.by.entry(requester).or_default().push(now);
-        asked
-            .about
-            .entry(username.to_string())
-            .or_default()
-            .push(now);
-        Ok(())
-    }
-
-    /// Whether another link may be mailed now, to anyone; counts it if so.
-    fn allow_mail(&self) -> bool {
-        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        asked
-            .mailed
-            .retain(|t| now.duration_since(*t) < LINK_WINDOW);
-        if asked.mailed.len() >= LINKS_IN_ALL {
-            return false;
-        }
-        asked.mailed.push(now);
-        true
-    }
 }
 
 /// Mail a sign-in link. The answer is the same whether the user exists,
@@ -394,27 +273,4 @@ pub fn signed_out(app: &App) -> Response {
         .headers_mut()
         .insert(SET_COOKIE, session_cookie(app, "", 0));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_session_cookie_is_taken_out_of_a_vals_cookie_header() {
-        assert_eq!(
-            strip_session_cookie("a=1; valbox_session=vbs_x; b=2").as_deref(),
-            Some("a=1; b=2")
-        );
-        assert_eq!(strip_session_cookie("valbox_session=vbs_x"), None);
-        assert_eq!(strip_session_cookie(" valbox_session = x ;"), None);
-        assert_eq!(
-            strip_session_cookie("valbox_sessionx=1").as_deref(),
-            Some("valbox_sessionx=1")
-        );
-        assert_eq!(
-            strip_session_cookie("__Host-valbox_session=vbs_x; a=1").as_deref(),
-            Some("a=1")
-        );
-    }
 }

@@ -8,8 +8,8 @@ use maud::{Markup, html};
 
 use super::layout::{self, csrf, when};
 use super::{FormFields, SignedIn, UiError, UiResult};
-use crate::api::least_privilege::narrow_token_to_used;
 use crate::app::App;
+use crate::services::least_privilege::narrow_token_to_used;
 use crate::services::scope_usage::{flush, read_report};
 use valbox_model::{Scope, Scopes, Subject};
 use valbox_store as db;
@@ -212,7 +212,7 @@ pub async fn create(
     };
     let name = form.get("name").unwrap_or_default();
     let (row, secret) =
-        crate::api::tokens::issue(&app, &signed.who, name, scopes, expires_at).await?;
+        crate::services::tokens::issue(&app, &signed.who, name, scopes, expires_at).await?;
     let page = render(&app, &signed, Some((&row.name, &secret))).await?;
     Ok(page.into_response())
 }

@@ -8,10 +8,11 @@ use maud::{Markup, html};
 
 use super::layout::{self, csrf, when};
 use super::{FormFields, SignedIn, UiError, UiResult};
-use crate::api::vals::deploy::{DeployQuery, deploy_bytes, may_deploy};
-use crate::api::vals::{PRIVACY_LEVELS, val_urls};
 use crate::app::App;
 use crate::services::call_log::{CallSummary, recent_calls};
+use crate::services::deploy::{DeployQuery, deploy_bytes, may_deploy};
+use crate::services::val_views::val_urls;
+use valbox_model::Privacy;
 use valbox_model::{Scope, Scopes};
 use valbox_store as db;
 use valbox_store::{ScopeRequestRow, ValRow};
@@ -123,8 +124,8 @@ pub async fn page(
             (csrf(&signed))
             label for="privacy" { "Who may call it" }
             select id="privacy" name="privacy" {
-                @for level in PRIVACY_LEVELS {
-                    option value=(level) selected[*level == val.privacy] { (level) }
+                @for level in Privacy::ALL.map(Privacy::as_str) {
+                    option value=(level) selected[level == val.privacy] { (level) }
                 }
             }
             button type="submit" { "Save" }
@@ -353,7 +354,7 @@ pub async fn set_privacy(
     form.check_csrf(&signed)?;
     let val = own_val(&app, &signed, &name).await?;
     let privacy = form.get("privacy").unwrap_or_default().to_string();
-    if !PRIVACY_LEVELS.contains(&privacy.as_str()) {
+    if Privacy::parse(&privacy).is_none() {
         return Err(UiError::bad_request("choose public, unlisted or private"));
     }
     app.db
@@ -397,7 +398,7 @@ pub async fn decide_request(
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
     let decided =
-        crate::api::least_privilege::decide_for(&app, &signed.who, &id, &decision).await?;
+        crate::services::least_privilege::decide_for(&app, &signed.who, &id, &decision).await?;
     Ok(Redirect::to(&format!(
         "/vals/{}#permissions",
         decided.val_name

@@ -571,7 +571,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("no Valbox data in {} (give --data)", data.display());
             }
             let db = valbox_store::Db::open(&path)?;
-            match valbox_server::ui::login_link(&db, &username, &url)? {
+            match valbox_server::services::sign_in::login_link(&db, &username, &url)? {
                 Some(link) => {
                     println!("{link}");
                     Ok(())

@@ -5,10 +5,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 
-use super::json::ValResponse;
 use crate::api::{Authed, Caller};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::services::val_views::ValResponse;
 use valbox_model::{Principal, Scope};
 use valbox_store as db;
 

@@ -1,30 +1,27 @@
 //! Vals and their versions: create, list, get, update, delete, deploy.
 
-use axum::extract::{Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-pub mod deploy;
-mod json;
 mod listing;
 mod wit;
 
 use super::{Authed, Caller, JsonBody};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::services::deploy::{DeployQuery, DeployResponse, deploy_bytes, may_deploy};
 use crate::services::val_access::{
-    can_see, changer_scope, changer_scope_now, find_changeable, not_found, out_of_reach,
+    can_see, changer_scope, changer_scope_now, find_writable, not_found, out_of_reach,
 };
-use json::VersionView;
-pub use json::{ValResponse, val_urls};
-use valbox_model::{Principal, Scope};
+use crate::services::val_views::{ValResponse, VersionView};
+use valbox_model::{Principal, Privacy, Scope};
 use valbox_store as db;
 use valbox_store::{ValRow, VersionRow};
-
-pub const PRIVACY_LEVELS: &[&str] = &["public", "unlisted", "private"];
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -32,10 +29,7 @@ pub fn routes() -> Router<App> {
         .route("/v2/me/vals", get(listing::list_mine))
         .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
         .route("/v2/alias/vals/{username}/{name}", get(by_alias))
-        .route(
-            "/v2/vals/{id}/versions",
-            get(list_versions).post(deploy::deploy),
-        )
+        .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
         .route("/v2/vals/{id}/versions/{version}/component", get(download))
         .route("/v2/vals/{id}/versions/{version}/wit", get(wit::show))
 }
@@ -56,21 +50,17 @@ pub fn validate_val_name(name: &str) -> Result<(), String> {
 }
 
 fn validate_privacy(privacy: &str) -> ApiResult<()> {
-    if PRIVACY_LEVELS.contains(&privacy) {
+    if Privacy::parse(privacy).is_some() {
         Ok(())
     } else {
         Err(ApiError::bad_request(
             "invalid_privacy",
             format!(
                 "privacy must be one of {}, not `{privacy}`",
-                PRIVACY_LEVELS.join(", ")
+                Privacy::ALL.map(Privacy::as_str).join(", ")
             ),
         ))
     }
-}
-
-pub(super) async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
-    find_changeable(&app.db, who, id, Scope::ValWrite).await
 }
 
 #[derive(Deserialize)]
@@ -181,7 +171,7 @@ async fn update(
     let scopes = match &body.scopes {
         Some(list) => {
             let scopes = list.parse()?;
-            super::tokens::require_grantable(&who, &scopes)?;
+            crate::services::tokens::require_grantable(&who, &scopes)?;
             // Only a person hands out the power to change vals.
             if let (Some(scope), Some(_)) = (changer_scope(&scopes), &who.call_of_val) {
                 return Err(ApiError::forbidden(format!(
@@ -323,4 +313,23 @@ async fn download(
         bytes,
     )
         .into_response())
+}
+
+/// Upload a component as the val's next version. It is validated,
+/// linked, compiled and stored before the 201.
+async fn deploy(
+    State(app): State<App>,
+    Authed(who): Authed,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
+    let query = DeployQuery::parse(query.as_deref())?;
+    let val = may_deploy(&app, &who, &id).await?;
+    let limit = app.config.limits.component_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large("the component", limit))?;
+    let deployed = deploy_bytes(&app, &who, val, &bytes, query).await?;
+    Ok((StatusCode::CREATED, Json(deployed)))
 }

@@ -2,22 +2,18 @@
 //! `.wasm` file), the libraries its imports resolve to, and what it
 //! declares it needs, granted when the deploy asks.
 
-use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::json::VersionView;
-use super::{find_writable, val_urls};
-use crate::api::Authed;
-use crate::api::tokens::{require_all, require_grantable};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::services::declared::{Declared, DeclaredView};
 use crate::services::libraries::{LibraryView, resolve_deploy};
+use crate::services::tokens::{require_all, require_grantable};
+use crate::services::val_access::find_writable;
 use crate::services::val_access::{changer_scope, changer_scope_now, out_of_reach};
+use crate::services::val_views::{VersionView, val_urls};
 use valbox_model::{Principal, Scopes};
 use valbox_runtime::UploadError;
 use valbox_store as db;
@@ -54,7 +50,7 @@ pub struct DeployQuery {
 }
 
 impl DeployQuery {
-    fn parse(query: Option<&str>) -> ApiResult<Self> {
+    pub fn parse(query: Option<&str>) -> ApiResult<Self> {
         let mut q = Self::default();
         for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
@@ -73,25 +69,6 @@ impl DeployQuery {
         }
         Ok(q)
     }
-}
-
-/// Upload a component as the val's next version. It is validated,
-/// linked, compiled and stored before the 201.
-pub async fn deploy(
-    State(app): State<App>,
-    Authed(who): Authed,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<DeployResponse>)> {
-    let query = DeployQuery::parse(query.as_deref())?;
-    let val = may_deploy(&app, &who, &id).await?;
-    let limit = app.config.limits.component_bytes;
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large("the component", limit))?;
-    let deployed = deploy_bytes(&app, &who, val, &bytes, query).await?;
-    Ok((StatusCode::CREATED, Json(deployed)))
 }
 
 /// The val `id`, if `who` may deploy to it: checked before the upload is
