@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-use valbox_model::{Principal, ScopeUsage, Scopes, now_ms};
+use valbox_model::{Principal, ScopeUsage, now_ms};
 use valbox_store as db;
 use valbox_store::Db;
 
@@ -155,8 +155,7 @@ async fn authenticate(
     if let Some(why) = row.refusal(now_ms()) {
         return Err(AuthError::Refused(why.into()));
     }
-    let scopes =
-        Scopes::parse(&row.scopes).map_err(|e| anyhow::anyhow!("token {}: {e}", row.id))?;
+    let scopes = row.scopes;
     Ok(Some(Principal {
         user_id: user.id,
         username: user.username,

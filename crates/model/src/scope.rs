@@ -143,6 +143,15 @@ impl Scopes {
         self.iter().find(|s| !held.has(*s))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Each scope's name, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.0 & scope.bit() != 0
     }

@@ -20,6 +20,7 @@ mod scope_usage;
 pub mod secrets;
 mod sessions;
 mod tokens;
+mod typed;
 mod users;
 mod vals;
 

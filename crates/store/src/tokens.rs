@@ -2,9 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use valbox_model::now_ms;
+use valbox_model::{Scopes, now_ms};
 
-use crate::new_id;
+use crate::{new_id, typed};
 
 /// A stored API token, without its secret (only the hash is kept).
 #[derive(Clone, Debug)]
@@ -12,7 +12,7 @@ pub struct TokenRow {
     pub id: String,
     pub user_id: String,
     pub name: String,
-    pub scopes: String,
+    pub scopes: Scopes,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
@@ -42,7 +42,7 @@ impl TokenRow {
             id: r.get("id")?,
             user_id: r.get("user_id")?,
             name: r.get("name")?,
-            scopes: r.get("scopes")?,
+            scopes: typed::column(r, "scopes", Scopes::parse)?,
             created_at: r.get("created_at")?,
             last_used_at: r.get("last_used_at")?,
             expires_at: r.get("expires_at")?,
@@ -56,14 +56,14 @@ pub fn insert_token(
     user_id: &str,
     name: &str,
     hash: &str,
-    scopes: &str,
+    scopes: Scopes,
     expires_at: Option<i64>,
 ) -> anyhow::Result<TokenRow> {
     let row = TokenRow {
         id: new_id(),
         user_id: user_id.into(),
         name: name.into(),
-        scopes: scopes.into(),
+        scopes,
         created_at: now_ms(),
         last_used_at: None,
         expires_at,
@@ -77,7 +77,7 @@ pub fn insert_token(
             row.user_id,
             row.name,
             hash,
-            row.scopes,
+            row.scopes.to_string(),
             row.created_at,
             row.expires_at
         ],

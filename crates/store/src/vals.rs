@@ -2,9 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use valbox_model::now_ms;
+use valbox_model::{Privacy, Scopes, ValKind, now_ms};
 
-use crate::new_id;
+use crate::{new_id, typed};
 
 #[derive(Clone, Debug)]
 pub struct ValRow {
@@ -12,9 +12,9 @@ pub struct ValRow {
     pub owner_id: String,
     pub owner_name: String,
     pub name: String,
-    pub privacy: String,
+    pub privacy: Privacy,
     pub description: String,
-    pub scopes: String,
+    pub scopes: Scopes,
     pub created_at: i64,
     /// Hosts the val may fetch from; `None` means any public host.
     pub fetch_allowlist: Option<Vec<String>>,
@@ -27,7 +27,7 @@ pub struct VersionRow {
     pub version: i64,
     pub sha256: String,
     pub size: i64,
-    pub kind: String,
+    pub kind: ValKind,
     pub created_at: i64,
     /// The libraries its imports resolve to, in the deploy's order.
     pub libraries: Vec<LibraryRef>,
@@ -39,8 +39,8 @@ pub struct LibraryRef {
     pub library_id: String,
     /// `None`: the owner's own library, following its latest version.
     pub version: Option<i64>,
-    /// The scopes its caller granted it, as text.
-    pub grants: String,
+    /// The scopes its caller granted it.
+    pub grants: Scopes,
 }
 
 impl VersionRow {
@@ -49,7 +49,7 @@ impl VersionRow {
             version: r.get("version")?,
             sha256: r.get("sha256")?,
             size: r.get("size")?,
-            kind: r.get("kind")?,
+            kind: typed::column(r, "kind", typed::known(ValKind::parse))?,
             created_at: r.get("created_at")?,
             libraries: Vec::new(),
         })
@@ -65,7 +65,7 @@ impl VersionRow {
             Ok(LibraryRef {
                 library_id: r.get(0)?,
                 version: r.get(1)?,
-                grants: r.get(2)?,
+                grants: typed::column(r, "grants", Scopes::parse)?,
             })
         })?;
         self.libraries = rows.collect::<Result<_, _>>()?;
@@ -92,9 +92,9 @@ fn val_from_row(conn: &Connection, r: &Row) -> anyhow::Result<ValRow> {
         owner_id: r.get("owner_id")?,
         owner_name: r.get("owner_name")?,
         name: r.get("name")?,
-        privacy: r.get("privacy")?,
+        privacy: typed::column(r, "privacy", typed::known(Privacy::parse))?,
         description: r.get("description")?,
-        scopes: r.get("scopes")?,
+        scopes: typed::column(r, "scopes", Scopes::parse)?,
         created_at: r.get("created_at")?,
         fetch_allowlist: r
             .get::<_, Option<String>>("fetch_allowlist")?
@@ -195,7 +195,7 @@ pub fn insert_version(
     val_id: &str,
     sha256: &str,
     size: i64,
-    kind: &str,
+    kind: ValKind,
     libraries: &[LibraryRef],
 ) -> anyhow::Result<VersionRow> {
     let version: i64 = conn.query_row(
@@ -207,7 +207,7 @@ pub fn insert_version(
         version,
         sha256: sha256.into(),
         size,
-        kind: kind.into(),
+        kind,
         created_at: now_ms(),
         libraries: libraries.to_vec(),
     };
@@ -219,7 +219,7 @@ pub fn insert_version(
             row.version,
             row.sha256,
             row.size,
-            row.kind,
+            row.kind.as_str(),
             row.created_at
         ],
     )?;
@@ -234,7 +234,7 @@ pub fn insert_version(
                 position as i64,
                 library.library_id,
                 library.version,
-                library.grants
+                library.grants.to_string()
             ],
         )?;
     }

@@ -127,7 +127,7 @@ pub async fn deploy_in_process(
             };
             let scopes = valbox_model::Scopes::val_default().to_string();
             let id = db::insert_val(conn, &user.id, &name, "public", "", &scopes)?;
-            let kind = prepared.kind.as_str();
+            let kind = prepared.kind;
             db::insert_version(conn, &id, &prepared.sha256, 0, kind, &[])?;
             Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
         })

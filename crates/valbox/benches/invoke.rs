@@ -13,7 +13,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use valbox_model::Scopes;
 use valbox_runtime::{HttpRequest, Input, LinkPlan, Output};
 use valbox_server::app::App;
 use valbox_server::config::Config;
@@ -39,7 +38,7 @@ fn request() -> Input {
 
 /// What `services::call` does around the runtime, minus slot and log.
 async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
-    let scopes = Scopes::parse(&val.scopes).unwrap();
+    let scopes = val.scopes;
     let start = || begin(app, val, scopes, None);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
     // As the call service makes it for a val without libraries.

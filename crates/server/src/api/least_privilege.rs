@@ -83,7 +83,7 @@ async fn val_usage(
     Query(window): Query<Window>,
 ) -> ApiResult<Json<UsageReport>> {
     let val = find_owned(&app.db, &who, &id, Scope::ValRead).await?;
-    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let held = val.scopes;
     let days = window.days()?;
     Ok(Json(report(&app, Subject::Val(val.id), held, days).await?))
 }
@@ -95,15 +95,14 @@ async fn narrow_val(
     Query(window): Query<Window>,
 ) -> ApiResult<Json<Narrowed>> {
     let val = find_changeable(&app.db, &who, &id, Scope::ValWrite).await?;
-    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let held = val.scopes;
     let days = window.days()?;
     let report = report(&app, Subject::Val(val.id.clone()), held, days).await?;
     // Only ever narrower: what it holds now, of what it used.
     let after = used_scopes(&report);
     app.db
         .call(move |conn| {
-            let now = db::val_by_id(conn, &val.id)?.map(|v| v.scopes);
-            let now = Scopes::parse(&now.unwrap_or_default()).unwrap_or_default();
+            let now = db::val_by_id(conn, &val.id)?.map_or(Scopes::none(), |v| v.scopes);
             db::set_val_scopes(conn, &val.id, &now.intersect(&after).to_string())
         })
         .await?;

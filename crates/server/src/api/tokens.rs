@@ -72,12 +72,7 @@ impl From<TokenRow> for ApiTokenView {
             id: row.id,
             name: row.name,
             kind: "api",
-            scopes: row
-                .scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            scopes: row.scopes.names(),
             created_at: iso8601(row.created_at),
             last_used_at: row.last_used_at.map(iso8601),
             expires_at: row.expires_at.map(iso8601),

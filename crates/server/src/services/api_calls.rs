@@ -13,7 +13,7 @@ use super::runnable::{NotRunnable, find_runnable};
 use crate::app::WeakApp;
 use crate::error::ApiError;
 use valbox_caps::vals::{ApiCall, RunVal};
-use valbox_model::ValKind;
+use valbox_model::{Privacy, ValKind};
 use valbox_runtime::bindings::types::Error;
 use valbox_runtime::{Input, Output};
 use valbox_store::ValRow;
@@ -36,7 +36,8 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
         Input::Script(_) => ValKind::Script,
     };
     // A private val exists only for its own owner's vals.
-    let visible = |val: &ValRow| val.privacy != "private" || val.owner_id == call.caller_owner;
+    let visible =
+        |val: &ValRow| val.privacy != Privacy::Private || val.owner_id == call.caller_owner;
     let val = find_runnable(&app, user, name, call.version, kind, visible)
         .await
         .map_err(|why| match why {

@@ -144,7 +144,7 @@ pub async fn call_within(
         .latest
         .as_ref()
         .ok_or_else(|| ApiError::internal("val without version"))?;
-    let scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let scopes = val.scopes;
     let plan = plan_for(app, val, latest).await?;
     let start = || begin(app, val, scopes, within);
     let started = SystemTime::now()

@@ -14,7 +14,7 @@ use crate::services::tokens::{require_all, require_grantable};
 use crate::services::val_access::find_writable;
 use crate::services::val_access::{changer_scope, changer_scope_now, out_of_reach};
 use crate::services::val_views::{VersionView, val_urls};
-use valbox_model::{Principal, Scopes};
+use valbox_model::{Principal, Scopes, ValKind};
 use valbox_runtime::UploadError;
 use valbox_store as db;
 use valbox_store::{ValRow, VersionRow};
@@ -77,7 +77,7 @@ pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ApiResult<ValRo
     let val = find_writable(app, who, id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
-    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let val_scopes = val.scopes;
     require_all(who, &val_scopes, |scope| {
         format!(
             "this val's calls get `{scope}`, which the deploying token lacks; \
@@ -95,7 +95,7 @@ pub async fn deploy_bytes(
     bytes: &[u8],
     query: DeployQuery,
 ) -> ApiResult<DeployResponse> {
-    let val_scopes = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let val_scopes = val.scopes;
     // Refused before it costs a compile; checked again as it is stored.
     let meter = app.caps.blob.meter.clone();
     let (owner, size) = (val.owner_id.clone(), bytes.len() as i64);
@@ -160,7 +160,7 @@ pub async fn deploy_bytes(
                 &val_id,
                 &prepared.sha256,
                 prepared.size as i64,
-                prepared.kind.as_str(),
+                prepared.kind,
                 &refs,
             )?;
             let granted = match &grant {
@@ -220,7 +220,7 @@ fn grant_declared(
     let Some(val) = db::val_by_id(conn, val_id)? else {
         return Ok(Scopes::none());
     };
-    let held = Scopes::parse(&val.scopes).map_err(anyhow::Error::msg)?;
+    let held = val.scopes;
     let now: Scopes = held.iter().chain(declared.wanted().iter()).collect();
     db::set_val_scopes(conn, val_id, &now.to_string())?;
     if !declared.fetch_hosts.is_empty() {
@@ -234,12 +234,12 @@ fn grant_declared(
 /// script val), or is described (a library).
 fn urls(app: &App, val: &ValRow, version: &VersionRow) -> (String, Option<String>) {
     let base = &app.config.public_url;
-    match version.kind.as_str() {
-        "http" => {
+    match version.kind {
+        ValKind::Http => {
             let (endpoint, host_endpoint) = val_urls(app, val);
             (endpoint, Some(host_endpoint))
         }
-        "library" => (
+        ValKind::Library => (
             format!("{base}/v2/vals/{}/versions/{}/wit", val.id, version.version),
             None,
         ),

@@ -22,7 +22,7 @@ pub async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> Ap
         .call(move |conn| db::live_token(conn, &owner, &key))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("you have no live API token `{id}`")))?;
-    Scopes::parse(&row.scopes).map_err(ApiError::internal)
+    Ok(row.scopes)
 }
 
 /// The outcome of narrowing: the scopes before and after.
@@ -114,7 +114,7 @@ pub async fn decide_for(
                 let Some(val) = db::val_by_id(&tx, &val_id)? else {
                     return Ok(None);
                 };
-                let held = Scopes::parse(&val.scopes).unwrap_or_default();
+                let held = val.scopes;
                 db::set_val_scopes(&tx, &val_id, &held.with(scope).to_string())?;
             }
             db::decide_request(&tx, &key, status)?;

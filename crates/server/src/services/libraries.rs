@@ -97,7 +97,7 @@ pub async fn resolve_deploy(
     deps: Vec<String>,
     grants: Vec<String>,
 ) -> ApiResult<Resolved> {
-    let caller_scopes = Scopes::parse(&caller.scopes).map_err(ApiError::internal)?;
+    let caller_scopes = caller.scopes;
     let mut granted: HashMap<String, Scopes> = HashMap::new();
     for grant in &grants {
         let (name, scopes) = grant.split_once('=').ok_or_else(|| {
@@ -182,7 +182,7 @@ pub async fn resolve_deploy(
         .map(|(_, val, version, scopes)| LibraryRef {
             library_id: val.id.clone(),
             version: *version,
-            grants: scopes.to_string(),
+            grants: *scopes,
         })
         .collect();
     let caller_id = caller.id.clone();
@@ -303,7 +303,7 @@ fn resolve(
             Err(e) => return Ok(Err(e)),
         };
         walk.path.pop();
-        let granted = Scopes::parse(&r.grants).unwrap_or_default();
+        let granted = r.grants;
         plans.push(Arc::new(LibraryPlan {
             label: format!("{key}@{}", version.version),
             view: granted,

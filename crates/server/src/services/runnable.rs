@@ -54,15 +54,8 @@ pub async fn find_runnable(
         });
     }
     let latest = val.latest.as_ref().ok_or(NotRunnable::NotDeployed)?;
-    match ValKind::parse(&latest.kind) {
-        Some(found) if found == kind => {}
-        Some(other) => return Err(NotRunnable::OtherKind(other)),
-        None => {
-            return Err(NotRunnable::Failed(anyhow::anyhow!(
-                "unknown kind {}",
-                latest.kind
-            )));
-        }
+    if latest.kind != kind {
+        return Err(NotRunnable::OtherKind(latest.kind));
     }
     Ok(val)
 }

@@ -64,9 +64,7 @@ pub async fn issue(
     let owner = who.user_id.clone();
     let row = app
         .db
-        .call(move |conn| {
-            db::insert_token(conn, &owner, &name, &hash, &scopes.to_string(), expires_at)
-        })
+        .call(move |conn| db::insert_token(conn, &owner, &name, &hash, scopes, expires_at))
         .await?;
     Ok((row, token))
 }

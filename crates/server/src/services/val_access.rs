@@ -4,14 +4,14 @@
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use valbox_model::{Principal, Scope, Scopes};
+use valbox_model::{Principal, Privacy, Scope, Scopes};
 use valbox_store as db;
 use valbox_store::{Db, ValRow};
 
 /// Whether `caller` may see (and run) `val`. Private vals exist only for
 /// their owner holding `val:read`; to everyone else they are a 404.
 pub fn can_see(val: &ValRow, caller: Option<&Principal>) -> bool {
-    val.privacy != "private" || owner_reads(val, caller)
+    val.privacy != Privacy::Private || owner_reads(val, caller)
 }
 
 /// Whether `caller` is `val`'s owner holding `val:read`: who may see a
@@ -58,7 +58,7 @@ pub async fn find_changeable(
             "a val's call token cannot change its own val; use a personal API token",
         ));
     }
-    let held = Scopes::parse(&val.scopes).map_err(ApiError::internal)?;
+    let held = val.scopes;
     match changer_scope(&held) {
         Some(scope) => Err(out_of_reach(scope)),
         None => Ok(val),
@@ -77,10 +77,7 @@ pub fn changer_scope_now(
     conn: &rusqlite::Connection,
     val_id: &str,
 ) -> anyhow::Result<Option<Scope>> {
-    let scopes = db::val_by_id(conn, val_id)?
-        .map(|v| v.scopes)
-        .unwrap_or_default();
-    let held = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
+    let held = db::val_by_id(conn, val_id)?.map_or(Scopes::none(), |v| v.scopes);
     Ok(changer_scope(&held))
 }
 

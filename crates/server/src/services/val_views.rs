@@ -48,7 +48,7 @@ impl From<&VersionRow> for VersionView {
             version: v.version,
             sha256: v.sha256.clone(),
             size: v.size,
-            kind: v.kind.clone(),
+            kind: v.kind.as_str().into(),
             created_at: iso8601(v.created_at),
             libraries: v
                 .libraries
@@ -56,7 +56,7 @@ impl From<&VersionRow> for VersionView {
                 .map(|l| LibraryRefView {
                     val_id: l.library_id.clone(),
                     version: l.version,
-                    grants: l.grants.split_whitespace().map(String::from).collect(),
+                    grants: l.grants.names(),
                 })
                 .collect(),
         }
@@ -143,18 +143,13 @@ impl ValResponse {
             _ => {}
         }
         let settings = owner_reads(val, viewer).then(|| ValSettings {
-            scopes: val
-                .scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            scopes: val.scopes.names(),
             fetch_allowlist: val.fetch_allowlist.clone(),
         });
         Self {
             id: val.id.clone(),
             name: val.name.clone(),
-            privacy: val.privacy.clone(),
+            privacy: val.privacy.as_str().into(),
             description: val.description.clone(),
             author: ValAuthor {
                 id: val.owner_id.clone(),
@@ -163,7 +158,7 @@ impl ValResponse {
             },
             created_at: iso8601(val.created_at),
             image_url: None,
-            kind: val.latest.as_ref().map(|v| v.kind.clone()),
+            kind: val.latest.as_ref().map(|v| v.kind.as_str().into()),
             version: val.latest.as_ref().map(|v| v.version),
             links,
             settings,

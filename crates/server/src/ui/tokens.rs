@@ -52,7 +52,7 @@ async fn render(app: &App, signed: &SignedIn, created: Option<(&str, &str)>) -> 
     flush(app).await?;
     let mut rows = Vec::new();
     for token in tokens.into_iter().filter(|t| t.revoked_at.is_none()) {
-        let held = Scopes::parse(&token.scopes).unwrap_or_default();
+        let held = token.scopes;
         let usage = read_report(app, Subject::Token(token.id.clone()), held, 30).await?;
         rows.push((token, usage.unused));
     }
@@ -87,8 +87,8 @@ fn token_row(signed: &SignedIn, token: &TokenRow, unused: &[String]) -> Markup {
         tr data-token=(token.id) {
             td { (token.name) br; span.muted.mono { (token.id) } }
             td {
-                @for scope in token.scopes.split_whitespace() {
-                    @let idle = unused.iter().any(|u| u == scope);
+                @for scope in token.scopes.names() {
+                    @let idle = unused.contains(&scope);
                     span.tag.unused[idle] title=[idle.then_some("not used in the last 30 days")] { (scope) }
                 }
             }
@@ -106,7 +106,7 @@ fn token_row(signed: &SignedIn, token: &TokenRow, unused: &[String]) -> Markup {
                     summary { "Edit scopes" }
                     form method="post" action={ "/tokens/" (token.id) "/scopes" } {
                         (csrf(signed))
-                        (scope_grid(&format!("edit-{}", token.id), &Scopes::parse(&token.scopes).unwrap_or_default()))
+                        (scope_grid(&format!("edit-{}", token.id), &token.scopes))
                         button type="submit" { "Save scopes" }
                     }
                 }

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::services::call_log::{CallSummary, recent_calls};
 use crate::services::deploy::{DeployQuery, deploy_bytes, may_deploy};
 use crate::services::val_views::val_urls;
-use valbox_model::Privacy;
+use valbox_model::{Privacy, ValKind};
 use valbox_model::{Scope, Scopes};
 use valbox_store as db;
 use valbox_store::{ScopeRequestRow, ValRow};
@@ -105,14 +105,14 @@ pub async fn page(
         })
         .await?;
     let env = crate::services::env_vars::list(&app, &signed.who, &val.id).await?;
-    let held = Scopes::parse(&val.scopes).unwrap_or_default();
+    let held = val.scopes;
     let (path_url, host_url) = val_urls(&app, &val);
     let body = html! {
         h1 { (val.owner_name) "/" (val.name) }
         p.muted { (val.description) }
         @if let Some(latest) = &val.latest {
             p { "A " strong { (latest.kind) } " val, version " (latest.version) "." }
-            @if latest.kind == "http" {
+            @if latest.kind == ValKind::Http {
                 p { "Serves at " a href=(path_url) { (path_url) } " and " code { (host_url) } "." }
             }
         } @else {
@@ -125,7 +125,7 @@ pub async fn page(
             label for="privacy" { "Who may call it" }
             select id="privacy" name="privacy" {
                 @for level in Privacy::ALL.map(Privacy::as_str) {
-                    option value=(level) selected[level == val.privacy] { (level) }
+                    option value=(level) selected[level == val.privacy.as_str()] { (level) }
                 }
             }
             button type="submit" { "Save" }

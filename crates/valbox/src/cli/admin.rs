@@ -40,14 +40,7 @@ pub fn create_user(data: &std::path::Path, username: &str, email: &str) -> anyho
         }
         let user = db::insert_user(&tx, username, email)?;
         let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
-        db::insert_token(
-            &tx,
-            &user.id,
-            "cli",
-            &hash,
-            &Scopes::all().to_string(),
-            None,
-        )?;
+        db::insert_token(&tx, &user.id, "cli", &hash, Scopes::all(), None)?;
         tx.commit()?;
         Ok(token)
     })
