@@ -1,10 +1,10 @@
 //! The commands that talk to a running server's REST API at `VALBOX_URL`
-//! with `VALBOX_TOKEN`: deploy, env, logs, scopes, tokens, email.
+//! with `VALBOX_TOKEN`: the client itself, deploy, logs, scopes, email.
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::{ClientArgs, EnvCommand, TokenCommand};
+use super::ClientArgs;
 
 /// A small client for the REST API that turns error bodies into messages.
 pub(super) struct Client {
@@ -226,58 +226,6 @@ pub(super) async fn deploy(
     Ok(())
 }
 
-pub(super) async fn env(command: EnvCommand) -> anyhow::Result<()> {
-    match command {
-        EnvCommand::Set {
-            name,
-            key,
-            value,
-            client,
-        } => {
-            let client = Client::new(client);
-            let id = id_of(&client.val(&name).await?);
-            let req = client
-                .http
-                .put(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")))
-                .json(&json!({ "value": value }));
-            client.send(req).await?;
-            println!("set {key} on {name}");
-        }
-        EnvCommand::List { name, client } => {
-            let client = Client::new(client);
-            let id = id_of(&client.val(&name).await?);
-            let list = client
-                .send(
-                    client
-                        .http
-                        .get(client.url(&format!("/v2/vals/{id}/environment_variables"))),
-                )
-                .await?
-                .unwrap_or_default();
-            for var in list["data"].as_array().into_iter().flatten() {
-                println!(
-                    "{}\tupdated {}",
-                    var["key"].as_str().unwrap_or_default(),
-                    var["updatedAt"].as_str().unwrap_or_default()
-                );
-            }
-        }
-        EnvCommand::Delete { name, key, client } => {
-            let client = Client::new(client);
-            let id = id_of(&client.val(&name).await?);
-            let req = client
-                .http
-                .delete(client.url(&format!("/v2/vals/{id}/environment_variables/{key}")));
-            client
-                .send(req)
-                .await?
-                .with_context(|| format!("{name} has no env var {key}"))?;
-            println!("deleted {key} from {name}");
-        }
-    }
-    Ok(())
-}
-
 pub(super) async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
     let id = id_of(&client.val(name).await?);
     let req = client
@@ -329,74 +277,6 @@ pub(super) async fn val_scopes(
         .filter_map(Value::as_str)
         .collect();
     println!("{}", list.join(" "));
-    Ok(())
-}
-
-pub(super) async fn token(command: TokenCommand) -> anyhow::Result<()> {
-    match command {
-        TokenCommand::Create {
-            name,
-            scopes,
-            expires_in_days,
-            client,
-        } => {
-            let client = Client::new(client);
-            let body = json!({ "name": name, "scopes": scopes, "expiresInDays": expires_in_days });
-            let created = client
-                .send(client.http.post(client.url("/v1/tokens")).json(&body))
-                .await?
-                .context("the server has no token endpoint")?;
-            println!(
-                "created token {} (shown once):",
-                created["id"].as_str().unwrap_or_default()
-            );
-            println!("{}", created["token"].as_str().unwrap_or_default());
-        }
-        TokenCommand::List { client } => {
-            let client = Client::new(client);
-            let list = client
-                .send(client.http.get(client.url("/v1/tokens")))
-                .await?
-                .unwrap_or_default();
-            for t in list["data"].as_array().into_iter().flatten() {
-                let scopes: Vec<&str> = t["scopes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                println!(
-                    "{}\t{}\t{}\texpires {}\t{}{}",
-                    t["id"].as_str().unwrap_or_default(),
-                    t["kind"].as_str().unwrap_or_default(),
-                    t["name"].as_str().unwrap_or_default(),
-                    t["expiresAt"].as_str().unwrap_or("never"),
-                    scopes.join(" "),
-                    if t["revokedAt"].is_string() {
-                        "\t(revoked)"
-                    } else {
-                        ""
-                    },
-                );
-            }
-        }
-        TokenCommand::Usage { id, days, client } => {
-            super::least_privilege::token_usage(&Client::new(client), &id, days, false).await?;
-        }
-        TokenCommand::Narrow {
-            id, days, client, ..
-        } => {
-            super::least_privilege::token_usage(&Client::new(client), &id, days, true).await?;
-        }
-        TokenCommand::Revoke { id, client } => {
-            let client = Client::new(client);
-            client
-                .send(client.http.delete(client.url(&format!("/v1/tokens/{id}"))))
-                .await?
-                .with_context(|| format!("you have no live token `{id}`"))?;
-            println!("revoked {id}");
-        }
-    }
     Ok(())
 }
 
