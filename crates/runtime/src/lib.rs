@@ -7,8 +7,10 @@ mod call;
 mod compile_cache;
 mod engine;
 pub mod fsutil;
+mod instance;
 mod libraries;
 mod limits;
+mod linking;
 mod loaded;
 mod output;
 mod scheduler;
@@ -22,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output, ValKind};
 use engine::{engine_config, start_epoch_ticker};
+use instance::{classify, new_store};
 pub use libraries::{Host, LibraryPlan, LinkPlan};
 use libraries::{LibrarySlot, LoadedLibrary};
 use limits::{CallLimiter, MemoryBudget};
@@ -177,67 +180,6 @@ impl<H: Host> Runtime<H> {
 
     fn compiled_path(&self, sha256: &str) -> PathBuf {
         self.components_dir.join(format!("{sha256}.cwasm"))
-    }
-
-    /// Link a compiled component and its libraries, learning its kind
-    /// from its exports.
-    fn link(
-        &self,
-        component: &Component,
-        libraries: &[Arc<LibraryPlan<H::View>>],
-    ) -> Result<(Loaded<H>, ValKind), UploadError> {
-        let linked = self.link_libraries(component, libraries)?;
-        let kind = upload::exported_kind(&self.engine, component)?;
-        Ok((with_handler(kind, linked)?, kind))
-    }
-
-    /// Pre-link `component` with each of its library imports forwarded to
-    /// the library that answers it, and those libraries linked in turn.
-    fn link_libraries(
-        &self,
-        component: &Component,
-        libraries: &[Arc<LibraryPlan<H::View>>],
-    ) -> Result<LoadedLibrary<H>, UploadError> {
-        let internal = |e: anyhow::Error| UploadError::Internal(format!("{e:#}"));
-        let mut components = Vec::with_capacity(libraries.len());
-        let mut loaded = Vec::with_capacity(libraries.len());
-        let mut bytes = image_bytes(component);
-        for library in libraries {
-            let lib_component = self.component(&library.plan.sha256).map_err(internal)?;
-            let linked = self.link_libraries(&lib_component, &library.plan.libraries)?;
-            bytes += linked.bytes;
-            components.push(lib_component);
-            loaded.push(Arc::new(linked));
-        }
-        let labeled: Vec<(&str, &Component)> = libraries
-            .iter()
-            .zip(&components)
-            .map(|(l, c)| (l.label.as_str(), c))
-            .collect();
-        let matches = libraries::match_imports(&self.engine, component, &labeled)?;
-        let pre = if matches.is_empty() {
-            self.linker.instantiate_pre(component)
-        } else {
-            let mut linker = self.linker.clone();
-            for (name, ty, slot) in &matches {
-                libraries::forward(
-                    &self.engine,
-                    &mut linker,
-                    name,
-                    ty,
-                    &components[*slot],
-                    *slot,
-                )
-                .map_err(internal)?;
-            }
-            linker.instantiate_pre(component)
-        };
-        let pre = pre.map_err(|e| UploadError::UnsupportedImport(format!("{e:#}")))?;
-        Ok(LoadedLibrary {
-            pre,
-            libraries: loaded,
-            bytes,
-        })
     }
 
     /// The pre-linked form of `plan`: from memory, else from the compiled
@@ -423,110 +365,4 @@ impl<H: Host> Runtime<H> {
 fn image_bytes(component: &Component) -> usize {
     let range = component.image_range();
     (range.end as usize).saturating_sub(range.start as usize)
-}
-
-/// A linked component as a val of `kind`, ready to call its handler.
-fn with_handler<H: Host>(
-    kind: ValKind,
-    linked: LoadedLibrary<H>,
-) -> Result<Loaded<H>, UploadError> {
-    let LoadedLibrary {
-        pre,
-        libraries,
-        bytes,
-    } = linked;
-    let no_handler = |e: wasmtime::Error| UploadError::NoHandler(format!("{e:#}"));
-    let handler = match kind {
-        ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
-        ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
-        ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
-    };
-    Ok(Loaded {
-        handler,
-        libraries,
-        bytes,
-    })
-}
-
-/// A fresh store for one of a call's components. Nothing ambient: no
-/// preopened directories, no sockets, no host environment variables;
-/// stdout and stderr go to the call's log. It stops at the call's deadline
-/// and yields its CPU slot as the scheduler decides.
-fn new_store<H: Host>(
-    engine: &Engine,
-    shared: Arc<CallShared>,
-    host: H,
-    libraries: Vec<LibrarySlot<H>>,
-) -> Store<CallState<H>> {
-    let wasi = WasiCtx::builder()
-        .stdout(shared.stdout.clone())
-        .stderr(shared.stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
-    let deadline = shared.deadline;
-    let ticking = shared.seat.clone();
-    let state = CallState {
-        wasi,
-        table: ResourceTable::new(),
-        limiter: CallLimiter::new(&shared.limits, shared.memory.clone()),
-        shared,
-        libraries,
-        host,
-    };
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            return Ok(UpdateDeadline::Interrupt);
-        }
-        // A busy guest yields at every tick: tokio's yield wakes the call
-        // only after the worker has polled sockets and timers, so requests
-        // are read while every worker runs wasm. Whether the call then
-        // gives its slot to a waiting one is the scheduler's choice.
-        let mut seat = ticking.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(if seat.tick(EPOCH_TICK / 2) {
-            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-        } else {
-            UpdateDeadline::Continue(1)
-        })
-    });
-    store
-}
-
-/// The store of the library in `slot` of `caller`'s component, for this
-/// call: the library's own host view and libraries, the call's shared parts.
-fn library_store<H: Host>(
-    caller: &mut StoreContextMut<'_, CallState<H>>,
-    slot: usize,
-) -> Store<CallState<H>> {
-    let state = caller.data();
-    let library = &state.libraries[slot];
-    let plan = library.plan();
-    let host = state.host.library(&plan.label, &plan.view);
-    let libraries = libraries::slots(&plan.plan.libraries, &library.loaded().libraries);
-    new_store(caller.engine(), state.shared.clone(), host, libraries)
-}
-
-fn classify<H: Host>(
-    err: wasmtime::Error,
-    store: &Store<CallState<H>>,
-    limits: &Limits,
-) -> CallError {
-    if store.data().shared.memory.refused() {
-        return CallError::Memory(limits.memory_bytes);
-    }
-    if err
-        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-        .is_some()
-    {
-        return CallError::Busy;
-    }
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => CallError::Fuel(limits.fuel),
-        Some(Trap::Interrupt) => CallError::Deadline(limits.timeout),
-        _ => CallError::Trap(format!("{err:#}")),
-    }
 }

@@ -374,7 +374,7 @@ async fn call_library<H: Host>(
     let mut started = match std::mem::replace(&mut library.stage, Stage::Failed) {
         Stage::Started(started) => started,
         Stage::Idle => Box::new(Started {
-            store: super::library_store(&mut store, slot),
+            store: crate::instance::library_store(&mut store, slot),
             instance: None,
         }),
         Stage::Failed => {

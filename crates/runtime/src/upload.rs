@@ -196,7 +196,7 @@ impl<H: Host> Runtime<H> {
         let kind = exported_kind(&self.engine, &component)?;
         // A library is linked into its callers: only its imports are checked.
         if kind != ValKind::Library {
-            super::with_handler(kind, linked)?;
+            crate::linking::with_handler(kind, linked)?;
         }
         if fresh {
             let store_err = |e: std::io::Error| UploadError::Internal(e.to_string());

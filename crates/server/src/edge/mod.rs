@@ -10,6 +10,7 @@
 
 mod clients;
 mod connection;
+mod io;
 mod request;
 mod tls;
 
@@ -31,7 +32,8 @@ pub use tls::{TlsFiles, acceptor as tls_acceptor};
 
 use crate::metrics::Metrics;
 use clients::ClientCounts;
-use connection::{Activity, Deadlines, EdgeIo, Expired, Stream, linger};
+use connection::{Activity, Deadlines, Expired};
+use io::{EdgeIo, Stream, linger};
 use request::RequestContext;
 
 /// Limits at the edge; defaults in `Default`, documented in the README.
@@ -93,7 +95,7 @@ const HTTP2_PING: Duration = Duration::from_secs(30);
 /// The least `max_header_bytes` may be (hyper's smallest read buffer).
 pub const MIN_HEADER_BYTES: usize = 8 << 10;
 /// After refusing a request head, how long the connection reads and drops
-/// what the client still sends before closing (see `connection::linger`).
+/// what the client still sends before closing (see `io::linger`).
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Serve `router` on `listener` until `stop` completes, then wait for the
