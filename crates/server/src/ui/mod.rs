@@ -11,6 +11,7 @@ mod account;
 mod layout;
 pub mod session;
 mod tokens;
+mod val_page;
 mod vals;
 
 use axum::Router;
@@ -44,7 +45,7 @@ pub fn routes() -> Router<App> {
         .route("/tokens/{id}/narrow", post(tokens::narrow))
         .route("/tokens/{id}/scopes", post(tokens::set_scopes))
         .route("/vals", get(vals::list))
-        .route("/vals/{name}", get(vals::page))
+        .route("/vals/{name}", get(val_page::page))
         .route("/vals/{name}/scopes", post(vals::set_scopes))
         .route(
             "/vals/{name}/versions",
