@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use valbox_auth::AuthError;
-use valbox_caps::env::{EnvError, MAX_VALUE_LEN};
 use valbox_model::Denied;
+
+use crate::services::error::ServiceError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -105,12 +106,10 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<EnvError> for ApiError {
-    fn from(e: EnvError) -> Self {
-        match e {
-            EnvError::InvalidKey(m) => ApiError::bad_request("invalid_env_var", m),
-            EnvError::TooLarge => ApiError::too_large("the env var's value", MAX_VALUE_LEN),
-            EnvError::Store(e) => e.into(),
-        }
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status = StatusCode::from_u16(e.kind.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, e.code, e.message)
     }
 }

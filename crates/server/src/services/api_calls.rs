@@ -4,14 +4,13 @@
 //! runs through the same call service as any request, within the caller's
 //! deadline.
 
-use axum::http::StatusCode;
 use futures_util::future::BoxFuture;
 use tracing::Instrument;
 
 use super::call::{Nested, call_within};
 use super::runnable::{NotRunnable, find_runnable};
 use crate::app::WeakApp;
-use crate::error::ApiError;
+use crate::services::error::{Kind, ServiceError};
 use valbox_caps::vals::{ApiCall, RunVal};
 use valbox_model::{Privacy, ValKind};
 use valbox_runtime::bindings::types::Error;
@@ -113,16 +112,20 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// The callee's failure as the caller's import sees it.
-fn wit_error(e: &ApiError, user: &str, name: &str) -> Error {
+fn wit_error(e: &ServiceError, user: &str, name: &str) -> Error {
     let message = format!("`{user}/{name}`: {}", e.message);
-    match e.status {
-        StatusCode::NOT_FOUND => Error::NotFound(message),
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT
-        | StatusCode::LOOP_DETECTED
-        | StatusCode::INSUFFICIENT_STORAGE => Error::Limit(message),
-        s if s.is_client_error() => Error::Invalid(message),
-        _ => Error::Internal(message),
+    match e.kind {
+        Kind::NotFound => Error::NotFound(message),
+        Kind::TooMany
+        | Kind::Busy
+        | Kind::Deadline
+        | Kind::OutOfFuel
+        | Kind::OutOfSpace => Error::Limit(message),
+        Kind::Internal | Kind::ValFailed => Error::Internal(message),
+        Kind::Invalid
+        | Kind::Unauthorized
+        | Kind::Forbidden
+        | Kind::Conflict
+        | Kind::TooLarge => Error::Invalid(message),
     }
 }

@@ -5,11 +5,10 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
 use tracing::Instrument;
 
 use crate::app::{App, FullShare};
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::call_log::{LogRecord, clip};
 use crate::services::libraries::plan_for;
 use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
@@ -24,7 +23,7 @@ pub struct Called {
 }
 
 /// The 429 for a call that found its share of the owner's slots full.
-fn too_many_calls(full: FullShare) -> ApiError {
+fn too_many_calls(full: FullShare) -> ServiceError {
     let message = match full {
         FullShare::Others { open, reserved: 0 } => format!(
             "this val's owner already has {open} calls running, the most at once; retry shortly"
@@ -39,17 +38,17 @@ fn too_many_calls(full: FullShare) -> ApiError {
              retry shortly"
         ),
     };
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_calls", message)
+    ServiceError::new(Kind::TooMany, "too_many_calls", message)
 }
 
 /// The 429 for a nested call that found the calling owner's slots full.
-fn too_many_nested_calls(full: FullShare) -> ApiError {
+fn too_many_nested_calls(full: FullShare) -> ServiceError {
     let total = match full {
         FullShare::All { total } => total,
         FullShare::Others { open, reserved } => open + reserved,
     };
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
+    ServiceError::new(
+        Kind::TooMany,
         "too_many_calls",
         format!(
             "the vals of the owner whose val this request called already have {total} calls \
@@ -99,7 +98,7 @@ pub async fn call(
     caller: Option<&Principal>,
     input: Input,
     trigger: &'static str,
-) -> ApiResult<Called> {
+) -> ServiceResult<Called> {
     let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
     call_within(app, val, by_owner, input, trigger, None).await
 }
@@ -121,7 +120,7 @@ pub async fn call_within(
     input: Input,
     trigger: &'static str,
     nested: Option<Nested>,
-) -> ApiResult<Called> {
+) -> ServiceResult<Called> {
     let (within, caller) = match nested {
         Some(n) => (Some(n.within), Some(n.caller)),
         None => (None, None),
@@ -143,7 +142,7 @@ pub async fn call_within(
     let latest = val
         .latest
         .as_ref()
-        .ok_or_else(|| ApiError::internal("val without version"))?;
+        .ok_or_else(|| ServiceError::internal("val without version"))?;
     let scopes = val.scopes;
     let plan = plan_for(app, val, latest).await?;
     let start = || begin(app, val, scopes, within);
@@ -203,7 +202,7 @@ pub async fn call_within(
         Ok(Output::Http(r)) => r.status,
         Ok(Output::Script(Ok(_))) => 200,
         Ok(Output::Script(Err(_))) => 400,
-        Err((e, _)) => e.status.as_u16(),
+        Err((e, _)) => e.kind.http_status(),
     };
     let mut error = match (&result, &failed_in) {
         (Err((_, detail)), Some(library)) if !detail.contains("in library") => {
@@ -318,15 +317,15 @@ impl Drop for HangUpLog<'_> {
 
 /// The error the caller sees, and the detail for the owner's log. Trap
 /// details stay in the log: they may reveal the val's internals.
-fn call_error(e: CallError) -> (ApiError, String) {
-    let (status, code, message) = match &e {
+fn call_error(e: CallError) -> (ServiceError, String) {
+    let (kind, code, message) = match &e {
         CallError::Fuel(n) => (
-            StatusCode::LOOP_DETECTED,
+            Kind::OutOfFuel,
             "fuel_exhausted",
             format!("the val used up its fuel limit ({n} units of CPU work) and was stopped"),
         ),
         CallError::Deadline(d) => (
-            StatusCode::GATEWAY_TIMEOUT,
+            Kind::Deadline,
             "deadline_exceeded",
             format!(
                 "the val ran past its wall-clock limit of {} ms and was stopped",
@@ -334,38 +333,38 @@ fn call_error(e: CallError) -> (ApiError, String) {
             ),
         ),
         CallError::Memory(n) => (
-            StatusCode::INSUFFICIENT_STORAGE,
+            Kind::OutOfSpace,
             "memory_limit_exceeded",
             format!("the val tried to use more than its memory limit of {n} bytes and was stopped"),
         ),
         CallError::ResponseTooLarge(n) => (
-            StatusCode::BAD_GATEWAY,
+            Kind::ValFailed,
             "response_too_large",
             format!("the val's response body is larger than the limit of {n} bytes"),
         ),
         CallError::Trap(_) => (
-            StatusCode::BAD_GATEWAY,
+            Kind::ValFailed,
             "val_crashed",
             "the val crashed (a panic or trap); its owner can read the details in the val's logs"
                 .to_string(),
         ),
         CallError::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Busy,
             "server_busy",
             "the server is running as many vals as it can; retry shortly".to_string(),
         ),
         CallError::Link(detail) => (
-            StatusCode::BAD_GATEWAY,
+            Kind::ValFailed,
             "library_unavailable",
             format!(
                 "the val's libraries no longer fit its imports ({detail}); its owner must redeploy it"
             ),
         ),
-        CallError::Internal(detail) => return (ApiError::internal(detail), detail.clone()),
+        CallError::Internal(detail) => return (ServiceError::internal(detail), detail.clone()),
     };
     let detail = match e {
         CallError::Trap(detail) => format!("{message}: {detail}"),
         _ => message.clone(),
     };
-    (ApiError::new(status, code, message), detail)
+    (ServiceError::new(kind, code, message), detail)
 }

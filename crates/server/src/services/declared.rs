@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{ServiceError, ServiceResult};
 use valbox_caps::fetch::validate_allowlist_entry;
 use valbox_model::{Scope, Scopes};
 use valbox_runtime::section_lines;
@@ -22,9 +22,9 @@ pub struct Declared {
 impl Declared {
     /// Read from the component `bytes`; an unknown scope or a bad host is
     /// a 400 naming it.
-    pub fn read(bytes: &[u8]) -> ApiResult<Self> {
+    pub fn read(bytes: &[u8]) -> ServiceResult<Self> {
         let invalid = |m: String| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_declaration",
                 format!("the component's declarations: {m}"),
             )

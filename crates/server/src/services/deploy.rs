@@ -2,12 +2,11 @@
 //! `.wasm` file), the libraries its imports resolve to, and what it
 //! declares it needs, granted when the deploy asks.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::declared::{Declared, DeclaredView};
 use crate::services::libraries::{LibraryView, resolve_deploy};
 use crate::services::tokens::{require_all, require_grantable};
@@ -50,7 +49,7 @@ pub struct DeployQuery {
 }
 
 impl DeployQuery {
-    pub fn parse(query: Option<&str>) -> ApiResult<Self> {
+    pub fn parse(query: Option<&str>) -> ServiceResult<Self> {
         let mut q = Self::default();
         for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
@@ -58,7 +57,7 @@ impl DeployQuery {
                 "grant" => q.grants.push(value.into_owned()),
                 "grantDeclared" => q.grant_declared = value == "true",
                 other => {
-                    return Err(ApiError::bad_request(
+                    return Err(ServiceError::bad_request(
                         "invalid_query",
                         format!(
                             "unknown query parameter `{other}`; a deploy takes `dep`, `grant` and `grantDeclared`"
@@ -73,7 +72,7 @@ impl DeployQuery {
 
 /// The val `id`, if `who` may deploy to it: checked before the upload is
 /// read, so a refused caller cannot make the server buffer it.
-pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ServiceResult<ValRow> {
     let val = find_writable(app, who, id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
@@ -94,7 +93,7 @@ pub async fn deploy_bytes(
     val: ValRow,
     bytes: &[u8],
     query: DeployQuery,
-) -> ApiResult<DeployResponse> {
+) -> ServiceResult<DeployResponse> {
     let val_scopes = val.scopes;
     // Refused before it costs a compile; checked again as it is stored.
     let meter = app.caps.blob.meter.clone();
@@ -105,8 +104,8 @@ pub async fn deploy_bytes(
         .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
     let turn = app.compiles.turn(&val.owner_id).await.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+        ServiceError::new(
+            Kind::TooMany,
             "too_many_deploys",
             format!(
                 "{} deploys of yours are already compiling or waiting to; wait for them to finish",
@@ -132,8 +131,8 @@ pub async fn deploy_bytes(
         .prepare(bytes.to_vec(), libraries.plans, own_build)
         .await
         .map_err(|e| match e {
-            UploadError::Internal(m) => ApiError::internal(m),
-            e => ApiError::bad_request(e.code(), e.to_string()),
+            UploadError::Internal(m) => ServiceError::internal(m),
+            e => ServiceError::bad_request(e.code(), e.to_string()),
         })?;
     drop(turn);
     // Read once the bytes are known to be a valid component.
@@ -188,9 +187,9 @@ pub async fn deploy_bytes(
 }
 
 /// A deploy past the owner's storage quota.
-fn storage_full(message: String) -> ApiError {
-    ApiError::new(
-        StatusCode::INSUFFICIENT_STORAGE,
+fn storage_full(message: String) -> ServiceError {
+    ServiceError::new(
+        Kind::OutOfSpace,
         "storage_quota_exceeded",
         message,
     )
@@ -198,12 +197,12 @@ fn storage_full(message: String) -> ApiError {
 
 /// Refuse to grant what the deploying token does not hold itself, or, to
 /// a val's token, scopes that change vals.
-fn may_grant(who: &Principal, declared: &Declared) -> ApiResult<()> {
+fn may_grant(who: &Principal, declared: &Declared) -> ServiceResult<()> {
     require_grantable(who, &declared.wanted())?;
     if who.call_of_val.is_some()
         && let Some(scope) = changer_scope(&declared.wanted())
     {
-        return Err(ApiError::forbidden(format!(
+        return Err(ServiceError::forbidden(format!(
             "a val's call token cannot grant `{scope}`; use a personal API token"
         )));
     }

@@ -5,11 +5,11 @@ use valbox_caps::env::store::EnvVarMeta;
 use valbox_model::{Principal, Scope};
 
 use crate::app::App;
-use crate::error::ApiResult;
+use crate::services::error::ServiceResult;
 use crate::services::val_access::{find_changeable, find_owned};
 
 /// The vars of val `id`, which `who` owns (names and times only).
-pub async fn list(app: &App, who: &Principal, id: &str) -> ApiResult<Vec<EnvVarMeta>> {
+pub async fn list(app: &App, who: &Principal, id: &str) -> ServiceResult<Vec<EnvVarMeta>> {
     let val = find_owned(&app.db, who, id, Scope::EnvRead).await?;
     Ok(app.caps.env.list(&val.id).await?)
 }
@@ -22,13 +22,13 @@ pub async fn set(
     key: String,
     value: String,
     description: Option<String>,
-) -> ApiResult<EnvVarMeta> {
+) -> ServiceResult<EnvVarMeta> {
     let val = find_changeable(&app.db, who, id, Scope::EnvWrite).await?;
     Ok(app.caps.env.set(&val.id, key, value, description).await?)
 }
 
 /// Delete var `key` of val `id`; false when it had no such var.
-pub async fn delete(app: &App, who: &Principal, id: &str, key: String) -> ApiResult<bool> {
+pub async fn delete(app: &App, who: &Principal, id: &str, key: String) -> ServiceResult<bool> {
     let val = find_changeable(&app.db, who, id, Scope::EnvWrite).await?;
     Ok(app.caps.env.delete(&val.id, key).await?)
 }

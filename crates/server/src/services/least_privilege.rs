@@ -8,12 +8,12 @@ use valbox_store as db;
 use valbox_store::ScopeRequestRow;
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{ServiceError, ServiceResult};
 use crate::services::scope_usage::{UsageReport, report};
 use crate::services::tokens::require_grantable;
 
 /// The caller's own live personal token `id`, and its scopes.
-pub async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> ApiResult<Scopes> {
+pub async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> ServiceResult<Scopes> {
     crate::services::tokens::require_personal_token(who)?;
     who.require(scope)?;
     let (owner, key) = (who.user_id.clone(), id.to_string());
@@ -21,7 +21,7 @@ pub async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> Ap
         .db
         .call(move |conn| db::live_token(conn, &owner, &key))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("you have no live API token `{id}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("you have no live API token `{id}`")))?;
     Ok(row.scopes)
 }
 
@@ -62,7 +62,7 @@ pub async fn narrow_token_to_used(
     who: &Principal,
     id: String,
     days: i64,
-) -> ApiResult<Narrowed> {
+) -> ServiceResult<Narrowed> {
     let held = own_token(app, who, &id, Scope::UserWrite).await?;
     let report = report(app, Subject::Token(id.clone()), held, days).await?;
     let after = used_scopes(&report);
@@ -79,12 +79,12 @@ pub async fn decide_for(
     who: &Principal,
     id: &str,
     decision: &str,
-) -> ApiResult<ScopeRequestRow> {
+) -> ServiceResult<ScopeRequestRow> {
     let status = match decision {
         "grant" => "granted",
         "dismiss" => "dismissed",
         _ => {
-            return Err(ApiError::not_found(
+            return Err(ServiceError::not_found(
                 "a scope request is decided with POST .../grant or .../dismiss",
             ));
         }
@@ -98,9 +98,9 @@ pub async fn decide_for(
         .call(move |conn| db::request_by_id(conn, &key))
         .await?
         .filter(|r| r.owner_id == who.user_id)
-        .ok_or_else(|| ApiError::not_found(format!("you have no scope request `{id}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("you have no scope request `{id}`")))?;
     let scope = Scope::parse(&request.scope)
-        .ok_or_else(|| ApiError::internal(format!("stored scope {}", request.scope)))?;
+        .ok_or_else(|| ServiceError::internal(format!("stored scope {}", request.scope)))?;
     if status == "granted" {
         let wanted: Scopes = [scope].into_iter().collect();
         require_grantable(who, &wanted)?;
@@ -123,7 +123,7 @@ pub async fn decide_for(
             Ok(row)
         })
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("you have no scope request `{id}`")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("you have no scope request `{id}`")))?;
     app.forget_vals();
     Ok(row)
 }

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::val_access::can_see;
 use valbox_model::{Principal, Scopes};
 use valbox_runtime::{LibraryPlan, LinkPlan};
@@ -46,9 +46,9 @@ enum Pin {
     Latest,
 }
 
-fn parse_name(text: &str) -> Result<Named<'_>, ApiError> {
+fn parse_name(text: &str) -> Result<Named<'_>, ServiceError> {
     let bad = || {
-        ApiError::bad_request(
+        ServiceError::bad_request(
             "invalid_library",
             format!(
                 "`{text}` does not name a library; write `user/val`, `user/val@N` or `user/val@latest`"
@@ -96,20 +96,20 @@ pub async fn resolve_deploy(
     caller: &ValRow,
     deps: Vec<String>,
     grants: Vec<String>,
-) -> ApiResult<Resolved> {
+) -> ServiceResult<Resolved> {
     let caller_scopes = caller.scopes;
     let mut granted: HashMap<String, Scopes> = HashMap::new();
     for grant in &grants {
         let (name, scopes) = grant.split_once('=').ok_or_else(|| {
-            ApiError::bad_request(
+            ServiceError::bad_request(
                 "invalid_grant",
                 format!("`{grant}` is not a grant; write `user/val=scope,scope`"),
             )
         })?;
         let scopes = Scopes::parse(&scopes.replace(',', " "))
-            .map_err(|e| ApiError::bad_request("invalid_grant", format!("`{grant}`: {e}")))?;
+            .map_err(|e| ServiceError::bad_request("invalid_grant", format!("`{grant}`: {e}")))?;
         if let Some(scope) = scopes.first_missing_from(&caller_scopes) {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_grant",
                 format!(
                     "`{grant}` grants `{scope}`, which this val's calls do not hold; \
@@ -119,7 +119,7 @@ pub async fn resolve_deploy(
         }
         let name = name.split('@').next().unwrap_or(name).to_string();
         if granted.insert(name.clone(), scopes).is_some() {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_grant",
                 format!("`{name}` is granted twice; give its scopes in one `--grant`"),
             ));
@@ -133,7 +133,7 @@ pub async fn resolve_deploy(
             .iter()
             .any(|(k, _, _, _): &(String, _, _, _)| *k == key)
         {
-            return Err(ApiError::bad_request(
+            return Err(ServiceError::bad_request(
                 "invalid_library",
                 format!("library `{key}` is named twice"),
             ));
@@ -143,7 +143,7 @@ pub async fn resolve_deploy(
             .await?
             .filter(|v| can_see(v, Some(who)))
             .ok_or_else(|| {
-                ApiError::bad_request(
+                ServiceError::bad_request(
                     "unknown_library",
                     format!("no val `{key}` that you can see"),
                 )
@@ -151,7 +151,7 @@ pub async fn resolve_deploy(
         let own = val.owner_id == caller.owner_id;
         let version = match named.pin {
             Pin::Latest if !own => {
-                return Err(ApiError::bad_request(
+                return Err(ServiceError::bad_request(
                     "unpinned_library",
                     format!(
                         "`{key}` is another user's val, so it is always pinned: \
@@ -172,7 +172,7 @@ pub async fn resolve_deploy(
         found.push((key, val, version, scopes));
     }
     if let Some(name) = granted.keys().next() {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_grant",
             format!("`{name}` is granted scopes but is not one of the libraries named with --dep"),
         ));
@@ -191,7 +191,7 @@ pub async fn resolve_deploy(
         .db
         .call(move |conn| resolve(conn, &lookup, &mut Walk::from(caller_id)))
         .await?
-        .map_err(|e| ApiError::bad_request(e.code, e.message))?;
+        .map_err(|e| ServiceError::bad_request(e.code, e.message))?;
     let views = found
         .iter()
         .zip(&plans)
@@ -205,8 +205,8 @@ pub async fn resolve_deploy(
     Ok(Resolved { refs, plans, views })
 }
 
-fn no_version(key: &str) -> ApiError {
-    ApiError::bad_request(
+fn no_version(key: &str) -> ServiceError {
+    ServiceError::bad_request(
         "unknown_library",
         format!("`{key}` has no deployed version yet"),
     )
@@ -315,7 +315,7 @@ fn resolve(
 
 /// What to link for a call of `version` of `val`: its component alone, or
 /// with its libraries resolved (cached until any val changes).
-pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ApiResult<Arc<Plan>> {
+pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ServiceResult<Arc<Plan>> {
     if version.libraries.is_empty() {
         return Ok(Arc::new(LinkPlan::new(version.sha256.clone(), Vec::new())));
     }
@@ -331,8 +331,8 @@ pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ApiResul
         .call(move |conn| resolve(conn, &refs, &mut walk))
         .await?
         .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
+            ServiceError::new(
+                Kind::ValFailed,
                 "library_unavailable",
                 format!("the val's libraries cannot be linked: {}", e.message),
             )

@@ -9,6 +9,7 @@ pub mod compile_gate;
 pub mod declared;
 pub mod deploy;
 pub mod env_vars;
+pub mod error;
 pub mod least_privilege;
 pub mod libraries;
 pub mod runnable;

@@ -8,16 +8,16 @@ use valbox_store as db;
 use valbox_store::TokenRow;
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{ServiceError, ServiceResult};
 
 const MAX_NAME_LEN: usize = 100;
 
 /// Refuse a val's per-call token: it may never manage tokens.
-pub fn require_personal_token(who: &Principal) -> Result<(), ApiError> {
+pub fn require_personal_token(who: &Principal) -> Result<(), ServiceError> {
     if who.is_personal() {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
+        Err(ServiceError::forbidden(
             "a val's per-call token cannot manage tokens; use a personal API token",
         ))
     }
@@ -29,15 +29,15 @@ pub fn require_all(
     who: &Principal,
     wanted: &Scopes,
     message: impl FnOnce(Scope) -> String,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     match wanted.first_missing_from(&who.scopes) {
-        Some(scope) => Err(ApiError::forbidden(message(scope))),
+        Some(scope) => Err(ServiceError::forbidden(message(scope))),
         None => Ok(()),
     }
 }
 
 /// [`require_all`] for handing scopes out.
-pub fn require_grantable(who: &Principal, wanted: &Scopes) -> ApiResult<()> {
+pub fn require_grantable(who: &Principal, wanted: &Scopes) -> ServiceResult<()> {
     require_all(who, wanted, |scope| {
         format!("cannot grant `{scope}`: the token making this request does not hold it")
     })
@@ -51,10 +51,10 @@ pub async fn issue(
     name: &str,
     scopes: Scopes,
     expires_at: Option<i64>,
-) -> ApiResult<(TokenRow, String)> {
+) -> ServiceResult<(TokenRow, String)> {
     let name = name.trim().to_string();
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::bad_request(
+        return Err(ServiceError::bad_request(
             "invalid_name",
             format!("a token needs a name of 1 to {MAX_NAME_LEN} characters"),
         ));

@@ -3,7 +3,7 @@
 //! through a chain of vals.
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::services::error::{ServiceError, ServiceResult};
 use valbox_model::{Principal, Privacy, Scope, Scopes};
 use valbox_store as db;
 use valbox_store::{Db, ValRow};
@@ -20,13 +20,13 @@ pub fn owner_reads(val: &ValRow, caller: Option<&Principal>) -> bool {
     caller.is_some_and(|p| p.user_id == val.owner_id && p.scopes.has(Scope::ValRead))
 }
 
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no val `{id}` that you can see"))
+pub fn not_found(id: &str) -> ServiceError {
+    ServiceError::not_found(format!("no val `{id}` that you can see"))
 }
 
 /// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
 /// missing scope or 404, so others' vals do not leak.
-pub async fn find_owned(db: &Db, who: &Principal, id: &str, scope: Scope) -> ApiResult<ValRow> {
+pub async fn find_owned(db: &Db, who: &Principal, id: &str, scope: Scope) -> ServiceResult<ValRow> {
     who.require(scope)?;
     let key = id.to_string();
     match db.call(move |conn| db::val_by_id(conn, &key)).await? {
@@ -48,13 +48,13 @@ pub async fn find_changeable(
     who: &Principal,
     id: &str,
     scope: Scope,
-) -> ApiResult<ValRow> {
+) -> ServiceResult<ValRow> {
     let val = find_owned(db, who, id, scope).await?;
     let Some(caller_val) = who.call_of_val.as_deref() else {
         return Ok(val);
     };
     if caller_val == val.id {
-        return Err(ApiError::forbidden(
+        return Err(ServiceError::forbidden(
             "a val's call token cannot change its own val; use a personal API token",
         ));
     }
@@ -81,13 +81,13 @@ pub fn changer_scope_now(
     Ok(changer_scope(&held))
 }
 
-pub fn out_of_reach(scope: Scope) -> ApiError {
-    ApiError::forbidden(format!(
+pub fn out_of_reach(scope: Scope) -> ServiceError {
+    ServiceError::forbidden(format!(
         "a val's call token cannot change a val that holds `{scope}`, so that no chain of \
          vals can change itself; use a personal API token"
     ))
 }
 
-pub async fn find_writable(app: &App, who: &Principal, id: &str) -> ApiResult<ValRow> {
+pub async fn find_writable(app: &App, who: &Principal, id: &str) -> ServiceResult<ValRow> {
     find_changeable(&app.db, who, id, Scope::ValWrite).await
 }

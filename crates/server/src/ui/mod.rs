@@ -146,6 +146,12 @@ impl From<crate::error::ApiError> for UiError {
     }
 }
 
+impl From<crate::services::error::ServiceError> for UiError {
+    fn from(e: crate::services::error::ServiceError) -> Self {
+        crate::error::ApiError::from(e).into()
+    }
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let page = layout::page("Something went wrong", None, layout::error(&self.message));

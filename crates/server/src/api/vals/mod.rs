@@ -125,7 +125,7 @@ async fn get_one(
         Some(val) if can_see(&val, who.as_ref()) => {
             Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
         }
-        _ => Err(not_found(&id)),
+        _ => Err(not_found(&id).into()),
     }
 }
 
@@ -271,7 +271,7 @@ async fn visible_versions(
         .await?;
     match found {
         Some((val, versions)) if can_see(&val, who) => Ok((val, versions)),
-        _ => Err(not_found(id)),
+        _ => Err(not_found(id).into()),
     }
 }
 
