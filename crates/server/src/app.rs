@@ -1,22 +1,22 @@
 //! The server's shared state, built once at start and cloned into every
 //! handler.
 
-use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 use axum::extract::FromRef;
 
 use crate::config::Config;
 use crate::services::call_log::{LogSink, Retention};
+use crate::services::owner_slots::{FullShare, OwnerSlots};
+use crate::services::val_cache::ValCache;
 use valbox_auth::{Authenticator, CallTokens};
 use valbox_caps::{CallHost, Capabilities, CapsConfig, Settings};
 use valbox_runtime::Runtime;
-use valbox_store as db;
 use valbox_store::secrets::SecretBox;
 use valbox_store::{Db, ValRow};
 
@@ -33,15 +33,6 @@ impl WeakApp {
     }
 }
 
-/// The val cache. `generation` moves on every change, so a row read from
-/// the database before a change is never cached after it (a val just made
-/// private must not keep serving from a stale entry).
-#[derive(Default)]
-struct ValCache {
-    generation: u64,
-    vals: HashMap<(String, String), Arc<ValRow>>,
-}
-
 pub struct AppInner {
     pub config: Config,
     pub db: Db,
@@ -51,9 +42,8 @@ pub struct AppInner {
     /// Resolves tokens; holds the live call tokens too.
     pub auth: Authenticator,
     pub caps: Arc<Capabilities>,
-    /// Vals by (owner, name) for the invocation hot path. Every change to a
-    /// val goes through this process and clears it.
-    val_cache: Mutex<ValCache>,
+    /// Vals by (owner, name) for the invocation hot path.
+    vals: ValCache,
     /// Bounds how many sign-in links the web UI mails.
     pub sign_in_limit: crate::services::sign_in::SignInLimiter,
     /// Resolved libraries of the versions called lately.
@@ -61,31 +51,8 @@ pub struct AppInner {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Turns to compile uploads.
     pub compiles: crate::services::compile_gate::CompileGate,
-    owner_slots: Mutex<HashMap<String, OwnerSlots>>,
-}
-
-/// One owner's call slots: a share kept for the owner's own calls, so that
-/// anonymous callers and other users can never take them all, and the
-/// rest, open to any caller.
-#[derive(Clone)]
-struct OwnerSlots {
-    reserved: Arc<Semaphore>,
-    open: Arc<Semaphore>,
-}
-
-/// Which share of an owner's call slots was full.
-#[derive(Debug)]
-pub enum FullShare {
-    /// The share open to callers other than the owner.
-    Others { open: usize, reserved: usize },
-    /// Every slot: the owner's own call found both shares full.
-    All { total: usize },
-}
-
-/// Slots kept for the owner's own calls out of `total`: a quarter, at
-/// least one, once there are two or more.
-fn owner_reserve(total: usize) -> usize {
-    if total < 2 { 0 } else { (total / 4).max(1) }
+    /// Calls of each owner's vals running at once.
+    owner_slots: OwnerSlots,
 }
 
 impl FromRef<App> for Authenticator {
@@ -108,6 +75,32 @@ impl Deref for App {
 }
 
 impl App {
+    /// A val by owner and name, cached.
+    pub async fn val_by_name(
+        &self,
+        owner: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<ValRow>>> {
+        self.vals.get(&self.db, owner, name).await
+    }
+
+    /// Call after any change to any val: forgets the cached vals and their
+    /// resolved libraries.
+    pub fn forget_vals(&self) {
+        self.vals.forget();
+        self.plans.forget();
+    }
+
+    /// A slot for one call of `owner`'s vals, or which share is full.
+    pub fn try_owner_slot(
+        &self,
+        owner: &str,
+        by_owner: bool,
+    ) -> Result<OwnedSemaphorePermit, FullShare> {
+        let total = self.config.limits.concurrent_calls_per_owner;
+        self.owner_slots.try_take(owner, by_owner, total)
+    }
+
     /// Open (or create) the data dir. Returns the app and the log writer,
     /// which finishes once the app is dropped.
     pub fn open(config: Config) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
@@ -150,7 +143,7 @@ impl App {
             logs,
             auth,
             caps,
-            val_cache: Mutex::default(),
+            vals: ValCache::default(),
             plans: Default::default(),
             metrics: Default::default(),
             // Half the CPUs: deploys never take all of them from calls.
@@ -158,7 +151,7 @@ impl App {
                 std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
             ),
             sign_in_limit: Default::default(),
-            owner_slots: Mutex::default(),
+            owner_slots: OwnerSlots::default(),
         }));
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
@@ -167,86 +160,6 @@ impl App {
         watch_outside_writes(WeakApp(Arc::downgrade(&app.0)), version);
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))
-    }
-
-    /// A val by owner and name, cached.
-    pub async fn val_by_name(
-        &self,
-        owner: &str,
-        name: &str,
-    ) -> anyhow::Result<Option<Arc<ValRow>>> {
-        let key = (owner.to_string(), name.to_string());
-        let generation = {
-            let cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(v) = cache.vals.get(&key) {
-                return Ok(Some(v.clone()));
-            }
-            cache.generation
-        };
-        let (o, n) = key.clone();
-        let Some(val) = self
-            .db
-            .call(move |conn| db::val_by_name(conn, &o, &n))
-            .await?
-        else {
-            return Ok(None);
-        };
-        let val = Arc::new(val);
-        let mut cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.generation == generation {
-            cache.vals.insert(key, val.clone());
-        }
-        Ok(Some(val))
-    }
-
-    /// Call after any change to any val.
-    pub fn forget_vals(&self) {
-        let mut cache = self.val_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.generation += 1;
-        cache.vals.clear();
-        self.plans.forget();
-    }
-
-    /// A slot for one call of `owner`'s vals, or which share is full.
-    /// `by_owner`: the caller is the owner (a personal token or one of the
-    /// owner's vals' call tokens).
-    pub fn try_owner_slot(
-        &self,
-        owner: &str,
-        by_owner: bool,
-    ) -> Result<OwnedSemaphorePermit, FullShare> {
-        let total = self.config.limits.concurrent_calls_per_owner;
-        let reserved = owner_reserve(total);
-        let slots = {
-            let mut all = self.owner_slots.lock().unwrap_or_else(|p| p.into_inner());
-            match all.get(owner) {
-                Some(slots) => slots.clone(),
-                None => all
-                    .entry(owner.to_string())
-                    .or_insert_with(|| OwnerSlots {
-                        reserved: Arc::new(Semaphore::new(reserved)),
-                        open: Arc::new(Semaphore::new(total - reserved)),
-                    })
-                    .clone(),
-            }
-        };
-        if by_owner {
-            // The reserve first: the owner's calls leave the open share
-            // to others as long as they can.
-            slots
-                .reserved
-                .try_acquire_owned()
-                .or_else(|_| slots.open.try_acquire_owned())
-                .map_err(|_| FullShare::All { total })
-        } else {
-            slots
-                .open
-                .try_acquire_owned()
-                .map_err(|_| FullShare::Others {
-                    open: total - reserved,
-                    reserved,
-                })
-        }
     }
 }
 

@@ -116,16 +116,12 @@ fn wit_error(e: &ServiceError, user: &str, name: &str) -> Error {
     let message = format!("`{user}/{name}`: {}", e.message);
     match e.kind {
         Kind::NotFound => Error::NotFound(message),
-        Kind::TooMany
-        | Kind::Busy
-        | Kind::Deadline
-        | Kind::OutOfFuel
-        | Kind::OutOfSpace => Error::Limit(message),
+        Kind::TooMany | Kind::Busy | Kind::Deadline | Kind::OutOfFuel | Kind::OutOfSpace => {
+            Error::Limit(message)
+        }
         Kind::Internal | Kind::ValFailed => Error::Internal(message),
-        Kind::Invalid
-        | Kind::Unauthorized
-        | Kind::Forbidden
-        | Kind::Conflict
-        | Kind::TooLarge => Error::Invalid(message),
+        Kind::Invalid | Kind::Unauthorized | Kind::Forbidden | Kind::Conflict | Kind::TooLarge => {
+            Error::Invalid(message)
+        }
     }
 }

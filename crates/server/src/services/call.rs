@@ -7,10 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::Instrument;
 
-use crate::app::{App, FullShare};
-use crate::services::error::{Kind, ServiceError, ServiceResult};
+use crate::app::App;
 use crate::services::call_log::{LogRecord, clip};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::libraries::plan_for;
+use crate::services::owner_slots::FullShare;
 use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
 use valbox_model::{Principal, Scopes};
 use valbox_runtime::{CallError, Input, Outcome, Output};

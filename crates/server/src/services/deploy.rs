@@ -6,8 +6,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::declared::{Declared, DeclaredView};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::libraries::{LibraryView, resolve_deploy};
 use crate::services::tokens::{require_all, require_grantable};
 use crate::services::val_access::find_writable;
@@ -188,11 +188,7 @@ pub async fn deploy_bytes(
 
 /// A deploy past the owner's storage quota.
 fn storage_full(message: String) -> ServiceError {
-    ServiceError::new(
-        Kind::OutOfSpace,
-        "storage_quota_exceeded",
-        message,
-    )
+    ServiceError::new(Kind::OutOfSpace, "storage_quota_exceeded", message)
 }
 
 /// Refuse to grant what the deploying token does not hold itself, or, to

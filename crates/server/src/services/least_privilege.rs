@@ -13,7 +13,12 @@ use crate::services::scope_usage::{UsageReport, report};
 use crate::services::tokens::require_grantable;
 
 /// The caller's own live personal token `id`, and its scopes.
-pub async fn own_token(app: &App, who: &Principal, id: &str, scope: Scope) -> ServiceResult<Scopes> {
+pub async fn own_token(
+    app: &App,
+    who: &Principal,
+    id: &str,
+    scope: Scope,
+) -> ServiceResult<Scopes> {
     crate::services::tokens::require_personal_token(who)?;
     who.require(scope)?;
     let (owner, key) = (who.user_id.clone(), id.to_string());

@@ -1,0 +1,63 @@
+//! Vals by owner and name for the invocation hot path. Every change to a
+//! val goes through this process and clears it; writes from outside are
+//! noticed by `app`'s watch of the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use valbox_store as db;
+use valbox_store::{Db, ValRow};
+
+/// The cache. `generation` moves on every change, so a row read from the
+/// database before a change is never cached after it (a val just made
+/// private must not keep serving from a stale entry).
+#[derive(Default)]
+pub struct ValCache {
+    inner: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    generation: u64,
+    vals: HashMap<(String, String), Arc<ValRow>>,
+}
+
+impl ValCache {
+    /// The val `name` of `owner`, from the cache or else `db`.
+    pub async fn get(
+        &self,
+        db: &Db,
+        owner: &str,
+        name: &str,
+    ) -> anyhow::Result<Option<Arc<ValRow>>> {
+        let key = (owner.to_string(), name.to_string());
+        let generation = {
+            let cache = self.lock();
+            if let Some(v) = cache.vals.get(&key) {
+                return Ok(Some(v.clone()));
+            }
+            cache.generation
+        };
+        let (o, n) = key.clone();
+        let Some(val) = db.call(move |conn| db::val_by_name(conn, &o, &n)).await? else {
+            return Ok(None);
+        };
+        let val = Arc::new(val);
+        let mut cache = self.lock();
+        if cache.generation == generation {
+            cache.vals.insert(key, val.clone());
+        }
+        Ok(Some(val))
+    }
+
+    /// Forget every val, and any read now in flight.
+    pub fn forget(&self) {
+        let mut cache = self.lock();
+        cache.generation += 1;
+        cache.vals.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
