@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 pub use super::bindings::{HttpRequest, HttpResponse};
-pub use valbox_model::ValKind;
 
 /// What a caller asks of a val.
 pub enum Input {

@@ -29,7 +29,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
-pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output, ValKind};
+pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output};
 use engine::{engine_config, start_epoch_ticker};
 use instance::{classify, new_store};
 pub use libraries::{Host, LibraryPlan, LinkPlan};

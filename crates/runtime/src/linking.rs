@@ -8,9 +8,9 @@ use wasmtime::component::Component;
 use crate::bindings::http::HttpValPre;
 use crate::bindings::script::ScriptValPre;
 use crate::libraries::{self, LoadedLibrary};
-use crate::{
-    Handler, Host, LibraryPlan, Loaded, Runtime, UploadError, ValKind, image_bytes, upload,
-};
+use valbox_model::ValKind;
+
+use crate::{Handler, Host, LibraryPlan, Loaded, Runtime, UploadError, image_bytes, upload};
 
 impl<H: Host> Runtime<H> {
     /// Link a compiled component and its libraries, learning its kind

@@ -11,7 +11,9 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{HTTP_EXPORT, SCRIPT_EXPORT};
-use super::{Host, LibraryPlan, Runtime, ValKind};
+use valbox_model::ValKind;
+
+use super::{Host, LibraryPlan, Runtime};
 use crate::fsutil::write_atomic;
 
 const WASM_MAGIC: &[u8] = b"\0asm";

@@ -234,40 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                 },
         } => admin::migrate_scopes(&data, &remove, days, dry_run),
-        Command::User {
-            command:
-                UserCommand::LoginLink {
-                    username,
-                    url,
-                    data,
-                },
-        } => {
-            let path = data.join("valbox.db");
-            if !path.exists() {
-                anyhow::bail!("no Valbox data in {} (give --data)", data.display());
-            }
-            let db = valbox_store::Db::open(&path)?;
-            match valbox_server::services::sign_in::login_link(&db, &username, &url)? {
-                Some(link) => {
-                    println!("{link}");
-                    Ok(())
-                }
-                None => anyhow::bail!("no user `{username}`"),
-            }
-        }
-        Command::User {
-            command:
-                UserCommand::Create {
-                    username,
-                    email,
-                    data,
-                },
-        } => {
-            let token = create_user(&data, &username, &email)?;
-            println!("created user {username}; API token (shown once):");
-            println!("{token}");
-            Ok(())
-        }
+        Command::User { command } => user(command),
         Command::Deploy {
             name,
             wasm,
@@ -305,33 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             built(dir.as_deref().unwrap_or(Path::new("."))).await?;
             Ok(())
         }
-        Command::Val {
-            command:
-                ValCommand::Scopes {
-                    name,
-                    scopes,
-                    usage,
-                    to_used,
-                    days,
-                    client,
-                },
-        } => {
-            let client = Client::new(client);
-            if usage || to_used {
-                least_privilege::val_usage(&client, &name, days, to_used).await
-            } else {
-                val_scopes(&client, &name, scopes).await
-            }
-        }
-        Command::Val {
-            command:
-                ValCommand::Requests {
-                    grant,
-                    dismiss,
-                    client,
-                },
-        } => least_privilege::requests(&Client::new(client), grant, dismiss).await,
-
+        Command::Val { command } => val(command).await,
         Command::Token { command } => tokens::run(command).await,
         Command::Email {
             command: EmailCommand::List { client },
@@ -342,5 +283,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             client,
         } => logs(&Client::new(client), &name, limit).await,
+    }
+}
+
+/// `valbox user ...`: on the data directory, no server needed.
+fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::LoginLink {
+            username,
+            url,
+            data,
+        } => {
+            let path = data.join("valbox.db");
+            if !path.exists() {
+                anyhow::bail!("no Valbox data in {} (give --data)", data.display());
+            }
+            let db = valbox_store::Db::open(&path)?;
+            match valbox_server::services::sign_in::login_link(&db, &username, &url)? {
+                Some(link) => {
+                    println!("{link}");
+                    Ok(())
+                }
+                None => anyhow::bail!("no user `{username}`"),
+            }
+        }
+        UserCommand::Create {
+            username,
+            email,
+            data,
+        } => {
+            let token = create_user(&data, &username, &email)?;
+            println!("created user {username}; API token (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// `valbox val ...`: a val's scopes and its scope requests.
+async fn val(command: ValCommand) -> anyhow::Result<()> {
+    match command {
+        ValCommand::Scopes {
+            name,
+            scopes,
+            usage,
+            to_used,
+            days,
+            client,
+        } => {
+            let client = Client::new(client);
+            if usage || to_used {
+                least_privilege::val_usage(&client, &name, days, to_used).await
+            } else {
+                val_scopes(&client, &name, scopes).await
+            }
+        }
+        ValCommand::Requests {
+            grant,
+            dismiss,
+            client,
+        } => least_privilege::requests(&Client::new(client), grant, dismiss).await,
     }
 }
