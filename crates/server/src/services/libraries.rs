@@ -97,77 +97,16 @@ pub async fn resolve_deploy(
     deps: Vec<String>,
     grants: Vec<String>,
 ) -> ServiceResult<Resolved> {
-    let caller_scopes = caller.scopes;
-    let mut granted: HashMap<String, Scopes> = HashMap::new();
-    for grant in &grants {
-        let (name, scopes) = grant.split_once('=').ok_or_else(|| {
-            ServiceError::bad_request(
-                "invalid_grant",
-                format!("`{grant}` is not a grant; write `user/val=scope,scope`"),
-            )
-        })?;
-        let scopes = Scopes::parse(&scopes.replace(',', " "))
-            .map_err(|e| ServiceError::bad_request("invalid_grant", format!("`{grant}`: {e}")))?;
-        if let Some(scope) = scopes.first_missing_from(&caller_scopes) {
-            return Err(ServiceError::bad_request(
-                "invalid_grant",
-                format!(
-                    "`{grant}` grants `{scope}`, which this val's calls do not hold; \
-                     a library can be granted only scopes of the val that uses it"
-                ),
-            ));
-        }
-        let name = name.split('@').next().unwrap_or(name).to_string();
-        if granted.insert(name.clone(), scopes).is_some() {
-            return Err(ServiceError::bad_request(
-                "invalid_grant",
-                format!("`{name}` is granted twice; give its scopes in one `--grant`"),
-            ));
-        }
-    }
-    let mut found = Vec::new();
+    let mut granted = parse_grants(&grants, caller.scopes)?;
+    let mut found: Vec<Found> = Vec::new();
     for dep in &deps {
-        let named = parse_name(dep)?;
-        let key = format!("{}/{}", named.user, named.val);
-        if found
-            .iter()
-            .any(|(k, _, _, _): &(String, _, _, _)| *k == key)
-        {
+        let (key, val, version) = find_library(app, who, caller, dep).await?;
+        if found.iter().any(|(k, ..)| *k == key) {
             return Err(ServiceError::bad_request(
                 "invalid_library",
                 format!("library `{key}` is named twice"),
             ));
         }
-        let val = app
-            .val_by_name(named.user, named.val)
-            .await?
-            .filter(|v| can_see(v, Some(who)))
-            .ok_or_else(|| {
-                ServiceError::bad_request(
-                    "unknown_library",
-                    format!("no val `{key}` that you can see"),
-                )
-            })?;
-        let own = val.owner_id == caller.owner_id;
-        let version = match named.pin {
-            Pin::Latest if !own => {
-                return Err(ServiceError::bad_request(
-                    "unpinned_library",
-                    format!(
-                        "`{key}` is another user's val, so it is always pinned: \
-                         name a version (`{key}@N`) or none for the current one"
-                    ),
-                ));
-            }
-            Pin::Latest => None,
-            Pin::Version(n) => Some(n),
-            Pin::Current => Some(
-                val.latest
-                    .as_ref()
-                    .map(|v| v.version)
-                    .ok_or_else(|| no_version(&key))?,
-            ),
-        };
         let scopes = granted.remove(&key).unwrap_or_default();
         found.push((key, val, version, scopes));
     }
@@ -203,6 +142,89 @@ pub async fn resolve_deploy(
         })
         .collect();
     Ok(Resolved { refs, plans, views })
+}
+
+/// A library named at deploy: its name, its val, the version it is
+/// pinned to (`None`: the owner's own, following its latest), its grants.
+type Found = (String, Arc<ValRow>, Option<i64>, Scopes);
+
+/// The scopes each library is granted, by `user/val`, from `grants`
+/// (`user/val=scope,scope`): never a scope the calling val lacks.
+fn parse_grants(
+    grants: &[String],
+    caller_scopes: Scopes,
+) -> ServiceResult<HashMap<String, Scopes>> {
+    let mut granted: HashMap<String, Scopes> = HashMap::new();
+    for grant in grants {
+        let (name, scopes) = grant.split_once('=').ok_or_else(|| {
+            ServiceError::bad_request(
+                "invalid_grant",
+                format!("`{grant}` is not a grant; write `user/val=scope,scope`"),
+            )
+        })?;
+        let scopes = Scopes::parse(&scopes.replace(',', " "))
+            .map_err(|e| ServiceError::bad_request("invalid_grant", format!("`{grant}`: {e}")))?;
+        if let Some(scope) = scopes.first_missing_from(&caller_scopes) {
+            return Err(ServiceError::bad_request(
+                "invalid_grant",
+                format!(
+                    "`{grant}` grants `{scope}`, which this val's calls do not hold; \
+                     a library can be granted only scopes of the val that uses it"
+                ),
+            ));
+        }
+        let name = name.split('@').next().unwrap_or(name).to_string();
+        if granted.insert(name.clone(), scopes).is_some() {
+            return Err(ServiceError::bad_request(
+                "invalid_grant",
+                format!("`{name}` is granted twice; give its scopes in one `--grant`"),
+            ));
+        }
+    }
+    Ok(granted)
+}
+
+/// The library `dep` names (`user/val[@N|@latest]`), if `who` can see it,
+/// and the version it is pinned to.
+async fn find_library(
+    app: &App,
+    who: &Principal,
+    caller: &ValRow,
+    dep: &str,
+) -> ServiceResult<(String, Arc<ValRow>, Option<i64>)> {
+    let named = parse_name(dep)?;
+    let key = format!("{}/{}", named.user, named.val);
+    let val = app
+        .val_by_name(named.user, named.val)
+        .await?
+        .filter(|v| can_see(v, Some(who)))
+        .ok_or_else(|| {
+            ServiceError::bad_request(
+                "unknown_library",
+                format!("no val `{key}` that you can see"),
+            )
+        })?;
+    let own = val.owner_id == caller.owner_id;
+    let version = match named.pin {
+        Pin::Latest if !own => {
+            return Err(ServiceError::bad_request(
+                "unpinned_library",
+                format!(
+                    "`{key}` is another user's val, so it is always pinned: \
+                     name a version (`{key}@N`) or none for the current one"
+                ),
+            ));
+        }
+        Pin::Latest => None,
+        Pin::Version(n) => Some(n),
+        Pin::Current => Some(
+            val.latest
+                .as_ref()
+                .map(|v| v.version)
+                .ok_or_else(|| no_version(&key))?,
+        ),
+    };
+    Ok((key, val, version))
 }
 
 fn no_version(key: &str) -> ServiceError {
