@@ -110,7 +110,7 @@ async fn another_users_val_cannot_call_a_private_val() {
     let s = TestServer::start().await;
     let hidden = s.deploy("hidden", "hidden", "private").await;
     set_env(&s, &s.alice, id(&hidden), "SAUCE", "Bonjour-sauce-4242").await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let bobs = s
         .deploy_bytes(&bob, "wrapper", "public", support::val_bytes("wrapper"))
         .await;

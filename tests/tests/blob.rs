@@ -62,7 +62,7 @@ async fn a_val_counts_in_a_blob_within_its_scopes() {
     );
 
     // Another owner's counter is a different blob.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     assert_eq!(
         s.deploy_bytes(&bob, "counter", "public", support::val_bytes("counter"))
             .await
@@ -180,7 +180,7 @@ async fn the_blob_api_stores_lists_and_deletes_any_key() {
 #[tokio::test]
 async fn blobs_are_private_to_their_owner_and_need_scopes() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .req(Method::POST, &blob_path("secret"), Some(&s.alice))
         .body("alice's")

@@ -289,7 +289,7 @@ async fn env_vars_reach_the_val_encrypted_at_rest_and_never_returned() {
     }
 
     // Another user cannot see or change alice's env vars.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     assert_error(
         s.get(&envs, Some(&bob)).await,
         StatusCode::NOT_FOUND,
@@ -412,7 +412,7 @@ async fn every_call_is_logged_for_its_owner_only() {
     assert_eq!(future["data"], json!([]));
 
     // Bob sees none of alice's calls.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let theirs: Value = s
         .get("/v1/telemetry/logs", Some(&bob))
         .await
@@ -431,7 +431,7 @@ async fn every_call_is_logged_for_its_owner_only() {
 #[tokio::test]
 async fn privacy_levels_decide_who_can_run_and_list() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     s.deploy("pub", "hello", "public").await;
     s.deploy("unl", "hello", "unlisted").await;
     s.deploy("priv", "hello", "private").await;

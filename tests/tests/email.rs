@@ -160,7 +160,7 @@ async fn mail_goes_to_the_owner_only_within_the_daily_limit() {
         .unwrap();
     assert_eq!(outbox["data"].as_array().unwrap().len(), 2);
     assert_eq!(outbox["data"][0]["status"], "queued");
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let theirs: Value = s.get("/v1/email", Some(&bob)).await.json().await.unwrap();
     assert_eq!(theirs["data"], json!([]));
 
@@ -256,7 +256,7 @@ async fn a_permanent_rejection_fails_at_once_and_a_transient_one_is_retried() {
         c.smtp = Some(SmtpConfig::from_url(&url, "valbox@test.invalid").unwrap())
     })
     .await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     for token in [&s.alice, &bob] {
         let resp = s
             .req(Method::POST, "/v1/email", Some(token))
@@ -300,7 +300,9 @@ async fn bad_input_is_refused_before_it_is_queued() {
     let s = TestServer::start_with(|l| l.request_body_bytes = 4 << 20).await;
     // An account whose address cannot be delivered to (made while the server
     // is idle: `create_user` writes to its database directly).
-    let carol = valbox::cli::create_user(s.dir.path(), "carol", "carol@").unwrap();
+    let carol = valbox::cli::create_user(s.dir.path(), "carol", "carol@")
+        .await
+        .unwrap();
     let send = |token: &str, body: Value| {
         s.req(Method::POST, "/v1/email", Some(token))
             .json(&body)

@@ -43,7 +43,7 @@ async fn the_owners_own_calls_keep_a_share_of_the_owners_slots() {
     .await;
     s.deploy("spin", "spin", "public").await;
     s.deploy("hello", "hello", "public").await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
 
     // Anonymous callers try to take all four of alice's slots: one of the
     // four slots is kept for alice, so the fourth call is refused at once.
@@ -82,7 +82,7 @@ async fn a_short_call_runs_while_cpu_bound_calls_fill_every_guest_slot() {
     .await;
     s.deploy("hello", "hello", "public").await;
     s.deploy("echo", "echo", "public").await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .deploy_bytes(&bob, "spin", "public", support::val_bytes("spin"))
         .await;

@@ -291,7 +291,7 @@ async fn a_val_calls_the_api_back_with_its_call_token() {
 #[tokio::test]
 async fn a_call_token_sent_to_another_users_val_does_not_reach_it() {
     let s = server().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .deploy_bytes(&bob, "inspect", "public", support::val_bytes("inspect"))
         .await;

@@ -122,7 +122,7 @@ async fn a_tokens_uses_and_refusals_are_recorded_and_it_narrows_to_what_it_used(
     assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
 
     // Only its owner's personal tokens may read or narrow it.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s.get(&format!("/v1/tokens/{id}/usage"), Some(&bob)).await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
     let resp = s
@@ -229,7 +229,7 @@ async fn a_dismissed_request_stays_quiet() {
     assert_eq!(requests["data"].as_array().unwrap().len(), 1);
     assert_eq!(requests["data"][0]["status"], "dismissed");
     // Nobody else may decide it, and a decision is grant or dismiss.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let path = format!("/v1/scope-requests/{request_id}/grant");
     let resp = s.req(Method::POST, &path, Some(&bob)).send().await.unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
@@ -342,20 +342,20 @@ async fn a_val_declares_its_scopes_and_the_deploy_grants_them_when_asked() {
 
 /// Every scope of every val and token in the data dir, by a stable name.
 fn all_scopes(s: &TestServer) -> Vec<(String, String)> {
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    db.call_blocking(|conn| {
-        let mut stmt = conn.prepare(
-            "SELECT 'val ' || u.username || '/' || v.name, v.scopes FROM vals v
+    s.db()
+        .call_blocking(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT 'val ' || u.username || '/' || v.name, v.scopes FROM vals v
                JOIN users u ON u.id = v.owner_id
              UNION ALL
              SELECT 'token ' || u.username || '/' || t.name, t.scopes FROM tokens t
                JOIN users u ON u.id = t.user_id
              ORDER BY 1",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    })
-    .unwrap()
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .unwrap()
 }
 
 #[tokio::test]
@@ -376,7 +376,7 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
         .unwrap();
     assert!(resp.status().is_success());
     // bob's val holds it and never used it.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .deploy_bytes(&bob, "idle", "public", val_bytes("counter"))
         .await;
@@ -384,11 +384,11 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
     // Written before the migration reads them (a report flushes).
     get_json(&s, &format!("/v1/tokens/{writer}/usage")).await;
 
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
+    let store = s.store();
     let remove = Scopes::parse("blob:write").unwrap();
     let before = all_scopes(&s);
 
-    let dry = migrate(&db, remove, 30, true).unwrap();
+    let dry = migrate(&store, remove, 30, true).await.unwrap();
     let labels = |items: &[valbox_server::services::scope_migration::Item]| {
         let mut l: Vec<String> = items.iter().map(|i| i.label.clone()).collect();
         l.sort();
@@ -402,7 +402,7 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
     let outbox = get_json(&s, "/v1/email").await;
     assert_eq!(outbox["data"].as_array().unwrap().len(), 0);
 
-    let real = migrate(&db, remove, 30, false).unwrap();
+    let real = migrate(&store, remove, 30, false).await.unwrap();
     assert_eq!(labels(&real.migrated), labels(&dry.migrated));
     assert_eq!(labels(&real.held_back), labels(&dry.held_back));
     // Held back: what alice used; everything else lost blob:write only.
@@ -426,14 +426,15 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
     // alice is told once, about both of hers.
     let outbox = get_json(&s, "/v1/email").await;
     assert_eq!(outbox["data"].as_array().unwrap().len(), 1, "{outbox}");
-    let message: String = db
+    let message: String = s
+        .db()
         .call_blocking(|c| Ok(c.query_row("SELECT message FROM emails", [], |r| r.get(0))?))
         .unwrap();
     assert!(message.contains("val alice/counter"), "{message}");
     assert!(message.contains("narrow me"), "{message}");
 
     // A second run changes nothing and mails nobody.
-    let again = migrate(&db, remove, 30, false).unwrap();
+    let again = migrate(&store, remove, 30, false).await.unwrap();
     assert!(again.migrated.is_empty(), "{again:?}");
     assert_eq!(again.held_back.len(), 2);
     assert!(again.emailed.is_empty());
@@ -458,8 +459,8 @@ async fn a_running_server_sees_an_operators_writes_to_its_data_dir() {
     s.deploy("hello", "hello", "public").await;
     assert_eq!(s.get("/x/alice/hello/", None).await.status(), 200);
     // As `valbox admin migrate-scopes` would, from another process.
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    db.call_blocking(|c| Ok(c.execute("UPDATE vals SET privacy = 'private'", [])?))
+    s.db()
+        .call_blocking(|c| Ok(c.execute("UPDATE vals SET privacy = 'private'", [])?))
         .unwrap();
     for _ in 0..40 {
         if s.get("/x/alice/hello/", None).await.status() == StatusCode::NOT_FOUND {

@@ -45,7 +45,7 @@ async fn text(s: &TestServer, path: &str) -> (StatusCode, String) {
 
 /// Bob publishes `slugify`; alice deploys `uses-slugify` with it.
 async fn setup(s: &TestServer, query: &str) -> (String, Value) {
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     created(deploy_with(s, &bob, "slugify", val_bytes("slugify"), "").await).await;
     let caller = created(
         deploy_with(
@@ -285,7 +285,7 @@ async fn another_owners_library_stays_pinned_and_an_own_one_may_float() {
 #[tokio::test]
 async fn imports_no_library_answers_are_refused_at_upload() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     created(deploy_with(&s, &bob, "slugify", val_bytes("slugify"), "").await).await;
     created(deploy_with(&s, &bob, "hello", val_bytes("hello"), "").await).await;
     // The same interface name with other types.
@@ -396,7 +396,7 @@ async fn a_library_that_loops_or_traps_fails_its_callers_call_cleanly() {
     // A tenth of the default fuel, so the loop ends by fuel well within the
     // wall-clock limit even on a loaded machine.
     let s = TestServer::start_with(|l| l.fuel = 100_000_000).await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     created(deploy_with(&s, &bob, "bad", bad_slug(), "").await).await;
     created(
         deploy_with(

@@ -257,7 +257,7 @@ async fn one_owner_cannot_run_more_than_its_share_at_once() {
     .await;
     s.deploy("spin", "spin", "public").await;
     s.deploy("hello", "hello", "public").await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .deploy_bytes(&bob, "hello", "public", support::val_bytes("hello"))
         .await;

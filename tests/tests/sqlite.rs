@@ -253,7 +253,7 @@ async fn dangerous_statements_are_refused() {
 #[tokio::test]
 async fn databases_are_private_and_scoped() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     execute(&s, &s.alice.clone(), json!("CREATE TABLE secrets (v TEXT)")).await;
     execute(
         &s,
@@ -431,7 +431,7 @@ async fn a_locked_database_answers_busy_with_a_retry_hint() {
 #[tokio::test]
 async fn two_owners_guestbooks_do_not_share_entries() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     s.deploy("guestbook", "guestbook", "public").await;
     let resp = s
         .deploy_bytes(&bob, "guestbook", "public", val_bytes("guestbook"))

@@ -89,7 +89,7 @@ async fn an_owner_stores_at_most_their_quota_over_everything() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // Other owners have quotas of their own.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let resp = s
         .deploy_bytes(&bob, "inspect", "public", inspect.clone())
         .await;

@@ -506,7 +506,7 @@ async fn revoking_a_call_token_mid_call_stops_the_next_import() {
 #[tokio::test]
 async fn users_cannot_reach_each_others_tokens_or_private_code() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let (alice_token_id, alice_token) = s.token_with(&s.alice, &["user:read"]).await;
     let resp = s
         .req(
@@ -831,7 +831,7 @@ async fn env_vars_are_their_owners_alone_and_never_a_call_tokens() {
     let v = s.deploy("hello", "hello", "public").await;
     let id = v["valId"].as_str().unwrap().to_string();
     let envs = format!("/v2/vals/{id}/environment_variables");
-    let bob_token = s.create_user("bob");
+    let bob_token = s.create_user("bob").await;
     let resp = s.get(&envs, Some(&bob_token)).await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
     let (_, reader) = s.token_with(&s.alice, &["env:read"]).await;

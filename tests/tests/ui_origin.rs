@@ -153,10 +153,11 @@ async fn a_form_from_another_scheme_or_host_is_refused() {
 #[tokio::test]
 async fn over_https_the_session_cookie_is_host_prefixed() {
     let s = TestServer::start_configured(|c| c.public_url = "https://valbox.test".into()).await;
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    let link = valbox_server::services::sign_in::login_link(&db, "alice", "https://valbox.test")
-        .unwrap()
-        .unwrap();
+    let link =
+        valbox_server::services::sign_in::login_link(&s.store(), "alice", "https://valbox.test")
+            .await
+            .unwrap()
+            .unwrap();
     let secret = link.split_once("link=").unwrap().1;
     let resp = no_redirects()
         .post(format!("{}/login", s.base))
@@ -265,8 +266,8 @@ async fn strangers_asking_for_links_cannot_lock_a_user_out() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(page.contains("you asked for many"), "{page}");
     // Alice still signs in: with a link she was sent, and from the CLI.
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    let message: String = db
+    let message: String = s
+        .db()
         .call_blocking(|c| {
             Ok(c.query_row(
                 "SELECT message FROM emails WHERE platform = 1 ORDER BY created_at LIMIT 1",
@@ -288,7 +289,8 @@ async fn strangers_asking_for_links_cannot_lock_a_user_out() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert!(
-        valbox_server::services::sign_in::login_link(&db, "alice", &s.base)
+        valbox_server::services::sign_in::login_link(&s.store(), "alice", &s.base)
+            .await
             .unwrap()
             .is_some()
     );

@@ -120,7 +120,7 @@ async fn a_component_exporting_nothing_is_refused_before_it_compiles() {
 #[tokio::test]
 async fn another_owners_build_is_compiled_again_not_mapped() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let hello = support::val_bytes("hello");
     s.deploy("hello", "hello", "public").await;
     let compiled = std::fs::read_dir(s.dir.path().join("components"))
@@ -184,7 +184,7 @@ async fn deploying_needs_a_token_and_a_real_val() {
 #[tokio::test]
 async fn a_versions_wit_is_served_to_whoever_may_see_it() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let public = s.deploy("greeter", "hello", "public").await;
     let private = s.deploy("hidden", "hello", "private").await;
     let wit_of = |v: &serde_json::Value, n: u32| {

@@ -31,7 +31,7 @@ async fn chains_run_to_the_depth_limit_with_a_single_guest_slot() {
     // waited for one would stall here until the deadline.
     let s = TestServer::start_with(|l| l.running_guests = 1).await;
     relay(&s, &s.alice).await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     relay(&s, &bob).await;
 
     let started = Instant::now();
@@ -65,9 +65,9 @@ async fn many_chains_at_once_finish_and_leave_other_owners_quick() {
     })
     .await;
     relay(&s, &s.alice).await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     relay(&s, &bob).await;
-    let carol = s.create_user("carol");
+    let carol = s.create_user("carol").await;
     let resp = s
         .deploy_bytes(&carol, "hello", "public", support::val_bytes("hello"))
         .await;
@@ -117,7 +117,7 @@ async fn many_chains_at_once_finish_and_leave_other_owners_quick() {
 async fn one_request_calls_at_most_its_budget_of_vals() {
     let s = TestServer::start_with(|l| l.nested_calls_per_request = 10).await;
     relay(&s, &s.alice).await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     relay(&s, &bob).await;
     let resp = s
         .deploy_bytes(&bob, "hello", "public", support::val_bytes("hello"))
@@ -146,7 +146,7 @@ async fn one_request_calls_at_most_its_budget_of_vals() {
 #[tokio::test]
 async fn another_owners_old_version_is_not_run_as_an_api() {
     let s = TestServer::start().await;
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     let id = |v: &Value| v["valId"].as_str().unwrap().to_string();
     // Bob's version 0 leaked its secret; he replaced it with version 1.
     let leaky: Value = s

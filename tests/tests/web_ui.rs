@@ -160,16 +160,16 @@ impl Browser {
 
     /// Sign in as `user` with a fresh link, as a user would.
     async fn sign_in(&self, s: &TestServer, user: &str) {
-        let link = login_link(s, user);
+        let link = login_link(s, user).await;
         self.goto(&link).await;
         self.click("#use-link").await;
         self.wait_for_path("/vals").await;
     }
 }
 
-fn login_link(s: &TestServer, user: &str) -> String {
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
-    valbox_server::services::sign_in::login_link(&db, user, &s.base)
+async fn login_link(s: &TestServer, user: &str) -> String {
+    valbox_server::services::sign_in::login_link(&s.store(), user, &s.base)
+        .await
         .unwrap()
         .expect("the user exists")
 }
@@ -182,7 +182,7 @@ async fn signing_in_with_a_link_which_works_once_and_signing_out() {
     assert_eq!(b.path().await, "/login");
     b.screenshot("sign-in").await;
 
-    let link = login_link(&s, "alice");
+    let link = login_link(&s, "alice").await;
     b.goto(&link).await;
     // Opening the link signs nobody in: a mail scanner may fetch it.
     assert!(b.page().await.contains("Sign in to Valbox"));
@@ -197,13 +197,13 @@ async fn signing_in_with_a_link_which_works_once_and_signing_out() {
     b.screenshot("link-refused").await;
 
     // Expired: refused too.
-    let db = valbox_store::Db::open(&s.dir.path().join("valbox.db")).unwrap();
     let (secret, hash) = valbox_auth::generate_token("vbl_");
-    let alice = s.alice_id();
-    db.call_blocking(|c| {
-        valbox_store::insert_login_link(c, &alice, &hash, valbox_model::now_ms() - 1)
-    })
-    .unwrap();
+    let expired = valbox_model::now_ms() - 1;
+    let sessions = s.store().sessions;
+    sessions
+        .add_link(&s.alice_id(), &hash, expired)
+        .await
+        .unwrap();
     b.goto(&format!("{}/login?link={secret}", s.base)).await;
     b.click("#use-link").await;
     b.wait_for_text("already used, has expired").await;
@@ -368,9 +368,9 @@ async fn a_form_posted_from_another_site_is_refused() {
     b.sign_in(&s, "alice").await;
     // Another site's pages that post a form to ours as soon as they load:
     // one plants a token, one signs the browser in as someone else.
-    let bob = s.create_user("bob");
+    let bob = s.create_user("bob").await;
     assert!(!bob.is_empty());
-    let bobs_link = login_link(&s, "bob");
+    let bobs_link = login_link(&s, "bob").await;
     let bobs_secret = bobs_link.split("link=").nth(1).unwrap().to_string();
     let autopost = |action: String, fields: String| {
         format!(

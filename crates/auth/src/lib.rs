@@ -6,11 +6,12 @@
 //! SHA-256 of a token is stored: tokens are 178 bits of randomness, so a
 //! fast hash is enough.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use valbox_model::{Principal, ScopeUsage, now_ms};
-use valbox_store as db;
-use valbox_store::Db;
+use valbox_store::{StoreError, Tokens};
 
 pub use call_tokens::{CallToken, CallTokens, MintedToken, TokenWatch};
 pub use header::{bearer, carries_valbox_token};
@@ -85,14 +86,14 @@ pub enum AuthError {
     Refused(String),
     /// The store could not be read.
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] StoreError),
 }
 
 /// What resolves a request's token: personal tokens in the database,
 /// call tokens in memory.
 #[derive(Clone)]
 pub struct Authenticator {
-    pub db: Db,
+    pub tokens: Arc<dyn Tokens>,
     pub call_tokens: CallTokens,
     /// Counts every principal's and grant's use of its scopes.
     pub usage: ScopeUsage,
@@ -134,21 +135,7 @@ async fn authenticate(
         ));
     }
     let hash = hash_token(token);
-    let found = auth
-        .db
-        .call(move |conn| {
-            let Some(row) = db::token_by_hash(conn, &hash)? else {
-                return Ok(None);
-            };
-            // Only a use that will be allowed counts as one.
-            let now = now_ms();
-            if row.refusal(now).is_none() && row.last_use_is_stale(now) {
-                db::touch_token(conn, &row.id)?;
-            }
-            let user = db::user_by_id(conn, &row.user_id)?;
-            Ok(user.map(|u| (row, u)))
-        })
-        .await?;
+    let found = auth.tokens.resolve(&hash, now_ms()).await?;
     let Some((row, user)) = found else {
         return Err(AuthError::Refused("unknown API token".into()));
     };

@@ -33,7 +33,7 @@ pub use grant::{CallOf, Grant, Within};
 pub use registry::{CallHost, Capabilities};
 
 use valbox_store::secrets::SecretBox;
-use valbox_store::{Db, ValRow};
+use valbox_store::{Store, ValRow};
 
 /// What the capabilities are configured with: where their data lives,
 /// their limits, where fetch may go and where mail is delivered.
@@ -48,7 +48,7 @@ pub struct CapsConfig {
 /// What a capability's service is built from at start.
 pub struct Settings<'a> {
     pub config: &'a CapsConfig,
-    pub db: &'a Db,
+    pub store: &'a Store,
     pub secrets: &'a SecretBox,
 }
 

@@ -2,16 +2,17 @@
 //! version, blobs, the SQLite database and call logs. Each has its own
 //! bound too; this one stops an owner (or strangers calling their vals)
 //! from filling the disk by spreading over all of them. Writes that add
-//! much (a deploy, a blob) check it first and are refused whole.
+//! much (a deploy, a blob) check it first and are refused whole; the
+//! metadata store checks it again in the write's own transaction.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
-use super::blob::MIN_CHARGE_BYTES;
 use super::sqlite::database_path;
 use crate::CapsConfig;
+use valbox_store::{Quota, Room, StoreResult, Stored};
 
 /// What an owner stores, in bytes, against their quota.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -26,71 +27,83 @@ pub struct StorageUsage {
 }
 
 /// Measures owners' storage.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct StorageMeter {
     quota: u64,
     sqlite_root: PathBuf,
+    store: Arc<dyn Quota>,
 }
 
 impl StorageMeter {
-    pub fn new(config: &CapsConfig) -> Self {
+    pub fn new(config: &CapsConfig, store: Arc<dyn Quota>) -> Self {
         Self {
             quota: config.limits.storage_quota_bytes,
             sqlite_root: config.data_dir.join("sqlite"),
+            store,
         }
     }
 
-    /// `owner`'s storage now. Reads the metadata database (`conn`) and the
-    /// size of one file.
-    pub fn usage(&self, conn: &Connection, owner: &str) -> rusqlite::Result<StorageUsage> {
-        let sum = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<u64> {
-            conn.prepare_cached(sql)?
-                .query_row(params, |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
-        };
-        let components = sum(
-            "SELECT coalesce(sum(v.size), 0) FROM versions v
-             JOIN vals ON vals.id = v.val_id WHERE vals.owner_id = ?1",
-            &[&owner],
-        )?;
-        // Each blob is charged at least a disk block, as its own quota does.
-        let blobs = sum(
-            "SELECT coalesce(sum(max(size, ?2)), 0) FROM blobs WHERE owner_id = ?1",
-            &[&owner, &(MIN_CHARGE_BYTES as i64)],
-        )?;
-        let logs = sum(
-            "SELECT coalesce(sum(bytes), 0) FROM call_log_usage WHERE owner_id = ?1",
-            &[&owner],
-        )?;
-        let sqlite =
-            std::fs::metadata(database_path(&self.sqlite_root, owner)).map_or(0, |m| m.len());
-        Ok(StorageUsage {
-            components,
-            blobs,
+    /// The size of `owner`'s SQLite database, which the metadata store
+    /// does not count.
+    async fn sqlite_bytes(&self, owner: &str) -> u64 {
+        let path = database_path(&self.sqlite_root, owner);
+        tokio::fs::metadata(path).await.map_or(0, |m| m.len())
+    }
+
+    /// `owner`'s storage now.
+    pub async fn usage(&self, owner: &str) -> StoreResult<StorageUsage> {
+        let stored = self.store.stored(owner).await?;
+        Ok(self.usage_of(&stored, self.sqlite_bytes(owner).await))
+    }
+
+    fn usage_of(&self, stored: &Stored, sqlite: u64) -> StorageUsage {
+        StorageUsage {
+            components: stored.components,
+            blobs: stored.blobs,
             sqlite,
-            logs,
-            total: components + blobs + sqlite + logs,
+            logs: stored.logs,
+            total: stored.total() + sqlite,
             quota: self.quota,
+        }
+    }
+
+    /// The room a write of `adding` bytes (net of what it replaces) needs,
+    /// for the store to check as it writes.
+    pub async fn room(&self, owner: &str, adding: i64) -> Room {
+        Room {
+            quota: self.quota,
+            outside: self.sqlite_bytes(owner).await,
+            adding,
+        }
+    }
+
+    /// Whether `owner` may store `adding` more bytes now; if not, what to
+    /// tell them.
+    pub async fn room_for(&self, owner: &str, adding: i64) -> StoreResult<Result<(), String>> {
+        let room = self.room(owner, adding).await;
+        let stored = self.store.stored(owner).await?;
+        Ok(if room.fits(&stored) {
+            Ok(())
+        } else {
+            Err(self.refusal(&room, &stored))
         })
     }
 
-    /// Whether `owner` may store `more` bytes (net of what the write
-    /// replaces); if not, what to tell them.
-    pub fn room_for(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        more: i64,
-    ) -> rusqlite::Result<Result<(), String>> {
-        let usage = self.usage(conn, owner)?;
-        if more <= 0 || usage.total.saturating_add(more as u64) <= self.quota {
-            return Ok(Ok(()));
-        }
-        Ok(Err(format!(
+    /// What to tell an owner whose write of `room` did not fit beside
+    /// `stored`.
+    pub fn refusal(&self, room: &Room, stored: &Stored) -> String {
+        let usage = self.usage_of(stored, room.outside);
+        format!(
             "this would take your storage past its quota of {} bytes: {} are used \
-             (components {}, blobs {}, SQLite {}, logs {}) and this adds {more}; \
+             (components {}, blobs {}, SQLite {}, logs {}) and this adds {}; \
              delete vals, blobs or rows you no longer need (GET /v1/me shows the figures)",
-            self.quota, usage.total, usage.components, usage.blobs, usage.sqlite, usage.logs
-        )))
+            self.quota,
+            usage.total,
+            usage.components,
+            usage.blobs,
+            usage.sqlite,
+            usage.logs,
+            room.adding
+        )
     }
 }

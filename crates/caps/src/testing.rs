@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use super::{CallOf, Capability, CapsConfig, Grant, Settings};
 use valbox_auth::CallTokens;
-use valbox_model::{Principal, Scope, Scopes};
-use valbox_store as db;
-use valbox_store::Db;
+use valbox_model::{Principal, Privacy, Scope, Scopes};
 use valbox_store::secrets::SecretBox;
+use valbox_store::{NewToken, NewVal, Store};
 
 pub struct TestEnv {
     /// The data directory, deleted when the environment is dropped.
     _dir: tempfile::TempDir,
     pub config: CapsConfig,
-    pub db: Db,
+    pub store: Store,
     pub secrets: SecretBox,
     pub call_tokens: CallTokens,
 }
@@ -36,12 +35,12 @@ impl TestEnv {
             smtp: None,
         };
         tune(&mut config);
-        let db = Db::open(&dir.path().join("valbox.db")).unwrap();
+        let store = valbox_store::sqlite::open(&dir.path().join("valbox.db")).unwrap();
         let secrets = SecretBox::load_or_create(&dir.path().join("secret.key")).unwrap();
         Self {
             _dir: dir,
             config,
-            db,
+            store,
             secrets,
             call_tokens: CallTokens::default(),
         }
@@ -51,29 +50,35 @@ impl TestEnv {
     pub fn open<C: Capability>(&self) -> C {
         C::open(&Settings {
             config: &self.config,
-            db: &self.db,
+            store: &self.store,
             secrets: &self.secrets,
         })
         .unwrap()
     }
 
     /// A new user; returns its id.
-    pub fn user(&self, name: &str) -> String {
+    pub async fn user(&self, name: &str) -> String {
         let email = format!("{name}@example.com");
-        let name = name.to_string();
-        self.db
-            .call_blocking(move |c| db::insert_user(c, &name, &email))
-            .unwrap()
-            .id
+        let token = NewToken {
+            name: "test".into(),
+            hash: format!("hash-of-{name}"),
+            scopes: Scopes::all(),
+            expires_at: None,
+        };
+        let (user, _) = self.store.users.create(name, &email, token).await.unwrap();
+        user.id
     }
 
     /// A new val of `owner`; returns its id.
-    pub fn val(&self, owner: &str, name: &str) -> String {
-        let (owner, name) = (owner.to_string(), name.to_string());
-        let scopes = Scopes::val_default().to_string();
-        self.db
-            .call_blocking(move |c| db::insert_val(c, &owner, &name, "public", "", &scopes))
-            .unwrap()
+    pub async fn val(&self, owner: &str, name: &str) -> String {
+        let val = NewVal {
+            owner_id: owner.into(),
+            name: name.into(),
+            privacy: Privacy::Public,
+            description: String::new(),
+            scopes: Scopes::val_default(),
+        };
+        self.store.vals.create(val).await.unwrap().id
     }
 
     /// A REST caller: `user` with a personal token holding `scopes`.

@@ -13,4 +13,4 @@ pub use principal::{Denied, Holder, Principal};
 pub use scope::{ALL_SCOPES, Scope, Scopes};
 pub use time::{iso8601, now_ms};
 pub use usage::{ScopeUsage, Subject, Tally};
-pub use val::{Privacy, ValKind};
+pub use val::{Privacy, Trigger, ValKind};

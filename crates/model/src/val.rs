@@ -75,3 +75,39 @@ impl serde::Serialize for Privacy {
         s.serialize_str(self.as_str())
     }
 }
+
+/// What started a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// An HTTP request to an HTTP val.
+    Http,
+    /// A run of a script val.
+    Run,
+    /// Another val's call (`vals` import).
+    Api,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Run => "run",
+            Trigger::Api => "api",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "http" => Some(Trigger::Http),
+            "run" => Some(Trigger::Run),
+            "api" => Some(Trigger::Api),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -18,7 +18,7 @@ use valbox_auth::{Authenticator, CallTokens};
 use valbox_caps::{CallHost, Capabilities, CapsConfig, Settings};
 use valbox_runtime::Runtime;
 use valbox_store::secrets::SecretBox;
-use valbox_store::{Db, ValRow};
+use valbox_store::{Store, ValRow};
 
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
@@ -35,7 +35,7 @@ impl WeakApp {
 
 pub struct AppInner {
     pub config: Config,
-    pub db: Db,
+    pub store: Store,
     pub secrets: SecretBox,
     pub runtime: Arc<Runtime<CallHost>>,
     pub logs: LogSink,
@@ -80,8 +80,8 @@ impl App {
         &self,
         owner: &str,
         name: &str,
-    ) -> anyhow::Result<Option<Arc<ValRow>>> {
-        self.vals.get(&self.db, owner, name).await
+    ) -> valbox_store::StoreResult<Option<Arc<ValRow>>> {
+        self.vals.get(&self.store, owner, name).await
     }
 
     /// Call after any change to any val: forgets the cached vals and their
@@ -106,7 +106,7 @@ impl App {
     pub fn open(config: Config) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let db = Db::open(&config.data_dir.join("valbox.db"))?;
+        let store = valbox_store::sqlite::open(&config.data_dir.join("valbox.db"))?;
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(
             config.limits.clone(),
@@ -118,7 +118,7 @@ impl App {
             bytes_per_val: config.limits.log_bytes_per_val,
             max_age: config.limits.log_max_age,
         };
-        let (logs, writer) = LogSink::start(db.clone(), retention);
+        let (logs, writer) = LogSink::start(store.logs.clone(), retention);
         let caps_config = CapsConfig {
             data_dir: config.data_dir.clone(),
             limits: config.limits.clone(),
@@ -127,17 +127,17 @@ impl App {
         };
         let caps = Arc::new(Capabilities::open(&Settings {
             config: &caps_config,
-            db: &db,
+            store: &store,
             secrets: &secrets,
         })?);
         let auth = Authenticator {
-            db: db.clone(),
+            tokens: store.tokens.clone(),
             call_tokens: CallTokens::default(),
             usage: Default::default(),
         };
         let app = App(Arc::new(AppInner {
             config,
-            db,
+            store,
             secrets,
             runtime,
             logs,
@@ -156,8 +156,7 @@ impl App {
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
-        let version = app.db.call_blocking(data_version)?;
-        watch_outside_writes(WeakApp(Arc::downgrade(&app.0)), version);
+        watch_outside_writes(WeakApp(Arc::downgrade(&app.0)));
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))
     }
@@ -167,21 +166,24 @@ impl App {
 const OUTSIDE_WRITES_EVERY: Duration = Duration::from_secs(1);
 
 /// Forget cached vals whenever another process writes the database (an
-/// operator's `valbox admin migrate-scopes`, say): SQLite's `data_version`
-/// changes only for other connections' commits.
-fn watch_outside_writes(app: WeakApp, mut seen: i64) {
+/// operator's `valbox admin migrate-scopes`, say).
+fn watch_outside_writes(app: WeakApp) {
     tokio::spawn(async move {
+        let mut seen = None;
         loop {
-            tokio::time::sleep(OUTSIDE_WRITES_EVERY).await;
             let Some(app) = app.upgrade() else { break };
-            match app.db.call(data_version).await {
-                Ok(version) if version != seen => {
-                    app.forget_vals();
-                    seen = version;
+            match app.store.health.outside_writes().await {
+                Ok(version) if seen != Some(version) => {
+                    if seen.is_some() {
+                        app.forget_vals();
+                    }
+                    seen = Some(version);
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!("checking for outside writes: {e:#}"),
             }
+            drop(app);
+            tokio::time::sleep(OUTSIDE_WRITES_EVERY).await;
         }
     });
 }
@@ -203,8 +205,4 @@ fn unload_idle_components(runtime: std::sync::Weak<Runtime<CallHost>>, idle: Dur
             }
         }
     });
-}
-
-fn data_version(conn: &mut rusqlite::Connection) -> anyhow::Result<i64> {
-    Ok(conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
 }

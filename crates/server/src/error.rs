@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use valbox_auth::AuthError;
 use valbox_model::Denied;
+use valbox_store::StoreError;
 
 use crate::services::error::ServiceError;
 
@@ -103,6 +104,12 @@ impl From<AuthError> for ApiError {
             AuthError::Refused(why) => ApiError::unauthorized(why),
             AuthError::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::from(e).into()
     }
 }
 

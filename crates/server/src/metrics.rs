@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use valbox_model::Trigger;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -157,7 +158,8 @@ impl Metrics {
         self.request_seconds.observe(seconds);
     }
 
-    pub fn call(&self, trigger: &'static str, status: u16, seconds: f64, fuel: u64) {
+    pub fn call(&self, trigger: Trigger, status: u16, seconds: f64, fuel: u64) {
+        let trigger = trigger.as_str();
         self.calls
             .get_or_create(&CallLabels { trigger, status })
             .inc();
@@ -223,7 +225,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.request(200, 0.001);
         metrics.request(404, 0.002);
-        metrics.call("http", 200, 0.01, 50_000);
+        metrics.call(Trigger::Http, 200, 0.01, 50_000);
         metrics.denied("blob:write");
         let open = metrics.connection_opened();
         let text = metrics.render(&Snapshot {

@@ -28,8 +28,11 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let reader = valbox::cli::create_user(dir.path(), "reader", "reader@example.com").unwrap();
-    let writer = valbox::cli::create_user(dir.path(), "writer", "writer@example.com").unwrap();
+    let create = |name: &str| {
+        let email = format!("{name}@example.com");
+        client.block_on(valbox::cli::create_user(dir.path(), name, &email))
+    };
+    let (reader, writer) = (create("reader").unwrap(), create("writer").unwrap());
     let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     config.limits = Limits {
         blob_bytes: BLOB_BYTES,

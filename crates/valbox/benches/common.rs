@@ -95,7 +95,9 @@ pub struct BenchServer {
 impl BenchServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+        let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com")
+            .await
+            .unwrap();
         let config = valbox_server::config::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         let server = valbox_server::server::Server::start(config).await.unwrap();
         let base = format!("http://{}", server.addr);
@@ -116,23 +118,47 @@ pub async fn deploy_in_process(
     name: &str,
     wasm: Vec<u8>,
 ) -> valbox_store::ValRow {
-    use valbox_store as db;
+    use valbox_model::{Privacy, Scopes};
+    use valbox_store::{NewToken, NewVal, NewVersion, Room};
     let prepared = app.runtime.prepare(wasm, Vec::new(), true).await.unwrap();
-    let name = name.to_string();
-    app.db
-        .call(move |conn| {
-            let user = match db::user_by_name(conn, "bench")? {
-                Some(user) => user,
-                None => db::insert_user(conn, "bench", "bench@example.com")?,
+    let store = &app.store;
+    let user = match store.users.by_name("bench").await.unwrap() {
+        Some(user) => user,
+        None => {
+            let token = NewToken {
+                name: "bench".into(),
+                hash: "bench".into(),
+                scopes: Scopes::all(),
+                expires_at: None,
             };
-            let scopes = valbox_model::Scopes::val_default().to_string();
-            let id = db::insert_val(conn, &user.id, &name, "public", "", &scopes)?;
-            let kind = prepared.kind;
-            db::insert_version(conn, &id, &prepared.sha256, 0, kind, &[])?;
-            Ok(db::val_by_id(conn, &id)?.expect("just inserted"))
-        })
-        .await
-        .unwrap()
+            let created = store.users.create("bench", "bench@example.com", token);
+            created.await.unwrap().0
+        }
+    };
+    let val = NewVal {
+        owner_id: user.id.clone(),
+        name: name.into(),
+        privacy: Privacy::Public,
+        description: String::new(),
+        scopes: Scopes::val_default(),
+    };
+    let val = store.vals.create(val).await.unwrap();
+    let version = NewVersion {
+        val_id: val.id.clone(),
+        owner_id: user.id,
+        sha256: prepared.sha256,
+        size: 0,
+        kind: prepared.kind,
+        libraries: Vec::new(),
+        room: Room {
+            quota: u64::MAX,
+            outside: 0,
+            adding: 0,
+        },
+        edit: None,
+    };
+    let added = store.vals.add_version(version).await.unwrap();
+    added.expect("val just made").expect("room").1
 }
 
 /// Requests [`measure`] times, after its warm-up.

@@ -22,7 +22,9 @@ fn main() {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com")
+        .await
+        .unwrap();
     let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     config.limits = Limits::default();
     let server = Server::start(config).await.unwrap();

@@ -48,7 +48,7 @@ async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
 }
 
 async fn service_call(app: &App, val: &ValRow) -> Result<Output, String> {
-    call(app, val, None, request(), "http")
+    call(app, val, None, request(), valbox_model::Trigger::Http)
         .await
         .map(|c| c.output)
         .map_err(|e| e.message)

@@ -45,7 +45,9 @@ async fn open(meter_fuel: bool) -> (tempfile::TempDir, App, ValRow) {
 
 async fn timed(app: &App, val: &ValRow) -> Duration {
     let started = Instant::now();
-    let called = call(app, val, None, spin_request(), "http").await.unwrap();
+    let called = call(app, val, None, spin_request(), valbox_model::Trigger::Http)
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
     match called.output {
         Output::Http(r) => assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body)),

@@ -36,12 +36,16 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bench = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+    let create = |name: &str| {
+        let email = format!("{name}@example.com");
+        let created = valbox::cli::create_user(dir.path(), name, &email);
+        client.block_on(created).unwrap()
+    };
+    let bench = create("bench");
     let neighbours: Vec<(String, String)> = (1..=OWNERS)
         .map(|i| {
             let name = format!("neighbour{i}");
-            let email = format!("{name}@example.com");
-            let token = valbox::cli::create_user(dir.path(), &name, &email).unwrap();
+            let token = create(&name);
             (name, token)
         })
         .collect();

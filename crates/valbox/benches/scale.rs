@@ -31,7 +31,9 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com")
+        .await
+        .unwrap();
     let token: Arc<str> = token.into();
     let mut server = Server::start(dir.path()).await;
     let started = server.memory();

@@ -36,7 +36,9 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com").unwrap();
+    let token = valbox::cli::create_user(dir.path(), "bench", "bench@example.com")
+        .await
+        .unwrap();
     let port = common::free_port();
     let metrics_port = common::free_port();
     let server = Server::start(dir.path(), port, metrics_port).await;

@@ -16,7 +16,9 @@ use common::{deploy, free_port};
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_a_slow_call_finish_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
+    let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com")
+        .await
+        .unwrap();
     let port = free_port();
     let flags = ["--no-fuel-metering", "--timeout-ms", "20000"];
     let mut server = serve_with(data.path(), port, &flags, &reqwest::Client::new())
@@ -194,7 +196,9 @@ async fn tls_connect(
 #[tokio::test(flavor = "multi_thread")]
 async fn https_speaks_http2_reloads_a_renewed_certificate_and_sets_secure_cookies() {
     let data = tempfile::tempdir().unwrap();
-    valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
+    valbox::cli::create_user(data.path(), "ops", "ops@example.com")
+        .await
+        .unwrap();
     let (cert, key) = (data.path().join("cert.pem"), data.path().join("key.pem"));
     let first = write_certificate(&cert, &key);
     let port = free_port();
@@ -239,8 +243,9 @@ async fn https_speaks_http2_reloads_a_renewed_certificate_and_sets_secure_cookie
     assert_eq!(response.version(), hyper::Version::HTTP_2);
 
     // The web UI's session cookie is Secure.
-    let db = valbox_store::Db::open(&data.path().join("valbox.db")).unwrap();
-    let link = valbox_server::services::sign_in::login_link(&db, "ops", &base)
+    let store = valbox_store::sqlite::open(&data.path().join("valbox.db")).unwrap();
+    let link = valbox_server::services::sign_in::login_link(&store, "ops", &base)
+        .await
         .unwrap()
         .unwrap();
     let secret = link.split("link=").nth(1).unwrap().to_string();
@@ -330,7 +335,9 @@ async fn tls_flags_are_checked_at_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_trusted_proxies_and_a_trickling_body() {
     let data = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com").unwrap();
+    let token = valbox::cli::create_user(data.path(), "ops", "ops@example.com")
+        .await
+        .unwrap();
     let port = free_port();
     let http = reqwest::Client::new();
     let server = serve_with(

@@ -45,7 +45,9 @@ async fn new_projects_build_deploy_and_answer() {
     common::build_vals();
 
     let data = tempfile::tempdir().unwrap();
-    let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com").unwrap();
+    let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com")
+        .await
+        .unwrap();
     let mut config =
         valbox_server::config::Config::new(data.path(), "127.0.0.1:0".parse().unwrap());
     // The tests' shared cache: the language engines compile once per run.

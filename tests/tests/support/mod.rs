@@ -84,7 +84,9 @@ impl TestServer {
 
     pub async fn start_configured(tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com").unwrap();
+        let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com")
+            .await
+            .unwrap();
         let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         config.limits = test_limits();
         config.compile_cache = shared_compile_cache();
@@ -123,8 +125,26 @@ impl TestServer {
         Self::start_in(self.dir, limits, self.alice).await
     }
 
-    pub fn create_user(&self, name: &str) -> String {
-        valbox::cli::create_user(self.dir.path(), name, &format!("{name}@example.com")).unwrap()
+    pub async fn create_user(&self, name: &str) -> String {
+        let email = format!("{name}@example.com");
+        valbox::cli::create_user(self.dir.path(), name, &email)
+            .await
+            .unwrap()
+    }
+
+    /// Another connection to the data dir's metadata store, as the CLI
+    /// opens it beside a running server.
+    pub fn store(&self) -> valbox_store::Store {
+        valbox_store::sqlite::open(&self.dir.path().join("valbox.db")).unwrap()
+    }
+
+    /// The metadata database itself, for what no interface shows.
+    pub fn db(&self) -> valbox_store::sqlite::Db {
+        let path = self.dir.path().join("valbox.db");
+        valbox_store::sqlite::Sqlite::open(&path)
+            .unwrap()
+            .db()
+            .clone()
     }
 
     pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
@@ -249,11 +269,14 @@ impl TestServer {
 
     /// alice's user id, read straight from the data dir.
     pub fn alice_id(&self) -> String {
-        let db = valbox_store::Db::open(&self.dir.path().join("valbox.db")).unwrap();
-        db.call_blocking(|c| valbox_store::user_by_name(c, "alice"))
+        self.db()
+            .call_blocking(|c| {
+                let id = c.query_row("SELECT id FROM users WHERE username = 'alice'", [], |r| {
+                    r.get(0)
+                });
+                Ok(id?)
+            })
             .unwrap()
-            .unwrap()
-            .id
     }
 
     /// Poll the log endpoint until `pred` holds for the entries, or panic.

@@ -1,23 +1,27 @@
 //! Blob storage: each owner's key-value files. The service checks
 //! `blob:read` / `blob:write` for whoever asks (a REST caller or a val's
 //! call) and runs the operation in the owner's namespace; `host` is its
-//! WIT import, `routes` its REST routes, `store` its files and index.
+//! WIT import, `store` its files; the metadata store keeps its index.
 
 mod host;
 pub mod store;
 
-pub use store::{BlobEntry, BlobError, BlobStore, Condition, MIN_CHARGE_BYTES};
+pub use store::{BlobError, BlobStore};
+pub use valbox_store::{BlobEntry, Condition};
+
+use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
 use super::storage::StorageMeter;
 use super::{Capability, Ctx, HasCap, Settings};
+use store::validate_key;
 use valbox_model::{Holder, Scope};
-use valbox_store::Db;
+use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Room};
 
-/// The blob service: the store and the metadata database its index is in.
+/// The blob service: the files, and the index in the metadata store.
 pub struct Blob {
-    pub db: Db,
+    pub index: Arc<dyn BlobIndex>,
     pub store: BlobStore,
     pub meter: StorageMeter,
 }
@@ -35,18 +39,17 @@ impl Blob {
         key: String,
     ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
         who.check(Scope::BlobRead)?;
-        // The file is read off the database's lock, which every request
-        // needs; a write that lands meanwhile changes the version, and the
-        // read is made again.
+        validate_key(&key)?;
+        let owner = who.owner_id().to_string();
+        // The file is read apart from the index; a write that lands
+        // meanwhile changes the version, and the read is made again.
         for _ in 0..3 {
-            let k = key.clone();
-            let Some(version) = self.run(who, move |s, c, o| s.version(c, o, &k)).await? else {
+            let Some(version) = self.index.version(&owner, &key).await? else {
                 return Ok(None);
             };
-            let (store, owner, k) = (self.store.clone(), who.owner_id().to_string(), key.clone());
-            let read = blocking(move || store.read(&owner, &k)).await;
-            let k = key.clone();
-            let now = self.run(who, move |s, c, o| s.version(c, o, &k)).await?;
+            let (store, o, k) = (self.store.clone(), owner.clone(), key.clone());
+            let read = blocking(move || store.read(&o, &k)).await;
+            let now = self.index.version(&owner, &key).await?;
             match read {
                 Ok(bytes) if now.as_deref() == Some(version.as_str()) => {
                     return Ok(Some((bytes, version)));
@@ -59,8 +62,8 @@ impl Blob {
     }
 
     /// Store `value` if `condition` holds; returns the new version. The
-    /// value is written and synced before the database's lock is taken,
-    /// so a large write never holds up other requests.
+    /// value is written and synced before the index is asked, so a large
+    /// write never holds up other requests.
     pub async fn set(
         &self,
         who: &mut impl Holder,
@@ -69,19 +72,42 @@ impl Blob {
         condition: Condition,
     ) -> Result<String, BlobError> {
         who.check(Scope::BlobWrite)?;
-        let len = value.len() as u64;
-        let k = key.clone();
+        validate_key(&key)?;
+        if value.len() > self.store.max_blob_bytes {
+            return Err(BlobError::TooLarge(self.store.max_blob_bytes));
+        }
+        let owner = who.owner_id().to_string();
+        let write = BlobWrite {
+            owner_id: owner.clone(),
+            key: key.clone(),
+            size: value.len() as u64,
+            condition,
+            blob_quota: self.store.quota_bytes,
+            room: self.meter.room(&owner, 0).await,
+        };
         // A write that cannot fit is refused before it touches the disk.
-        let meter = self.meter.clone();
-        self.run(who, move |s, c, o| s.check_room(c, o, &k, len, &meter))
-            .await?;
-        let (store, owner, k) = (self.store.clone(), who.owner_id().to_string(), key.clone());
-        let staged = blocking(move || store.stage(&owner, &k, &value)).await?;
-        let meter = self.meter.clone();
-        self.run(who, move |s, c, owner| {
-            s.commit(c, owner, &key, staged, &condition, &meter)
-        })
-        .await
+        if let Err(refusal) = self.index.check(write.clone()).await? {
+            return Err(self.refused(refusal, &write.room));
+        }
+        let (store, o, k) = (self.store.clone(), owner.clone(), key.clone());
+        let staged = blocking(move || store.stage(&o, &k, &value)).await?;
+        let room = write.room;
+        match self
+            .index
+            .commit(write, Box::new(|| staged.publish()))
+            .await?
+        {
+            Ok(version) => Ok(version),
+            Err(refusal) => Err(self.refused(refusal, &room)),
+        }
+    }
+
+    fn refused(&self, refusal: BlobRefusal, room: &Room) -> BlobError {
+        match refusal {
+            BlobRefusal::Conflict(now) => BlobError::Conflict(now),
+            BlobRefusal::BlobQuota(n) => BlobError::Quota(n),
+            BlobRefusal::Full(stored) => BlobError::Storage(self.meter.refusal(room, &stored)),
+        }
     }
 
     pub async fn list(
@@ -90,29 +116,16 @@ impl Blob {
         prefix: String,
     ) -> Result<Vec<BlobEntry>, BlobError> {
         who.check(Scope::BlobRead)?;
-        self.run(who, move |s, c, owner| s.list(c, owner, &prefix))
-            .await
+        Ok(self.index.list(who.owner_id(), &prefix).await?)
     }
 
     pub async fn delete(&self, who: &mut impl Holder, key: String) -> Result<(), BlobError> {
         who.check(Scope::BlobWrite)?;
-        self.run(who, move |s, c, owner| s.delete(c, owner, &key))
-            .await
-    }
-
-    /// Run `op` in the holder's owner's namespace, on the database thread.
-    async fn run<R: Send + 'static>(
-        &self,
-        who: &impl Holder,
-        op: impl FnOnce(&BlobStore, &rusqlite::Connection, &str) -> Result<R, BlobError>
-        + Send
-        + 'static,
-    ) -> Result<R, BlobError> {
-        let (store, owner) = (self.store.clone(), who.owner_id().to_string());
-        self.db
-            .call(move |conn| Ok(op(&store, conn, &owner)))
-            .await
-            .map_err(|e| BlobError::Internal(format!("{e:#}")))?
+        validate_key(&key)?;
+        let owner = who.owner_id().to_string();
+        self.index.delete(&owner, &key).await?;
+        let store = self.store.clone();
+        blocking(move || store.remove(&owner, &key)).await
     }
 }
 
@@ -131,13 +144,13 @@ impl Capability for Blob {
     fn open(s: &Settings) -> anyhow::Result<Self> {
         let limits = &s.config.limits;
         Ok(Self {
-            db: s.db.clone(),
+            index: s.store.blobs.clone(),
             store: BlobStore::new(
                 s.config.data_dir.join("blobs"),
                 limits.blob_bytes,
                 limits.blob_quota_bytes,
             ),
-            meter: StorageMeter::new(s.config),
+            meter: StorageMeter::new(s.config, s.store.quota.clone()),
         })
     }
 

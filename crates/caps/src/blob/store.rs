@@ -1,21 +1,20 @@
 //! Blob storage: each owner's blobs are files in their own directory,
 //! reached only through a cap-std handle on it, named by the SHA-256 of
 //! the key, so no key (slashes, dots, `..`, unicode) can name a path
-//! outside it. An index in the metadata DB keeps keys, sizes and times for
-//! listing and quotas. Writes are atomic: temp file, fsync, rename, fsync
-//! of the directory, then the index row.
+//! outside it. The metadata store's blob index keeps keys, sizes and
+//! versions for listing, quotas and conditional writes. Writes are atomic:
+//! temp file, fsync, then (once the index accepts the write) rename, fsync
+//! of the directory, and the index row.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::storage::StorageMeter;
 use valbox_model::Denied;
-use valbox_model::now_ms;
+use valbox_store::StoreError;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -35,15 +34,6 @@ pub enum BlobError {
 }
 
 /// When a write may happen.
-#[derive(Clone, Debug)]
-pub enum Condition {
-    Always,
-    /// Only while the blob is at this version.
-    IfMatch(String),
-    /// Only while the blob does not exist.
-    IfAbsent,
-}
-
 impl std::fmt::Display for BlobError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -79,8 +69,8 @@ impl From<std::io::Error> for BlobError {
     }
 }
 
-impl From<rusqlite::Error> for BlobError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<StoreError> for BlobError {
+    fn from(e: StoreError) -> Self {
         BlobError::Internal(e.to_string())
     }
 }
@@ -90,7 +80,8 @@ impl From<rusqlite::Error> for BlobError {
 pub struct Staged {
     dir: Dir,
     tmp: Option<String>,
-    len: u64,
+    /// The blob's own file name.
+    name: String,
 }
 
 impl Drop for Staged {
@@ -101,12 +92,6 @@ impl Drop for Staged {
     }
 }
 
-pub struct BlobEntry {
-    pub key: String,
-    pub size: u64,
-    pub last_modified_ms: i64,
-}
-
 #[derive(Clone, Debug)]
 pub struct BlobStore {
     root: PathBuf,
@@ -114,27 +99,13 @@ pub struct BlobStore {
     pub quota_bytes: u64,
 }
 
-/// The least a blob counts against its owner's quota.
-pub const MIN_CHARGE_BYTES: u64 = 4096;
-
-fn validate_key(key: &str) -> Result<(), BlobError> {
+pub(crate) fn validate_key(key: &str) -> Result<(), BlobError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(BlobError::InvalidKey(format!(
             "a blob key must be 1 to {MAX_KEY_BYTES} bytes of UTF-8"
         )));
     }
     Ok(())
-}
-
-/// The version of `owner`'s blob `key`, if it exists.
-fn version_of(conn: &Connection, owner: &str, key: &str) -> Result<Option<String>, BlobError> {
-    Ok(conn
-        .query_row(
-            "SELECT COALESCE(etag, '') FROM blobs WHERE owner_id = ?1 AND key = ?2",
-            [owner, key],
-            |r| r.get(0),
-        )
-        .optional()?)
 }
 
 fn file_name(key: &str) -> String {
@@ -150,45 +121,18 @@ impl BlobStore {
         }
     }
 
-    /// The owner's directory, created on first use. Owner ids are UUIDs
-    /// minted by this server, never user input.
     fn dir(&self, owner: &str) -> Result<Dir, BlobError> {
         let path = self.root.join(owner);
         std::fs::create_dir_all(&path)?;
         Ok(Dir::open_ambient_dir(path, ambient_authority())?)
     }
 
-    /// The blob's value and version, or `None`.
-    pub fn get(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-    ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
-        let Some(version) = self.version(conn, owner, key)? else {
-            return Ok(None);
-        };
-        Ok(Some((self.read(owner, key)?, version)))
-    }
-
-    /// The blob's version, or `None`: from the index alone.
-    pub fn version(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-    ) -> Result<Option<String>, BlobError> {
-        validate_key(key)?;
-        version_of(conn, owner, key)
-    }
-
-    /// The blob's bytes as the file holds them now: no database needed.
     pub fn read(&self, owner: &str, key: &str) -> Result<Vec<u8>, BlobError> {
         Ok(self.dir(owner)?.read(file_name(key))?)
     }
 
-    /// Write `value` to a temporary file in the owner's directory and sync
-    /// it: the slow part of a write, which needs no database.
+    /// Write `value` beside the blob, synced, to be published once the
+    /// index accepts it; dropped unpublished, it is removed.
     pub fn stage(&self, owner: &str, key: &str, value: &[u8]) -> Result<Staged, BlobError> {
         validate_key(key)?;
         if value.len() > self.max_blob_bytes {
@@ -200,129 +144,31 @@ impl BlobStore {
         let staged = Staged {
             dir,
             tmp: Some(tmp),
-            len: value.len() as u64,
+            name: file_name(key),
         };
         file.write_all(value)?;
         file.sync_all()?;
         Ok(staged)
     }
 
-    /// Put a staged value in place if `condition` holds and it fits the
-    /// quota; returns the blob's new version. Writes to one database are
-    /// serialised (this runs with its connection), so the check and the
-    /// write are one step. A staged value that is not committed is removed.
-    pub fn commit(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-        mut staged: Staged,
-        condition: &Condition,
-        meter: &StorageMeter,
-    ) -> Result<String, BlobError> {
-        let current = version_of(conn, owner, key)?;
-        let holds = match condition {
-            Condition::Always => true,
-            Condition::IfMatch(v) => current.as_deref() == Some(v.as_str()),
-            Condition::IfAbsent => current.is_none(),
-        };
-        if !holds {
-            return Err(BlobError::Conflict(current));
-        }
-        self.check_room(conn, owner, key, staged.len, meter)?;
-        let tmp = staged.tmp.take().expect("staged until committed");
-        let dir = &staged.dir;
-        if let Err(e) = dir.rename(&tmp, dir, file_name(key)) {
-            let _ = dir.remove_file(&tmp);
-            return Err(e.into());
-        }
-        dir.open(".")?.sync_all()?;
-        let version = uuid::Uuid::new_v4().simple().to_string();
-        conn.execute(
-            "INSERT INTO blobs (owner_id, key, size, last_modified, etag) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
-            params![owner, key, staged.len as i64, now_ms(), version],
-        )?;
-        Ok(version)
-    }
-
-    /// Whether a value of `len` bytes under `key` fits the owner's blob
-    /// quota and their quota over all their storage.
-    pub fn check_room(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-        len: u64,
-        meter: &StorageMeter,
-    ) -> Result<(), BlobError> {
-        self.check_quota(conn, owner, key, len)?;
-        let replaced: Option<i64> = conn
-            .query_row(
-                "SELECT size FROM blobs WHERE owner_id = ?1 AND key = ?2",
-                [owner, key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let charge = |n: u64| n.max(MIN_CHARGE_BYTES) as i64;
-        let more = charge(len) - replaced.map_or(0, |n| charge(n.max(0) as u64));
-        meter
-            .room_for(conn, owner, more)?
-            .map_err(BlobError::Storage)
-    }
-
-    /// Whether a value of `len` bytes under `key` fits the owner's quota.
-    /// Each blob is charged at least a disk block, as the disk does, so a
-    /// quota also bounds how many (empty) blobs an owner can make.
-    pub fn check_quota(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        key: &str,
-        len: u64,
-    ) -> Result<(), BlobError> {
-        let others: i64 = conn.query_row(
-            "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
-            params![owner, key, MIN_CHARGE_BYTES as i64],
-            |r| r.get(0),
-        )?;
-        if others as u64 + len.max(MIN_CHARGE_BYTES) > self.quota_bytes {
-            return Err(BlobError::Quota(self.quota_bytes));
-        }
-        Ok(())
-    }
-
-    /// Every entry whose key starts with `prefix`, sorted by key.
-    pub fn list(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        prefix: &str,
-    ) -> Result<Vec<BlobEntry>, BlobError> {
-        let mut stmt = conn.prepare(
-            "SELECT key, size, last_modified FROM blobs
-             WHERE owner_id = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
-        )?;
-        let rows = stmt.query_map([owner, prefix], |r| {
-            Ok(BlobEntry {
-                key: r.get(0)?,
-                size: r.get::<_, i64>(1)? as u64,
-                last_modified_ms: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Delete `key`; deleting a missing key is not an error.
-    pub fn delete(&self, conn: &Connection, owner: &str, key: &str) -> Result<(), BlobError> {
-        validate_key(key)?;
-        conn.execute(
-            "DELETE FROM blobs WHERE owner_id = ?1 AND key = ?2",
-            [owner, key],
-        )?;
+    /// Remove the blob's file, if there is one.
+    pub fn remove(&self, owner: &str, key: &str) -> Result<(), BlobError> {
         match self.dir(owner)?.remove_file(file_name(key)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+}
+
+impl Staged {
+    /// Make the staged bytes the blob's: rename over it, then sync the
+    /// directory so the rename survives a crash.
+    pub fn publish(mut self) -> std::io::Result<()> {
+        let tmp = self.tmp.take().expect("staged until published");
+        if let Err(e) = self.dir.rename(&tmp, &self.dir, &self.name) {
+            let _ = self.dir.remove_file(&tmp);
+            return Err(e);
+        }
+        self.dir.open(".")?.sync_all()
     }
 }

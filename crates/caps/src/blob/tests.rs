@@ -9,7 +9,7 @@ use valbox_runtime::bindings::types::Error;
 async fn each_operation_needs_its_scope() {
     let env = TestEnv::new();
     let blob: Blob = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut reader = env.principal(&alice, &[BlobRead]);
     let mut writer = env.principal(&alice, &[BlobRead, BlobWrite]);
     let mut nobody = env.principal(&alice, &[]);
@@ -33,7 +33,7 @@ async fn each_operation_needs_its_scope() {
 async fn owners_never_see_each_others_blobs() {
     let env = TestEnv::new();
     let blob: Blob = env.open();
-    let (alice, bob) = (env.user("alice"), env.user("bob"));
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
     let mut a = env.principal(&alice, &[BlobRead, BlobWrite]);
     let mut b = env.principal(&bob, &[BlobRead, BlobWrite]);
     blob.set(&mut a, "secret".into(), b"a's".to_vec(), Always)
@@ -49,7 +49,7 @@ async fn owners_never_see_each_others_blobs() {
 async fn a_call_is_refused_as_a_denied_error_and_the_refusal_is_recorded() {
     let env = TestEnv::new();
     let blob: Blob = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut grant = env.grant(&alice, "val", &[BlobRead]);
     let err: Error = blob
         .set(&mut grant, "k".into(), Vec::new(), Always)
@@ -64,7 +64,7 @@ async fn a_call_is_refused_as_a_denied_error_and_the_refusal_is_recorded() {
 async fn a_blob_over_the_size_limit_is_refused() {
     let env = TestEnv::with_config(|c| c.limits.blob_bytes = 16);
     let blob: Blob = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut writer = env.principal(&alice, &[BlobWrite]);
     let refused = blob.set(&mut writer, "k".into(), vec![0; 17], Always).await;
     assert!(matches!(refused, Err(BlobError::TooLarge(16))));
@@ -76,7 +76,7 @@ async fn a_blob_over_the_size_limit_is_refused() {
 async fn a_conditional_write_lands_only_on_the_version_it_read() {
     let env = TestEnv::new();
     let blob: Blob = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut w = env.principal(&alice, &[BlobRead, BlobWrite]);
     let first = blob
         .set(&mut w, "n".into(), b"1".to_vec(), Condition::IfAbsent)

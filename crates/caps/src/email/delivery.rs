@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::outbox::{self, Due};
 use valbox_model::now_ms;
-use valbox_store::Db;
+use valbox_store::{Outbox, StoreError};
 
 /// The wait before the first retry; each further retry waits twice as long.
 /// Short, so a relay that was briefly down (or restarting) is retried soon.
@@ -189,7 +189,7 @@ fn build(config: &SmtpConfig, due: &Due) -> anyhow::Result<Message> {
 }
 
 /// Run the worker until the process ends. `wake` is notified on enqueue.
-pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
+pub fn start(outbox: Arc<dyn Outbox>, config: SmtpConfig, wake: Arc<Notify>) {
     tokio::spawn(async move {
         let transport = match config.transport() {
             Ok(t) => t,
@@ -199,13 +199,10 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
             }
         };
         loop {
-            let batch = db
-                .call(|conn| outbox::due(conn, 20))
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::error!("reading the outbox: {e:#}");
-                    Vec::new()
-                });
+            let batch = due(&*outbox).await.unwrap_or_else(|e| {
+                tracing::error!("reading the outbox: {e:#}");
+                Vec::new()
+            });
             for due in &batch {
                 let outcome = match build(&config, due) {
                     Ok(message) => transport
@@ -217,25 +214,22 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
                         "the message could not be built, not retried: {e:#}"
                     ))),
                 };
-                let (id, attempts, created_at) = (due.id.clone(), due.attempts, due.created_at);
-                let recorded = db
-                    .call(move |conn| match outcome {
-                        Ok(()) => outbox::mark_sent(conn, &id),
-                        Err(Failure::Permanent(error)) => {
-                            tracing::warn!("delivering email {id}: {error}");
-                            outbox::mark_failed(conn, &id, &error, None)
-                        }
-                        Err(Failure::Transient(error)) => {
-                            let retry = retry_in_ms(attempts, created_at, now_ms());
-                            let error = match retry {
-                                Some(_) => error,
-                                None => format!("gave up after retrying for a day: {error}"),
-                            };
-                            tracing::warn!("delivering email {id}: {error}");
-                            outbox::mark_failed(conn, &id, &error, retry)
-                        }
-                    })
-                    .await;
+                let recorded = match outcome {
+                    Ok(()) => outbox.mark_sent(&due.id).await,
+                    Err(Failure::Permanent(error)) => {
+                        tracing::warn!("delivering email {}: {error}", due.id);
+                        outbox.mark_failed(&due.id, &error, None).await
+                    }
+                    Err(Failure::Transient(error)) => {
+                        let retry = retry_in_ms(due.attempts, due.created_at, now_ms());
+                        let error = match retry {
+                            Some(_) => error,
+                            None => format!("gave up after retrying for a day: {error}"),
+                        };
+                        tracing::warn!("delivering email {}: {error}", due.id);
+                        outbox.mark_failed(&due.id, &error, retry).await
+                    }
+                };
                 if let Err(e) = recorded {
                     tracing::error!("recording an email's delivery: {e:#}");
                 }
@@ -246,6 +240,23 @@ pub fn start(db: Db, config: SmtpConfig, wake: Arc<Notify>) {
             }
         }
     });
+}
+
+/// The messages due now. One stored message that cannot be read must not
+/// hold up the rest: it fails, not retried.
+async fn due(outbox: &dyn Outbox) -> Result<Vec<Due>, StoreError> {
+    let mut out = Vec::new();
+    for row in outbox.due(20).await? {
+        match Due::read(row) {
+            Ok(due) => out.push(due),
+            Err((id, error)) => {
+                let error = format!("the stored message could not be read, not retried: {error}");
+                tracing::error!("email {id}: {error}");
+                outbox.mark_failed(&id, &error, None).await?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Undo a URL's percent-encoding of a user name or password.

@@ -14,12 +14,13 @@ use wasmtime::component::Linker;
 use super::{Capability, Ctx, HasCap, Settings};
 use outbox::{Budget, EmailError, Entry, Outgoing};
 use valbox_model::{Holder, Scope};
-use valbox_store::Db;
+use valbox_store::{Outbox, Users};
 
 /// The outbox and what wakes its delivery worker.
 #[derive(Clone)]
 pub struct Mailer {
-    pub db: Db,
+    pub users: Arc<dyn Users>,
+    pub outbox: Arc<dyn Outbox>,
     pub daily_limit: u32,
     pub platform_daily_limit: u32,
     pub wake: Arc<tokio::sync::Notify>,
@@ -73,18 +74,16 @@ impl Mailer {
         // Checked before the database is touched: a bad message costs no
         // turn at the shared connection.
         mail.validate()?;
-        let (owner, val_id) = (owner.to_string(), val_id.map(String::from));
+        let email = self.users.by_id(owner).await?.map(|u| u.email);
+        let email = email.unwrap_or_default();
+        outbox::check_owner_address(&email)?;
+        outbox::check_recipients(&email, recipients.iter().map(String::as_str))?;
+        let queued = budget.queue(owner, val_id, &mail);
         let id = self
-            .db
-            .call(move |conn| {
-                let email = outbox::owner_email(conn, &owner)?.unwrap_or_default();
-                Ok(outbox::check_owner_address(&email)
-                    .and_then(|()| {
-                        outbox::check_recipients(&email, recipients.iter().map(String::as_str))
-                    })
-                    .and_then(|()| outbox::enqueue(conn, &owner, val_id.as_deref(), &mail, budget)))
-            })
-            .await??;
+            .outbox
+            .enqueue(queued)
+            .await?
+            .map_err(|limit| EmailError::DailyLimit(limit.0))?;
         self.wake.notify_one();
         Ok(id)
     }
@@ -128,12 +127,8 @@ impl Email {
     /// The holder's outbox, newest first.
     pub async fn outbox(&self, who: &mut impl Holder) -> Result<Vec<Entry>, EmailError> {
         who.check(Scope::EmailRead)?;
-        let owner = who.owner_id().to_string();
-        Ok(self
-            .mailer
-            .db
-            .call(move |conn| outbox::list(conn, &owner))
-            .await?)
+        let rows = self.mailer.outbox.list(who.owner_id()).await?;
+        Ok(rows.into_iter().map(Entry::from).collect())
     }
 }
 
@@ -143,13 +138,14 @@ impl Capability for Email {
     /// The outbox, delivered over SMTP when the config names a server.
     fn open(s: &Settings) -> anyhow::Result<Self> {
         let mailer = Mailer {
-            db: s.db.clone(),
+            users: s.store.users.clone(),
+            outbox: s.store.outbox.clone(),
             daily_limit: s.config.limits.emails_per_day,
             platform_daily_limit: s.config.limits.platform_emails_per_day,
             wake: Default::default(),
         };
         if let Some(smtp) = &s.config.smtp {
-            delivery::start(s.db.clone(), smtp.clone(), mailer.wake.clone());
+            delivery::start(s.store.outbox.clone(), smtp.clone(), mailer.wake.clone());
         }
         Ok(Self { mailer })
     }

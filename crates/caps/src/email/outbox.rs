@@ -2,12 +2,10 @@
 //! and stored here before `send` returns; the delivery worker takes it
 //! from here. Mail goes to the val's owner only.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use valbox_model::Denied;
-use valbox_model::now_ms;
-use valbox_store as db;
+use valbox_store::{DueMail, NewMail, OutboxRow, StoreError};
 
 /// The most a message may carry: subject, text, html, sender name and
 /// reply-to addresses together (1 MiB). Owner notifications need far less;
@@ -65,8 +63,8 @@ impl From<anyhow::Error> for EmailError {
     }
 }
 
-impl From<rusqlite::Error> for EmailError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<StoreError> for EmailError {
+    fn from(e: StoreError) -> Self {
         EmailError::Internal(e.to_string())
     }
 }
@@ -152,35 +150,21 @@ pub enum Budget {
     Platform(u32),
 }
 
-pub fn enqueue(
-    conn: &Connection,
-    owner: &str,
-    val_id: Option<&str>,
-    mail: &Outgoing,
-    budget: Budget,
-) -> Result<String, EmailError> {
-    let (platform, limit) = match budget {
-        Budget::Owner(n) => (false, n),
-        Budget::Platform(n) => (true, n),
-    };
-    let since = now_ms() - 86_400_000;
-    let sent_today: u32 = conn.query_row(
-        "SELECT count(*) FROM emails WHERE owner_id = ?1 AND created_at > ?2 AND platform = ?3",
-        params![owner, since, platform],
-        |r| r.get(0),
-    )?;
-    if sent_today >= limit {
-        return Err(EmailError::DailyLimit(limit));
+impl Budget {
+    /// `mail` for `owner`, as the outbox keeps it, within this budget.
+    pub fn queue(self, owner: &str, val_id: Option<&str>, mail: &Outgoing) -> NewMail {
+        let (platform, daily_limit) = match self {
+            Budget::Owner(n) => (false, n),
+            Budget::Platform(n) => (true, n),
+        };
+        NewMail {
+            owner_id: owner.to_string(),
+            val_id: val_id.map(String::from),
+            message: serde_json::to_string(mail).expect("an email serializes"),
+            platform,
+            daily_limit,
+        }
     }
-    let id = db::new_id();
-    let json = serde_json::to_string(mail).map_err(|e| EmailError::Internal(e.to_string()))?;
-    conn.execute(
-        "INSERT INTO emails (id, owner_id, val_id, message, status, attempts, next_attempt_at,
-           created_at, platform)
-         VALUES (?1, ?2, ?3, ?4, 'queued', 0, 0, ?5, ?6)",
-        params![id, owner, val_id, json, now_ms(), platform],
-    )?;
-    Ok(id)
 }
 
 /// An outbox entry as the owner sees it.
@@ -194,27 +178,21 @@ pub struct Entry {
     pub sent_at: Option<i64>,
 }
 
-pub fn list(conn: &Connection, owner: &str) -> anyhow::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, message, status, attempts, last_error, created_at, sent_at FROM emails
-         WHERE owner_id = ?1 ORDER BY created_at DESC LIMIT 100",
-    )?;
-    let rows = stmt.query_map([owner], |r| {
-        let message: String = r.get(1)?;
-        let subject = serde_json::from_str::<Outgoing>(&message)
+impl From<OutboxRow> for Entry {
+    fn from(row: OutboxRow) -> Self {
+        let subject = serde_json::from_str::<Outgoing>(&row.message)
             .map(|m| m.subject)
             .unwrap_or_default();
-        Ok(Entry {
-            id: r.get(0)?,
+        Entry {
+            id: row.id,
             subject,
-            status: r.get(2)?,
-            attempts: r.get(3)?,
-            last_error: r.get(4)?,
-            created_at: r.get(5)?,
-            sent_at: r.get(6)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+            status: row.status,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            created_at: row.created_at,
+            sent_at: row.sent_at,
+        }
+    }
 }
 
 /// A queued email due for delivery, with its recipient.
@@ -226,91 +204,20 @@ pub struct Due {
     pub created_at: i64,
 }
 
-/// Emails waiting for delivery, for the metrics.
-pub fn queued(conn: &mut Connection) -> anyhow::Result<i64> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM emails WHERE status = 'queued'",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
-pub fn due(conn: &Connection, limit: i64) -> anyhow::Result<Vec<Due>> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id, u.email, e.message, e.attempts, e.created_at FROM emails e JOIN users u ON u.id = e.owner_id
-         WHERE e.status = 'queued' AND e.next_attempt_at <= ?1 ORDER BY e.created_at LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![now_ms(), limit], |r| {
-        let message: String = r.get(2)?;
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            message,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    let mut unreadable = Vec::new();
-    for row in rows {
-        let (id, to, message, attempts, created_at) = row?;
-        // One stored message that cannot be read must not hold up the rest.
-        let mail = match serde_json::from_str(&message) {
-            Ok(mail) => mail,
-            Err(e) => {
-                unreadable.push((id, e.to_string()));
-                continue;
-            }
-        };
-        out.push(Due {
-            id,
-            to,
-            mail,
-            attempts,
-            created_at,
-        });
+impl Due {
+    /// A stored message as delivery reads it; what is wrong if it cannot.
+    pub fn read(row: DueMail) -> Result<Self, (String, String)> {
+        match serde_json::from_str(&row.message) {
+            Ok(mail) => Ok(Due {
+                id: row.id,
+                to: row.to,
+                mail,
+                attempts: row.attempts,
+                created_at: row.created_at,
+            }),
+            Err(e) => Err((row.id, e.to_string())),
+        }
     }
-    drop(stmt);
-    for (id, error) in unreadable {
-        let error = format!("the stored message could not be read, not retried: {error}");
-        tracing::error!("email {id}: {error}");
-        mark_failed(conn, &id, &error, None)?;
-    }
-    Ok(out)
-}
-
-pub fn mark_sent(conn: &Connection, id: &str) -> anyhow::Result<()> {
-    conn.execute(
-        "UPDATE emails SET status = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
-        params![id, now_ms()],
-    )?;
-    Ok(())
-}
-
-/// Record a failed attempt: retry after `retry_in_ms`, or give up.
-pub fn mark_failed(
-    conn: &Connection,
-    id: &str,
-    error: &str,
-    retry_in_ms: Option<i64>,
-) -> anyhow::Result<()> {
-    let (status, next) = match retry_in_ms {
-        Some(ms) => ("queued", now_ms() + ms),
-        None => ("failed", 0),
-    };
-    conn.execute(
-        "UPDATE emails SET status = ?2, attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 WHERE id = ?1",
-        params![id, status, error, next],
-    )?;
-    Ok(())
-}
-
-pub fn owner_email(conn: &Connection, owner: &str) -> anyhow::Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT email FROM users WHERE id = ?1", [owner], |r| {
-            r.get(0)
-        })
-        .optional()?)
 }
 
 #[cfg(test)]
@@ -332,28 +239,22 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_stored_message_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = valbox_store::Db::open(&dir.path().join("valbox.db")).unwrap();
-        db.call_blocking(|conn| {
-            let owner = valbox_store::insert_user(conn, "ann", "ann@example.com")?.id;
-            let bad = enqueue(conn, &owner, None, &mail(), Budget::Owner(10)).unwrap();
-            conn.execute(
-                "UPDATE emails SET message = 'garbled' WHERE id = ?1",
-                [&bad],
-            )?;
-            let good = enqueue(conn, &owner, None, &mail(), Budget::Owner(10)).unwrap();
-            let due = due(conn, 20)?;
-            assert_eq!(due.len(), 1);
-            assert_eq!(due[0].id, good);
-            let status: String =
-                conn.query_row("SELECT status FROM emails WHERE id = ?1", [&bad], |r| {
-                    r.get(0)
-                })?;
-            assert_eq!(status, "failed");
-            Ok(())
-        })
-        .unwrap();
+    fn an_unreadable_stored_message_is_refused_with_its_id() {
+        let row = |message: &str| DueMail {
+            id: "m1".into(),
+            to: "ann@example.com".into(),
+            message: message.into(),
+            attempts: 0,
+            created_at: 0,
+        };
+        let good = serde_json::to_string(&mail()).unwrap();
+        assert_eq!(
+            Due::read(row(&good)).unwrap().mail.text.as_deref(),
+            Some("hi")
+        );
+        let (id, why) = Due::read(row("garbled")).err().unwrap();
+        assert_eq!(id, "m1");
+        assert!(!why.is_empty());
     }
 
     #[test]

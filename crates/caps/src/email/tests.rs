@@ -27,7 +27,7 @@ fn mail(subject: &str) -> Outgoing {
 async fn sending_needs_email_write_and_reading_the_outbox_email_read() {
     let env = TestEnv::new();
     let email: Email = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut reader = env.principal(&alice, &[EmailRead]);
     let mut sender = env.principal(&alice, &[EmailWrite]);
 
@@ -53,8 +53,8 @@ async fn sending_needs_email_write_and_reading_the_outbox_email_read() {
 async fn a_val_mails_only_its_owner() {
     let env = TestEnv::new();
     let email: Email = env.open();
-    let alice = env.user("alice");
-    env.user("bob");
+    let alice = env.user("alice").await;
+    env.user("bob").await;
     let mut call = env.grant(&alice, "val", &[EmailWrite]);
     let refused = email
         .send(
@@ -75,7 +75,7 @@ async fn a_val_mails_only_its_owner() {
         )
         .await
         .unwrap();
-    let mut bob_reader = env.principal(&env.user("carol"), &[EmailRead]);
+    let mut bob_reader = env.principal(&env.user("carol").await, &[EmailRead]);
     assert!(email.outbox(&mut bob_reader).await.unwrap().is_empty());
 }
 
@@ -89,7 +89,7 @@ async fn the_import_checks_the_scope_before_the_message() {
 
     let env = TestEnv::new();
     let email: Email = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut grant = env.grant(&alice, "val", &[EmailRead]);
     let mut ctx = Ctx {
         grant: &mut grant,
@@ -123,7 +123,7 @@ async fn the_import_checks_the_scope_before_the_message() {
 async fn attachments_are_refused_after_the_scope_check() {
     let env = TestEnv::new();
     let email: Email = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut sender = env.principal(&alice, &[EmailWrite]);
     let mut with_attachment = sending(Vec::new(), "a");
     with_attachment.attachments = 1;

@@ -1,19 +1,21 @@
-//! Env vars: a val's secrets. Values are sealed at rest (`store`), readable
+//! Env vars: a val's secrets. Values are sealed at rest (in the metadata
+//! store, under the server's key; `vars` checks names), readable
 //! by the val through the `env` import (scope `env:read`, `host`) and never
 //! returned by the API; its owner lists, sets and deletes them (the
 //! server's `/v1/vals/{id}/environment_variables`, which decides who may).
 
 mod host;
-pub mod store;
+pub mod vars;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use wasmtime::component::Linker;
 
 use super::{Capability, Ctx, HasCap, Settings};
-use store::EnvVarMeta;
-use valbox_store::Db;
 use valbox_store::secrets::SecretBox;
+use valbox_store::{EnvVarMeta, EnvVars, Sealed, StoreError};
+use vars::sealing_context;
 
 /// The env var through which a val reads its call's API token.
 pub const CALL_TOKEN_VAR: &str = "valtown";
@@ -27,12 +29,15 @@ pub enum EnvError {
     #[error("the env var's value is larger than the limit of {MAX_VALUE_LEN} bytes")]
     TooLarge,
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] StoreError),
+    /// A stored value this server's key cannot open.
+    #[error("an env var could not be unsealed: {0}")]
+    Sealed(anyhow::Error),
 }
 
-/// The env var service: sealed values in the metadata database.
+/// The env var service: sealed values in the metadata store.
 pub struct Env {
-    db: Db,
+    vars: Arc<dyn EnvVars>,
     secrets: SecretBox,
 }
 
@@ -44,21 +49,23 @@ pub struct EnvCall {
 
 impl Env {
     /// Every var of `val_id`, unsealed.
-    async fn values(&self, val_id: &str) -> anyhow::Result<HashMap<String, String>> {
-        let (val_id, secrets) = (val_id.to_string(), self.secrets.clone());
-        self.db
-            .call(move |conn| store::load_values(conn, &secrets, &val_id))
-            .await
+    async fn values(&self, val_id: &str) -> Result<HashMap<String, String>, EnvError> {
+        let mut values = HashMap::new();
+        for (key, sealed) in self.vars.sealed(val_id).await? {
+            let context = sealing_context(val_id, &key);
+            let plain = self
+                .secrets
+                .open(&sealed.nonce, &sealed.ciphertext, &context)
+                .map_err(EnvError::Sealed)?;
+            values.insert(key, String::from_utf8_lossy(&plain).into_owned());
+        }
+        Ok(values)
     }
 
     /// The vars of val `val_id` (names and times only). The caller has
     /// checked that the asker owns the val.
     pub async fn list(&self, val_id: &str) -> Result<Vec<EnvVarMeta>, EnvError> {
-        let val_id = val_id.to_string();
-        Ok(self
-            .db
-            .call(move |conn| store::list_vars(conn, &val_id))
-            .await?)
+        Ok(self.vars.list(val_id).await?)
     }
 
     /// Set var `key` of val `val_id`, which the asker may change.
@@ -69,27 +76,25 @@ impl Env {
         value: String,
         description: Option<String>,
     ) -> Result<EnvVarMeta, EnvError> {
-        store::validate_key(&key).map_err(EnvError::InvalidKey)?;
+        vars::validate_key(&key).map_err(EnvError::InvalidKey)?;
         if value.len() > MAX_VALUE_LEN {
             return Err(EnvError::TooLarge);
         }
-        let (val_id, secrets) = (val_id.to_string(), self.secrets.clone());
+        let context = sealing_context(val_id, &key);
+        let (nonce, ciphertext) = self
+            .secrets
+            .seal(value.as_bytes(), &context)
+            .map_err(EnvError::Sealed)?;
+        let sealed = Sealed { nonce, ciphertext };
         Ok(self
-            .db
-            .call(move |conn| {
-                let description = description.as_deref();
-                store::set_var(conn, &secrets, &val_id, &key, &value, description)
-            })
+            .vars
+            .set(val_id, &key, sealed, description.as_deref())
             .await?)
     }
 
     /// Delete var `key` of val `val_id`; false when it had no such var.
     pub async fn delete(&self, val_id: &str, key: String) -> Result<bool, EnvError> {
-        let val_id = val_id.to_string();
-        Ok(self
-            .db
-            .call(move |conn| store::delete_var(conn, &val_id, &key))
-            .await?)
+        Ok(self.vars.delete(val_id, &key).await?)
     }
 }
 
@@ -98,7 +103,7 @@ impl Capability for Env {
 
     fn open(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            db: s.db.clone(),
+            vars: s.store.env.clone(),
             secrets: s.secrets.clone(),
         })
     }

@@ -9,8 +9,8 @@ use crate::testing::TestEnv;
 async fn the_owner_sets_and_the_val_reads() {
     let env = TestEnv::new();
     let vars: Env = env.open();
-    let alice = env.user("alice");
-    let val = env.val(&alice, "v");
+    let alice = env.user("alice").await;
+    let val = env.val(&alice, "v").await;
     vars.set(&val, "API_KEY".into(), "s3cret".into(), None)
         .await
         .unwrap();
@@ -19,7 +19,7 @@ async fn the_owner_sets_and_the_val_reads() {
     assert_eq!(listed[0].key, "API_KEY");
     let values = vars.values(&val).await.unwrap();
     assert_eq!(values["API_KEY"], "s3cret");
-    let other = env.val(&alice, "w");
+    let other = env.val(&alice, "w").await;
     assert!(vars.values(&other).await.unwrap().is_empty());
 }
 
@@ -27,8 +27,8 @@ async fn the_owner_sets_and_the_val_reads() {
 async fn reserved_keys_and_large_values_are_refused() {
     let env = TestEnv::new();
     let vars: Env = env.open();
-    let alice = env.user("alice");
-    let val = env.val(&alice, "v");
+    let alice = env.user("alice").await;
+    let val = env.val(&alice, "v").await;
     let reserved = vars
         .set(&val, "valtown".into(), "v".into(), None)
         .await

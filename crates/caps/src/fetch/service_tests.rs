@@ -20,7 +20,7 @@ fn get(url: &str) -> Request {
 async fn without_the_scope_nothing_is_fetched() {
     let env = TestEnv::new();
     let fetch: Fetch = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut call = env.grant(&alice, "val", &[Scope::BlobRead]);
     let mut state = FetchCall { allowlist: None };
     let deadline = call.deadline();
@@ -36,7 +36,7 @@ async fn without_the_scope_nothing_is_fetched() {
 async fn a_host_outside_the_allowlist_is_refused() {
     let env = TestEnv::new();
     let fetch: Fetch = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut call = env.grant(&alice, "val", &[Scope::Fetch]);
     let mut state = FetchCall {
         allowlist: Some(vec!["api.example.com".into()]),

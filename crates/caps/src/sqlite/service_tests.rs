@@ -17,7 +17,7 @@ fn sql(text: &str) -> Statement {
 async fn reads_need_sqlite_read_and_writes_sqlite_write() {
     let env = TestEnv::new();
     let db: Sqlite = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let bounds = || db.rest_bounds();
     let mut writer = env.principal(&alice, &[SqliteRead, SqliteWrite]);
     let mut reader = env.principal(&alice, &[SqliteRead]);
@@ -45,7 +45,7 @@ async fn reads_need_sqlite_read_and_writes_sqlite_write() {
 async fn a_calls_refusals_are_recorded_for_its_log() {
     let env = TestEnv::new();
     let db: Sqlite = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut grant = env.grant(&alice, "val", &[SqliteRead]);
     let bounds = db.bounds(grant.deadline());
     let refused = db
@@ -59,7 +59,7 @@ async fn a_calls_refusals_are_recorded_for_its_log() {
 async fn each_owner_has_a_database_of_its_own() {
     let env = TestEnv::new();
     let db: Sqlite = env.open();
-    let (alice, bob) = (env.user("alice"), env.user("bob"));
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
     let mut a = env.principal(&alice, &[SqliteRead, SqliteWrite]);
     let mut b = env.principal(&bob, &[SqliteRead, SqliteWrite]);
     db.execute(
@@ -80,7 +80,7 @@ async fn each_owner_has_a_database_of_its_own() {
 async fn a_value_larger_than_a_blob_is_refused() {
     let env = TestEnv::with_config(|c| c.limits.blob_bytes = 1024);
     let db: Sqlite = env.open();
-    let alice = env.user("alice");
+    let alice = env.user("alice").await;
     let mut who = env.principal(&alice, &[SqliteRead]);
     let refused = db
         .execute(

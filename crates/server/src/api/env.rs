@@ -8,7 +8,7 @@ use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
 
 use axum::Router;
-use valbox_caps::env::store::EnvVarJson;
+use valbox_caps::env::vars::EnvVarJson;
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};

@@ -20,10 +20,7 @@ pub fn routes() -> Router<App> {
 }
 
 async fn ready(State(app): State<App>) -> (StatusCode, Json<Value>) {
-    let database = app
-        .db
-        .call(|conn| Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await;
+    let database = app.store.health.ping().await;
     match database {
         Ok(_) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(e) => {

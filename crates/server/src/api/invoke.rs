@@ -25,7 +25,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use valbox_auth as auth;
 use valbox_model::Principal;
-use valbox_model::ValKind;
+use valbox_model::{Trigger, ValKind};
 use valbox_runtime::{HttpRequest, Input, Output};
 use valbox_store::ValRow;
 
@@ -235,7 +235,14 @@ async fn serve_http_inner(
         headers,
         body: body.to_vec(),
     };
-    let called = call(app, &val, caller.as_ref(), Input::Http(request), "http").await?;
+    let called = call(
+        app,
+        &val,
+        caller.as_ref(),
+        Input::Http(request),
+        Trigger::Http,
+    )
+    .await?;
     match called.output {
         Output::Http(r) => Ok(with_cpu_timing(http_response(r, head), called.cpu_time)),
         Output::Script(_) => Err(ApiError::internal("script output from an HTTP val")),

@@ -16,9 +16,8 @@ use crate::services::least_privilege::{
 };
 use crate::services::scope_usage::{UsageReport, report};
 use crate::services::val_access::{find_changeable, find_owned};
-use valbox_model::{Scope, Scopes, Subject};
-use valbox_store as db;
-use valbox_store::ScopeRequestRow;
+use valbox_model::{Scope, Subject};
+use valbox_store::{ScopeRequestRow, ValChange, ValRow};
 
 /// The window "used" looks back over, unless a request says otherwise.
 const DEFAULT_DAYS: i64 = 30;
@@ -82,7 +81,7 @@ async fn val_usage(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> ApiResult<Json<UsageReport>> {
-    let val = find_owned(&app.db, &who, &id, Scope::ValRead).await?;
+    let val = find_owned(&app.store, &who, &id, Scope::ValRead).await?;
     let held = val.scopes;
     let days = window.days()?;
     Ok(Json(report(&app, Subject::Val(val.id), held, days).await?))
@@ -94,18 +93,19 @@ async fn narrow_val(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> ApiResult<Json<Narrowed>> {
-    let val = find_changeable(&app.db, &who, &id, Scope::ValWrite).await?;
+    let val = find_changeable(&app.store, &who, &id, Scope::ValWrite).await?;
     let held = val.scopes;
     let days = window.days()?;
     let report = report(&app, Subject::Val(val.id.clone()), held, days).await?;
     // Only ever narrower: what it holds now, of what it used.
     let after = used_scopes(&report);
-    app.db
-        .call(move |conn| {
-            let now = db::val_by_id(conn, &val.id)?.map_or(Scopes::none(), |v| v.scopes);
-            db::set_val_scopes(conn, &val.id, &now.intersect(&after).to_string())
+    let narrow = move |now: &ValRow| {
+        Ok(ValChange {
+            scopes: Some(now.scopes.intersect(&after)),
+            ..ValChange::default()
         })
-        .await?;
+    };
+    app.store.vals.edit(&val.id, Box::new(narrow)).await?;
     app.forget_vals();
     Ok(Json(Narrowed::new(held, after, days)))
 }
@@ -152,11 +152,7 @@ async fn list_requests(
 ) -> ApiResult<Json<RequestList>> {
     who.require(Scope::ValRead)?;
     crate::services::scope_usage::flush(&app).await?;
-    let owner = who.user_id.clone();
-    let rows = app
-        .db
-        .call(move |conn| db::list_requests(conn, &owner))
-        .await?;
+    let rows = app.store.scopes.requests_of(&who.user_id).await?;
     Ok(Json(RequestList {
         data: rows.into_iter().map(RequestView::from).collect(),
     }))

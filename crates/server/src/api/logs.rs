@@ -4,16 +4,16 @@
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::Authed;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use valbox_model::Scope;
+use valbox_store::LoggedCall;
 
 #[derive(Deserialize)]
-struct LogQuery {
+struct LogParams {
     limit: Option<i64>,
     direction: Option<String>,
     /// Unix nanoseconds or RFC 3339.
@@ -44,7 +44,7 @@ fn parse_time(name: &str, text: &str) -> ApiResult<i64> {
 async fn list_route(
     State(app): State<App>,
     Authed(who): Authed,
-    Query(q): Query<LogQuery>,
+    Query(q): Query<LogParams>,
 ) -> ApiResult<Json<LogPage>> {
     who.require(Scope::ValRead)?;
     let limit = q.limit.unwrap_or(100);
@@ -70,36 +70,17 @@ async fn list_route(
         .map(|t| parse_time("start", t))
         .transpose()?;
     let end = q.end.as_deref().map(|t| parse_time("end", t)).transpose()?;
-    let owner = who.user_id.clone();
-    let val_id = q.val_id.clone();
-    let (data, cut) = app
-        .db
-        .call(move |conn| {
-            let order = if ascending { "ASC" } else { "DESC" };
-            let mut stmt = conn.prepare(&format!(
-                "SELECT * FROM call_logs WHERE owner_id = ?1
-                   AND (?2 IS NULL OR val_id = ?2)
-                   AND (?3 IS NULL OR time_ns >= ?3)
-                   AND (?4 IS NULL OR time_ns < ?4)
-                 ORDER BY time_ns {order}, id {order} LIMIT ?5"
-            ))?;
-            let mut rows =
-                stmt.query_map(params![owner, val_id, start, end, limit], row_to_entry)?;
-            // A page is bounded by bytes as well as by count: a thousand
-            // records of chatty calls must not be held in memory at once.
-            let (mut page, mut bytes) = (Vec::new(), 0);
-            for row in rows.by_ref() {
-                let entry = row?;
-                bytes += entry.bytes();
-                page.push(entry);
-                if bytes >= PAGE_BYTES {
-                    break;
-                }
-            }
-            let cut = rows.next().is_some();
-            Ok((page, cut))
-        })
-        .await?;
+    let query = valbox_store::LogQuery {
+        owner_id: who.user_id.clone(),
+        val_id: q.val_id.clone(),
+        start,
+        end,
+        ascending,
+        limit,
+        page_bytes: PAGE_BYTES,
+    };
+    let (logged, cut) = app.store.logs.list(query).await?;
+    let data: Vec<LogEntry> = logged.into_iter().map(LogEntry::from).collect();
     // Where the next page starts, when this one was cut short by bytes.
     let next = cut.then(|| data.last()).flatten().map(|last| {
         let (key, direction) = if ascending {
@@ -128,7 +109,7 @@ async fn list_route(
 }
 
 /// Bytes of log text one page carries at most (at least one record).
-const PAGE_BYTES: usize = 4 << 20;
+const PAGE_BYTES: i64 = 4 << 20;
 
 fn urlencoding(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -155,7 +136,7 @@ struct LogAttributes {
     val_name: String,
     #[serde(rename = "val.version")]
     val_version: i64,
-    trigger: String,
+    trigger: &'static str,
     /// For a call by another val (`api`): that val, `owner/val`.
     #[serde(skip_serializing_if = "Option::is_none")]
     caller: Option<String>,
@@ -163,21 +144,10 @@ struct LogAttributes {
     http_status: u16,
     duration_ms: f64,
     cpu_ms: f64,
-    fuel_used: i64,
+    fuel_used: u64,
     stdout: String,
     stderr: String,
     error: Option<String>,
-}
-
-impl LogEntry {
-    /// Roughly what the record takes as JSON.
-    fn bytes(&self) -> usize {
-        let a = &self.attributes;
-        256 + self.body.len()
-            + a.stdout.len()
-            + a.stderr.len()
-            + a.error.as_ref().map_or(0, String::len)
-    }
 }
 
 /// A page of log records.
@@ -196,37 +166,34 @@ struct Links {
     next: Option<String>,
 }
 
-fn row_to_entry(r: &rusqlite::Row) -> rusqlite::Result<LogEntry> {
-    let status: u16 = r.get("status")?;
-    let error: Option<String> = r.get("error")?;
-    let trigger: String = r.get("trigger")?;
-    let caller: Option<String> = r.get("caller")?;
-    let id: i64 = r.get("id")?;
-    let body = match (&error, &caller) {
-        (Some(e), _) => e.clone(),
-        (None, Some(caller)) => format!("{trigger} call by {caller} answered {status}"),
-        (None, None) => format!("{trigger} call answered {status}"),
-    };
-    let time_ns: i64 = r.get("time_ns")?;
-    Ok(LogEntry {
-        time_ns,
-        time_unix_nano: time_ns.to_string(),
-        severity_text: if error.is_some() { "ERROR" } else { "INFO" },
-        body,
-        trace_id: format!("{id:032x}"),
-        attributes: LogAttributes {
-            val_id: r.get("val_id")?,
-            val_name: r.get("val_name")?,
-            val_version: r.get("version")?,
-            trigger,
-            caller,
-            http_status: status,
-            duration_ms: r.get::<_, i64>("duration_us")? as f64 / 1000.0,
-            cpu_ms: r.get::<_, i64>("cpu_us")? as f64 / 1000.0,
-            fuel_used: r.get("fuel_used")?,
-            stdout: r.get("stdout")?,
-            stderr: r.get("stderr")?,
-            error,
-        },
-    })
+impl From<LoggedCall> for LogEntry {
+    fn from(logged: LoggedCall) -> Self {
+        let r = logged.record;
+        let body = match (&r.error, &r.caller) {
+            (Some(e), _) => e.clone(),
+            (None, Some(caller)) => format!("{} call by {caller} answered {}", r.trigger, r.status),
+            (None, None) => format!("{} call answered {}", r.trigger, r.status),
+        };
+        LogEntry {
+            time_ns: r.time_ns,
+            time_unix_nano: r.time_ns.to_string(),
+            severity_text: if r.error.is_some() { "ERROR" } else { "INFO" },
+            body,
+            trace_id: format!("{:032x}", logged.id),
+            attributes: LogAttributes {
+                val_id: r.val_id,
+                val_name: r.val_name,
+                val_version: r.version,
+                trigger: r.trigger.as_str(),
+                caller: r.caller,
+                http_status: r.status,
+                duration_ms: r.duration_us as f64 / 1000.0,
+                cpu_ms: r.cpu_us as f64 / 1000.0,
+                fuel_used: r.fuel_used,
+                stdout: r.stdout,
+                stderr: r.stderr,
+                error: r.error,
+            },
+        }
+    }
 }

@@ -17,14 +17,10 @@ pub fn router(app: App) -> Router {
 
 async fn scrape(State(app): State<App>) -> impl IntoResponse {
     let (loaded_components, loaded_bytes) = app.runtime.loaded();
-    let outbox_depth = app
-        .db
-        .call(valbox_caps::email::outbox::queued)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("metrics: counting the email outbox: {e:#}");
-            -1
-        });
+    let outbox_depth = app.store.outbox.queued().await.unwrap_or_else(|e| {
+        tracing::warn!("metrics: counting the email outbox: {e:#}");
+        -1
+    });
     let text = app.metrics.render(&Snapshot {
         loaded_components,
         loaded_bytes,

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::services::call::call;
 use valbox_model::Principal;
-use valbox_model::ValKind;
+use valbox_model::{Trigger, ValKind};
 use valbox_runtime::{Input, Output};
 
 pub fn routes() -> Router<App> {
@@ -80,7 +80,14 @@ async fn run(
     let (user, name) = split_target(target)?;
     let val = resolve(app, caller.as_ref(), user, name, ValKind::Script).await?;
     let args = serde_json::to_string(&args).map_err(ApiError::internal)?;
-    let called = call(app, &val, caller.as_ref(), Input::Script(args), "run").await?;
+    let called = call(
+        app,
+        &val,
+        caller.as_ref(),
+        Input::Script(args),
+        Trigger::Run,
+    )
+    .await?;
     match called.output {
         Output::Script(Ok(json)) => {
             let value: Value = serde_json::from_str(&json).map_err(|e| {

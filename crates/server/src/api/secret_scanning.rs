@@ -22,7 +22,6 @@ use valbox_auth as auth;
 use valbox_auth::{API_TOKEN_PREFIX, CALL_TOKEN_PREFIX};
 use valbox_caps::email::outbox::Outgoing;
 use valbox_model::Scope;
-use valbox_store as db;
 
 const KEY_ID_HEADER: &str = "github-public-key-identifier";
 const SIGNATURE_HEADER: &str = "github-public-key-signature";
@@ -114,9 +113,9 @@ async fn verify(
                     &m.source
                 },
             );
-            let (who, text) = (owner.clone(), message.clone());
-            app.db
-                .call(move |conn| db::notify(conn, &who, "token_leaked", &text))
+            app.store
+                .users
+                .notify(owner, "token_leaked", &message)
                 .await?;
             // And by email, through the owner's outbox.
             let mail = Outgoing {
@@ -163,15 +162,12 @@ async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
     if !auth::well_formed(token, API_TOKEN_PREFIX) {
         return Ok(Leak::Unknown);
     }
-    Ok(app
-        .db
-        .call(move |conn| {
-            if db::token_by_hash(conn, &hash)?.is_none() {
-                return Ok(Leak::Unknown);
-            }
-            Ok(db::revoke_token_by_hash(conn, &hash)?.map_or(Leak::AlreadyRevoked, Leak::Revoked))
-        })
-        .await?)
+    let tokens = &app.store.tokens;
+    if tokens.by_hash(&hash).await?.is_none() {
+        return Ok(Leak::Unknown);
+    }
+    let owner = tokens.revoke_by_hash(&hash).await?;
+    Ok(owner.map_or(Leak::AlreadyRevoked, Leak::Revoked))
 }
 
 /// A message to a user, such as that a token of theirs leaked.
@@ -194,17 +190,13 @@ async fn notifications(
     Authed(who): Authed,
 ) -> ApiResult<Json<NotificationListResponse>> {
     who.require(Scope::UserRead)?;
-    let user = who.user_id.clone();
-    let rows = app
-        .db
-        .call(move |conn| db::list_notifications(conn, &user))
-        .await?;
+    let rows = app.store.users.notifications(&who.user_id).await?;
     let data = rows
         .into_iter()
-        .map(|(kind, message, created_at)| NotificationView {
-            kind,
-            message,
-            created_at: iso8601(created_at),
+        .map(|n| NotificationView {
+            kind: n.kind,
+            message: n.message,
+            created_at: iso8601(n.created_at),
         })
         .collect();
     Ok(Json(NotificationListResponse { data }))

@@ -14,7 +14,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::services::tokens::{issue, require_personal_token};
 use valbox_auth::CallToken;
 use valbox_model::{Scope, Scopes};
-use valbox_store as db;
 use valbox_store::TokenRow;
 
 const MAX_DAYS: i64 = 3650;
@@ -193,11 +192,7 @@ async fn create(
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {
     require_personal_token(&who)?;
     who.require(Scope::UserRead)?;
-    let owner = who.user_id.clone();
-    let rows = app
-        .db
-        .call(move |conn| db::list_tokens(conn, &owner))
-        .await?;
+    let rows = app.store.tokens.list(&who.user_id).await?;
     let api = rows.into_iter().map(|row| TokenView::Api(row.into()));
     // Live per-call tokens too, so an owner can see and revoke them.
     let calls = app.auth.call_tokens.for_owner(&who.user_id).into_iter();
@@ -217,13 +212,7 @@ async fn revoke(
     if app.auth.call_tokens.revoke_id(&who.user_id, &id) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let owner = who.user_id.clone();
-    let key = id.clone();
-    if app
-        .db
-        .call(move |conn| db::revoke_token(conn, &owner, &key))
-        .await?
-    {
+    if app.store.tokens.revoke(&who.user_id, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

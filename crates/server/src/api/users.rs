@@ -10,7 +10,6 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use valbox_caps::storage::StorageUsage;
 use valbox_model::Scope;
-use valbox_store as db;
 use valbox_store::User;
 
 pub fn routes() -> Router<App> {
@@ -70,15 +69,8 @@ impl UserResponse {
 
 async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<UserResponse>> {
     who.require(Scope::UserRead)?;
-    let id = who.user_id.clone();
-    let meter = app.caps.blob.meter.clone();
-    let (user, storage) = app
-        .db
-        .call(move |conn| {
-            let user = db::user_by_id(conn, &id)?;
-            Ok((user, meter.usage(conn, &id)?))
-        })
-        .await?;
+    let user = app.store.users.by_id(&who.user_id).await?;
+    let storage = app.caps.blob.meter.usage(&who.user_id).await?;
     let user = user.ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
     let mut response = UserResponse::new(&app, user, true);
     response.storage = Some(storage);
@@ -90,10 +82,10 @@ async fn by_alias(
     Caller(_): Caller,
     Path(username): Path<String>,
 ) -> ApiResult<Json<UserResponse>> {
-    let name = username.clone();
     let user = app
-        .db
-        .call(move |conn| db::user_by_name(conn, &name))
+        .store
+        .users
+        .by_name(&username)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user named `{username}`")))?;
     Ok(Json(UserResponse::new(&app, user, false)))

@@ -12,7 +12,7 @@ use super::runnable::{NotRunnable, find_runnable};
 use crate::app::WeakApp;
 use crate::services::error::{Kind, ServiceError};
 use valbox_caps::vals::{ApiCall, RunVal};
-use valbox_model::{Privacy, ValKind};
+use valbox_model::{Privacy, Trigger, ValKind};
 use valbox_runtime::bindings::types::Error;
 use valbox_runtime::{Input, Output};
 use valbox_store::ValRow;
@@ -80,7 +80,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
     // waiting for one more. Dropping the caller's call stops the callee.
     let input = call.input;
     let task = tokio::spawn(
-        async move { call_within(&app, &val, own, input, "api", Some(nested)).await }
+        async move { call_within(&app, &val, own, input, Trigger::Api, Some(nested)).await }
             .in_current_span(),
     );
     let called = AbortOnDrop(task)

@@ -13,7 +13,7 @@ use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::libraries::plan_for;
 use crate::services::owner_slots::FullShare;
 use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
-use valbox_model::{Principal, Scopes};
+use valbox_model::{Principal, Scopes, Trigger};
 use valbox_runtime::{CallError, Input, Outcome, Output};
 use valbox_store::ValRow;
 
@@ -98,7 +98,7 @@ pub async fn call(
     val: &ValRow,
     caller: Option<&Principal>,
     input: Input,
-    trigger: &'static str,
+    trigger: Trigger,
 ) -> ServiceResult<Called> {
     let by_owner = caller.is_some_and(|p| p.user_id == val.owner_id);
     call_within(app, val, by_owner, input, trigger, None).await
@@ -119,7 +119,7 @@ pub async fn call_within(
     val: &ValRow,
     by_owner: bool,
     input: Input,
-    trigger: &'static str,
+    trigger: Trigger,
     nested: Option<Nested>,
 ) -> ServiceResult<Called> {
     let (within, caller) = match nested {
@@ -174,7 +174,7 @@ pub async fn call_within(
         "call",
         val = %format_args!("{}/{}", val.owner_name, val.name),
         version = latest.version,
-        trigger,
+        trigger = trigger.as_str(),
         call_id = %format_args!("{:016x}", call_id()),
     );
     let Outcome {

@@ -11,12 +11,11 @@ use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::libraries::{LibraryView, resolve_deploy};
 use crate::services::tokens::{require_all, require_grantable};
 use crate::services::val_access::find_writable;
-use crate::services::val_access::{changer_scope, changer_scope_now, out_of_reach};
+use crate::services::val_access::{changer_scope, guarded, not_found, out_of_reach};
 use crate::services::val_views::{VersionView, val_urls};
-use valbox_model::{Principal, Scopes, ValKind};
+use valbox_model::{Principal, ValKind};
 use valbox_runtime::UploadError;
-use valbox_store as db;
-use valbox_store::{ValRow, VersionRow};
+use valbox_store::{NewVersion, Refusal, ValChange, ValRow, VersionRow};
 
 /// A version just deployed, and where it serves (an HTTP val, by path and
 /// by host) or runs (any other kind).
@@ -76,8 +75,7 @@ pub async fn may_deploy(app: &App, who: &Principal, id: &str) -> ServiceResult<V
     let val = find_writable(app, who, id).await?;
     // New code runs with the val's scopes: only a token holding all of
     // them may deploy it, or `val:write` alone would buy every scope.
-    let val_scopes = val.scopes;
-    require_all(who, &val_scopes, |scope| {
+    require_all(who, &val.scopes, |scope| {
         format!(
             "this val's calls get `{scope}`, which the deploying token lacks; \
              deploy with a token that holds every scope of the val, or narrow its scopes first"
@@ -94,12 +92,10 @@ pub async fn deploy_bytes(
     bytes: &[u8],
     query: DeployQuery,
 ) -> ServiceResult<DeployResponse> {
-    let val_scopes = val.scopes;
     // Refused before it costs a compile; checked again as it is stored.
-    let meter = app.caps.blob.meter.clone();
-    let (owner, size) = (val.owner_id.clone(), bytes.len() as i64);
-    app.db
-        .call(move |conn| Ok(meter.room_for(conn, &owner, size)?))
+    let meter = &app.caps.blob.meter;
+    meter
+        .room_for(&val.owner_id, bytes.len() as i64)
         .await?
         .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
@@ -114,17 +110,11 @@ pub async fn deploy_bytes(
         )
     })?;
     // Only the owner's own earlier deploys of these bytes are reused.
-    let (owner, sha256) = (val.owner_id.clone(), hex::encode(Sha256::digest(bytes)));
+    let sha256 = hex::encode(Sha256::digest(bytes));
     let own_build = app
-        .db
-        .call(move |conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT 1 FROM versions v JOIN vals ON vals.id = v.val_id
-                     WHERE vals.owner_id = ?1 AND v.sha256 = ?2 LIMIT 1",
-                )?
-                .exists([&owner, &sha256])?)
-        })
+        .store
+        .vals
+        .owner_has_build(&val.owner_id, &sha256)
         .await?;
     let prepared = app
         .runtime
@@ -140,41 +130,34 @@ pub async fn deploy_bytes(
     if query.grant_declared {
         may_grant(who, &declared)?;
     }
-    let by_val = who.call_of_val.is_some();
     let grant = query.grant_declared.then(|| declared.clone());
-    let (val_id, refs) = (val.id.clone(), libraries.refs);
-    let (meter, owner) = (app.caps.blob.meter.clone(), val.owner_id.clone());
-    let (version, granted) = app
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            if by_val && let Some(scope) = changer_scope_now(&tx, &val_id)? {
-                return Ok(Err(out_of_reach(scope)));
-            }
-            if let Err(full) = meter.room_for(&tx, &owner, prepared.size as i64)? {
-                return Ok(Err(storage_full(full)));
-            }
-            let version = db::insert_version(
-                &tx,
-                &val_id,
-                &prepared.sha256,
-                prepared.size as i64,
-                prepared.kind,
-                &refs,
-            )?;
-            let granted = match &grant {
-                Some(declared) => Some(grant_declared(&tx, &val_id, declared)?),
-                None => None,
-            };
-            tx.commit()?;
-            Ok(Ok((version, granted)))
-        })
-        .await??;
+    let room = meter.room(&val.owner_id, prepared.size as i64).await;
+    let version = NewVersion {
+        val_id: val.id.clone(),
+        owner_id: val.owner_id.clone(),
+        sha256: prepared.sha256,
+        size: prepared.size as i64,
+        kind: prepared.kind,
+        libraries: libraries.refs,
+        room,
+        edit: Some(guarded(who, move |val| match grant {
+            Some(declared) => grant_declared(val, &declared),
+            None => ValChange::default(),
+        })),
+    };
+    let (version, after) = match app.store.vals.add_version(version).await? {
+        None => return Err(not_found(&val.id)),
+        Some(Err(Refusal::Holds(scope))) => return Err(out_of_reach(scope)),
+        Some(Err(Refusal::Full(stored))) => {
+            return Err(storage_full(meter.refusal(&room, &stored)));
+        }
+        Some(Ok(added)) => added,
+    };
     app.forget_vals();
     // Shown against what the val holds now, granted or not.
-    let held = granted.unwrap_or(val_scopes);
+    let granted = query.grant_declared;
     let declared =
-        (!declared.is_empty()).then(|| DeclaredView::new(&declared, held, granted.is_some()));
+        (!declared.is_empty()).then(|| DeclaredView::new(&declared, after.scopes, granted));
     let (url, host_url) = urls(app, &val, &version);
     Ok(DeployResponse {
         version: VersionView::from(&version),
@@ -206,23 +189,15 @@ fn may_grant(who: &Principal, declared: &Declared) -> ServiceResult<()> {
 }
 
 /// Add the declared scopes to the val's, and its declared hosts to its
-/// fetch allowlist; returns the scopes it holds now.
-fn grant_declared(
-    conn: &rusqlite::Connection,
-    val_id: &str,
-    declared: &Declared,
-) -> anyhow::Result<Scopes> {
-    let Some(val) = db::val_by_id(conn, val_id)? else {
-        return Ok(Scopes::none());
-    };
-    let held = val.scopes;
-    let now: Scopes = held.iter().chain(declared.wanted().iter()).collect();
-    db::set_val_scopes(conn, val_id, &now.to_string())?;
-    if !declared.fetch_hosts.is_empty() {
-        let hosts = declared.allowlist(val.fetch_allowlist.as_deref());
-        db::set_fetch_allowlist(conn, val_id, Some(&hosts))?;
+/// fetch allowlist.
+fn grant_declared(val: &ValRow, declared: &Declared) -> ValChange {
+    let scopes = val.scopes.iter().chain(declared.wanted().iter()).collect();
+    let hosts = !declared.fetch_hosts.is_empty();
+    ValChange {
+        scopes: Some(scopes),
+        fetch_allowlist: hosts.then(|| Some(declared.allowlist(val.fetch_allowlist.as_deref()))),
+        ..ValChange::default()
     }
-    Ok(now)
 }
 
 /// Where a version serves (an HTTP val, by path and by host), runs (a

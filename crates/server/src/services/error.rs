@@ -6,6 +6,7 @@
 
 use valbox_caps::env::{EnvError, MAX_VALUE_LEN};
 use valbox_model::Denied;
+use valbox_store::StoreError;
 
 /// What kind of failure, whoever reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +117,15 @@ impl From<anyhow::Error> for ServiceError {
     }
 }
 
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(message) => Self::new(Kind::Conflict, "conflict", message),
+            StoreError::Backend(e) => Self::internal(format!("{e:#}")),
+        }
+    }
+}
+
 impl From<Denied> for ServiceError {
     fn from(d: Denied) -> Self {
         Self::forbidden(d.message)
@@ -128,6 +138,7 @@ impl From<EnvError> for ServiceError {
             EnvError::InvalidKey(m) => Self::bad_request("invalid_env_var", m),
             EnvError::TooLarge => Self::too_large("the env var's value", MAX_VALUE_LEN),
             EnvError::Store(e) => e.into(),
+            EnvError::Sealed(e) => e.into(),
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use valbox_model::{Principal, Scope, Scopes, Subject};
-use valbox_store as db;
 use valbox_store::ScopeRequestRow;
 
 use crate::app::App;
@@ -21,10 +20,10 @@ pub async fn own_token(
 ) -> ServiceResult<Scopes> {
     crate::services::tokens::require_personal_token(who)?;
     who.require(scope)?;
-    let (owner, key) = (who.user_id.clone(), id.to_string());
     let row = app
-        .db
-        .call(move |conn| db::live_token(conn, &owner, &key))
+        .store
+        .tokens
+        .live(&who.user_id, id)
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("you have no live API token `{id}`")))?;
     Ok(row.scopes)
@@ -71,9 +70,9 @@ pub async fn narrow_token_to_used(
     let held = own_token(app, who, &id, Scope::UserWrite).await?;
     let report = report(app, Subject::Token(id.clone()), held, days).await?;
     let after = used_scopes(&report);
-    let (owner, text) = (who.user_id.clone(), after.to_string());
-    app.db
-        .call(move |conn| db::set_token_scopes(conn, &owner, &id, &text))
+    app.store
+        .tokens
+        .set_scopes(&who.user_id, &id, &after)
         .await?;
     Ok(Narrowed::new(held, after, days))
 }
@@ -85,9 +84,9 @@ pub async fn decide_for(
     id: &str,
     decision: &str,
 ) -> ServiceResult<ScopeRequestRow> {
-    let status = match decision {
-        "grant" => "granted",
-        "dismiss" => "dismissed",
+    let grant = match decision {
+        "grant" => true,
+        "dismiss" => false,
         _ => {
             return Err(ServiceError::not_found(
                 "a scope request is decided with POST .../grant or .../dismiss",
@@ -97,36 +96,23 @@ pub async fn decide_for(
     // Only a person decides what a val may do.
     crate::services::tokens::require_personal_token(who)?;
     who.require(Scope::ValWrite)?;
-    let key = id.to_string();
     let request = app
-        .db
-        .call(move |conn| db::request_by_id(conn, &key))
+        .store
+        .scopes
+        .request(id)
         .await?
         .filter(|r| r.owner_id == who.user_id)
         .ok_or_else(|| ServiceError::not_found(format!("you have no scope request `{id}`")))?;
     let scope = Scope::parse(&request.scope)
         .ok_or_else(|| ServiceError::internal(format!("stored scope {}", request.scope)))?;
-    if status == "granted" {
+    if grant {
         let wanted: Scopes = [scope].into_iter().collect();
         require_grantable(who, &wanted)?;
     }
-    let (val_id, key) = (request.val_id.clone(), request.id.clone());
     let row = app
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            if status == "granted" {
-                let Some(val) = db::val_by_id(&tx, &val_id)? else {
-                    return Ok(None);
-                };
-                let held = val.scopes;
-                db::set_val_scopes(&tx, &val_id, &held.with(scope).to_string())?;
-            }
-            db::decide_request(&tx, &key, status)?;
-            let row = db::request_by_id(&tx, &key)?;
-            tx.commit()?;
-            Ok(row)
-        })
+        .store
+        .scopes
+        .decide(&request.id, grant)
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("you have no scope request `{id}`")))?;
     app.forget_vals();

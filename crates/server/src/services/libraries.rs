@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::app::App;
@@ -17,8 +16,7 @@ use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::val_access::can_see;
 use valbox_model::{Principal, Scopes};
 use valbox_runtime::{LibraryPlan, LinkPlan};
-use valbox_store as db;
-use valbox_store::{LibraryRef, ValRow, VersionRow};
+use valbox_store::{LibraryRef, StoreResult, ValRow, Vals, VersionRow};
 
 /// How deep libraries may import libraries.
 pub const MAX_LIBRARY_DEPTH: usize = 4;
@@ -124,11 +122,8 @@ pub async fn resolve_deploy(
             grants: *scopes,
         })
         .collect();
-    let caller_id = caller.id.clone();
-    let lookup = refs.clone();
-    let plans = app
-        .db
-        .call(move |conn| resolve(conn, &lookup, &mut Walk::from(caller_id)))
+    let mut walk = Walk::from(caller.id.clone());
+    let plans = resolve(&*app.store.vals, &refs, &mut walk)
         .await?
         .map_err(|e| ServiceError::bad_request(e.code, e.message))?;
     let views = found
@@ -267,11 +262,11 @@ impl Walk {
 }
 
 /// Resolve `refs`, and their libraries in turn, into plans.
-fn resolve(
-    conn: &Connection,
+async fn resolve(
+    vals: &dyn Vals,
     refs: &[LibraryRef],
     walk: &mut Walk,
-) -> anyhow::Result<Result<Vec<Arc<LibraryPlan<Scopes>>>, Unresolvable>> {
+) -> StoreResult<Result<Vec<Arc<LibraryPlan<Scopes>>>, Unresolvable>> {
     let mut plans = Vec::with_capacity(refs.len());
     for r in refs {
         let Some(left) = walk.left.checked_sub(1) else {
@@ -283,7 +278,7 @@ fn resolve(
             }));
         };
         walk.left = left;
-        let Some(val) = db::val_by_id(conn, &r.library_id)? else {
+        let Some(val) = vals.by_id(&r.library_id).await? else {
             return Ok(Err(Unresolvable {
                 code: "library_gone",
                 message: "a library this val imports was deleted; redeploy it with another".into(),
@@ -307,7 +302,7 @@ fn resolve(
             }));
         }
         let version: Option<VersionRow> = match r.version {
-            Some(n) => db::version_of(conn, &val.id, n)?,
+            Some(n) => vals.version(&val.id, n).await?,
             None => val.latest.clone(),
         };
         let Some(version) = version else {
@@ -320,7 +315,7 @@ fn resolve(
             }));
         };
         walk.path.push(val.id.clone());
-        let nested = match resolve(conn, &version.libraries, walk)? {
+        let nested = match Box::pin(resolve(vals, &version.libraries, walk)).await? {
             Ok(nested) => nested,
             Err(e) => return Ok(Err(e)),
         };
@@ -346,11 +341,8 @@ pub async fn plan_for(app: &App, val: &ValRow, version: &VersionRow) -> ServiceR
         Ok(plan) => return Ok(plan),
         Err(generation) => generation,
     };
-    let refs = version.libraries.clone();
     let mut walk = Walk::from(val.id.clone());
-    let libraries = app
-        .db
-        .call(move |conn| resolve(conn, &refs, &mut walk))
+    let libraries = resolve(&*app.store.vals, &version.libraries, &mut walk)
         .await?
         .map_err(|e| {
             ServiceError::new(

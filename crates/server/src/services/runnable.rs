@@ -37,16 +37,16 @@ pub async fn find_runnable(
     let mut val = app
         .val_by_name(user, name)
         .await
-        .map_err(NotRunnable::Failed)?
+        .map_err(|e| NotRunnable::Failed(e.into()))?
         .filter(|val| visible(val))
         .ok_or(NotRunnable::Missing)?;
     if let Some(n) = version {
-        let id = val.id.clone();
         let pinned = app
-            .db
-            .call(move |conn| valbox_store::version_of(conn, &id, n))
+            .store
+            .vals
+            .version(&val.id, n)
             .await
-            .map_err(NotRunnable::Failed)?
+            .map_err(|e| NotRunnable::Failed(e.into()))?
             .ok_or(NotRunnable::NoSuchVersion(n))?;
         val = Arc::new(ValRow {
             latest: Some(pinned),

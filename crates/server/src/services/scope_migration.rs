@@ -5,13 +5,10 @@
 //! interrupted run leaves nothing half-done, and a second run changes and
 //! mails nothing the first one did.
 
-use rusqlite::{Connection, params};
-
 use crate::services::scope_usage::DAY_MS;
 use valbox_caps::email::outbox::{self, Budget, Outgoing};
-use valbox_model::{Scopes, Subject};
-use valbox_store as db;
-use valbox_store::Db;
+use valbox_model::{Scope, Scopes, Subject};
+use valbox_store::{Holding, Store, StoreResult, used_any_since};
 
 /// One val or token the migration looked at.
 #[derive(Debug, Clone)]
@@ -38,28 +35,30 @@ const NOTICE_LIMIT: u32 = u32::MAX;
 
 /// Remove `remove` from every val and live token that holds any of it and
 /// used none of it in the last `days` days.
-pub fn migrate(db: &Db, remove: Scopes, days: u32, dry_run: bool) -> anyhow::Result<Report> {
+pub async fn migrate(
+    store: &Store,
+    remove: Scopes,
+    days: u32,
+    dry_run: bool,
+) -> anyhow::Result<Report> {
     let since = valbox_model::now_ms() - i64::from(days) * DAY_MS;
-    let items = db.call_blocking(|conn| holders(conn, remove))?;
     let mut report = Report::default();
-    for item in items {
-        let used = db.call_blocking(|conn| {
-            let held: Vec<_> = item.holds.iter().collect();
-            db::used_any_since(conn, &item.subject, &held, since)
-        })?;
-        if used {
+    for item in holders(store, remove).await? {
+        let held: Vec<Scope> = item.holds.iter().collect();
+        let usage = store.scopes.usage_of(&item.subject).await?;
+        if used_any_since(&usage, &held, since) {
             report.held_back.push(item);
         } else {
             if !dry_run {
-                db.call_blocking(|conn| narrow(conn, &item, remove))?;
+                store.scopes.remove_scopes(&item.subject, &remove).await?;
             }
             report.migrated.push(item);
         }
     }
-    let mut owners: Vec<&str> = report
+    let mut owners: Vec<String> = report
         .held_back
         .iter()
-        .map(|i| i.owner_id.as_str())
+        .map(|i| i.owner_id.clone())
         .collect();
     owners.sort();
     owners.dedup();
@@ -69,109 +68,84 @@ pub fn migrate(db: &Db, remove: Scopes, days: u32, dry_run: bool) -> anyhow::Res
             .iter()
             .filter(|i| i.owner_id == owner)
             .collect();
-        let mailed = db.call_blocking(|conn| notify(conn, owner, &items, remove, days, dry_run))?;
-        if mailed {
-            report.emailed.push(owner.to_string());
+        if notify(store, &owner, &items, remove, days, dry_run).await? {
+            report.emailed.push(owner);
         }
     }
     Ok(report)
 }
 
 /// Every val and live token holding any of `remove`.
-fn holders(conn: &mut Connection, remove: Scopes) -> anyhow::Result<Vec<Item>> {
-    let mut items = Vec::new();
-    let mut vals = conn.prepare(
-        "SELECT v.id, v.owner_id, u.username, v.name, v.scopes FROM vals v
-         JOIN users u ON u.id = v.owner_id ORDER BY u.username, v.name",
-    )?;
-    let mut rows = vals.query([])?;
-    while let Some(r) = rows.next()? {
-        let holds = Scopes::parse(&r.get::<_, String>(4)?).map_err(anyhow::Error::msg)?;
-        let holds = holds.intersect(&remove);
-        if holds != Scopes::none() {
-            items.push(Item {
-                subject: Subject::Val(r.get(0)?),
-                owner_id: r.get(1)?,
-                label: format!("val {}/{}", r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-                holds,
-            });
-        }
-    }
-    let mut tokens = conn.prepare(
-        "SELECT t.id, t.user_id, t.name, t.scopes FROM tokens t JOIN users u ON u.id = t.user_id
-         WHERE t.revoked_at IS NULL ORDER BY u.username, t.created_at",
-    )?;
-    let mut rows = tokens.query([])?;
-    while let Some(r) = rows.next()? {
-        let holds = Scopes::parse(&r.get::<_, String>(3)?).map_err(anyhow::Error::msg)?;
-        let holds = holds.intersect(&remove);
-        if holds != Scopes::none() {
-            let id: String = r.get(0)?;
-            items.push(Item {
-                label: format!("token \"{}\" ({id})", r.get::<_, String>(2)?),
-                subject: Subject::Token(id),
-                owner_id: r.get(1)?,
-                holds,
-            });
-        }
-    }
-    Ok(items)
-}
-
-/// Remove `remove` from one item, reading its scopes again in the same
-/// transaction (its owner may have changed them since).
-fn narrow(conn: &mut Connection, item: &Item, remove: Scopes) -> anyhow::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (table, id) = match &item.subject {
-        Subject::Val(id) => ("vals", id),
-        Subject::Token(id) => ("tokens", id),
+async fn holders(store: &Store, remove: Scopes) -> StoreResult<Vec<Item>> {
+    let item = |h: Holding| {
+        let holds = h.scopes.intersect(&remove);
+        let label = match &h.subject {
+            Subject::Val(_) => format!("val {}/{}", h.owner_name, h.name),
+            Subject::Token(id) => format!("token \"{}\" ({id})", h.name),
+        };
+        (holds != Scopes::none()).then_some(Item {
+            subject: h.subject,
+            owner_id: h.owner_id,
+            label,
+            holds,
+        })
     };
-    let scopes: String = tx.query_row(
-        &format!("SELECT scopes FROM {table} WHERE id = ?1"),
-        [id],
-        |r| r.get(0),
-    )?;
-    let held = Scopes::parse(&scopes).map_err(anyhow::Error::msg)?;
-    let kept: Scopes = held.iter().filter(|s| !remove.has(*s)).collect();
-    tx.execute(
-        &format!("UPDATE {table} SET scopes = ?2 WHERE id = ?1"),
-        params![id, kept.to_string()],
-    )?;
-    tx.commit()?;
-    Ok(())
+    Ok(store
+        .scopes
+        .holdings()
+        .await?
+        .into_iter()
+        .filter_map(item)
+        .collect())
 }
 
 /// Mail `owner` about the held-back `items` not already told of; whether
 /// a mail was (or would be) queued.
-fn notify(
-    conn: &mut Connection,
+async fn notify(
+    store: &Store,
     owner: &str,
     items: &[&Item],
     remove: Scopes,
     days: u32,
     dry_run: bool,
 ) -> anyhow::Result<bool> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let key = remove.to_string();
     let mut news = Vec::new();
     for item in items {
-        let first = if dry_run {
-            !db::notice_sent(&tx, &item.subject, &key)?
-        } else {
-            db::first_notice(&tx, &item.subject, &key)?
-        };
-        if first {
+        if !store.scopes.notice_sent(&item.subject, &key).await? {
             news.push(*item);
         }
     }
     if news.is_empty() || dry_run {
         return Ok(!news.is_empty());
     }
+    let email = store.users.by_id(owner).await?.map(|u| u.email);
+    if let Err(e) = outbox::check_owner_address(&email.unwrap_or_default()) {
+        // Not mailable: the notice is not recorded, so a later run (after
+        // the address is fixed) tries again.
+        tracing::warn!("could not mail {owner} about the scope migration: {e}");
+        return Ok(false);
+    }
+    let mail = notice(&news, &key, days);
+    let queued = Budget::Platform(NOTICE_LIMIT).queue(owner, None, &mail);
+    let subjects = news.iter().map(|i| i.subject.clone()).collect();
+    if let Err(limit) = store.scopes.send_notice(subjects, &key, queued).await? {
+        tracing::warn!(
+            "could not mail {owner} about the scope migration: past the limit of {}",
+            limit.0
+        );
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The notice to an owner about held-back `news`.
+fn notice(news: &[&Item], key: &str, days: u32) -> Outgoing {
     let lines: Vec<String> = news
         .iter()
         .map(|i| format!("  - {} (uses {})", i.label, i.holds))
         .collect();
-    let mail = Outgoing {
+    Outgoing {
         from_name: Some("Valbox".into()),
         reply_to: Vec::new(),
         subject: format!("Your Valbox scopes: `{key}` is being removed"),
@@ -185,19 +159,5 @@ fn notify(
             lines.join("\n")
         )),
         html: None,
-    };
-    let email = outbox::owner_email(&tx, owner)?.unwrap_or_default();
-    match outbox::check_owner_address(&email).and_then(|()| {
-        outbox::enqueue(&tx, owner, None, &mail, Budget::Platform(NOTICE_LIMIT)).map(|_| ())
-    }) {
-        Ok(()) => {}
-        Err(e) => {
-            // Not mailable: the notice is not recorded, so a later run
-            // (after the address is fixed) tries again.
-            tracing::warn!("could not mail {owner} about the scope migration: {e}");
-            return Ok(false);
-        }
     }
-    tx.commit()?;
-    Ok(true)
 }

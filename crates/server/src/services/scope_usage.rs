@@ -11,7 +11,6 @@ use crate::app::{App, WeakApp};
 use valbox_caps::email::outbox::Outgoing;
 use valbox_model::iso8601;
 use valbox_model::{Scope, Scopes, Subject};
-use valbox_store as db;
 use valbox_store::ScopeRequestRow;
 
 /// How often counts are written; also the most a usage report lags.
@@ -38,25 +37,7 @@ pub fn start(app: WeakApp) {
 pub async fn flush(app: &App) -> anyhow::Result<()> {
     let batch = app.auth.usage.take();
     if !batch.is_empty() {
-        app.db
-            .call(move |conn| {
-                db::add_usage(conn, &batch)?;
-                for (subject, scope, tally) in &batch {
-                    if let Subject::Val(val_id) = subject
-                        && tally.denied > 0
-                    {
-                        db::note_refusals(
-                            conn,
-                            val_id,
-                            *scope,
-                            tally.denied,
-                            tally.last_denied_ms,
-                        )?;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
+        app.store.scopes.record(batch).await?;
     }
     mail_requests(app).await
 }
@@ -64,10 +45,7 @@ pub async fn flush(app: &App) -> anyhow::Result<()> {
 /// Mail each open request not mailed in the last day to its val's owner.
 async fn mail_requests(app: &App) -> anyhow::Result<()> {
     let since = valbox_model::now_ms() - MAIL_EVERY_MS;
-    let due = app
-        .db
-        .call(move |conn| db::requests_to_mail(conn, since))
-        .await?;
+    let due = app.store.scopes.requests_to_mail(since).await?;
     for request in due {
         let sent = app
             .caps
@@ -83,10 +61,7 @@ async fn mail_requests(app: &App) -> anyhow::Result<()> {
             // An owner without a usable address is not asked again today.
             tracing::info!("mailing scope request {}: {e}", request.id);
         }
-        let id = request.id.clone();
-        app.db
-            .call(move |conn| db::mark_request_mailed(conn, &id))
-            .await?;
+        app.store.scopes.mark_mailed(&request.id).await?;
     }
     Ok(())
 }
@@ -155,10 +130,7 @@ pub async fn read_report(
     held: Scopes,
     days: i64,
 ) -> anyhow::Result<UsageReport> {
-    let rows = app
-        .db
-        .call(move |conn| db::usage_of(conn, &subject))
-        .await?;
+    let rows = app.store.scopes.usage_of(&subject).await?;
     let since = valbox_model::now_ms() - days * DAY_MS;
     let recent: Scopes = rows
         .iter()

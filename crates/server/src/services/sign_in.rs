@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use valbox_auth as auth;
 use valbox_model::now_ms;
-use valbox_store as db;
-use valbox_store::Db;
+use valbox_store::{Store, StoreResult};
 
 pub const LINK_PREFIX: &str = "vbl_";
 /// How long a sign-in link works.
@@ -23,22 +22,26 @@ const LINKS_PER_REQUESTER: usize = 10;
 const LINKS_IN_ALL: usize = 300;
 const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// Make a sign-in link for `username`; returns its URL under `base`.
-pub fn login_link(db: &Db, username: &str, base: &str) -> anyhow::Result<Option<String>> {
-    db.call_blocking(|conn| Ok(new_link(conn, username, base)?.map(|(_, url)| url)))
+/// A sign-in link for `username`, printed on the server's machine.
+pub async fn login_link(store: &Store, username: &str, base: &str) -> StoreResult<Option<String>> {
+    Ok(new_link(store, username, base).await?.map(|(_, url)| url))
 }
 
-/// A new sign-in link for `username`: the user's id and the link's URL.
-pub fn new_link(
-    conn: &mut rusqlite::Connection,
+/// A new sign-in link for `username`: the user's id and the link's URL
+/// under `base`.
+pub async fn new_link(
+    store: &Store,
     username: &str,
     base: &str,
-) -> anyhow::Result<Option<(String, String)>> {
-    let Some(user) = db::user_by_name(conn, username)? else {
+) -> StoreResult<Option<(String, String)>> {
+    let Some(user) = store.users.by_name(username).await? else {
         return Ok(None);
     };
     let (secret, hash) = auth::generate_token(LINK_PREFIX);
-    db::insert_login_link(conn, &user.id, &hash, now_ms() + LINK_TTL_MS)?;
+    store
+        .sessions
+        .add_link(&user.id, &hash, now_ms() + LINK_TTL_MS)
+        .await?;
     let url = format!("{}/login?link={secret}", base.trim_end_matches('/'));
     Ok(Some((user.id, url)))
 }

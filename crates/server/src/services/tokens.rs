@@ -4,7 +4,7 @@
 
 use valbox_auth as auth;
 use valbox_model::{Principal, Scope, Scopes};
-use valbox_store as db;
+use valbox_store::NewToken;
 use valbox_store::TokenRow;
 
 use crate::app::App;
@@ -61,10 +61,12 @@ pub async fn issue(
     }
     require_grantable(who, &scopes)?;
     let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
-    let owner = who.user_id.clone();
-    let row = app
-        .db
-        .call(move |conn| db::insert_token(conn, &owner, &name, &hash, scopes, expires_at))
-        .await?;
+    let new = NewToken {
+        name,
+        hash,
+        scopes,
+        expires_at,
+    };
+    let row = app.store.tokens.insert(&who.user_id, new).await?;
     Ok((row, token))
 }

@@ -3,10 +3,9 @@
 //! through a chain of vals.
 
 use crate::app::App;
-use crate::services::error::{ServiceError, ServiceResult};
+use crate::services::error::{Kind, ServiceError, ServiceResult};
 use valbox_model::{Principal, Privacy, Scope, Scopes};
-use valbox_store as db;
-use valbox_store::{Db, ValRow};
+use valbox_store::{Edit, Refusal, Store, ValChange, ValRow};
 
 /// Whether `caller` may see (and run) `val`. Private vals exist only for
 /// their owner holding `val:read`; to everyone else they are a 404.
@@ -26,10 +25,14 @@ pub fn not_found(id: &str) -> ServiceError {
 
 /// The val `id` if `who` owns it and holds `scope`; otherwise 403 for a
 /// missing scope or 404, so others' vals do not leak.
-pub async fn find_owned(db: &Db, who: &Principal, id: &str, scope: Scope) -> ServiceResult<ValRow> {
+pub async fn find_owned(
+    store: &Store,
+    who: &Principal,
+    id: &str,
+    scope: Scope,
+) -> ServiceResult<ValRow> {
     who.require(scope)?;
-    let key = id.to_string();
-    match db.call(move |conn| db::val_by_id(conn, &key)).await? {
+    match store.vals.by_id(id).await? {
         Some(val) if val.owner_id == who.user_id => Ok(val),
         _ => Err(not_found(id)),
     }
@@ -44,12 +47,12 @@ pub const SCOPES_THAT_CHANGE_VALS: [Scope; 2] = [Scope::ValWrite, Scope::EnvWrit
 /// val, never one holding a scope of [`SCOPES_THAT_CHANGE_VALS`]. So no
 /// chain of vals can rewrite itself (A changes B, B changes A back).
 pub async fn find_changeable(
-    db: &Db,
+    store: &Store,
     who: &Principal,
     id: &str,
     scope: Scope,
 ) -> ServiceResult<ValRow> {
-    let val = find_owned(db, who, id, scope).await?;
+    let val = find_owned(store, who, id, scope).await?;
     let Some(caller_val) = who.call_of_val.as_deref() else {
         return Ok(val);
     };
@@ -70,15 +73,31 @@ pub fn changer_scope(held: &Scopes) -> Option<Scope> {
     SCOPES_THAT_CHANGE_VALS.into_iter().find(|s| held.has(*s))
 }
 
-/// [`find_changeable`]'s rule again, in the same database turn as the write
-/// it guards: the val's scopes may have changed since the request was
-/// checked (a deploy compiles for seconds in between).
-pub fn changer_scope_now(
-    conn: &rusqlite::Connection,
-    val_id: &str,
-) -> anyhow::Result<Option<Scope>> {
-    let held = db::val_by_id(conn, val_id)?.map_or(Scopes::none(), |v| v.scopes);
-    Ok(changer_scope(&held))
+/// [`find_changeable`]'s rule again, as the write it guards is made: the
+/// val's scopes may have changed since the request was checked (a deploy
+/// compiles for seconds in between). `change` decides the write from the
+/// val as it is then.
+pub fn guarded(
+    who: &Principal,
+    change: impl FnOnce(&ValRow) -> ValChange + Send + 'static,
+) -> Edit {
+    let by_val = who.call_of_val.is_some();
+    Box::new(move |val| match changer_scope(&val.scopes) {
+        Some(scope) if by_val => Err(Refusal::Holds(scope)),
+        _ => Ok(change(val)),
+    })
+}
+
+/// What to answer a write that [`guarded`] refused.
+pub fn refused(refusal: Refusal) -> ServiceError {
+    match refusal {
+        Refusal::Holds(scope) => out_of_reach(scope),
+        Refusal::Full(_) => ServiceError::new(
+            Kind::OutOfSpace,
+            "storage_quota_exceeded",
+            "your storage is past its quota; delete what you no longer need (GET /v1/me)",
+        ),
+    }
 }
 
 pub fn out_of_reach(scope: Scope) -> ServiceError {
@@ -89,5 +108,5 @@ pub fn out_of_reach(scope: Scope) -> ServiceError {
 }
 
 pub async fn find_writable(app: &App, who: &Principal, id: &str) -> ServiceResult<ValRow> {
-    find_changeable(&app.db, who, id, Scope::ValWrite).await
+    find_changeable(&app.store, who, id, Scope::ValWrite).await
 }

@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use valbox_store as db;
-use valbox_store::{Db, ValRow};
+use valbox_store::{Store, StoreResult, ValRow};
 
 /// The cache. `generation` moves on every change, so a row read from the
 /// database before a change is never cached after it (a val just made
@@ -23,13 +22,13 @@ struct Entries {
 }
 
 impl ValCache {
-    /// The val `name` of `owner`, from the cache or else `db`.
+    /// The val `name` of `owner`, from the cache or else the store.
     pub async fn get(
         &self,
-        db: &Db,
+        store: &Store,
         owner: &str,
         name: &str,
-    ) -> anyhow::Result<Option<Arc<ValRow>>> {
+    ) -> StoreResult<Option<Arc<ValRow>>> {
         let key = (owner.to_string(), name.to_string());
         let generation = {
             let cache = self.lock();
@@ -38,8 +37,7 @@ impl ValCache {
             }
             cache.generation
         };
-        let (o, n) = key.clone();
-        let Some(val) = db.call(move |conn| db::val_by_name(conn, &o, &n)).await? else {
+        let Some(val) = store.vals.by_name(owner, name).await? else {
             return Ok(None);
         };
         let val = Arc::new(val);

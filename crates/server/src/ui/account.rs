@@ -10,21 +10,12 @@ use super::layout::{self, csrf, when};
 use super::session::signed_out;
 use super::{FormFields, SignedIn, UiError, UiResult};
 use crate::app::App;
-use valbox_store as db;
 
 pub async fn page(State(app): State<App>, signed: SignedIn) -> UiResult<Response> {
-    let owner = signed.who.user_id.clone();
-    let meter = app.caps.blob.meter.clone();
-    let (user, sessions, storage) = app
-        .db
-        .call(move |conn| {
-            Ok((
-                db::user_by_id(conn, &owner)?,
-                db::list_sessions(conn, &owner)?,
-                meter.usage(conn, &owner)?,
-            ))
-        })
-        .await?;
+    let owner = &signed.who.user_id;
+    let user = app.store.users.by_id(owner).await?;
+    let sessions = app.store.sessions.list(owner).await?;
+    let storage = app.caps.blob.meter.usage(owner).await?;
     let user = user.ok_or_else(|| UiError::not_found("your account is gone"))?;
     let body = html! {
         h1 { "Account" }
@@ -89,10 +80,8 @@ pub async fn revoke_session(
     form: FormFields,
 ) -> UiResult<Response> {
     form.check_csrf(&signed)?;
-    let (owner, key) = (signed.who.user_id.clone(), id.clone());
-    app.db
-        .call(move |conn| db::revoke_sessions(conn, &owner, Some(&key)))
-        .await?;
+    let owner = &signed.who.user_id;
+    app.store.sessions.revoke(owner, Some(&id)).await?;
     if id == signed.session.id {
         return Ok(signed_out(&app));
     }
@@ -105,9 +94,7 @@ pub async fn sign_out_everywhere(
     form: FormFields,
 ) -> UiResult<Response> {
     form.check_csrf(&signed)?;
-    let owner = signed.who.user_id.clone();
-    app.db
-        .call(move |conn| db::revoke_sessions(conn, &owner, None))
-        .await?;
+    let owner = &signed.who.user_id;
+    app.store.sessions.revoke(owner, None).await?;
     Ok(signed_out(&app))
 }

@@ -146,6 +146,12 @@ impl From<crate::error::ApiError> for UiError {
     }
 }
 
+impl From<valbox_store::StoreError> for UiError {
+    fn from(e: valbox_store::StoreError) -> Self {
+        crate::error::ApiError::from(e).into()
+    }
+}
+
 impl From<crate::services::error::ServiceError> for UiError {
     fn from(e: crate::services::error::ServiceError) -> Self {
         crate::error::ApiError::from(e).into()

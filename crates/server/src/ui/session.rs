@@ -20,7 +20,7 @@ use valbox_auth as auth;
 use valbox_caps::email::outbox::Outgoing;
 use valbox_model::now_ms;
 use valbox_model::{Principal, Scopes};
-use valbox_store as db;
+use valbox_store::NewSession;
 
 use crate::services::sign_in::{LINK_PREFIX, new_link};
 use crate::web::{SECURE_SESSION_COOKIE, SESSION_COOKIE};
@@ -42,26 +42,21 @@ pub async fn current(app: &App, headers: &HeaderMap) -> UiResult<Option<SignedIn
         return Ok(None);
     }
     let hash = auth::hash_token(&secret);
-    let found = app
-        .db
-        .call(move |conn| {
-            let Some(session) = db::session_by_hash(conn, &hash)? else {
-                return Ok(None);
-            };
-            let now = now_ms();
-            let live = session.revoked_at.is_none()
-                && session.expires_at > now
-                && now - session.last_seen_at < IDLE_MS;
-            if !live {
-                return Ok(None);
-            }
-            if now - session.last_seen_at > TOUCH_EVERY_MS {
-                db::touch_session(conn, &session.id)?;
-            }
-            let user = db::user_by_id(conn, &session.user_id)?;
-            Ok(user.map(|u| (session, u)))
-        })
-        .await?;
+    let Some(session) = app.store.sessions.by_hash(&hash).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let live = session.revoked_at.is_none()
+        && session.expires_at > now
+        && now - session.last_seen_at < IDLE_MS;
+    if !live {
+        return Ok(None);
+    }
+    if now - session.last_seen_at > TOUCH_EVERY_MS {
+        app.store.sessions.touch(&session.id).await?;
+    }
+    let user = app.store.users.by_id(&session.user_id).await?;
+    let found = user.map(|u| (session, u));
     Ok(found.map(|(session, user)| SignedIn {
         who: Principal {
             user_id: user.id,
@@ -161,11 +156,7 @@ pub async fn request_link(
     app.sign_in_limit
         .allow(requester, &username)
         .map_err(|why| UiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, why))?;
-    let base = app.config.public_url.clone();
-    let link = app
-        .db
-        .call(move |conn| new_link(conn, &username, &base))
-        .await?;
+    let link = new_link(&app.store, &username, &app.config.public_url).await?;
     let mut failed = None;
     if let Some((user_id, link)) = link {
         let mail = Outgoing {
@@ -225,26 +216,21 @@ pub async fn redeem(
     let hash = auth::hash_token(&link);
     let (secret, session_hash) = auth::generate_token(SESSION_PREFIX);
     let (csrf, _) = auth::generate_token("csrf_");
+    let session = NewSession {
+        hash: session_hash,
+        csrf,
+        expires_at: now_ms() + MAX_AGE_MS,
+    };
     let session = app
-        .db
-        .call(move |conn| {
-            let tx = conn.transaction()?;
-            let Some(user_id) = db::use_login_link(&tx, &hash)? else {
-                return Ok(None);
-            };
-            let session =
-                db::insert_session(&tx, &user_id, &session_hash, &csrf, now_ms() + MAX_AGE_MS)?;
-            tx.commit()?;
-            Ok(Some(session))
-        })
+        .store
+        .sessions
+        .sign_in(&hash, session)
         .await?
         .ok_or_else(refused)?;
     // Signed in anew: the browser's previous session (if any) ends.
     if let Some(previous) = current(&app, &headers).await? {
         let (user, id) = (previous.who.user_id, previous.session.id);
-        app.db
-            .call(move |conn| db::revoke_sessions(conn, &user, Some(&id)))
-            .await?;
+        app.store.sessions.revoke(&user, Some(&id)).await?;
     }
     let mut response = Redirect::to("/vals").into_response();
     let cookie = session_cookie(&app, &secret, (session.expires_at - now_ms()) / 1000);
@@ -259,10 +245,8 @@ pub async fn logout(
     form: FormFields,
 ) -> UiResult<Response> {
     form.check_csrf(&signed)?;
-    let (user, id) = (signed.who.user_id.clone(), signed.session.id.clone());
-    app.db
-        .call(move |conn| db::revoke_sessions(conn, &user, Some(&id)))
-        .await?;
+    let (user, id) = (&signed.who.user_id, &signed.session.id);
+    app.store.sessions.revoke(user, Some(id)).await?;
     Ok(signed_out(&app))
 }
 

@@ -12,7 +12,6 @@ use crate::app::App;
 use crate::services::least_privilege::narrow_token_to_used;
 use crate::services::scope_usage::{flush, read_report};
 use valbox_model::{Scope, Scopes, Subject};
-use valbox_store as db;
 use valbox_store::TokenRow;
 
 /// The scope grid: a read and a write scope per resource (val, user,
@@ -43,11 +42,7 @@ pub async fn page(State(app): State<App>, signed: SignedIn) -> UiResult<Response
 
 /// The page, with a just-created token's secret shown once.
 async fn render(app: &App, signed: &SignedIn, created: Option<(&str, &str)>) -> UiResult<Markup> {
-    let owner = signed.who.user_id.clone();
-    let tokens = app
-        .db
-        .call(move |conn| db::list_tokens(conn, &owner))
-        .await?;
+    let tokens = app.store.tokens.list(&signed.who.user_id).await?;
     // Counts not yet written are written once, for every token's report.
     flush(app).await?;
     let mut rows = Vec::new();
@@ -176,17 +171,8 @@ pub async fn set_scopes(
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
     let scopes = form.scopes()?;
-    let (owner, key) = (signed.who.user_id.clone(), id.clone());
-    let found = app
-        .db
-        .call(move |conn| {
-            if db::live_token(conn, &owner, &key)?.is_none() {
-                return Ok(false);
-            }
-            db::set_token_scopes(conn, &owner, &key, &scopes.to_string())?;
-            Ok(true)
-        })
-        .await?;
+    let owner = &signed.who.user_id;
+    let found = app.store.tokens.set_scopes(owner, &id, &scopes).await?;
     if !found {
         return Err(UiError::not_found("no such live token of yours"));
     }
@@ -224,11 +210,7 @@ pub async fn revoke(
     form: FormFields,
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
-    let owner = signed.who.user_id.clone();
-    let found = app
-        .db
-        .call(move |conn| db::revoke_token(conn, &owner, &id))
-        .await?;
+    let found = app.store.tokens.revoke(&signed.who.user_id, &id).await?;
     if !found {
         return Err(UiError::not_found("no such live token of yours"));
     }

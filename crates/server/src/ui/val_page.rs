@@ -9,12 +9,9 @@ use super::layout::{self, csrf, when};
 use super::vals::own_val;
 use super::{SignedIn, UiResult};
 use crate::app::App;
-use crate::services::call_log::{CallSummary, recent_calls};
 use crate::services::val_views::val_urls;
-use valbox_caps::env::store::EnvVarMeta;
 use valbox_model::{Privacy, Scope, Scopes, ValKind};
-use valbox_store as db;
-use valbox_store::{ScopeRequestRow, ValRow, VersionRow};
+use valbox_store::{CallSummary, EnvVarMeta, ScopeRequestRow, ValRow, VersionRow};
 
 /// A library as the page lists it: its name, pinned version, grants.
 type LibraryLine = (String, Option<i64>, Scopes);
@@ -97,31 +94,26 @@ pub async fn page(
 /// What the page shows beyond the val's row: its versions, its scope
 /// requests, its last calls and the libraries its latest version imports.
 async fn load(app: &App, val: &ValRow, owner: &str) -> UiResult<PageData> {
-    let (id, owner) = (val.id.clone(), owner.to_string());
-    let data = app
-        .db
-        .call(move |conn| {
-            let versions = db::list_versions(conn, &id)?;
-            let requests: Vec<ScopeRequestRow> = db::list_requests(conn, &owner)?
-                .into_iter()
-                .filter(|r| r.val_id == id)
-                .collect();
-            let calls = recent_calls(conn, &id, 10)?;
-            let mut libraries = Vec::new();
-            for l in versions
-                .last()
-                .map(|v| v.libraries.clone())
-                .unwrap_or_default()
-            {
-                let name = db::val_by_id(conn, &l.library_id)?
-                    .map(|v| format!("{}/{}", v.owner_name, v.name))
-                    .unwrap_or_else(|| "(deleted)".into());
-                libraries.push((name, l.version, l.grants));
-            }
-            Ok((versions, requests, calls, libraries))
-        })
-        .await?;
-    Ok(data)
+    let store = &app.store;
+    let versions = store.vals.versions(&val.id).await?;
+    let mut requests = store.scopes.requests_of(owner).await?;
+    requests.retain(|r| r.val_id == val.id);
+    let calls = store.logs.recent(&val.id, 10).await?;
+    let mut libraries = Vec::new();
+    for l in versions
+        .last()
+        .map(|v| v.libraries.clone())
+        .unwrap_or_default()
+    {
+        let name = store
+            .vals
+            .by_id(&l.library_id)
+            .await?
+            .map(|v| format!("{}/{}", v.owner_name, v.name))
+            .unwrap_or_else(|| "(deleted)".into());
+        libraries.push((name, l.version, l.grants));
+    }
+    Ok((versions, requests, calls, libraries))
 }
 
 fn libraries_section(libraries: &[LibraryLine]) -> Markup {

@@ -9,26 +9,17 @@ use maud::html;
 use super::layout::{self, when};
 use super::{FormFields, SignedIn, UiError, UiResult};
 use crate::app::App;
-use crate::services::call_log::recent_calls;
 use crate::services::deploy::{DeployQuery, deploy_bytes, may_deploy};
 use valbox_model::Privacy;
-use valbox_store as db;
-use valbox_store::ValRow;
+use valbox_store::{ValChange, ValRow, set};
 
 pub async fn list(State(app): State<App>, signed: SignedIn) -> UiResult<Response> {
-    let owner = signed.who.user_id.clone();
-    let vals = app
-        .db
-        .call(move |conn| {
-            let vals = db::list_vals(conn, Some(&owner), Some(&owner), 500, 0)?;
-            let mut listed = Vec::with_capacity(vals.len());
-            for val in vals {
-                let last = recent_calls(conn, &val.id, 1)?.pop();
-                listed.push((val, last));
-            }
-            Ok(listed)
-        })
-        .await?;
+    let owner = Some(signed.who.user_id.as_str());
+    let mut vals = Vec::new();
+    for val in app.store.vals.list(owner, owner, 500, 0).await? {
+        let last = app.store.logs.recent(&val.id, 1).await?.pop();
+        vals.push((val, last));
+    }
     let body = html! {
         h1 { "Your vals" }
         @if vals.is_empty() {
@@ -63,9 +54,9 @@ pub async fn list(State(app): State<App>, signed: SignedIn) -> UiResult<Response
 
 /// The signed-in user's val `name`.
 pub(super) async fn own_val(app: &App, signed: &SignedIn, name: &str) -> UiResult<ValRow> {
-    let (owner, key) = (signed.who.username.clone(), name.to_string());
-    app.db
-        .call(move |conn| db::val_by_name(conn, &owner, &key))
+    app.store
+        .vals
+        .by_name(&signed.who.username, name)
         .await?
         .ok_or_else(|| UiError::not_found(format!("you have no val named `{name}`")))
 }
@@ -111,10 +102,11 @@ pub async fn set_scopes(
     form.check_csrf(&signed)?;
     let val = own_val(&app, &signed, &name).await?;
     let scopes = form.scopes()?;
-    let id = val.id.clone();
-    app.db
-        .call(move |conn| db::set_val_scopes(conn, &id, &scopes.to_string()))
-        .await?;
+    let change = ValChange {
+        scopes: Some(scopes),
+        ..ValChange::default()
+    };
+    app.store.vals.edit(&val.id, set(change)).await?;
     app.forget_vals();
     Ok(Redirect::to(&format!("/vals/{name}#permissions")))
 }
@@ -127,13 +119,13 @@ pub async fn set_privacy(
 ) -> UiResult<Redirect> {
     form.check_csrf(&signed)?;
     let val = own_val(&app, &signed, &name).await?;
-    let privacy = form.get("privacy").unwrap_or_default().to_string();
-    if Privacy::parse(&privacy).is_none() {
-        return Err(UiError::bad_request("choose public, unlisted or private"));
-    }
-    app.db
-        .call(move |conn| db::update_val(conn, &val.id, Some(&privacy), None))
-        .await?;
+    let privacy = Privacy::parse(form.get("privacy").unwrap_or_default())
+        .ok_or_else(|| UiError::bad_request("choose public, unlisted or private"))?;
+    let change = ValChange {
+        privacy: Some(privacy),
+        ..ValChange::default()
+    };
+    app.store.vals.edit(&val.id, set(change)).await?;
     app.forget_vals();
     Ok(Redirect::to(&format!("/vals/{name}")))
 }

@@ -5,8 +5,7 @@ use anyhow::{Context, bail};
 
 use valbox_auth as auth;
 use valbox_model::Scopes;
-use valbox_store as db;
-use valbox_store::Db;
+use valbox_store::{NewToken, Store};
 
 /// Usernames: a lowercase letter, then lowercase letters, digits or `_`;
 /// no `-`, which separates user from val in `{user}-{val}.localhost`.
@@ -24,30 +23,39 @@ pub fn validate_username(name: &str) -> anyhow::Result<()> {
 }
 
 /// Create a user with a token holding every scope; returns the token.
-pub fn create_user(data: &std::path::Path, username: &str, email: &str) -> anyhow::Result<String> {
+pub async fn create_user(
+    data: &std::path::Path,
+    username: &str,
+    email: &str,
+) -> anyhow::Result<String> {
     validate_username(username)?;
     if !email.contains('@') {
         bail!("`{email}` is not an email address");
     }
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let db = Db::open(&data.join("valbox.db"))?;
-    db.call_blocking(|conn| {
-        // IMMEDIATE: a read that later writes must not lose the write lock
-        // to a running server in between (it would fail as "locked").
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if db::user_by_name(&tx, username)?.is_some() {
-            bail!("user `{username}` already exists");
-        }
-        let user = db::insert_user(&tx, username, email)?;
-        let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
-        db::insert_token(&tx, &user.id, "cli", &hash, Scopes::all(), None)?;
-        tx.commit()?;
-        Ok(token)
-    })
+    let store = valbox_store::sqlite::open(&data.join("valbox.db"))?;
+    let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
+    let first = NewToken {
+        name: "cli".into(),
+        hash,
+        scopes: Scopes::all(),
+        expires_at: None,
+    };
+    store.users.create(username, email, first).await?;
+    Ok(token)
+}
+
+/// The store of an existing data directory.
+pub fn existing_store(data: &std::path::Path) -> anyhow::Result<Store> {
+    let path = data.join("valbox.db");
+    if !path.exists() {
+        bail!("no Valbox data in {} (give --data)", data.display());
+    }
+    valbox_store::sqlite::open(&path)
 }
 
 /// `valbox admin migrate-scopes`: run the migration and print its report.
-pub fn migrate_scopes(
+pub async fn migrate_scopes(
     data: &std::path::Path,
     remove: &str,
     days: u32,
@@ -57,12 +65,9 @@ pub fn migrate_scopes(
     if remove == Scopes::none() {
         bail!("--remove names no scope");
     }
-    let path = data.join("valbox.db");
-    if !path.exists() {
-        bail!("no Valbox data in {} (give --data)", data.display());
-    }
-    let db = Db::open(&path)?;
-    let report = valbox_server::services::scope_migration::migrate(&db, remove, days, dry_run)?;
+    let store = existing_store(data)?;
+    let report =
+        valbox_server::services::scope_migration::migrate(&store, remove, days, dry_run).await?;
     let (done, held, mailed) = if dry_run {
         ("would migrate", "would hold back", "would email")
     } else {

@@ -233,8 +233,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     dry_run,
                     data,
                 },
-        } => admin::migrate_scopes(&data, &remove, days, dry_run),
-        Command::User { command } => user(command),
+        } => admin::migrate_scopes(&data, &remove, days, dry_run).await,
+        Command::User { command } => user(command).await,
         Command::Deploy {
             name,
             wasm,
@@ -287,19 +287,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `valbox user ...`: on the data directory, no server needed.
-fn user(command: UserCommand) -> anyhow::Result<()> {
+async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::LoginLink {
             username,
             url,
             data,
         } => {
-            let path = data.join("valbox.db");
-            if !path.exists() {
-                anyhow::bail!("no Valbox data in {} (give --data)", data.display());
-            }
-            let db = valbox_store::Db::open(&path)?;
-            match valbox_server::services::sign_in::login_link(&db, &username, &url)? {
+            let store = admin::existing_store(&data)?;
+            match valbox_server::services::sign_in::login_link(&store, &username, &url).await? {
                 Some(link) => {
                     println!("{link}");
                     Ok(())
@@ -312,7 +308,7 @@ fn user(command: UserCommand) -> anyhow::Result<()> {
             email,
             data,
         } => {
-            let token = create_user(&data, &username, &email)?;
+            let token = create_user(&data, &username, &email).await?;
             println!("created user {username}; API token (shown once):");
             println!("{token}");
             Ok(())

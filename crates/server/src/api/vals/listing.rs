@@ -10,7 +10,6 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::services::val_views::ValResponse;
 use valbox_model::{Principal, Scope};
-use valbox_store as db;
 
 #[derive(Deserialize)]
 pub(super) struct Page {
@@ -84,10 +83,9 @@ async fn page_of_vals(
         .filter(|p| p.scopes.has(Scope::ValRead))
         .map(|p| p.user_id.clone());
     let rows = app
-        .db
-        .call(move |conn| {
-            db::list_vals(conn, viewer.as_deref(), only.as_deref(), limit + 1, offset)
-        })
+        .store
+        .vals
+        .list(viewer.as_deref(), only.as_deref(), limit + 1, offset)
         .await?;
     let more = rows.len() as i64 > limit;
     let data = rows

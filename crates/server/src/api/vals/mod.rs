@@ -16,12 +16,11 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::services::deploy::{DeployQuery, DeployResponse, deploy_bytes, may_deploy};
 use crate::services::val_access::{
-    can_see, changer_scope, changer_scope_now, find_writable, not_found, out_of_reach,
+    can_see, changer_scope, find_writable, guarded, not_found, refused,
 };
 use crate::services::val_views::{ValResponse, VersionView};
 use valbox_model::{Principal, Privacy, Scope};
-use valbox_store as db;
-use valbox_store::{ValRow, VersionRow};
+use valbox_store::{NewVal, ValChange, ValRow, VersionRow};
 
 pub fn routes() -> Router<App> {
     Router::new()
@@ -49,18 +48,16 @@ pub fn validate_val_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn validate_privacy(privacy: &str) -> ApiResult<()> {
-    if Privacy::parse(privacy).is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
+fn parse_privacy(privacy: &str) -> ApiResult<Privacy> {
+    Privacy::parse(privacy).ok_or_else(|| {
+        ApiError::bad_request(
             "invalid_privacy",
             format!(
                 "privacy must be one of {}, not `{privacy}`",
                 Privacy::ALL.map(Privacy::as_str).join(", ")
             ),
-        ))
-    }
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -77,36 +74,17 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<ValResponse>)> {
     who.require(Scope::ValWrite)?;
     validate_val_name(&body.name).map_err(|m| ApiError::bad_request("invalid_name", m))?;
-    validate_privacy(&body.privacy)?;
-    let owner = who.user_id.clone();
-    let who_scopes = who.scopes;
-    let defaults = app.config.default_val_scopes;
-    let name = body.name.clone();
-    let val = app
-        .db
-        .call(move |conn| {
-            let username = db::user_by_id(conn, &owner)?
-                .map(|u| u.username)
-                .unwrap_or_default();
-            if db::val_by_name(conn, &username, &body.name)?.is_some() {
-                return Ok(None);
-            }
-            // A new val's calls get the default scopes that its creator
-            // holds: a narrow token cannot mint a val wider than itself.
-            let scopes = defaults.intersect(&who_scopes).to_string();
-            let description = body.description.unwrap_or_default();
-            let id = db::insert_val(
-                conn,
-                &owner,
-                &body.name,
-                &body.privacy,
-                &description,
-                &scopes,
-            )?;
-            db::val_by_id(conn, &id)
-        })
-        .await?
-        .ok_or_else(|| ApiError::conflict(format!("you already have a val named `{name}`")))?;
+    let privacy = parse_privacy(&body.privacy)?;
+    // A new val's calls get the default scopes that its creator holds: a
+    // narrow token cannot mint a val wider than itself.
+    let val = NewVal {
+        owner_id: who.user_id.clone(),
+        name: body.name,
+        privacy,
+        description: body.description.unwrap_or_default(),
+        scopes: app.config.default_val_scopes.intersect(&who.scopes),
+    };
+    let val = app.store.vals.create(val).await?;
     app.forget_vals();
     Ok((
         StatusCode::CREATED,
@@ -119,9 +97,7 @@ async fn get_one(
     Caller(who): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ValResponse>> {
-    let key = id.clone();
-    let val = app.db.call(move |conn| db::val_by_id(conn, &key)).await?;
-    match val {
+    match app.store.vals.by_id(&id).await? {
         Some(val) if can_see(&val, who.as_ref()) => {
             Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
         }
@@ -164,9 +140,7 @@ async fn update(
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> ApiResult<Json<ValResponse>> {
     let val = find_writable(&app, &who, &id).await?;
-    if let Some(p) = &body.privacy {
-        validate_privacy(p)?;
-    }
+    let privacy = body.privacy.as_deref().map(parse_privacy).transpose()?;
     // A token cannot give a val (and so the val's calls) more than it holds.
     let scopes = match &body.scopes {
         Some(list) => {
@@ -178,7 +152,7 @@ async fn update(
                     "a val's call token cannot grant `{scope}`; use a personal API token"
                 )));
             }
-            Some(scopes.to_string())
+            Some(scopes)
         }
         None => None,
     };
@@ -190,31 +164,26 @@ async fn update(
                 .map_err(|m| ApiError::bad_request("invalid_allowlist", m))?;
         }
     }
-    let by_val = who.call_of_val.is_some();
-    let val = app
-        .db
-        .call(move |conn| {
-            if by_val && let Some(scope) = changer_scope_now(conn, &val.id)? {
-                return Ok(Err(scope));
-            }
-            db::update_val(
-                conn,
-                &val.id,
-                body.privacy.as_deref(),
-                body.description.as_deref(),
-            )?;
-            if let Some(scopes) = &scopes {
-                db::set_val_scopes(conn, &val.id, scopes)?;
-            }
-            if let Some(hosts) = &body.fetch_allowlist {
-                let any = hosts.iter().any(|h| h == "*");
-                db::set_fetch_allowlist(conn, &val.id, (!any).then_some(hosts.as_slice()))?;
-            }
-            db::val_by_id(conn, &val.id).map(Ok)
-        })
+    // `["*"]`: any public host again.
+    let fetch_allowlist = body
+        .fetch_allowlist
+        .map(|hosts| (!hosts.iter().any(|h| h == "*")).then_some(hosts));
+    let change = ValChange {
+        privacy,
+        description: body.description,
+        scopes,
+        fetch_allowlist,
+    };
+    let val = match app
+        .store
+        .vals
+        .edit(&val.id, guarded(&who, |_| change))
         .await?
-        .map_err(out_of_reach)?
-        .ok_or_else(|| not_found(&id))?;
+    {
+        None => return Err(not_found(&id).into()),
+        Some(Err(refusal)) => return Err(refused(refusal).into()),
+        Some(Ok(val)) => val,
+    };
     app.forget_vals();
     Ok(Json(ValResponse::new(&app, &val, Some(&who))))
 }
@@ -225,9 +194,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let val = find_writable(&app, &who, &id).await?;
-    app.db
-        .call(move |conn| db::delete_val(conn, &val.id))
-        .await?;
+    app.store.vals.delete(&val.id).await?;
     app.forget_vals();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -258,19 +225,11 @@ async fn visible_versions(
     who: Option<&Principal>,
     id: &str,
 ) -> ApiResult<(ValRow, Vec<VersionRow>)> {
-    let key = id.to_string();
-    let found = app
-        .db
-        .call(move |conn| {
-            let Some(val) = db::val_by_id(conn, &key)? else {
-                return Ok(None);
-            };
-            let versions = db::list_versions(conn, &key)?;
-            Ok(Some((val, versions)))
-        })
-        .await?;
-    match found {
-        Some((val, versions)) if can_see(&val, who) => Ok((val, versions)),
+    match app.store.vals.by_id(id).await? {
+        Some(val) if can_see(&val, who) => {
+            let versions = app.store.vals.versions(id).await?;
+            Ok((val, versions))
+        }
         _ => Err(not_found(id).into()),
     }
 }

@@ -1,0 +1,464 @@
+//! What every implementation of the store must do, as tests that take a
+//! fresh [`Store`]: the embedded one runs them here, and another engine's
+//! implementation runs the same ones (feature `conformance`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use valbox_model::{Privacy, Scope, Scopes, Subject, Tally, Trigger, ValKind, now_ms};
+
+use crate::{
+    BlobRefusal, BlobWrite, Condition, LibraryRef, LogQuery, LogRecord, NewMail, NewSession,
+    NewToken, NewVal, NewVersion, Refusal, Room, Store, StoreError, ValChange, ValRow,
+};
+
+/// Run every check on `store`, which must be empty.
+pub async fn all(store: &Store) {
+    users_are_unique_by_name(store).await;
+    tokens_resolve_touch_and_revoke(store).await;
+    vals_edit_under_a_guard(store).await;
+    versions_number_up_and_fit_the_quota(store).await;
+    blobs_write_only_when_their_condition_holds(store).await;
+    the_outbox_keeps_a_daily_budget(store).await;
+    a_sign_in_link_works_once(store).await;
+    call_logs_are_trimmed_per_val(store).await;
+    refusals_become_requests_that_can_be_granted(store).await;
+}
+
+fn token(name: &str) -> NewToken {
+    NewToken {
+        name: name.into(),
+        hash: format!("hash-{name}-{}", crate::new_id()),
+        scopes: Scopes::all(),
+        expires_at: None,
+    }
+}
+
+async fn user(store: &Store, name: &str) -> String {
+    let email = format!("{name}@example.com");
+    let (user, _) = store
+        .users
+        .create(name, &email, token("cli"))
+        .await
+        .unwrap();
+    user.id
+}
+
+async fn val(store: &Store, owner: &str, name: &str) -> ValRow {
+    let new = NewVal {
+        owner_id: owner.into(),
+        name: name.into(),
+        privacy: Privacy::Public,
+        description: String::new(),
+        scopes: Scopes::val_default(),
+    };
+    store.vals.create(new).await.unwrap()
+}
+
+fn unlimited() -> Room {
+    Room {
+        quota: u64::MAX,
+        outside: 0,
+        adding: 0,
+    }
+}
+
+fn version(val: &ValRow, sha256: &str, size: i64, room: Room) -> NewVersion {
+    NewVersion {
+        val_id: val.id.clone(),
+        owner_id: val.owner_id.clone(),
+        sha256: sha256.into(),
+        size,
+        kind: ValKind::Http,
+        libraries: Vec::new(),
+        room,
+        edit: None,
+    }
+}
+
+async fn users_are_unique_by_name(store: &Store) {
+    let ann = user(store, "ann").await;
+    let again = store.users.create("ann", "x@example.com", token("t")).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let by_name = store.users.by_name("ann").await.unwrap().unwrap();
+    assert_eq!(by_name.id, ann);
+    assert!(store.users.by_id("nobody").await.unwrap().is_none());
+}
+
+async fn tokens_resolve_touch_and_revoke(store: &Store) {
+    let bo = user(store, "bo").await;
+    let new = token("deploy");
+    let hash = new.hash.clone();
+    let row = store.tokens.insert(&bo, new).await.unwrap();
+    let (found, owner) = store
+        .tokens
+        .resolve(&hash, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id.as_str(), owner.id.as_str()),
+        (row.id.as_str(), bo.as_str())
+    );
+    let touched = store.tokens.by_hash(&hash).await.unwrap().unwrap();
+    assert!(touched.last_used_at.is_some());
+
+    let narrow: Scopes = [Scope::ValRead].into_iter().collect();
+    assert!(
+        store
+            .tokens
+            .set_scopes(&bo, &row.id, &narrow)
+            .await
+            .unwrap()
+    );
+    assert!(store.tokens.revoke(&bo, &row.id).await.unwrap());
+    assert!(!store.tokens.revoke(&bo, &row.id).await.unwrap());
+    // A revoked token's scopes stay as they were.
+    assert!(
+        !store
+            .tokens
+            .set_scopes(&bo, &row.id, &Scopes::all())
+            .await
+            .unwrap()
+    );
+    assert!(store.tokens.live(&bo, &row.id).await.unwrap().is_none());
+    assert_eq!(store.tokens.revoke_by_hash(&hash).await.unwrap(), None);
+}
+
+async fn vals_edit_under_a_guard(store: &Store) {
+    let cy = user(store, "cy").await;
+    let v = val(store, &cy, "app").await;
+    let taken = NewVal {
+        owner_id: cy.clone(),
+        name: "app".into(),
+        privacy: Privacy::Public,
+        description: String::new(),
+        scopes: Scopes::none(),
+    };
+    assert!(matches!(
+        store.vals.create(taken).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let ann = store.users.by_name("ann").await.unwrap().unwrap();
+    val(store, &ann.id, "app").await;
+
+    let refuse: crate::Edit = Box::new(|_| Err(Refusal::Holds(Scope::ValWrite)));
+    let refused = store.vals.edit(&v.id, refuse).await.unwrap().unwrap();
+    assert!(matches!(refused, Err(Refusal::Holds(Scope::ValWrite))));
+    let change = ValChange {
+        privacy: Some(Privacy::Private),
+        description: Some("mine".into()),
+        fetch_allowlist: Some(Some(vec!["example.com".into()])),
+        ..ValChange::default()
+    };
+    let after = store
+        .vals
+        .edit(&v.id, crate::set(change))
+        .await
+        .unwrap()
+        .unwrap();
+    let after = after.unwrap();
+    assert_eq!(after.privacy, Privacy::Private);
+    assert_eq!(after.scopes, v.scopes);
+    assert_eq!(after.fetch_allowlist, Some(vec!["example.com".to_string()]));
+    let any = ValChange {
+        fetch_allowlist: Some(None),
+        ..ValChange::default()
+    };
+    let after = store.vals.edit(&v.id, crate::set(any)).await.unwrap();
+    assert_eq!(after.unwrap().unwrap().fetch_allowlist, None);
+    assert!(
+        store
+            .vals
+            .edit("gone", crate::set(ValChange::default()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mine = store.vals.list(Some(&cy), Some(&cy), 10, 0).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    let public = store.vals.list(None, None, 10, 0).await.unwrap();
+    assert!(public.iter().all(|v| v.privacy == Privacy::Public));
+    store.vals.delete(&v.id).await.unwrap();
+    assert!(store.vals.by_id(&v.id).await.unwrap().is_none());
+}
+
+async fn versions_number_up_and_fit_the_quota(store: &Store) {
+    let di = user(store, "di").await;
+    let lib = val(store, &di, "lib").await;
+    let app = val(store, &di, "web").await;
+    let first = store.vals.add_version(version(&lib, "aa", 10, unlimited()));
+    let (v0, _) = first.await.unwrap().unwrap().unwrap();
+    assert_eq!(v0.version, 0);
+    let mut new = version(&app, "bb", 10, unlimited());
+    new.libraries = vec![LibraryRef {
+        library_id: lib.id.clone(),
+        version: Some(0),
+        grants: [Scope::BlobRead].into_iter().collect(),
+    }];
+    let granted: Scopes = [Scope::Fetch].into_iter().collect();
+    new.edit = Some(Box::new(move |_| {
+        Ok(ValChange {
+            scopes: Some(granted),
+            ..ValChange::default()
+        })
+    }));
+    let (v1, after) = store.vals.add_version(new).await.unwrap().unwrap().unwrap();
+    assert_eq!((v1.version, after.scopes), (0, granted));
+    assert_eq!(after.latest.unwrap().libraries[0].library_id, lib.id);
+    let read = store.vals.version(&app.id, 0).await.unwrap().unwrap();
+    assert_eq!(
+        read.libraries[0].grants,
+        [Scope::BlobRead].into_iter().collect()
+    );
+    assert!(store.vals.owner_has_build(&di, "bb").await.unwrap());
+    assert!(!store.vals.owner_has_build("someone", "bb").await.unwrap());
+
+    // 20 bytes are stored: 25 more do not fit a quota of 40 with 0 outside.
+    let full = Room {
+        quota: 40,
+        outside: 0,
+        adding: 25,
+    };
+    let refused = store.vals.add_version(version(&app, "cc", 25, full));
+    let Some(Err(Refusal::Full(stored))) = refused.await.unwrap() else {
+        panic!("a version past the quota was stored");
+    };
+    assert_eq!(stored.components, 20);
+    assert_eq!(store.vals.versions(&app.id).await.unwrap().len(), 1);
+    let fits = Room { adding: 20, ..full };
+    let added = store.vals.add_version(version(&app, "cc", 20, fits));
+    assert_eq!(added.await.unwrap().unwrap().unwrap().0.version, 1);
+}
+
+async fn blobs_write_only_when_their_condition_holds(store: &Store) {
+    let ed = user(store, "ed").await;
+    let write = |key: &str, size: u64, condition: Condition| BlobWrite {
+        owner_id: ed.clone(),
+        key: key.into(),
+        size,
+        condition,
+        blob_quota: 3 * crate::MIN_BLOB_CHARGE,
+        room: unlimited(),
+    };
+    let published = Arc::new(AtomicBool::new(false));
+    let publish = |flag: &Arc<AtomicBool>| -> crate::Publish {
+        let flag = flag.clone();
+        Box::new(move || {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    };
+    let first = store
+        .blobs
+        .commit(write("k", 5, Condition::IfAbsent), publish(&published));
+    let v1 = first.await.unwrap().unwrap();
+    assert!(published.swap(false, Ordering::SeqCst));
+    let again = store
+        .blobs
+        .commit(write("k", 5, Condition::IfAbsent), publish(&published));
+    assert!(matches!(again.await.unwrap(), Err(BlobRefusal::Conflict(Some(v))) if v == v1));
+    assert!(
+        !published.load(Ordering::SeqCst),
+        "a refused write was published"
+    );
+    let stale = Condition::IfMatch("stale".into());
+    let refused = store
+        .blobs
+        .commit(write("k", 5, stale), publish(&published));
+    assert!(matches!(
+        refused.await.unwrap(),
+        Err(BlobRefusal::Conflict(_))
+    ));
+    let over = store.blobs.commit(
+        write("k", 5, Condition::IfMatch(v1.clone())),
+        publish(&published),
+    );
+    let v2 = over.await.unwrap().unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(store.blobs.version(&ed, "k").await.unwrap(), Some(v2));
+
+    let big = write("other", 3 * crate::MIN_BLOB_CHARGE, Condition::Always);
+    assert!(matches!(
+        store.blobs.check(big).await.unwrap(),
+        Err(BlobRefusal::BlobQuota(_))
+    ));
+    let listed = store.blobs.list(&ed, "").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        store.quota.stored(&ed).await.unwrap().blobs,
+        crate::MIN_BLOB_CHARGE
+    );
+    store.blobs.delete(&ed, "k").await.unwrap();
+    assert!(store.blobs.version(&ed, "k").await.unwrap().is_none());
+}
+
+async fn the_outbox_keeps_a_daily_budget(store: &Store) {
+    let fi = user(store, "fi").await;
+    let mail = |platform: bool| NewMail {
+        owner_id: fi.clone(),
+        val_id: None,
+        message: "{}".into(),
+        platform,
+        daily_limit: 2,
+    };
+    let first = store.outbox.enqueue(mail(false)).await.unwrap().unwrap();
+    store.outbox.enqueue(mail(false)).await.unwrap().unwrap();
+    assert!(store.outbox.enqueue(mail(false)).await.unwrap().is_err());
+    // The platform's own mail has a budget of its own.
+    store.outbox.enqueue(mail(true)).await.unwrap().unwrap();
+    let due = store.outbox.due(10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    assert_eq!(due[0].to, "fi@example.com");
+    store.outbox.mark_sent(&first).await.unwrap();
+    let later = due[1].id.clone();
+    store
+        .outbox
+        .mark_failed(&later, "busy", Some(60_000))
+        .await
+        .unwrap();
+    assert_eq!(store.outbox.due(10).await.unwrap().len(), 1);
+    assert_eq!(store.outbox.queued().await.unwrap(), 2);
+    assert_eq!(store.outbox.list(&fi).await.unwrap().len(), 3);
+}
+
+async fn a_sign_in_link_works_once(store: &Store) {
+    let gu = user(store, "gu").await;
+    let session = |hash: &str| NewSession {
+        hash: hash.into(),
+        csrf: "csrf".into(),
+        expires_at: now_ms() + 60_000,
+    };
+    store
+        .sessions
+        .add_link(&gu, "link", now_ms() + 60_000)
+        .await
+        .unwrap();
+    store
+        .sessions
+        .add_link(&gu, "old", now_ms() - 1)
+        .await
+        .unwrap();
+    let opened = store.sessions.sign_in("link", session("s1")).await.unwrap();
+    assert_eq!(opened.unwrap().user_id, gu);
+    assert!(
+        store
+            .sessions
+            .sign_in("link", session("s2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .sessions
+            .sign_in("old", session("s3"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let live = store.sessions.by_hash("s1").await.unwrap().unwrap();
+    assert_eq!(store.sessions.list(&gu).await.unwrap().len(), 1);
+    assert_eq!(store.sessions.revoke(&gu, Some(&live.id)).await.unwrap(), 1);
+    assert!(store.sessions.list(&gu).await.unwrap().is_empty());
+}
+
+async fn call_logs_are_trimmed_per_val(store: &Store) {
+    let ho = user(store, "ho").await;
+    let v = val(store, &ho, "logged").await;
+    let record = |n: i64| LogRecord {
+        owner_id: ho.clone(),
+        val_id: v.id.clone(),
+        val_name: v.name.clone(),
+        version: 0,
+        trigger: Trigger::Http,
+        caller: None,
+        time_ns: n,
+        status: 200,
+        duration_us: 1,
+        cpu_us: 1,
+        fuel_used: 1,
+        stdout: "x".repeat(100),
+        stderr: String::new(),
+        error: None,
+    };
+    let each = record(0).bytes();
+    let batch: Vec<LogRecord> = (1..=10).map(record).collect();
+    // Room for 8: past it, the oldest go down to three quarters (6).
+    store.logs.append(batch, each * 8).await.unwrap();
+    let query = LogQuery {
+        owner_id: ho.clone(),
+        val_id: Some(v.id.clone()),
+        start: None,
+        end: None,
+        ascending: true,
+        limit: 100,
+        page_bytes: i64::MAX,
+    };
+    let (kept, cut) = store.logs.list(query.clone()).await.unwrap();
+    assert!(!cut);
+    let times: Vec<i64> = kept.iter().map(|l| l.record.time_ns).collect();
+    assert_eq!(times, (5..=10).collect::<Vec<_>>());
+    assert_eq!(store.quota.stored(&ho).await.unwrap().logs, 6 * each as u64);
+    let paged = LogQuery {
+        page_bytes: each * 2,
+        ..query
+    };
+    let (page, cut) = store.logs.list(paged).await.unwrap();
+    assert_eq!((page.len(), cut), (2, true));
+    assert_eq!(store.logs.recent(&v.id, 1).await.unwrap()[0].time_ms, 0);
+    while store.logs.sweep(8).await.unwrap() {}
+    assert_eq!(store.logs.recent(&v.id, 10).await.unwrap().len(), 3);
+}
+
+async fn refusals_become_requests_that_can_be_granted(store: &Store) {
+    let io = user(store, "io").await;
+    let v = val(store, &io, "asker").await;
+    let refused = Tally {
+        used: 0,
+        last_used_ms: 0,
+        denied: 2,
+        last_denied_ms: now_ms(),
+    };
+    let batch = vec![(Subject::Val(v.id.clone()), Scope::EmailWrite, refused)];
+    store.scopes.record(batch).await.unwrap();
+    let usage = store
+        .scopes
+        .usage_of(&Subject::Val(v.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(usage[0].denied_count, 2);
+    let requests = store.scopes.requests_of(&io).await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let decided = store
+        .scopes
+        .decide(&requests[0].id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decided.status, "granted");
+    let after = store.vals.by_id(&v.id).await.unwrap().unwrap();
+    assert!(after.scopes.has(Scope::EmailWrite));
+    let holders = store.scopes.holdings().await.unwrap();
+    assert!(
+        holders
+            .iter()
+            .any(|h| h.subject == Subject::Val(v.id.clone()))
+    );
+    let email: Scopes = [Scope::EmailWrite].into_iter().collect();
+    let subject = Subject::Val(v.id.clone());
+    store.scopes.remove_scopes(&subject, &email).await.unwrap();
+    let after = store.vals.by_id(&v.id).await.unwrap().unwrap();
+    assert!(!after.scopes.has(Scope::EmailWrite));
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_embedded_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::sqlite::open(&dir.path().join("valbox.db")).unwrap();
+        super::all(&store).await;
+    }
+}
