@@ -35,14 +35,59 @@ pub use registry::{CallHost, Capabilities};
 use valbox_store::secrets::SecretBox;
 use valbox_store::{Store, ValRow};
 
-/// What the capabilities are configured with: where their data lives,
-/// their limits, where fetch may go and where mail is delivered.
+/// What the capabilities are configured with: where their data lives, and
+/// each capability's own settings.
 #[derive(Clone, Debug)]
 pub struct CapsConfig {
     pub data_dir: PathBuf,
-    pub limits: Limits,
-    pub fetch_policy: fetch::policy::Policy,
-    pub smtp: Option<email::delivery::SmtpConfig>,
+    pub blob: blob::BlobSettings,
+    pub sqlite: sqlite::SqliteSettings,
+    pub fetch: fetch::FetchSettings,
+    pub email: email::EmailSettings,
+    /// Everything one owner stores together (`storage`).
+    pub storage_quota_bytes: u64,
+}
+
+impl CapsConfig {
+    /// Each capability's settings from the operator's limits, where fetch
+    /// may go and where mail is delivered: the one place they are read.
+    pub fn new(
+        data_dir: PathBuf,
+        limits: &Limits,
+        fetch_policy: fetch::policy::Policy,
+        smtp: Option<email::delivery::SmtpConfig>,
+    ) -> Self {
+        Self {
+            data_dir,
+            blob: blob::BlobSettings {
+                max_bytes: limits.blob_bytes,
+                quota_bytes: limits.blob_quota_bytes,
+            },
+            sqlite: sqlite::SqliteSettings {
+                quota_bytes: limits.sqlite_quota_bytes,
+                temp_bytes: limits.sqlite_temp_bytes,
+                heap_bytes: limits.sqlite_heap_bytes,
+                concurrency: limits.concurrent_calls_per_owner,
+                // A value as large as a blob, and no larger: no query takes
+                // more memory than a blob does.
+                max_value_bytes: limits.blob_bytes,
+                rest_timeout: limits.timeout,
+            },
+            fetch: fetch::FetchSettings {
+                policy: fetch_policy,
+                limits: fetch::FetchLimits {
+                    request_body_bytes: limits.request_body_bytes,
+                    response_body_bytes: limits.fetch_response_bytes,
+                },
+            },
+            email: email::EmailSettings {
+                per_day: limits.emails_per_day,
+                platform_per_day: limits.platform_emails_per_day,
+                smtp,
+            },
+            storage_quota_bytes: limits.storage_quota_bytes,
+        }
+    }
 }
 
 /// What a capability's service is built from at start.

@@ -37,7 +37,7 @@ pub struct StorageMeter {
 impl StorageMeter {
     pub fn new(config: &CapsConfig, store: Arc<dyn Quota>) -> Self {
         Self {
-            quota: config.limits.storage_quota_bytes,
+            quota: config.storage_quota_bytes,
             sqlite_root: config.data_dir.join("sqlite"),
             store,
         }

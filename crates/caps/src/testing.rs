@@ -25,15 +25,12 @@ impl TestEnv {
         Self::with_config(|_| {})
     }
 
-    /// An environment whose config `tune` adjusts first (limits, say).
+    /// An environment whose config `tune` adjusts first (a setting, say).
     pub fn with_config(tune: impl FnOnce(&mut CapsConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = CapsConfig {
-            data_dir: dir.path().to_path_buf(),
-            limits: Default::default(),
-            fetch_policy: Default::default(),
-            smtp: None,
-        };
+        let limits = Default::default();
+        let mut config =
+            CapsConfig::new(dir.path().to_path_buf(), &limits, Default::default(), None);
         tune(&mut config);
         let store = valbox_store::sqlite::open(&dir.path().join("valbox.db")).unwrap();
         let secrets = SecretBox::load_or_create(&dir.path().join("secret.key")).unwrap();

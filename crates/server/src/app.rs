@@ -119,12 +119,12 @@ impl App {
             max_age: config.limits.log_max_age,
         };
         let (logs, writer) = LogSink::start(store.logs.clone(), retention);
-        let caps_config = CapsConfig {
-            data_dir: config.data_dir.clone(),
-            limits: config.limits.clone(),
-            fetch_policy: config.fetch_policy.clone(),
-            smtp: config.smtp.clone(),
-        };
+        let caps_config = CapsConfig::new(
+            config.data_dir.clone(),
+            &config.limits,
+            config.fetch_policy.clone(),
+            config.smtp.clone(),
+        );
         let caps = Arc::new(Capabilities::open(&Settings {
             config: &caps_config,
             store: &store,

@@ -19,6 +19,15 @@ use store::validate_key;
 use valbox_model::{Holder, Scope};
 use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Room};
 
+/// What the blob capability is configured with.
+#[derive(Clone, Debug)]
+pub struct BlobSettings {
+    /// The largest blob, in bytes.
+    pub max_bytes: usize,
+    /// All of one owner's blobs together.
+    pub quota_bytes: u64,
+}
+
 /// The blob service: the files, and the index in the metadata store.
 pub struct Blob {
     pub index: Arc<dyn BlobIndex>,
@@ -142,13 +151,13 @@ impl Capability for Blob {
     type Call = ();
 
     fn open(s: &Settings) -> anyhow::Result<Self> {
-        let limits = &s.config.limits;
+        let settings = &s.config.blob;
         Ok(Self {
             index: s.store.blobs.clone(),
             store: BlobStore::new(
                 s.config.data_dir.join("blobs"),
-                limits.blob_bytes,
-                limits.blob_quota_bytes,
+                settings.max_bytes,
+                settings.quota_bytes,
             ),
             meter: StorageMeter::new(s.config, s.store.quota.clone()),
         })

@@ -62,7 +62,7 @@ async fn a_call_is_refused_as_a_denied_error_and_the_refusal_is_recorded() {
 
 #[tokio::test]
 async fn a_blob_over_the_size_limit_is_refused() {
-    let env = TestEnv::with_config(|c| c.limits.blob_bytes = 16);
+    let env = TestEnv::with_config(|c| c.blob.max_bytes = 16);
     let blob: Blob = env.open();
     let alice = env.user("alice").await;
     let mut writer = env.principal(&alice, &[BlobWrite]);

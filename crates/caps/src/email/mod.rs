@@ -132,6 +132,17 @@ impl Email {
     }
 }
 
+/// What the email capability is configured with.
+#[derive(Clone, Debug)]
+pub struct EmailSettings {
+    /// Mail one owner's vals and tokens may queue per 24 hours.
+    pub per_day: u32,
+    /// Mail the platform itself may queue to one user per 24 hours.
+    pub platform_per_day: u32,
+    /// Where mail is delivered; `None` keeps it queued.
+    pub smtp: Option<delivery::SmtpConfig>,
+}
+
 impl Capability for Email {
     type Call = ();
 
@@ -140,11 +151,11 @@ impl Capability for Email {
         let mailer = Mailer {
             users: s.store.users.clone(),
             outbox: s.store.outbox.clone(),
-            daily_limit: s.config.limits.emails_per_day,
-            platform_daily_limit: s.config.limits.platform_emails_per_day,
+            daily_limit: s.config.email.per_day,
+            platform_daily_limit: s.config.email.platform_per_day,
             wake: Default::default(),
         };
-        if let Some(smtp) = &s.config.smtp {
+        if let Some(smtp) = &s.config.email.smtp {
             delivery::start(s.store.outbox.clone(), smtp.clone(), mailer.wake.clone());
         }
         Ok(Self { mailer })

@@ -31,7 +31,7 @@ const BODY_HEADERS: [&str; 5] = [
     "content-location",
 ];
 
-/// Limits of fetch, per call.
+/// Limits of fetch, per request.
 #[derive(Clone, Debug)]
 pub struct FetchLimits {
     pub request_body_bytes: usize,

@@ -54,18 +54,20 @@ impl Fetch {
     }
 }
 
+/// What the fetch capability is configured with: where it may go, and how
+/// much it sends and takes per request.
+#[derive(Clone, Debug)]
+pub struct FetchSettings {
+    pub policy: policy::Policy,
+    pub limits: FetchLimits,
+}
+
 impl Capability for Fetch {
     type Call = FetchCall;
 
     fn open(s: &Settings) -> anyhow::Result<Self> {
-        let limits = &s.config.limits;
-        let fetcher = Fetcher::new(
-            s.config.fetch_policy.clone(),
-            FetchLimits {
-                request_body_bytes: limits.request_body_bytes,
-                response_body_bytes: limits.fetch_response_bytes,
-            },
-        )?;
+        let settings = s.config.fetch.clone();
+        let fetcher = Fetcher::new(settings.policy, settings.limits)?;
         Ok(Self { fetcher })
     }
 

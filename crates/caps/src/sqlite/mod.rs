@@ -114,23 +114,38 @@ impl Sqlite {
     }
 }
 
+/// What the SQLite capability is configured with.
+#[derive(Clone, Debug)]
+pub struct SqliteSettings {
+    /// One owner's database.
+    pub quota_bytes: u64,
+    /// Temporary storage of one owner's running statements together.
+    pub temp_bytes: u64,
+    /// Memory every connection of the server may hold together.
+    pub heap_bytes: u64,
+    /// Statements of one owner running at once.
+    pub concurrency: usize,
+    /// The largest value a statement takes or returns, and its results.
+    pub max_value_bytes: usize,
+    /// How long a statement from the REST API may run.
+    pub rest_timeout: std::time::Duration,
+}
+
 impl Capability for Sqlite {
     type Call = ();
 
     fn open(s: &Settings) -> anyhow::Result<Self> {
-        let limits = &s.config.limits;
-        policy::limit_heap(limits.sqlite_heap_bytes);
+        let settings = &s.config.sqlite;
+        policy::limit_heap(settings.heap_bytes);
         Ok(Self {
             store: SqliteStore::new(
                 s.config.data_dir.join("sqlite"),
-                limits.sqlite_quota_bytes,
-                limits.sqlite_temp_bytes,
+                settings.quota_bytes,
+                settings.temp_bytes,
             )
-            .with_concurrency(limits.concurrent_calls_per_owner),
-            // A value as large as a blob, and no larger: no query takes
-            // more memory than a blob does.
-            max_bytes: limits.blob_bytes,
-            rest_timeout: limits.timeout,
+            .with_concurrency(settings.concurrency),
+            max_bytes: settings.max_value_bytes,
+            rest_timeout: settings.rest_timeout,
         })
     }
 

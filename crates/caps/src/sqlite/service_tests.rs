@@ -78,7 +78,7 @@ async fn each_owner_has_a_database_of_its_own() {
 
 #[tokio::test]
 async fn a_value_larger_than_a_blob_is_refused() {
-    let env = TestEnv::with_config(|c| c.limits.blob_bytes = 1024);
+    let env = TestEnv::with_config(|c| c.sqlite.max_value_bytes = 1024);
     let db: Sqlite = env.open();
     let alice = env.user("alice").await;
     let mut who = env.principal(&alice, &[SqliteRead]);
