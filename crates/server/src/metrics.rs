@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use valbox_model::Trigger;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,100 +54,83 @@ pub struct Snapshot {
     pub log_records_dropped: u64,
 }
 
+/// Register `metric` in `registry` and keep a handle to it.
+fn add_with<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// [`add_with`] a new counter, gauge or family.
+fn add<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    add_with(registry, name, help, M::default())
+}
+
+/// 100 µs to about 30 s.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(1e-4, 3.0, 12))
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("valbox");
-        let requests = Family::<StatusLabel, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by status",
-            requests.clone(),
-        );
-        // 100 µs to about 30 s.
-        let request_seconds = Histogram::new(exponential_buckets(1e-4, 3.0, 12));
-        registry.register(
-            "http_request_duration_seconds",
-            "Time from a request's head to its response's head",
-            request_seconds.clone(),
-        );
-        let calls = Family::<CallLabels, Counter>::default();
-        registry.register(
-            "calls",
-            "Calls of vals, by trigger (http, run, api) and status (499: the caller hung up)",
-            calls.clone(),
-        );
-        let call_seconds = Histogram::new(exponential_buckets(1e-4, 3.0, 12));
-        registry.register(
-            "call_duration_seconds",
-            "Wall-clock time of a call",
-            call_seconds.clone(),
-        );
-        // 10 thousand to 10 billion units.
-        let call_fuel = Histogram::new(exponential_buckets(1e4, 10.0, 7));
-        registry.register("call_fuel", "Fuel a call used", call_fuel.clone());
-        let denied = Family::<ScopeLabel, Counter>::default();
-        registry.register(
-            "scope_denials",
-            "Host imports refused because the call's token lacked the scope",
-            denied.clone(),
-        );
-        let connections_refused = Counter::default();
-        registry.register(
-            "connections_refused",
-            "Connections closed at accept: a cap on open connections was reached",
-            connections_refused.clone(),
-        );
-        let body_timeouts = Counter::default();
-        registry.register(
-            "request_body_timeouts",
-            "Requests whose body did not arrive in time",
-            body_timeouts.clone(),
-        );
-        let open_connections = Gauge::default();
-        registry.register(
-            "open_connections",
-            "Client connections open",
-            open_connections.clone(),
-        );
-        let loaded_components = Gauge::default();
-        registry.register(
-            "loaded_components",
-            "Pre-linked components kept in memory",
-            loaded_components.clone(),
-        );
-        let loaded_bytes = Gauge::default();
-        registry.register(
-            "loaded_component_bytes",
-            "Compiled code and data of the loaded components",
-            loaded_bytes.clone(),
-        );
-        let outbox_depth = Gauge::default();
-        registry.register(
-            "email_outbox_depth",
-            "Emails queued for delivery",
-            outbox_depth.clone(),
-        );
-        let log_records_dropped = Counter::default();
-        registry.register(
-            "call_log_records_dropped",
-            "Call log records dropped because the log writer fell behind",
-            log_records_dropped.clone(),
-        );
+        let r = &mut registry;
+        let calls_help =
+            "Calls of vals, by trigger (http, run, api) and status (499: the caller hung up)";
         Self {
+            requests: add(r, "http_requests", "HTTP requests answered, by status"),
+            request_seconds: add_with(
+                r,
+                "http_request_duration_seconds",
+                "Time from a request's head to its response's head",
+                seconds(),
+            ),
+            calls: add(r, "calls", calls_help),
+            call_seconds: add_with(
+                r,
+                "call_duration_seconds",
+                "Wall-clock time of a call",
+                seconds(),
+            ),
+            // 10 thousand to 10 billion units.
+            call_fuel: add_with(
+                r,
+                "call_fuel",
+                "Fuel a call used",
+                Histogram::new(exponential_buckets(1e4, 10.0, 7)),
+            ),
+            denied: add(
+                r,
+                "scope_denials",
+                "Host imports refused because the call's token lacked the scope",
+            ),
+            connections_refused: add(
+                r,
+                "connections_refused",
+                "Connections closed at accept: a cap on open connections was reached",
+            ),
+            body_timeouts: add(
+                r,
+                "request_body_timeouts",
+                "Requests whose body did not arrive in time",
+            ),
+            open_connections: add(r, "open_connections", "Client connections open"),
+            loaded_components: add(
+                r,
+                "loaded_components",
+                "Pre-linked components kept in memory",
+            ),
+            loaded_bytes: add(
+                r,
+                "loaded_component_bytes",
+                "Compiled code and data of the loaded components",
+            ),
+            outbox_depth: add(r, "email_outbox_depth", "Emails queued for delivery"),
+            log_records_dropped: add(
+                r,
+                "call_log_records_dropped",
+                "Call log records dropped because the log writer fell behind",
+            ),
             registry,
-            requests,
-            request_seconds,
-            calls,
-            call_seconds,
-            call_fuel,
-            denied,
-            connections_refused,
-            body_timeouts,
-            open_connections,
-            loaded_components,
-            loaded_bytes,
-            outbox_depth,
-            log_records_dropped,
         }
     }
 }

@@ -47,6 +47,43 @@ pub struct Fetcher {
     pub limits: FetchLimits,
 }
 
+/// A fetch's request as it goes to each hop of its redirects.
+struct Hop {
+    method: Method,
+    headers: HeaderMap,
+    url: url::Url,
+    body: Vec<u8>,
+}
+
+impl Hop {
+    /// Follow a `status` redirect to `location`. Credentials were meant
+    /// for the origin they were sent to, and a redirect that turns the
+    /// request into a GET drops its body.
+    fn redirect(&mut self, status: StatusCode, location: &HeaderValue) -> Result<(), Error> {
+        let location = location
+            .to_str()
+            .map_err(|_| Error::Invalid("a redirect's Location is not text".into()))?;
+        let next = self
+            .url
+            .join(location)
+            .map_err(|e| Error::Invalid(format!("bad redirect `{location}`: {e}")))?;
+        if next.origin() != self.url.origin() {
+            for name in CREDENTIAL_HEADERS {
+                self.headers.remove(name);
+            }
+        }
+        if let Some(get) = redirected_method(status, &self.method) {
+            self.method = get;
+            self.body = Vec::new();
+            for name in BODY_HEADERS {
+                self.headers.remove(name);
+            }
+        }
+        self.url = next;
+        Ok(())
+    }
+}
+
 impl Fetcher {
     pub fn new(policy: Policy, limits: FetchLimits) -> anyhow::Result<Self> {
         let policy = Arc::new(policy);
@@ -81,14 +118,17 @@ impl Fetcher {
                 self.limits.request_body_bytes
             )));
         }
-        let mut method = Method::from_bytes(request.method.as_bytes())
+        let method = Method::from_bytes(request.method.as_bytes())
             .map_err(|_| Error::Invalid(format!("`{}` is not an HTTP method", request.method)))?;
-        let mut request_headers = header_map(&request.headers)?;
-        let mut url = parse_url(&request.url)?;
-        let mut body = request.body;
+        let mut hop = Hop {
+            method,
+            headers: header_map(&request.headers)?,
+            url: parse_url(&request.url)?,
+            body: request.body,
+        };
         let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..=MAX_REDIRECTS {
-            self.check_url(&url, allowlist)?;
+            self.check_url(&hop.url, allowlist)?;
             budget.take_fetch().map_err(|limit| {
                 Error::Limit(format!(
                     "one request may make at most {limit} fetch requests, its nested calls \
@@ -97,9 +137,9 @@ impl Fetcher {
             })?;
             let builder = self
                 .client
-                .request(method.clone(), url.clone())
-                .headers(request_headers.clone())
-                .body(body.clone());
+                .request(hop.method.clone(), hop.url.clone())
+                .headers(hop.headers.clone())
+                .body(hop.body.clone());
             let response = tokio::time::timeout_at(deadline, builder.send())
                 .await
                 .map_err(|_| Error::Limit("fetch ran past the call's deadline".into()))?
@@ -108,26 +148,7 @@ impl Fetcher {
             if is_redirect(status)
                 && let Some(location) = response.headers().get(header::LOCATION)
             {
-                let location = location
-                    .to_str()
-                    .map_err(|_| Error::Invalid("a redirect's Location is not text".into()))?;
-                let next = url
-                    .join(location)
-                    .map_err(|e| Error::Invalid(format!("bad redirect `{location}`: {e}")))?;
-                // Credentials were meant for the origin they were sent to.
-                if next.origin() != url.origin() {
-                    for name in CREDENTIAL_HEADERS {
-                        request_headers.remove(name);
-                    }
-                }
-                if let Some(get) = redirected_method(status, &method) {
-                    method = get;
-                    body = Vec::new();
-                    for name in BODY_HEADERS {
-                        request_headers.remove(name);
-                    }
-                }
-                url = next;
+                hop.redirect(status, location)?;
                 continue;
             }
             let headers = response

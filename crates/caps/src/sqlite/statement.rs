@@ -142,6 +142,47 @@ fn owned(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// Bind `args` to the statement's parameters, by position or by name.
+fn bind(
+    stmt: &mut rusqlite::Statement<'_>,
+    guard: &mut Guard,
+    args: &Args,
+) -> Result<(), SqlError> {
+    match args {
+        Args::Positional(values) => {
+            if values.len() != stmt.parameter_count() {
+                return Err(SqlError::Invalid(format!(
+                    "the statement has {} parameters but {} arguments were given",
+                    stmt.parameter_count(),
+                    values.len()
+                )));
+            }
+            for (i, v) in values.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, v)
+                    .map_err(|e| guard.classify(e))?;
+            }
+        }
+        Args::Named(pairs) => {
+            for (name, v) in pairs {
+                let key = if name.starts_with([':', '@', '$']) {
+                    name.clone()
+                } else {
+                    format!(":{name}")
+                };
+                let index = stmt
+                    .parameter_index(&key)
+                    .map_err(|e| guard.classify(e))?
+                    .ok_or_else(|| {
+                        SqlError::Invalid(format!("the statement has no parameter `{key}`"))
+                    })?;
+                stmt.raw_bind_parameter(index, v as &dyn ToSql)
+                    .map_err(|e| guard.classify(e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn run(
     conn: &Connection,
     guard: &mut Guard,
@@ -178,38 +219,7 @@ pub(super) fn run(
         return Err(SqlError::NeedsScope(needed));
     }
     USED.with(|used| used.set(used.get().with(needed)));
-    match &statement.args {
-        Args::Positional(values) => {
-            if values.len() != stmt.parameter_count() {
-                return Err(SqlError::Invalid(format!(
-                    "the statement has {} parameters but {} arguments were given",
-                    stmt.parameter_count(),
-                    values.len()
-                )));
-            }
-            for (i, v) in values.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, v)
-                    .map_err(|e| guard.classify(e))?;
-            }
-        }
-        Args::Named(pairs) => {
-            for (name, v) in pairs {
-                let key = if name.starts_with([':', '@', '$']) {
-                    name.clone()
-                } else {
-                    format!(":{name}")
-                };
-                let index = stmt
-                    .parameter_index(&key)
-                    .map_err(|e| guard.classify(e))?
-                    .ok_or_else(|| {
-                        SqlError::Invalid(format!("the statement has no parameter `{key}`"))
-                    })?;
-                stmt.raw_bind_parameter(index, v as &dyn ToSql)
-                    .map_err(|e| guard.classify(e))?;
-            }
-        }
-    }
+    bind(&mut stmt, guard, &statement.args)?;
     let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
     let column_types: Vec<String> = stmt
         .columns()

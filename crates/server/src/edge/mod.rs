@@ -15,7 +15,7 @@ mod request;
 mod tls;
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,18 +111,7 @@ pub async fn serve(
     let (stopping, _) = watch::channel(());
     let open = Arc::new(Semaphore::new(edge.limits.max_connections));
     let clients = ClientCounts::default();
-    let max_header_bytes = edge.limits.max_header_bytes.max(MIN_HEADER_BYTES);
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(edge.limits.header_timeout)
-        .max_buf_size(max_header_bytes);
-    http.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(HTTP2_PING)
-        .keep_alive_timeout(HTTP2_PING);
+    let http = http_builder(&edge.limits);
     let context = Arc::new(RequestContext {
         router,
         proxies: edge.proxies.clone(),
@@ -135,25 +124,11 @@ pub async fn serve(
         write: edge.limits.write_timeout,
         grace: edge.limits.header_timeout,
     };
-    let mut backoff = MIN_BACKOFF;
     tokio::pin!(stop);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
             () = &mut stop => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => {
-                backoff = MIN_BACKOFF;
-                accepted
-            }
-            Err(e) => {
-                // Out of file descriptors, say: wait for some to close.
-                tracing::warn!("accepting a connection: {e}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
-            }
         };
         let Ok(seat) = open.clone().try_acquire_owned() else {
             edge.metrics.connection_refused();
@@ -203,6 +178,40 @@ pub async fn serve(
     drop(listener);
     stopping.send_replace(());
     stopping.closed().await;
+}
+
+/// The HTTP/1.1 and HTTP/2 settings every connection is served with.
+fn http_builder(limits: &EdgeLimits) -> auto::Builder<TokioExecutor> {
+    let max_header_bytes = limits.max_header_bytes.max(MIN_HEADER_BYTES);
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(max_header_bytes);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(HTTP2_PING)
+        .keep_alive_timeout(HTTP2_PING);
+    http
+}
+
+/// The next connection. A failed accept (out of file descriptors, say) is
+/// retried after a pause that grows while accepts keep failing, so that
+/// connections can close meanwhile.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("accepting a connection: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
 }
 
 /// Serve one connection until it ends: by itself, when its client stops

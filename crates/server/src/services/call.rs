@@ -12,9 +12,10 @@ use crate::services::call_log::{LogRecord, clip};
 use crate::services::error::{Kind, ServiceError, ServiceResult};
 use crate::services::libraries::plan_for;
 use crate::services::owner_slots::FullShare;
+use tokio::sync::OwnedSemaphorePermit;
 use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
 use valbox_model::{Principal, Scopes, Trigger};
-use valbox_runtime::{CallError, Input, Outcome, Output};
+use valbox_runtime::{CallError, Input, Output};
 use valbox_store::ValRow;
 
 /// What a call answered, and the CPU time it used.
@@ -126,20 +127,7 @@ pub async fn call_within(
         Some(n) => (Some(n.within), Some(n.caller)),
         None => (None, None),
     };
-    let _slot = app
-        .try_owner_slot(&val.owner_id, by_owner)
-        .map_err(too_many_calls)?;
-    // A nested call of another owner's val also holds a slot of the owner
-    // whose val the request called: what one request fans out into is
-    // paid for by that owner's share, not only by the callees'.
-    let root_owner = within.as_ref().map(|w| w.budget.root_owner().to_string());
-    let _root_slot = match root_owner {
-        Some(root) if root != val.owner_id => Some(
-            app.try_owner_slot(&root, true)
-                .map_err(too_many_nested_calls)?,
-        ),
-        _ => None,
-    };
+    let _slots = take_slots(app, val, by_owner, within.as_ref())?;
     let latest = val
         .latest
         .as_ref()
@@ -147,28 +135,7 @@ pub async fn call_within(
     let scopes = val.scopes;
     let plan = plan_for(app, val, latest).await?;
     let start = || begin(app, val, scopes, within);
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let hang_up = HangUpLog::arm(
-        app,
-        LogRecord {
-            owner_id: val.owner_id.clone(),
-            val_id: val.id.clone(),
-            val_name: val.name.clone(),
-            version: latest.version,
-            trigger,
-            caller,
-            time_ns: started.as_nanos() as i64,
-            status: 0,
-            duration_us: 0,
-            cpu_us: 0,
-            fuel_used: 0,
-            stdout: String::new(),
-            stderr: String::new(),
-            error: None,
-        },
-    );
+    let hang_up = HangUpLog::arm(app, first_record(val, latest.version, trigger, caller));
     // Everything the host logs during the call carries the call's span.
     let span = tracing::info_span!(
         "call",
@@ -177,50 +144,13 @@ pub async fn call_within(
         trigger = trigger.as_str(),
         call_id = %format_args!("{:016x}", call_id()),
     );
-    let Outcome {
-        result,
-        fuel_used,
-        duration,
-        cpu_time,
-        stdout,
-        stderr,
-        failed_in,
-        host,
-    } = app
+    let outcome = app
         .runtime
         .invoke(&plan, input, start)
         .instrument(span.clone())
         .await;
-    let denials = host
-        .as_ref()
-        .map(|h| h.grant.denial_notes())
-        .unwrap_or_default();
-    for scope in host.iter().flat_map(|h| h.grant.denied_scopes()) {
-        app.metrics.denied(scope.as_str());
-    }
-    let result = result.map_err(call_error);
-    let status = match &result {
-        Ok(Output::Http(r)) => r.status,
-        Ok(Output::Script(Ok(_))) => 200,
-        Ok(Output::Script(Err(_))) => 400,
-        Err((e, _)) => e.kind.http_status(),
-    };
-    let mut error = match (&result, &failed_in) {
-        (Err((_, detail)), Some(library)) if !detail.contains("in library") => {
-            Some(format!("{detail} (in library `{library}`)"))
-        }
-        (Err((_, detail)), _) => Some(detail.clone()),
-        (Ok(Output::Script(Err(m))), _) => Some(format!("the val returned an error: {m}")),
-        _ => None,
-    };
-    if !denials.is_empty() {
-        let note = format!("denied scopes: {}", denials.join(", "));
-        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
-    }
-    // A script val's error is its own text: it counts like its output.
-    if let Some(e) = error.as_mut() {
-        clip(e, app.config.limits.log_bytes);
-    }
+    let (fuel_used, duration, cpu_time) = (outcome.fuel_used, outcome.duration, outcome.cpu_time);
+    let (result, status, error) = settle(app, outcome.result, &outcome.failed_in, &outcome.host);
     span.in_scope(|| {
         tracing::debug!(
             status,
@@ -237,14 +167,103 @@ pub async fn call_within(
             duration_us: duration.as_micros() as i64,
             cpu_us: cpu_time.as_micros() as i64,
             fuel_used,
-            stdout,
-            stderr,
+            stdout: outcome.stdout,
+            stderr: outcome.stderr,
             error,
             ..hang_up.disarm()
         },
     );
-    let output = result.map_err(|(e, _)| e)?;
-    Ok(Called { output, cpu_time })
+    Ok(Called {
+        output: result?,
+        cpu_time,
+    })
+}
+
+/// A turn among the owner's calls; for a nested call of another owner's
+/// val, also one of the owner whose val the request called: what one
+/// request fans out into is paid for by that owner's share, not only by
+/// the callees'.
+fn take_slots(
+    app: &App,
+    val: &ValRow,
+    by_owner: bool,
+    within: Option<&Within>,
+) -> ServiceResult<[Option<OwnedSemaphorePermit>; 2]> {
+    let own = app
+        .try_owner_slot(&val.owner_id, by_owner)
+        .map_err(too_many_calls)?;
+    let root = match within.map(|w| w.budget.root_owner()) {
+        Some(root) if root != val.owner_id => Some(
+            app.try_owner_slot(root, true)
+                .map_err(too_many_nested_calls)?,
+        ),
+        _ => None,
+    };
+    Ok([Some(own), root])
+}
+
+/// A call's log record as it starts: what a hang-up leaves in the log.
+fn first_record(val: &ValRow, version: i64, trigger: Trigger, caller: Option<String>) -> LogRecord {
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    LogRecord {
+        owner_id: val.owner_id.clone(),
+        val_id: val.id.clone(),
+        val_name: val.name.clone(),
+        version,
+        trigger,
+        caller,
+        time_ns: started.as_nanos() as i64,
+        status: 0,
+        duration_us: 0,
+        cpu_us: 0,
+        fuel_used: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+    }
+}
+
+/// What a call's caller gets, and the status and error its log records:
+/// the failure, the library it failed in, and the scopes it was denied.
+fn settle(
+    app: &App,
+    result: Result<Output, CallError>,
+    failed_in: &Option<String>,
+    host: &Option<CallHost>,
+) -> (ServiceResult<Output>, u16, Option<String>) {
+    let denials = host
+        .as_ref()
+        .map(|h| h.grant.denial_notes())
+        .unwrap_or_default();
+    for scope in host.iter().flat_map(|h| h.grant.denied_scopes()) {
+        app.metrics.denied(scope.as_str());
+    }
+    let result = result.map_err(call_error);
+    let status = match &result {
+        Ok(Output::Http(r)) => r.status,
+        Ok(Output::Script(Ok(_))) => 200,
+        Ok(Output::Script(Err(_))) => 400,
+        Err((e, _)) => e.kind.http_status(),
+    };
+    let mut error = match (&result, failed_in) {
+        (Err((_, detail)), Some(library)) if !detail.contains("in library") => {
+            Some(format!("{detail} (in library `{library}`)"))
+        }
+        (Err((_, detail)), _) => Some(detail.clone()),
+        (Ok(Output::Script(Err(m))), _) => Some(format!("the val returned an error: {m}")),
+        _ => None,
+    };
+    if !denials.is_empty() {
+        let note = format!("denied scopes: {}", denials.join(", "));
+        error = Some(error.map_or(note.clone(), |e| format!("{e}; {note}")));
+    }
+    // A script val's error is its own text: it counts like its output.
+    if let Some(e) = error.as_mut() {
+        clip(e, app.config.limits.log_bytes);
+    }
+    (result.map_err(|(e, _)| e), status, error)
 }
 
 /// Count a call in the metrics and write its log record.

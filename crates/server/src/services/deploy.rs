@@ -2,6 +2,8 @@
 //! `.wasm` file), the libraries its imports resolve to, and what it
 //! declares it needs, granted when the deploy asks.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -13,8 +15,8 @@ use crate::services::tokens::{require_all, require_grantable};
 use crate::services::val_access::find_writable;
 use crate::services::val_access::{changer_scope, guarded, not_found, out_of_reach};
 use crate::services::val_views::{VersionView, val_urls};
-use valbox_model::{Principal, ValKind};
-use valbox_runtime::UploadError;
+use valbox_model::{Principal, Scopes, ValKind};
+use valbox_runtime::{LibraryPlan, Prepared, UploadError};
 use valbox_store::{NewVersion, Refusal, ValChange, ValRow, VersionRow};
 
 /// A version just deployed, and where it serves (an HTTP val, by path and
@@ -99,32 +101,7 @@ pub async fn deploy_bytes(
         .await?
         .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
-    let turn = app.compiles.turn(&val.owner_id).await.ok_or_else(|| {
-        ServiceError::new(
-            Kind::TooMany,
-            "too_many_deploys",
-            format!(
-                "{} deploys of yours are already compiling or waiting to; wait for them to finish",
-                crate::services::compile_gate::PER_OWNER
-            ),
-        )
-    })?;
-    // Only the owner's own earlier deploys of these bytes are reused.
-    let sha256 = hex::encode(Sha256::digest(bytes));
-    let own_build = app
-        .store
-        .vals
-        .owner_has_build(&val.owner_id, &sha256)
-        .await?;
-    let prepared = app
-        .runtime
-        .prepare(bytes.to_vec(), libraries.plans, own_build)
-        .await
-        .map_err(|e| match e {
-            UploadError::Internal(m) => ServiceError::internal(m),
-            e => ServiceError::bad_request(e.code(), e.to_string()),
-        })?;
-    drop(turn);
+    let prepared = compile(app, &val, bytes, libraries.plans).await?;
     // Read once the bytes are known to be a valid component.
     let declared = Declared::read(bytes)?;
     if query.grant_declared {
@@ -167,6 +144,40 @@ pub async fn deploy_bytes(
         resolved_libraries: libraries.views,
         declared,
     })
+}
+
+/// Check and compile `bytes` for `val`, linked with the libraries
+/// `plans`, within the owner's share of the compilers.
+async fn compile(
+    app: &App,
+    val: &ValRow,
+    bytes: &[u8],
+    plans: Vec<Arc<LibraryPlan<Scopes>>>,
+) -> ServiceResult<Prepared> {
+    let _turn = app.compiles.turn(&val.owner_id).await.ok_or_else(|| {
+        ServiceError::new(
+            Kind::TooMany,
+            "too_many_deploys",
+            format!(
+                "{} deploys of yours are already compiling or waiting to; wait for them to finish",
+                crate::services::compile_gate::PER_OWNER
+            ),
+        )
+    })?;
+    // Only the owner's own earlier deploys of these bytes are reused.
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let own_build = app
+        .store
+        .vals
+        .owner_has_build(&val.owner_id, &sha256)
+        .await?;
+    app.runtime
+        .prepare(bytes.to_vec(), plans, own_build)
+        .await
+        .map_err(|e| match e {
+            UploadError::Internal(m) => ServiceError::internal(m),
+            e => ServiceError::bad_request(e.code(), e.to_string()),
+        })
 }
 
 /// A deploy past the owner's storage quota.

@@ -132,58 +132,17 @@ pub(super) async fn deploy(
     wasm: &std::path::Path,
     options: DeployOptions,
 ) -> anyhow::Result<()> {
-    let DeployOptions {
-        privacy,
-        description,
-        scopes,
-        deps,
-        grants,
-        grant_declared,
-    } = options;
     let bytes = tokio::fs::read(wasm)
         .await
         .with_context(|| format!("reading {}", wasm.display()))?;
-    // Only a val that does not exist is created; any other failure (a
-    // missing scope, an unreachable server) stops here and says so.
-    let val = match client.find_val(name).await? {
-        Some(val) => {
-            if privacy.is_some() || description.is_some() || scopes.is_some() {
-                let patch =
-                    json!({ "privacy": privacy, "description": description, "scopes": scopes });
-                let req = client
-                    .http
-                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
-                    .json(&patch);
-                client.send(req).await?;
-            }
-            val
-        }
-        None => {
-            let body = json!({
-                "name": name,
-                "privacy": privacy.as_deref().unwrap_or("public"),
-                "description": description,
-            });
-            let val = client
-                .send(client.http.post(client.url("/v2/vals")).json(&body))
-                .await?
-                .context("creating the val failed")?;
-            if let Some(scopes) = scopes {
-                let req = client
-                    .http
-                    .patch(client.url(&format!("/v2/vals/{}", id_of(&val))))
-                    .json(&json!({ "scopes": scopes }));
-                client.send(req).await?;
-            }
-            val
-        }
-    };
+    let val = val_to_deploy(client, name, &options).await?;
     let yes = "true".to_string();
-    let query: Vec<(&str, &String)> = deps
+    let query: Vec<(&str, &String)> = options
+        .deps
         .iter()
         .map(|d| ("dep", d))
-        .chain(grants.iter().map(|g| ("grant", g)))
-        .chain(grant_declared.then_some(("grantDeclared", &yes)))
+        .chain(options.grants.iter().map(|g| ("grant", g)))
+        .chain(options.grant_declared.then_some(("grantDeclared", &yes)))
         .collect();
     let req = client
         .http
@@ -197,11 +156,57 @@ pub(super) async fn deploy(
         .context("the val vanished during deploy")?;
     println!("deployed {name} version {}", version["version"]);
     print_declared(&version["declared"]);
-    for library in version["resolvedLibraries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    print_libraries(&version["resolvedLibraries"]);
+    println!("{}", version["url"].as_str().unwrap_or_default());
+    if let Some(host_url) = version["hostUrl"].as_str() {
+        println!("{host_url}");
+    }
+    Ok(())
+}
+
+/// The val `name`, with the settings `options` give: created if it does
+/// not exist. Any other failure (a missing scope, an unreachable server)
+/// stops here and says so.
+async fn val_to_deploy(
+    client: &Client,
+    name: &str,
+    options: &DeployOptions,
+) -> anyhow::Result<Value> {
+    let DeployOptions {
+        privacy,
+        description,
+        scopes,
+        ..
+    } = options;
+    let patch = |val: &Value, body: Value| {
+        let url = client.url(&format!("/v2/vals/{}", id_of(val)));
+        client.send(client.http.patch(url).json(&body))
+    };
+    if let Some(val) = client.find_val(name).await? {
+        if privacy.is_some() || description.is_some() || scopes.is_some() {
+            let body = json!({ "privacy": privacy, "description": description, "scopes": scopes });
+            patch(&val, body).await?;
+        }
+        return Ok(val);
+    }
+    let body = json!({
+        "name": name,
+        "privacy": privacy.as_deref().unwrap_or("public"),
+        "description": description,
+    });
+    let val = client
+        .send(client.http.post(client.url("/v2/vals")).json(&body))
+        .await?
+        .context("creating the val failed")?;
+    if let Some(scopes) = scopes {
+        patch(&val, json!({ "scopes": scopes })).await?;
+    }
+    Ok(val)
+}
+
+/// What each library a deploy resolved is pinned to and granted.
+fn print_libraries(resolved: &Value) {
+    for library in resolved.as_array().into_iter().flatten() {
         let pin = if library["pinned"].as_bool() == Some(true) {
             "pinned to"
         } else {
@@ -219,11 +224,6 @@ pub(super) async fn deploy(
             }
         );
     }
-    println!("{}", version["url"].as_str().unwrap_or_default());
-    if let Some(host_url) = version["hostUrl"].as_str() {
-        println!("{host_url}");
-    }
-    Ok(())
 }
 
 pub(super) async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
