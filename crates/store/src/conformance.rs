@@ -318,7 +318,8 @@ async fn the_outbox_keeps_a_daily_budget(store: &Store) {
         .mark_failed(&later, "busy", Some(60_000))
         .await
         .unwrap();
-    assert_eq!(store.outbox.due(10).await.unwrap().len(), 1);
+    // The third is still claimed by the first `due`: nobody sends it twice.
+    assert!(store.outbox.due(10).await.unwrap().is_empty());
     assert_eq!(store.outbox.queued().await.unwrap(), 2);
     assert_eq!(store.outbox.list(&fi).await.unwrap().len(), 3);
 }

@@ -29,6 +29,7 @@ pub mod conformance;
 mod env;
 mod error;
 mod outbox;
+pub mod postgres;
 mod quota;
 mod scopes;
 pub mod secrets;

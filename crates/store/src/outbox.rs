@@ -52,7 +52,10 @@ pub trait Outbox: Send + Sync {
     async fn list(&self, owner_id: &str) -> StoreResult<Vec<OutboxRow>>;
     /// Messages waiting for delivery.
     async fn queued(&self) -> StoreResult<i64>;
-    /// Up to `limit` messages due now, oldest first.
+    /// Claim up to `limit` messages due now, oldest first: none of them
+    /// is due again for a while (a sender that died mid-way), so that of
+    /// several senders only one sends each. The sender then marks each
+    /// sent or failed.
     async fn due(&self, limit: i64) -> StoreResult<Vec<DueMail>>;
     async fn mark_sent(&self, id: &str) -> StoreResult<()>;
     /// Record a failed attempt: retry after `retry_in_ms`, or give up.

@@ -74,7 +74,7 @@ pub enum Refusal {
 
 /// Decides a change from the val as it is when the change is written (in
 /// the same transaction), or refuses it.
-pub type Edit = Box<dyn FnOnce(&ValRow) -> Result<ValChange, Refusal> + Send>;
+pub type Edit = Box<dyn FnOnce(&ValRow) -> Result<ValChange, Refusal> + Send + Sync>;
 
 /// A version to add: the component's digest, size and kind, the libraries
 /// it imports, and what must hold as it is stored.

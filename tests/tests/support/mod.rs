@@ -16,6 +16,7 @@ use valbox_model::Limits;
 use valbox_server::config::Config;
 use valbox_server::server::Server;
 
+pub mod postgres;
 pub mod smtp;
 
 pub fn repo_root() -> PathBuf {

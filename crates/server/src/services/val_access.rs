@@ -79,7 +79,7 @@ pub fn changer_scope(held: &Scopes) -> Option<Scope> {
 /// val as it is then.
 pub fn guarded(
     who: &Principal,
-    change: impl FnOnce(&ValRow) -> ValChange + Send + 'static,
+    change: impl FnOnce(&ValRow) -> ValChange + Send + Sync + 'static,
 ) -> Edit {
     let by_val = who.call_of_val.is_some();
     Box::new(move |val| match changer_scope(&val.scopes) {

@@ -10,6 +10,9 @@ use crate::{DailyLimit, DueMail, NewMail, Outbox, OutboxRow, StoreResult, new_id
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How long a claimed message waits before it is due again, unmarked.
+const CLAIM_MS: i64 = 5 * 60_000;
+
 /// Queue `mail` within its daily budget.
 pub(super) fn enqueue(
     conn: &Connection,
@@ -89,13 +92,15 @@ impl Outbox for Sqlite {
 
     async fn due(&self, limit: i64) -> StoreResult<Vec<DueMail>> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare(
+            let tx = conn.transaction()?;
+            let mut stmt = tx.prepare(
                 "SELECT e.id, u.email, e.message, e.attempts, e.created_at
                  FROM emails e JOIN users u ON u.id = e.owner_id
                  WHERE e.status = 'queued' AND e.next_attempt_at <= ?1
                  ORDER BY e.created_at LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now_ms(), limit], |r| {
+            let now = now_ms();
+            let rows = stmt.query_map(params![now, limit], |r| {
                 Ok(DueMail {
                     id: r.get(0)?,
                     to: r.get(1)?,
@@ -104,7 +109,16 @@ impl Outbox for Sqlite {
                     created_at: r.get(4)?,
                 })
             })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let due: Vec<DueMail> = rows.collect::<Result<_, _>>()?;
+            drop(stmt);
+            for mail in &due {
+                tx.execute(
+                    "UPDATE emails SET next_attempt_at = ?2 WHERE id = ?1",
+                    params![mail.id, now + CLAIM_MS],
+                )?;
+            }
+            tx.commit()?;
+            Ok(due)
         })
         .await
     }

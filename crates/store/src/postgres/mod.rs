@@ -1,0 +1,115 @@
+//! The metadata store on PostgreSQL, for many nodes over one database.
+//! Every aggregate is implemented here with the same promises as the
+//! embedded store (`store::conformance` checks both); a write that reads
+//! before it writes locks what it read (`FOR UPDATE`, or an advisory lock
+//! for what has no row yet), so two nodes cannot both pass a check.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{GenericClient, Object, Pool, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use crate::{Store, StoreError, StoreResult};
+
+mod blobs;
+mod call_logs;
+mod env;
+mod health;
+mod outbox;
+mod quota;
+mod schema;
+mod scopes;
+mod sessions;
+mod tokens;
+mod users;
+mod vals;
+
+/// Connect to the database at `url` (`postgres://user@host:port/db`),
+/// migrate it (once, however many nodes start at the same moment) and
+/// return its store.
+pub async fn open(url: &str) -> anyhow::Result<Store> {
+    Ok(Postgres::open(url).await?.store())
+}
+
+/// The PostgreSQL implementation of every aggregate.
+#[derive(Clone)]
+pub struct Postgres {
+    pool: Pool,
+}
+
+impl Postgres {
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let config = deadpool_postgres::Config {
+            url: Some(url.to_string()),
+            ..Default::default()
+        };
+        let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
+        let this = Self { pool };
+        let mut client = this.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(this)
+    }
+
+    pub fn store(&self) -> Store {
+        let it = Arc::new(self.clone());
+        Store {
+            users: it.clone(),
+            tokens: it.clone(),
+            vals: it.clone(),
+            env: it.clone(),
+            sessions: it.clone(),
+            scopes: it.clone(),
+            logs: it.clone(),
+            outbox: it.clone(),
+            blobs: it.clone(),
+            quota: it.clone(),
+            health: it,
+        }
+    }
+
+    async fn client(&self) -> StoreResult<Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Whether `e` is a unique constraint's refusal.
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// A column stored as text and read as a type, parsed once as it is read.
+fn typed<T, E: std::fmt::Display>(
+    row: &tokio_postgres::Row,
+    col: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> StoreResult<T> {
+    let text: String = row.try_get(col)?;
+    parse(&text).map_err(|e| StoreError::Backend(format!("stored {col} `{text}`: {e}").into()))
+}
+
+/// An `Option`-returning parser as [`typed`] takes.
+fn known<T>(parse: fn(&str) -> Option<T>) -> impl FnOnce(&str) -> Result<T, &'static str> {
+    move |text| parse(text).ok_or("not a known value")
+}
+
+/// Serialize with other writers of `key` until the transaction ends: for
+/// a check over rows that may not exist yet (an owner's blobs, a val's
+/// next version number).
+async fn lock(tx: &impl GenericClient, key: &str) -> StoreResult<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&key],
+    )
+    .await?;
+    Ok(())
+}

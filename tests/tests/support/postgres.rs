@@ -1,0 +1,141 @@
+//! A throwaway PostgreSQL cluster for tests: Debian's server binaries,
+//! `initdb` into a temporary directory, one server on a free loopback
+//! port, run as the `postgres` user when the tests run as root (the
+//! server refuses root). Stopped and deleted when dropped.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub port: u16,
+    server: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// The directory of the newest installed PostgreSQL's binaries.
+fn bin_dir() -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .expect("no PostgreSQL server under /usr/lib/postgresql")
+}
+
+/// The `postgres` user's uid and gid, when running as root.
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("tests run as root need the `postgres` user (the postgresql package makes it)");
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
+}
+
+fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
+    let mut cmd = Command::new(bin);
+    if let Some((uid, gid)) = user {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        let user = run_as();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let status = command(&bin.join("initdb"), user)
+            .args([
+                "--auth=trust",
+                "--username=valbox",
+                "--no-sync",
+                "--encoding=UTF8",
+            ])
+            .arg("-D")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        let server = command(&bin.join("postgres"), user)
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .arg("-k")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let cluster = Self {
+            port,
+            server,
+            _dir: dir,
+        };
+        cluster.wait_ready(&bin);
+        cluster
+    }
+
+    fn wait_ready(&self, bin: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("PostgreSQL did not start on port {}", self.port);
+    }
+
+    /// A new, empty database on the cluster; its URL.
+    pub async fn database(&self, name: &str) -> String {
+        let admin = format!("postgres://valbox@127.0.0.1:{}/postgres", self.port);
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        format!("postgres://valbox@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown.
+        let pid = self.server.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = self.server.wait();
+    }
+}
