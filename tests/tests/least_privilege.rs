@@ -384,7 +384,7 @@ async fn a_scope_migration_holds_back_what_was_used_and_tells_its_owner_once() {
     // Written before the migration reads them (a report flushes).
     get_json(&s, &format!("/v1/tokens/{writer}/usage")).await;
 
-    let store = s.store();
+    let store = s.store().await;
     let remove = Scopes::parse("blob:write").unwrap();
     let before = all_scopes(&s);
 

@@ -153,11 +153,14 @@ async fn a_form_from_another_scheme_or_host_is_refused() {
 #[tokio::test]
 async fn over_https_the_session_cookie_is_host_prefixed() {
     let s = TestServer::start_configured(|c| c.public_url = "https://valbox.test".into()).await;
-    let link =
-        valbox_server::services::sign_in::login_link(&s.store(), "alice", "https://valbox.test")
-            .await
-            .unwrap()
-            .unwrap();
+    let link = valbox_server::services::sign_in::login_link(
+        &s.store().await,
+        "alice",
+        "https://valbox.test",
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let secret = link.split_once("link=").unwrap().1;
     let resp = no_redirects()
         .post(format!("{}/login", s.base))
@@ -289,7 +292,7 @@ async fn strangers_asking_for_links_cannot_lock_a_user_out() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert!(
-        valbox_server::services::sign_in::login_link(&s.store(), "alice", &s.base)
+        valbox_server::services::sign_in::login_link(&s.store().await, "alice", &s.base)
             .await
             .unwrap()
             .is_some()

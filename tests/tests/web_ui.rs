@@ -168,7 +168,7 @@ impl Browser {
 }
 
 async fn login_link(s: &TestServer, user: &str) -> String {
-    valbox_server::services::sign_in::login_link(&s.store(), user, &s.base)
+    valbox_server::services::sign_in::login_link(&s.store().await, user, &s.base)
         .await
         .unwrap()
         .expect("the user exists")
@@ -199,7 +199,7 @@ async fn signing_in_with_a_link_which_works_once_and_signing_out() {
     // Expired: refused too.
     let (secret, hash) = valbox_auth::generate_token("vbl_");
     let expired = valbox_model::now_ms() - 1;
-    let sessions = s.store().sessions;
+    let sessions = s.store().await.sessions;
     sessions
         .add_link(&s.alice_id(), &hash, expired)
         .await

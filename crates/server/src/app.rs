@@ -103,10 +103,10 @@ impl App {
 
     /// Open (or create) the data dir. Returns the app and the log writer,
     /// which finishes once the app is dropped.
-    pub fn open(config: Config) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
+    pub async fn open(config: Config) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
-        let store = valbox_store::sqlite::open(&config.data_dir.join("valbox.db"))?;
+        let store = valbox_store::open(config.database.as_deref(), &config.data_dir).await?;
         let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
         let runtime = Runtime::new(
             config.limits.clone(),
@@ -119,12 +119,15 @@ impl App {
             max_age: config.limits.log_max_age,
         };
         let (logs, writer) = LogSink::start(store.logs.clone(), retention);
-        let caps_config = CapsConfig::new(
+        let mut caps_config = CapsConfig::new(
             config.data_dir.clone(),
             &config.limits,
             config.fetch_policy.clone(),
             config.smtp.clone(),
         );
+        // Users' databases are files of one node: on a shared store they
+        // would answer differently from node to node.
+        caps_config.sqlite.available = config.database.is_none();
         let caps = Arc::new(Capabilities::open(&Settings {
             config: &caps_config,
             store: &store,
@@ -162,28 +165,27 @@ impl App {
     }
 }
 
-/// How often the database is checked for writes from outside the server.
-const OUTSIDE_WRITES_EVERY: Duration = Duration::from_secs(1);
-
-/// Forget cached vals whenever another process writes the database (an
-/// operator's `valbox admin migrate-scopes`, say).
+/// Forget cached vals whenever the store says they may have changed
+/// elsewhere: another node's write, or an operator's `valbox admin
+/// migrate-scopes` beside this server.
 fn watch_outside_writes(app: WeakApp) {
+    let Some(mut changes) = app.upgrade().map(|app| app.store.health.changes()) else {
+        return;
+    };
     tokio::spawn(async move {
-        let mut seen = None;
+        // Woken now and then too, so that a dropped app lets the store's
+        // watch end.
+        let mut alive = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let Some(app) = app.upgrade() else { break };
-            match app.store.health.outside_writes().await {
-                Ok(version) if seen != Some(version) => {
-                    if seen.is_some() {
-                        app.forget_vals();
-                    }
-                    seen = Some(version);
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = alive.tick() => {
+                    if app.upgrade().is_none() { break }
+                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!("checking for outside writes: {e:#}"),
             }
-            drop(app);
-            tokio::time::sleep(OUTSIDE_WRITES_EVERY).await;
+            let Some(app) = app.upgrade() else { break };
+            app.forget_vals();
         }
     });
 }

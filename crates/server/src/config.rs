@@ -10,6 +10,9 @@ use std::path::PathBuf;
 pub struct Config {
     /// Holds `valbox.db`, the component cache and the secrets key.
     pub data_dir: PathBuf,
+    /// The metadata store: a PostgreSQL URL, or `None` for the embedded
+    /// `valbox.db` in `data_dir`.
+    pub database: Option<String>,
     pub listen: SocketAddr,
     /// The host suffix under which `{user}-{val}.{suffix}` serves a val.
     pub val_host_suffix: String,
@@ -44,6 +47,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         let data_dir = data_dir.into();
         Self {
+            database: None,
             compile_cache: data_dir.join("compile-cache.sqlite3"),
             edge: Default::default(),
             tls: None,

@@ -47,7 +47,7 @@ impl Server {
             ),
             None => None,
         };
-        let (app, log_writer) = App::open(config)?;
+        let (app, log_writer) = App::open(config).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
             let mut stopped = stopped.clone();

@@ -60,9 +60,20 @@ pub struct Store {
 pub trait Health: Send + Sync {
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
-    /// A number that changes when another process writes to the store
-    /// (the CLI beside a running server), so that caches can be dropped.
-    async fn outside_writes(&self) -> StoreResult<i64>;
+    /// A counter that moves when vals may have changed through another
+    /// process (another node, or the CLI beside a running server), or
+    /// when the store cannot tell: what a node caches of vals is dropped
+    /// each time it moves.
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// A node's store: PostgreSQL at `database` (`postgres://...`), or
+/// without one the embedded file `valbox.db` in `data_dir`.
+pub async fn open(database: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<Store> {
+    match database {
+        Some(url) => postgres::open(url).await,
+        None => sqlite::open(&data_dir.join("valbox.db")),
+    }
 }
 
 pub fn new_id() -> String {

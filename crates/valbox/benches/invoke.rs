@@ -57,7 +57,7 @@ async fn service_call(app: &App, val: &ValRow) -> Result<Output, String> {
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    let (app, _writer) = App::open(config).unwrap();
+    let (app, _writer) = App::open(config).await.unwrap();
     let val = common::deploy_in_process(&app, "hello", common::hello_wasm()).await;
 
     // Alternate the two in rounds, so both see the same machine.

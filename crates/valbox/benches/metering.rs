@@ -38,7 +38,7 @@ async fn open(meter_fuel: bool) -> (tempfile::TempDir, App, ValRow) {
     let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     config.limits.meter_fuel = meter_fuel;
     config.limits.fuel = u64::MAX / 2;
-    let (app, _writer) = App::open(config).unwrap();
+    let (app, _writer) = App::open(config).await.unwrap();
     let val = common::deploy_in_process(&app, "spin", common::val_wasm("spin")).await;
     (dir, app, val)
 }

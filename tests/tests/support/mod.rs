@@ -19,6 +19,11 @@ use valbox_server::server::Server;
 pub mod postgres;
 pub mod smtp;
 
+/// Whether the tests run on PostgreSQL (`VALBOX_TEST_STORE=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("VALBOX_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -53,6 +58,12 @@ pub struct TestServer {
     pub http: Client,
     /// alice's all-scopes token.
     pub alice: String,
+    /// alice's user id.
+    alice_id: String,
+    /// The metadata store's PostgreSQL URL, when the tests run on it.
+    pub database: Option<String>,
+    /// The PostgreSQL cluster this server's store lives on, if any.
+    cluster: Option<std::sync::Arc<postgres::Cluster>>,
     /// Call tokens minted by the tests, live until the server is dropped
     /// (or their lifetime ends), as if their calls were still running.
     call_leases: std::sync::Mutex<Vec<valbox_auth::MintedToken>>,
@@ -83,26 +94,48 @@ impl TestServer {
         Self::start_configured(|c| tune(&mut c.limits)).await
     }
 
+    /// A server on the store the environment picks: PostgreSQL (a
+    /// throwaway cluster of its own) with `VALBOX_TEST_STORE=postgres`,
+    /// else the embedded store in its data directory.
     pub async fn start_configured(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(on_postgres(), tune).await
+    }
+
+    /// A server whose metadata is on a throwaway PostgreSQL cluster,
+    /// whatever the environment says.
+    pub async fn start_on_postgres() -> Self {
+        Self::start_on(true, |_| {}).await
+    }
+
+    async fn start_on(postgres: bool, tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let alice = valbox::cli::create_user(dir.path(), "alice", "alice@example.com")
+        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let cluster = postgres.then(|| std::sync::Arc::new(postgres::Cluster::start()));
+        if let Some(cluster) = &cluster {
+            config.database = Some(cluster.database("valbox").await);
+        }
+        let at = valbox::cli::StoreArgs {
+            data: dir.path().to_path_buf(),
+            database: config.database.clone(),
+        };
+        let store = at.open().await.unwrap();
+        let alice = valbox::cli::create_user_in(&store, "alice", "alice@example.com")
             .await
             .unwrap();
-        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let alice_id = store.users.by_name("alice").await.unwrap().unwrap().id;
         config.limits = test_limits();
         config.compile_cache = shared_compile_cache();
         tune(&mut config);
-        Self::start_in_config(dir, config, alice).await
+        Self::start_in_config(dir, config, (alice, alice_id), cluster).await
     }
 
-    pub async fn start_in(dir: TempDir, limits: Limits, alice: String) -> Self {
-        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-        config.limits = limits;
-        config.compile_cache = shared_compile_cache();
-        Self::start_in_config(dir, config, alice).await
-    }
-
-    async fn start_in_config(dir: TempDir, config: Config, alice: String) -> Self {
+    async fn start_in_config(
+        dir: TempDir,
+        config: Config,
+        (alice, alice_id): (String, String),
+        cluster: Option<std::sync::Arc<postgres::Cluster>>,
+    ) -> Self {
+        let database = config.database.clone();
         let server = Server::start(config).await.unwrap();
         let addr = server.addr;
         Self {
@@ -115,28 +148,53 @@ impl TestServer {
                 .build()
                 .unwrap(),
             alice,
+            alice_id,
+            database,
+            cluster,
             call_leases: Default::default(),
         }
     }
 
-    /// Stop the server, keeping the data dir, and start a new one on it.
+    /// Another node on this server's PostgreSQL database, with a data
+    /// directory of its own.
+    pub async fn another_node(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        config.limits = test_limits();
+        config.compile_cache = shared_compile_cache();
+        config.database = Some(
+            self.database
+                .clone()
+                .expect("another node needs PostgreSQL"),
+        );
+        let alice = (self.alice.clone(), self.alice_id.clone());
+        Self::start_in_config(dir, config, alice, self.cluster.clone()).await
+    }
+
+    /// Stop the server, keeping its data, and start a new one on it.
     pub async fn restart(mut self) -> Self {
         self.server.take().unwrap().shutdown().await.unwrap();
-        let limits = test_limits();
-        Self::start_in(self.dir, limits, self.alice).await
+        let mut config = Config::new(self.dir.path(), "127.0.0.1:0".parse().unwrap());
+        config.limits = test_limits();
+        config.compile_cache = shared_compile_cache();
+        config.database = self.database.take();
+        let cluster = self.cluster.take();
+        let alice = (self.alice, self.alice_id);
+        Self::start_in_config(self.dir, config, alice, cluster).await
     }
 
     pub async fn create_user(&self, name: &str) -> String {
         let email = format!("{name}@example.com");
-        valbox::cli::create_user(self.dir.path(), name, &email)
+        valbox::cli::create_user_in(&self.store().await, name, &email)
             .await
             .unwrap()
     }
 
-    /// Another connection to the data dir's metadata store, as the CLI
+    /// Another connection to the server's metadata store, as the CLI
     /// opens it beside a running server.
-    pub fn store(&self) -> valbox_store::Store {
-        valbox_store::sqlite::open(&self.dir.path().join("valbox.db")).unwrap()
+    pub async fn store(&self) -> valbox_store::Store {
+        let database = self.database.as_deref();
+        valbox_store::open(database, self.dir.path()).await.unwrap()
     }
 
     /// The metadata database itself, for what no interface shows.
@@ -268,16 +326,9 @@ impl TestServer {
         text
     }
 
-    /// alice's user id, read straight from the data dir.
+    /// alice's user id.
     pub fn alice_id(&self) -> String {
-        self.db()
-            .call_blocking(|c| {
-                let id = c.query_row("SELECT id FROM users WHERE username = 'alice'", [], |r| {
-                    r.get(0)
-                });
-                Ok(id?)
-            })
-            .unwrap()
+        self.alice_id.clone()
     }
 
     /// Poll the log endpoint until `pred` holds for the entries, or panic.

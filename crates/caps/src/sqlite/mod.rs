@@ -30,6 +30,8 @@ pub struct Sqlite {
     max_bytes: usize,
     /// How long a REST operation may run: as long as a val's call.
     rest_timeout: Duration,
+    /// Whether this node serves users' databases (see `SqliteSettings`).
+    available: bool,
 }
 
 impl Sqlite {
@@ -95,6 +97,9 @@ impl Sqlite {
         op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
     ) -> Result<R, SqlError> {
         let access = Self::access(who)?;
+        if !self.available {
+            return Err(SqlError::Unavailable);
+        }
         let (store, owner) = (self.store.clone(), who.owner_id().to_string());
         let (result, used) = store::on_sql_thread(move || {
             let _turn = turn;
@@ -129,6 +134,9 @@ pub struct SqliteSettings {
     pub max_value_bytes: usize,
     /// How long a statement from the REST API may run.
     pub rest_timeout: std::time::Duration,
+    /// Whether this node serves users' databases: not when the metadata
+    /// is shared by many nodes, until databases have a home node.
+    pub available: bool,
 }
 
 impl Capability for Sqlite {
@@ -146,6 +154,7 @@ impl Capability for Sqlite {
             .with_concurrency(settings.concurrency),
             max_bytes: settings.max_value_bytes,
             rest_timeout: settings.rest_timeout,
+            available: settings.available,
         })
     }
 

@@ -122,6 +122,13 @@ pub enum SqlError {
     Busy(String),
     #[error("the database failed: {0}")]
     Internal(String),
+    /// This node does not serve users' databases (a node of a cluster,
+    /// where each owner's database needs one home node).
+    #[error(
+        "SQLite is not available on this server yet: it runs on many machines, and each \
+         user's database needs a home on one of them; use blob storage meanwhile"
+    )]
+    Unavailable,
 }
 
 /// What the caller may do, from its token's scopes.

@@ -1,9 +1,12 @@
-//! Vals by owner and name for the invocation hot path. Every change to a
-//! val goes through this process and clears it; writes from outside are
-//! noticed by `app`'s watch of the database.
+//! Vals by owner and name for the invocation hot path. A change made
+//! through this node clears it; changes made elsewhere (another node, the
+//! CLI) clear it through `app`'s watch of the store, and an entry is read
+//! again after [`TTL`] whatever happens, which bounds what a missed
+//! notice could leave stale.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use valbox_store::{Store, StoreResult, ValRow};
 
@@ -15,10 +18,14 @@ pub struct ValCache {
     inner: Mutex<Entries>,
 }
 
+/// The longest an entry serves before it is read again.
+pub const TTL: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct Entries {
     generation: u64,
-    vals: HashMap<(String, String), Arc<ValRow>>,
+    /// Each val, and when it was read.
+    vals: HashMap<(String, String), (Arc<ValRow>, Instant)>,
 }
 
 impl ValCache {
@@ -32,7 +39,9 @@ impl ValCache {
         let key = (owner.to_string(), name.to_string());
         let generation = {
             let cache = self.lock();
-            if let Some(v) = cache.vals.get(&key) {
+            if let Some((v, read)) = cache.vals.get(&key)
+                && read.elapsed() < TTL
+            {
                 return Ok(Some(v.clone()));
             }
             cache.generation
@@ -43,7 +52,7 @@ impl ValCache {
         let val = Arc::new(val);
         let mut cache = self.lock();
         if cache.generation == generation {
-            cache.vals.insert(key, val.clone());
+            cache.vals.insert(key, (val.clone(), Instant::now()));
         }
         Ok(Some(val))
     }

@@ -36,6 +36,17 @@ pub async fn open(url: &str) -> anyhow::Result<Store> {
 #[derive(Clone)]
 pub struct Postgres {
     pool: Pool,
+    /// For the connection that listens for other nodes' changes.
+    url: String,
+}
+
+/// The channel on which a change to a val is announced to every node.
+const CHANNEL: &str = "valbox_vals";
+
+/// Announce, when the transaction commits, that vals changed.
+async fn announce(tx: &impl GenericClient) -> StoreResult<()> {
+    tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+    Ok(())
 }
 
 impl Postgres {
@@ -45,7 +56,10 @@ impl Postgres {
             ..Default::default()
         };
         let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
-        let this = Self { pool };
+        let this = Self {
+            pool,
+            url: url.to_string(),
+        };
         let mut client = this.client().await?;
         schema::migrate(&mut client).await?;
         Ok(this)

@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use valbox_model::{Scope, Scopes, Subject, Tally, now_ms};
 
-use super::{Postgres, outbox, typed, vals};
+use super::{Postgres, announce, outbox, typed, vals};
 use crate::{
     DailyLimit, Holding, NewMail, ScopeRecords, ScopeRequestRow, StoreResult, UsageRow, ValChange,
     new_id,
@@ -259,6 +259,7 @@ impl ScopeRecords for Postgres {
                 &[id, &kept.to_string()],
             )
             .await?;
+            announce(&tx).await?;
         }
         tx.commit().await?;
         Ok(())

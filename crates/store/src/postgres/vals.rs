@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use valbox_model::{Privacy, Scopes, ValKind, now_ms};
 
-use super::{Postgres, is_unique_violation, known, lock, quota, typed};
+use super::{Postgres, announce, is_unique_violation, known, lock, quota, typed};
 use crate::{
     Edit, LibraryRef, NewVal, NewVersion, Refusal, StoreError, StoreResult, ValChange, ValRow,
     Vals, VersionRow, new_id,
@@ -142,6 +142,7 @@ pub(super) async fn edit_locked(
         Err(refusal) => return Ok(Some(Err(refusal))),
     };
     apply(c, id, change).await?;
+    announce(c).await?;
     let after = by_id(c, id).await?;
     Ok(Some(Ok(after.expect("val locked in this transaction"))))
 }
@@ -247,7 +248,10 @@ impl Vals for Postgres {
                 val.name
             ))),
             Err(e) => Err(e.into()),
-            Ok(_) => Ok(by_id(&client, &id).await?.expect("val just written")),
+            Ok(_) => {
+                announce(&client).await?;
+                Ok(by_id(&client, &id).await?.expect("val just written"))
+            }
         }
     }
 
@@ -268,6 +272,7 @@ impl Vals for Postgres {
             .await?;
         tx.execute("DELETE FROM call_log_usage WHERE val_id = $1", &[&id])
             .await?;
+        announce(&tx).await?;
         tx.commit().await?;
         Ok(())
     }

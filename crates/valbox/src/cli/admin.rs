@@ -3,8 +3,10 @@
 
 use anyhow::{Context, bail};
 
+use std::path::PathBuf;
 use valbox_auth as auth;
 use valbox_model::Scopes;
+
 use valbox_store::{NewToken, Store};
 
 /// Usernames: a lowercase letter, then lowercase letters, digits or `_`;
@@ -22,18 +24,62 @@ pub fn validate_username(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Create a user with a token holding every scope; returns the token.
+/// Where a command finds the data: the data directory, and the metadata
+/// store (PostgreSQL, or `valbox.db` in the data directory).
+#[derive(clap::Args, Clone, Debug)]
+pub struct StoreArgs {
+    #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
+    pub data: PathBuf,
+    /// The metadata store on PostgreSQL: `postgres://USER@HOST:PORT/DB`.
+    /// Without it, `valbox.db` in --data.
+    #[arg(long, env = "VALBOX_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store, made (and migrated) if it does not exist yet.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        if self.database.is_none() {
+            let data = &self.data;
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("creating {}", data.display()))?;
+        }
+        valbox_store::open(self.database.as_deref(), &self.data).await
+    }
+
+    /// The store of data that must exist already.
+    pub async fn existing(&self) -> anyhow::Result<Store> {
+        if self.database.is_none() && !self.data.join("valbox.db").exists() {
+            bail!(
+                "no Valbox data in {} (give --data, or --database for PostgreSQL)",
+                self.data.display()
+            );
+        }
+        valbox_store::open(self.database.as_deref(), &self.data).await
+    }
+}
+
+/// Create a user with a token holding every scope in the embedded store
+/// in `data`; returns the token.
 pub async fn create_user(
     data: &std::path::Path,
     username: &str,
     email: &str,
 ) -> anyhow::Result<String> {
+    let args = StoreArgs {
+        data: data.to_path_buf(),
+        database: None,
+    };
+    create_user_in(&args.open().await?, username, email).await
+}
+
+/// Create a user with a token holding every scope in `store`; returns
+/// the token.
+pub async fn create_user_in(store: &Store, username: &str, email: &str) -> anyhow::Result<String> {
     validate_username(username)?;
     if !email.contains('@') {
         bail!("`{email}` is not an email address");
     }
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let store = valbox_store::sqlite::open(&data.join("valbox.db"))?;
     let (token, hash) = auth::generate_token(auth::API_TOKEN_PREFIX);
     let first = NewToken {
         name: "cli".into(),
@@ -45,18 +91,9 @@ pub async fn create_user(
     Ok(token)
 }
 
-/// The store of an existing data directory.
-pub fn existing_store(data: &std::path::Path) -> anyhow::Result<Store> {
-    let path = data.join("valbox.db");
-    if !path.exists() {
-        bail!("no Valbox data in {} (give --data)", data.display());
-    }
-    valbox_store::sqlite::open(&path)
-}
-
 /// `valbox admin migrate-scopes`: run the migration and print its report.
 pub async fn migrate_scopes(
-    data: &std::path::Path,
+    at: &StoreArgs,
     remove: &str,
     days: u32,
     dry_run: bool,
@@ -65,7 +102,7 @@ pub async fn migrate_scopes(
     if remove == Scopes::none() {
         bail!("--remove names no scope");
     }
-    let store = existing_store(data)?;
+    let store = at.existing().await?;
     let report =
         valbox_server::services::scope_migration::migrate(&store, remove, days, dry_run).await?;
     let (done, held, mailed) = if dry_run {

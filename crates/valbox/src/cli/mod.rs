@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-pub use admin::{create_user, validate_username};
+pub use admin::{StoreArgs, create_user, create_user_in, validate_username};
 use client::{Client, DeployOptions, deploy, email_list, logs, val_scopes};
 
 mod admin;
@@ -144,8 +144,14 @@ enum AdminCommand {
         /// Report what would change, and change nothing.
         #[arg(long)]
         dry_run: bool,
-        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
+    },
+    /// Bring the metadata store's schema up to date, and nothing else (a
+    /// server does it as it starts, once however many start together).
+    Migrate {
+        #[command(flatten)]
+        at: StoreArgs,
     },
 }
 
@@ -156,8 +162,8 @@ enum UserCommand {
         username: String,
         #[arg(long)]
         email: String,
-        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
     },
     /// Print a one-time sign-in link to the web UI (valid 15 minutes).
     LoginLink {
@@ -169,8 +175,8 @@ enum UserCommand {
             default_value = "http://127.0.0.1:8080"
         )]
         url: String,
-        #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        at: StoreArgs,
     },
 }
 
@@ -231,9 +237,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     remove,
                     days,
                     dry_run,
-                    data,
+                    at,
                 },
-        } => admin::migrate_scopes(&data, &remove, days, dry_run).await,
+        } => admin::migrate_scopes(&at, &remove, days, dry_run).await,
+        Command::Admin {
+            command: AdminCommand::Migrate { at },
+        } => {
+            at.open().await?;
+            println!("the metadata store is up to date");
+            Ok(())
+        }
         Command::User { command } => user(command).await,
         Command::Deploy {
             name,
@@ -289,12 +302,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// `valbox user ...`: on the data directory, no server needed.
 async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::LoginLink {
-            username,
-            url,
-            data,
-        } => {
-            let store = admin::existing_store(&data)?;
+        UserCommand::LoginLink { username, url, at } => {
+            let store = at.existing().await?;
             match valbox_server::services::sign_in::login_link(&store, &username, &url).await? {
                 Some(link) => {
                     println!("{link}");
@@ -306,9 +315,9 @@ async fn user(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Create {
             username,
             email,
-            data,
+            at,
         } => {
-            let token = create_user(&data, &username, &email).await?;
+            let token = admin::create_user_in(&at.open().await?, &username, &email).await?;
             println!("created user {username}; API token (shown once):");
             println!("{token}");
             Ok(())

@@ -2,7 +2,6 @@
 //! the server until it is asked to stop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,8 +13,8 @@ use super::edge_args;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    #[arg(long, env = "VALBOX_DATA", default_value = "valbox-data")]
-    data: PathBuf,
+    #[command(flatten)]
+    at: super::StoreArgs,
     #[arg(long, env = "VALBOX_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Base URL for links, when it differs from http://LISTEN.
@@ -72,7 +71,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// The server's configuration from its arguments.
 fn config(args: ServeArgs) -> anyhow::Result<Config> {
-    let mut config = Config::new(args.data, args.listen);
+    let mut config = Config::new(args.at.data, args.listen);
+    config.database = args.at.database;
     if let Some(scopes) = args.default_val_scopes {
         config.default_val_scopes = valbox_model::Scopes::parse(&scopes)
             .map_err(|e| anyhow::anyhow!("--default-val-scopes: {e}"))?;
