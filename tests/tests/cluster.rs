@@ -83,3 +83,58 @@ async fn a_node_on_a_shared_store_refuses_sqlite_with_a_reason() {
     assert_eq!(body["error"], "sqlite_unavailable", "{body}");
     assert!(body["message"].as_str().unwrap().contains("not available"));
 }
+
+/// PostgreSQL restarted: while it is down, what needs it answers 503 with
+/// `Retry-After` quickly (no hang) and a loaded val keeps answering; once
+/// it is back, the node reconnects by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_restart_is_a_short_503_not_a_hang() {
+    let s = TestServer::start_on_postgres().await;
+    s.deploy("hello", "hello", "public").await;
+    assert_eq!(
+        s.get("/x/alice/hello/", None).await.status(),
+        StatusCode::OK
+    );
+    let cluster = s.cluster().unwrap();
+    cluster.stop();
+
+    let asked = Instant::now();
+    let resp = s.get("/v1/me", Some(&s.alice)).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "store_unavailable", "{body}");
+    // The cached val answers without the database.
+    assert_eq!(
+        s.get("/x/alice/hello/", None).await.status(),
+        StatusCode::OK
+    );
+
+    cluster.resume();
+    assert_eq!(
+        s.get("/v1/me", Some(&s.alice)).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// A node whose secret key cannot open what the store holds refuses to
+/// start, and says which key file to use.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_another_key_refuses_to_start() {
+    let s = TestServer::start_on_postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = valbox_server::config::Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    config.database = s.database.clone();
+    let refused = valbox_server::server::Server::start(config)
+        .await
+        .err()
+        .unwrap();
+    let message = format!("{refused:#}");
+    assert!(message.contains("cannot decrypt"), "{message}");
+    assert!(message.contains("--secret-key-file"), "{message}");
+}

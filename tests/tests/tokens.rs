@@ -239,6 +239,10 @@ async fn every_rest_endpoint_checks_its_scope() {
         ),
     ];
     for (scope, method, path, body) in cases {
+        // A node on a shared store serves no SQLite at all (cluster.rs).
+        if support::on_postgres() && path.starts_with("/v1/sqlite") {
+            continue;
+        }
         let (_, without) = s.token_with(&s.alice, &all_but(scope)).await;
         let (_, with) = s.token_with(&s.alice, &[scope]).await;
         let send = |token: String| {

@@ -2,6 +2,7 @@
 //! handler.
 
 use std::ops::Deref;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use valbox_auth::{Authenticator, CallTokens};
 use valbox_caps::{CallHost, Capabilities, CapsConfig, Settings};
 use valbox_runtime::Runtime;
 use valbox_store::secrets::SecretBox;
-use valbox_store::{Store, ValRow};
+use valbox_store::{Sealed, Store, ValRow};
 
 #[derive(Clone)]
 pub struct App(Arc<AppInner>);
@@ -107,7 +108,10 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let store = valbox_store::open(config.database.as_deref(), &config.data_dir).await?;
-        let secrets = SecretBox::load_or_create(&config.data_dir.join("secret.key"))?;
+        let key_file =
+            (config.secret_key_file.clone()).unwrap_or_else(|| config.data_dir.join("secret.key"));
+        let secrets = SecretBox::load_or_create(&key_file)?;
+        check_key(&store, &secrets, &key_file).await?;
         let runtime = Runtime::new(
             config.limits.clone(),
             config.data_dir.join("components"),
@@ -163,6 +167,27 @@ impl App {
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))
     }
+}
+
+/// Refuse to start with a key that cannot open what the store holds (a
+/// node given another node's store but its own new key): found now, not
+/// when a val reads an env var.
+async fn check_key(store: &Store, secrets: &SecretBox, path: &Path) -> anyhow::Result<()> {
+    const CONTEXT: &str = "valbox/key-check";
+    let (nonce, ciphertext) = secrets.seal(b"valbox", CONTEXT)?;
+    let stored = store.health.key_check(Sealed { nonce, ciphertext }).await?;
+    if secrets
+        .open(&stored.nonce, &stored.ciphertext, CONTEXT)
+        .is_err()
+    {
+        anyhow::bail!(
+            "the secret key in {} cannot decrypt what the metadata store holds: every node \
+             of one store must use the same key; copy the key file from a node that runs \
+             and give it with --secret-key-file",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Forget cached vals whenever the store says they may have changed

@@ -13,6 +13,10 @@ pub struct Config {
     /// The metadata store: a PostgreSQL URL, or `None` for the embedded
     /// `valbox.db` in `data_dir`.
     pub database: Option<String>,
+    /// The key that seals env vars at rest; every node of one store must
+    /// hold the same. Default `secret.key` in `data_dir`, made on first
+    /// start.
+    pub secret_key_file: Option<PathBuf>,
     pub listen: SocketAddr,
     /// The host suffix under which `{user}-{val}.{suffix}` serves a val.
     pub val_host_suffix: String,
@@ -48,6 +52,7 @@ impl Config {
         let data_dir = data_dir.into();
         Self {
             database: None,
+            secret_key_file: None,
             compile_cache: data_dir.join("compile-cache.sqlite3"),
             edge: Default::default(),
             tls: None,

@@ -88,7 +88,16 @@ impl IntoResponse for ApiError {
             error: self.code,
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // Whatever is unavailable now (the server full, its database
+        // restarting) may well be back in a second.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            let retry = axum::http::HeaderValue::from_static("1");
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry);
+        }
+        response
     }
 }
 

@@ -8,9 +8,12 @@ pub enum StoreError {
     /// A name or key that must be unique is taken.
     #[error("{0}")]
     Conflict(String),
-    /// The store failed or did not answer: the caller's request was fine.
+    /// The store failed: the caller's request was fine.
     #[error("the metadata store failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store cannot be reached (restarting, say): retry shortly.
+    #[error("the metadata store is not reachable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

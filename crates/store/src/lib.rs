@@ -65,6 +65,9 @@ pub trait Health: Send + Sync {
     /// when the store cannot tell: what a node caches of vals is dropped
     /// each time it moves.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The sealed value every node's secret key must open: `proposed` is
+    /// stored if there is none yet, and what is stored is returned.
+    async fn key_check(&self, proposed: Sealed) -> StoreResult<Sealed>;
 }
 
 /// A node's store: PostgreSQL at `database` (`postgres://...`), or

@@ -155,6 +155,11 @@ impl TestServer {
         }
     }
 
+    /// The PostgreSQL cluster under this server, if it runs on one.
+    pub fn cluster(&self) -> Option<&postgres::Cluster> {
+        self.cluster.as_deref()
+    }
+
     /// Another node on this server's PostgreSQL database, with a data
     /// directory of its own.
     pub async fn another_node(&self) -> Self {
@@ -167,6 +172,8 @@ impl TestServer {
                 .clone()
                 .expect("another node needs PostgreSQL"),
         );
+        // Every node of one store seals with the same key.
+        config.secret_key_file = Some(self.dir.path().join("secret.key"));
         let alice = (self.alice.clone(), self.alice_id.clone());
         Self::start_in_config(dir, config, alice, self.cluster.clone()).await
     }

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 pub struct Cluster {
     pub port: u16,
-    server: Child,
-    _dir: tempfile::TempDir,
+    server: std::sync::Mutex<Option<Child>>,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+    dir: tempfile::TempDir,
 }
 
 /// The directory of the newest installed PostgreSQL's binaries.
@@ -79,25 +81,47 @@ impl Cluster {
             .status()
             .unwrap();
         assert!(status.success(), "initdb failed");
-        let port = free_port();
-        let server = command(&bin.join("postgres"), user)
+        let cluster = Self {
+            port: free_port(),
+            server: Default::default(),
+            bin,
+            user,
+            dir,
+        };
+        cluster.resume();
+        cluster
+    }
+
+    /// Start the server (again, after [`Cluster::stop`]) on the same
+    /// port and data, and wait until it answers.
+    pub fn resume(&self) {
+        let server = command(&self.bin.join("postgres"), self.user)
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .arg(self.dir.path().join("data"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
             .args(["-c", "fsync=off", "-c", "max_connections=200"])
             .arg("-k")
-            .arg(dir.path())
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let cluster = Self {
-            port,
-            server,
-            _dir: dir,
-        };
-        cluster.wait_ready(&bin);
-        cluster
+        *self.server.lock().unwrap() = Some(server);
+        self.wait_ready(&self.bin);
+    }
+
+    /// Stop the server at once (its fast shutdown: connections dropped).
+    pub fn stop(&self) {
+        if let Some(mut server) = self.server.lock().unwrap().take() {
+            let pid = server.id().to_string();
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+            let _ = server.wait();
+        }
     }
 
     fn wait_ready(&self, bin: &Path) {
@@ -133,9 +157,6 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // SIGINT: PostgreSQL's fast shutdown.
-        let pid = self.server.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let _ = self.server.wait();
+        self.stop();
     }
 }

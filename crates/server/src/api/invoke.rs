@@ -164,7 +164,7 @@ pub(super) async fn resolve(
                 };
                 ApiError::bad_request("wrong_val_kind", hint)
             }
-            NotRunnable::Failed(e) => ApiError::internal(e),
+            NotRunnable::Failed(e) => e.into(),
         })
 }
 

@@ -57,7 +57,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
                      (deploy with `--dep {user}/{name}`)"
                 ),
             }),
-            NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e:#}")),
+            NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e}")),
         })?;
     let own = val.owner_id == call.caller_owner;
     if let Some(n) = call.version

@@ -122,6 +122,14 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::Conflict(message) => Self::new(Kind::Conflict, "conflict", message),
             StoreError::Backend(e) => Self::internal(format!("{e:#}")),
+            StoreError::Unavailable(e) => {
+                tracing::warn!("the metadata store is not reachable: {e}");
+                Self::new(
+                    Kind::Busy,
+                    "store_unavailable",
+                    "the server cannot reach its database just now; retry in a moment",
+                )
+            }
         }
     }
 }

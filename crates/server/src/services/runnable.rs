@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::app::App;
 use valbox_model::ValKind;
-use valbox_store::ValRow;
+use valbox_store::{StoreError, ValRow};
 
 /// Why no val can be run as asked.
 pub enum NotRunnable {
@@ -19,8 +19,8 @@ pub enum NotRunnable {
     NoSuchVersion(i64),
     /// Its deployed version is of this other kind.
     OtherKind(ValKind),
-    /// The database failed.
-    Failed(anyhow::Error),
+    /// The store failed, or cannot be reached.
+    Failed(StoreError),
 }
 
 /// The val `user/name` if `visible` holds for it, it is deployed, and the
@@ -37,7 +37,7 @@ pub async fn find_runnable(
     let mut val = app
         .val_by_name(user, name)
         .await
-        .map_err(|e| NotRunnable::Failed(e.into()))?
+        .map_err(NotRunnable::Failed)?
         .filter(|val| visible(val))
         .ok_or(NotRunnable::Missing)?;
     if let Some(n) = version {
@@ -46,7 +46,7 @@ pub async fn find_runnable(
             .vals
             .version(&val.id, n)
             .await
-            .map_err(|e| NotRunnable::Failed(e.into()))?
+            .map_err(NotRunnable::Failed)?
             .ok_or(NotRunnable::NoSuchVersion(n))?;
         val = Arc::new(ValRow {
             latest: Some(pinned),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use valbox_store::{Store, StoreResult, ValRow};
+use valbox_store::{Store, StoreError, StoreResult, ValRow};
 
 /// The cache. `generation` moves on every change, so a row read from the
 /// database before a change is never cached after it (a val just made
@@ -37,16 +37,21 @@ impl ValCache {
         name: &str,
     ) -> StoreResult<Option<Arc<ValRow>>> {
         let key = (owner.to_string(), name.to_string());
-        let generation = {
+        let (generation, stale) = {
             let cache = self.lock();
-            if let Some((v, read)) = cache.vals.get(&key)
-                && read.elapsed() < TTL
-            {
-                return Ok(Some(v.clone()));
+            match cache.vals.get(&key) {
+                Some((v, read)) if read.elapsed() < TTL => return Ok(Some(v.clone())),
+                Some((v, _)) => (cache.generation, Some(v.clone())),
+                None => (cache.generation, None),
             }
-            cache.generation
         };
-        let Some(val) = store.vals.by_name(owner, name).await? else {
+        let val = match store.vals.by_name(owner, name).await {
+            // While the store cannot be reached, nothing can change in it:
+            // the copy past its TTL is still the val.
+            Err(StoreError::Unavailable(_)) if stale.is_some() => return Ok(stale),
+            found => found?,
+        };
+        let Some(val) = val else {
             return Ok(None);
         };
         let val = Arc::new(val);

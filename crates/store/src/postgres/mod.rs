@@ -38,27 +38,49 @@ pub struct Postgres {
     pool: Pool,
     /// For the connection that listens for other nodes' changes.
     url: String,
+    /// This node's name in its notices, so that it ignores its own: it
+    /// forgets what it changes itself as it changes it.
+    node: Arc<str>,
 }
 
 /// The channel on which a change to a val is announced to every node.
 const CHANNEL: &str = "valbox_vals";
 
 /// Announce, when the transaction commits, that vals changed.
-async fn announce(tx: &impl GenericClient) -> StoreResult<()> {
-    tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+async fn announce(tx: &impl GenericClient, node: &str) -> StoreResult<()> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &node])
+        .await?;
     Ok(())
 }
 
 impl Postgres {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        // Nothing waits on the database for longer than a request may
+        // last: an unreachable or stalled server is an error, not a hang.
+        let timeouts = deadpool_postgres::Timeouts {
+            wait: Some(STORE_TIMEOUT),
+            create: Some(STORE_TIMEOUT),
+            recycle: Some(STORE_TIMEOUT),
+        };
         let config = deadpool_postgres::Config {
             url: Some(url.to_string()),
+            connect_timeout: Some(STORE_TIMEOUT),
+            options: Some(format!(
+                "-c statement_timeout={ms} -c lock_timeout={ms}",
+                ms = STORE_TIMEOUT.as_millis()
+            )),
+            pool: Some(deadpool_postgres::PoolConfig {
+                max_size: POOL_SIZE,
+                timeouts,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let pool = config.create_pool(Some(Runtime::Tokio1), NoTls)?;
         let this = Self {
             pool,
             url: url.to_string(),
+            node: crate::new_id().into(),
         };
         let mut client = this.client().await?;
         schema::migrate(&mut client).await?;
@@ -86,13 +108,31 @@ impl Postgres {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))
     }
 }
 
+/// The longest a node waits for PostgreSQL: a connection, a turn in the
+/// pool, a statement, a lock.
+const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connections one node keeps to PostgreSQL.
+const POOL_SIZE: usize = 16;
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Backend(Box::new(e))
+        // A closed connection or a timeout is the server's state, not a
+        // fault of the query: the caller may retry.
+        let cancelled = e.code() == Some(&SqlState::QUERY_CANCELED)
+            || e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+            || e.code() == Some(&SqlState::ADMIN_SHUTDOWN)
+            || e.code() == Some(&SqlState::CANNOT_CONNECT_NOW);
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || cancelled || io {
+            StoreError::Unavailable(Box::new(e))
+        } else {
+            StoreError::Backend(Box::new(e))
+        }
     }
 }
 

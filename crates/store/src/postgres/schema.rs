@@ -6,7 +6,8 @@ use deadpool_postgres::Object;
 use crate::StoreResult;
 
 /// Each entry migrates the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL UNIQUE,
@@ -165,7 +166,10 @@ CREATE TABLE sessions (
     expires_at BIGINT NOT NULL,
     revoked_at BIGINT
 );
-"#];
+"#,
+    // A value sealed with the nodes' key, which every node must open.
+    "CREATE TABLE key_check (id INT PRIMARY KEY CHECK (id = 1), nonce BYTEA NOT NULL, ciphertext BYTEA NOT NULL);",
+];
 
 /// The advisory lock migrations hold: any number, the same on every node.
 const MIGRATION_LOCK: i64 = 0x7661_6c62_6f78; // "valbox"

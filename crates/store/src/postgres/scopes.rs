@@ -189,7 +189,7 @@ impl ScopeRecords for Postgres {
                     ..ValChange::default()
                 })
             });
-            if vals::edit_locked(&tx, &request.val_id, edit)
+            if vals::edit_locked(&tx, &self.node, &request.val_id, edit)
                 .await?
                 .is_none()
             {
@@ -259,7 +259,7 @@ impl ScopeRecords for Postgres {
                 &[id, &kept.to_string()],
             )
             .await?;
-            announce(&tx).await?;
+            announce(&tx, &self.node).await?;
         }
         tx.commit().await?;
         Ok(())

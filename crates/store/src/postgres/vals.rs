@@ -131,6 +131,7 @@ pub(super) async fn apply(c: &impl GenericClient, id: &str, change: ValChange) -
 /// Run `edit` on val `id` as it is, locked, and write what it decides.
 pub(super) async fn edit_locked(
     c: &impl GenericClient,
+    node: &str,
     id: &str,
     edit: Edit,
 ) -> StoreResult<Option<Result<ValRow, Refusal>>> {
@@ -142,7 +143,7 @@ pub(super) async fn edit_locked(
         Err(refusal) => return Ok(Some(Err(refusal))),
     };
     apply(c, id, change).await?;
-    announce(c).await?;
+    announce(c, node).await?;
     let after = by_id(c, id).await?;
     Ok(Some(Ok(after.expect("val locked in this transaction"))))
 }
@@ -249,7 +250,7 @@ impl Vals for Postgres {
             ))),
             Err(e) => Err(e.into()),
             Ok(_) => {
-                announce(&client).await?;
+                announce(&client, &self.node).await?;
                 Ok(by_id(&client, &id).await?.expect("val just written"))
             }
         }
@@ -258,7 +259,7 @@ impl Vals for Postgres {
     async fn edit(&self, id: &str, edit: Edit) -> StoreResult<Option<Result<ValRow, Refusal>>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let outcome = edit_locked(&tx, id, edit).await?;
+        let outcome = edit_locked(&tx, &self.node, id, edit).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -272,7 +273,7 @@ impl Vals for Postgres {
             .await?;
         tx.execute("DELETE FROM call_log_usage WHERE val_id = $1", &[&id])
             .await?;
-        announce(&tx).await?;
+        announce(&tx, &self.node).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -290,7 +291,7 @@ impl Vals for Postgres {
             .take()
             .unwrap_or_else(|| crate::set(ValChange::default()));
         // The val's row stays locked: versions are numbered one at a time.
-        let val = match edit_locked(&tx, &new.val_id, edit).await? {
+        let val = match edit_locked(&tx, &self.node, &new.val_id, edit).await? {
             None => return Ok(None),
             Some(Err(refusal)) => return Ok(Some(Err(refusal))),
             Some(Ok(val)) => val,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::Sqlite;
-use crate::{Health, StoreResult};
+use crate::{Health, Sealed, StoreResult};
 
 /// How often the file is checked for other processes' writes.
 const OUTSIDE_WRITES_EVERY: Duration = Duration::from_secs(1);
@@ -16,6 +16,24 @@ impl Health for Sqlite {
     async fn ping(&self) -> StoreResult<()> {
         self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
+    }
+
+    async fn key_check(&self, proposed: Sealed) -> StoreResult<Sealed> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO key_check (id, nonce, ciphertext) VALUES (1, ?1, ?2)",
+                rusqlite::params![proposed.nonce, proposed.ciphertext],
+            )?;
+            Ok(
+                conn.query_row("SELECT nonce, ciphertext FROM key_check", [], |r| {
+                    Ok(Sealed {
+                        nonce: r.get(0)?,
+                        ciphertext: r.get(1)?,
+                    })
+                })?,
+            )
+        })
+        .await
     }
 
     /// Moves when SQLite's `data_version` does: it changes when another

@@ -268,6 +268,9 @@ INSERT INTO call_log_usage SELECT val_id, owner_id, sum(bytes) FROM call_logs GR
     // Mail the platform sends (sign-in links, notices) has a budget of its
     // own, apart from what vals and tokens send.
     "ALTER TABLE emails ADD COLUMN platform INTEGER NOT NULL DEFAULT 0;",
+    // A value sealed with the server's key, which every later start (every
+    // node) must open: a wrong key is refused at start, not found later.
+    "CREATE TABLE key_check (id INTEGER PRIMARY KEY CHECK (id = 1), nonce BLOB NOT NULL, ciphertext BLOB NOT NULL);",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

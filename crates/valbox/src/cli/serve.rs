@@ -35,6 +35,11 @@ pub struct ServeArgs {
     /// server's TLS (a private relay's own CA).
     #[arg(long, env = "VALBOX_SMTP_CA", value_name = "PEM-FILE")]
     smtp_ca: Option<std::path::PathBuf>,
+    /// The key that seals env vars (32 bytes). Every node of one store
+    /// must use the same file. Default: `secret.key` in --data, made on
+    /// first start.
+    #[arg(long, env = "VALBOX_SECRET_KEY_FILE", value_name = "PATH")]
+    secret_key_file: Option<std::path::PathBuf>,
     /// A GitHub secret-scanning signing key, as ID=PEM-FILE (repeatable).
     #[arg(long = "secret-scanning-key", value_name = "ID=PEM-FILE")]
     secret_scanning_keys: Vec<String>,
@@ -73,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn config(args: ServeArgs) -> anyhow::Result<Config> {
     let mut config = Config::new(args.at.data, args.listen);
     config.database = args.at.database;
+    config.secret_key_file = args.secret_key_file;
     if let Some(scopes) = args.default_val_scopes {
         config.default_val_scopes = valbox_model::Scopes::parse(&scopes)
             .map_err(|e| anyhow::anyhow!("--default-val-scopes: {e}"))?;
