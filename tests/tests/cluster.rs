@@ -138,3 +138,27 @@ async fn a_node_with_another_key_refuses_to_start() {
     assert!(message.contains("cannot decrypt"), "{message}");
     assert!(message.contains("--secret-key-file"), "{message}");
 }
+
+/// Two nodes deploying to one val at the same moment: every deploy gets a
+/// version of its own, numbered without gaps or duplicates.
+#[tokio::test(flavor = "multi_thread")]
+async fn deploys_racing_on_two_nodes_are_numbered_without_gaps() {
+    let a = TestServer::start_on_postgres().await;
+    let b = a.another_node().await;
+    let val = a.ensure_val(&a.alice, "raced", "public").await;
+    let id = val["id"].as_str().unwrap().to_string();
+    let wasm = support::val_bytes("hello");
+    // Two per node: a node lets one owner compile two deploys at once.
+    let deploys = (0..4).map(|i| {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.upload_version(&node.alice, &id, wasm.clone())
+    });
+    let mut numbers = Vec::new();
+    for resp in futures_util::future::join_all(deploys).await {
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        numbers.push(body["version"].as_i64().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (0..4).collect::<Vec<_>>());
+}
