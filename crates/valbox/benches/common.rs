@@ -230,3 +230,26 @@ pub async fn measure(url: &str, token: Option<&str>) -> Latencies {
     out.samples.sort();
     out
 }
+
+/// How long and with how many connections [`wrk`] loads a URL.
+const WRK_DURATION: &str = "5s";
+const WRK_CONNECTIONS: &str = "32";
+
+/// Requests per second that wrk reaches against `url`.
+pub async fn wrk(url: &str) -> f64 {
+    let url = url.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("wrk")
+            .args(["-t1", "-c", WRK_CONNECTIONS, "-d", WRK_DURATION, &url])
+            .output()
+            .expect("running wrk (apt-get install wrk; scripts/bench does)")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
+}

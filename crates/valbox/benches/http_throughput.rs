@@ -5,16 +5,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use axum::Router;
 use axum::routing::get;
 use valbox_model::Limits;
 use valbox_server::config::Config;
 use valbox_server::server::Server;
-
-const DURATION: &str = "5s";
-const CONNECTIONS: &str = "32";
 
 fn main() {
     common::run_on_tokio(run());
@@ -52,29 +47,10 @@ async fn run() {
     let check = reqwest::get(&val_url).await.unwrap().text().await.unwrap();
     assert_eq!(check, "Hello, world!");
 
-    let val_rps = wrk(&val_url).await;
-    let native_rps = wrk(&native_url).await;
+    let val_rps = common::wrk(&val_url).await;
+    let native_rps = common::wrk(&native_url).await;
     println!("hello val:   {val_rps:>10.0} req/s");
     println!("native axum: {native_rps:>10.0} req/s");
     println!("ratio val/native: {:.2}", val_rps / native_rps);
     server.shutdown().await.unwrap();
-}
-
-/// Requests per second that wrk reaches against `url`.
-async fn wrk(url: &str) -> f64 {
-    let url = url.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("wrk")
-            .args(["-t1", "-c", CONNECTIONS, "-d", DURATION, &url])
-            .output()
-            .expect("running wrk (apt-get install wrk; scripts/bench does)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("Non-2xx"), "wrk saw errors:\n{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
 }
