@@ -341,6 +341,17 @@ async fn a_sign_in_link_works_once(store: &Store) {
         .add_link(&gu, "old", now_ms() - 1)
         .await
         .unwrap();
+    // At most two links in the window: the two above count (the expired
+    // one too: it was made in the window).
+    let since = now_ms() - 60_000;
+    let within = store
+        .sessions
+        .add_link_within(&gu, "third", now_ms() + 60_000, 2, since);
+    assert!(!within.await.unwrap());
+    let within = store
+        .sessions
+        .add_link_within(&gu, "third", now_ms() + 60_000, 3, since);
+    assert!(within.await.unwrap());
     let opened = store.sessions.sign_in("link", session("s1")).await.unwrap();
     assert_eq!(opened.unwrap().user_id, gu);
     assert!(

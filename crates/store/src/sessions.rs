@@ -29,6 +29,16 @@ pub struct NewSession {
 pub trait Sessions: Send + Sync {
     /// Store a sign-in link for `user_id`, valid until `expires_at`.
     async fn add_link(&self, user_id: &str, hash: &str, expires_at: i64) -> StoreResult<()>;
+    /// [`Sessions::add_link`], unless `max` links were made for the user
+    /// since `since` (ms), counted across every node; whether it was.
+    async fn add_link_within(
+        &self,
+        user_id: &str,
+        hash: &str,
+        expires_at: i64,
+        max: u32,
+        since: i64,
+    ) -> StoreResult<bool>;
     /// Use the link with hash `link` (used either way from now on) and, if
     /// it was unused and unexpired, open `session` for its user.
     async fn sign_in(&self, link: &str, session: NewSession) -> StoreResult<Option<SessionRow>>;

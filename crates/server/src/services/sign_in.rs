@@ -13,27 +13,19 @@ use valbox_store::{Store, StoreResult};
 pub const LINK_PREFIX: &str = "vbl_";
 /// How long a sign-in link works.
 pub const LINK_TTL_MS: i64 = 15 * 60 * 1000;
-/// Sign-in links that may be asked for per window: about one user, by one
-/// requester (client address), and mailed in all. A user always holds a
-/// live link from what was asked about them (links last longer than the
+/// Sign-in links that may be asked for per window: for one user (counted
+/// in the store, so across every node), by one requester (client
+/// address), and mailed in all (both per node). A user always holds a live
+/// link from what was asked about them (links last longer than the
 /// window), and made-up names mail nothing, so count nothing in all.
-const LINKS_PER_USER: usize = 3;
+const LINKS_PER_USER: u32 = 3;
 const LINKS_PER_REQUESTER: usize = 10;
 const LINKS_IN_ALL: usize = 300;
 const LINK_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// A sign-in link for `username`, printed on the server's machine.
+/// A sign-in link for `username`, printed on the server's machine: an
+/// operator's, never limited.
 pub async fn login_link(store: &Store, username: &str, base: &str) -> StoreResult<Option<String>> {
-    Ok(new_link(store, username, base).await?.map(|(_, url)| url))
-}
-
-/// A new sign-in link for `username`: the user's id and the link's URL
-/// under `base`.
-pub async fn new_link(
-    store: &Store,
-    username: &str,
-    base: &str,
-) -> StoreResult<Option<(String, String)>> {
     let Some(user) = store.users.by_name(username).await? else {
         return Ok(None);
     };
@@ -42,12 +34,53 @@ pub async fn new_link(
         .sessions
         .add_link(&user.id, &hash, now_ms() + LINK_TTL_MS)
         .await?;
-    let url = format!("{}/login?link={secret}", base.trim_end_matches('/'));
-    Ok(Some((user.id, url)))
+    Ok(Some(link_url(base, &secret)))
 }
 
-/// Who asked for sign-in links lately, about whom, and how many were
-/// mailed: each bounded per window.
+/// What asking for a sign-in link on the web came to.
+pub enum NewLink {
+    NoSuchUser,
+    /// The user was sent [`LINKS_PER_USER`] links in the window.
+    TooMany,
+    Made {
+        user_id: String,
+        url: String,
+    },
+}
+
+/// A new sign-in link for `username`, within the per-user limit, under
+/// `base`.
+pub async fn new_link(store: &Store, username: &str, base: &str) -> StoreResult<NewLink> {
+    let Some(user) = store.users.by_name(username).await? else {
+        return Ok(NewLink::NoSuchUser);
+    };
+    let (secret, hash) = auth::generate_token(LINK_PREFIX);
+    let now = now_ms();
+    let window = now - LINK_WINDOW.as_millis() as i64;
+    let made = store
+        .sessions
+        .add_link_within(&user.id, &hash, now + LINK_TTL_MS, LINKS_PER_USER, window)
+        .await?;
+    if !made {
+        return Ok(NewLink::TooMany);
+    }
+    let url = link_url(base, &secret);
+    Ok(NewLink::Made {
+        user_id: user.id,
+        url,
+    })
+}
+
+fn link_url(base: &str, secret: &str) -> String {
+    format!("{}/login?link={secret}", base.trim_end_matches('/'))
+}
+
+/// What to tell someone who asked for too many links for one name.
+pub const TOO_MANY_FOR_USER: &str = "several sign-in links were sent for this name lately; use \
+     the newest one in your mail (each works for 15 minutes), or wait a few minutes";
+
+/// Who asked for sign-in links lately, and how many were mailed: each
+/// bounded per window, on this node.
 #[derive(Default)]
 pub struct SignInLimiter {
     asked: Mutex<Asked>,
@@ -55,22 +88,17 @@ pub struct SignInLimiter {
 
 #[derive(Default)]
 struct Asked {
-    about: HashMap<String, Vec<Instant>>,
     by: HashMap<IpAddr, Vec<Instant>>,
     mailed: Vec<Instant>,
 }
 
 impl SignInLimiter {
-    /// Whether `requester` may ask for a link for `username` now; counts
-    /// the request if so.
-    pub fn allow(&self, requester: IpAddr, username: &str) -> Result<(), &'static str> {
+    /// Whether `requester` may ask for a link now; counts the request if
+    /// so.
+    pub fn allow(&self, requester: IpAddr) -> Result<(), &'static str> {
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let recent = |t: &Instant| now.duration_since(*t) < LINK_WINDOW;
-        asked.about.retain(|_, times| {
-            times.retain(recent);
-            !times.is_empty()
-        });
         asked.by.retain(|_, times| {
             times.retain(recent);
             !times.is_empty()
@@ -80,18 +108,7 @@ impl SignInLimiter {
                 "you asked for many sign-in links lately; wait a few minutes and try again",
             );
         }
-        if asked.about.get(username).map_or(0, Vec::len) >= LINKS_PER_USER {
-            return Err(
-                "several sign-in links were sent for this name lately; use the newest one \
-                 in your mail (each works for 15 minutes), or wait a few minutes",
-            );
-        }
         asked.by.entry(requester).or_default().push(now);
-        asked
-            .about
-            .entry(username.to_string())
-            .or_default()
-            .push(now);
         Ok(())
     }
 

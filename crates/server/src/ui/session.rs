@@ -22,7 +22,7 @@ use valbox_model::now_ms;
 use valbox_model::{Principal, Scopes};
 use valbox_store::NewSession;
 
-use crate::services::sign_in::{LINK_PREFIX, new_link};
+use crate::services::sign_in::{LINK_PREFIX, NewLink, TOO_MANY_FOR_USER, new_link};
 use crate::web::{SECURE_SESSION_COOKIE, SESSION_COOKIE};
 
 const SESSION_PREFIX: &str = "vbs_";
@@ -153,10 +153,13 @@ pub async fn request_link(
         return Err(UiError::bad_request("enter your user name"));
     }
     let requester = requester.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ClientAddr(ip))| ip);
-    app.sign_in_limit
-        .allow(requester, &username)
-        .map_err(|why| UiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, why))?;
-    let link = new_link(&app.store, &username, &app.config.public_url).await?;
+    let too_many = |why| UiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, why);
+    app.sign_in_limit.allow(requester).map_err(too_many)?;
+    let link = match new_link(&app.store, &username, &app.config.public_url).await? {
+        NewLink::TooMany => return Err(too_many(TOO_MANY_FOR_USER)),
+        NewLink::NoSuchUser => None,
+        NewLink::Made { user_id, url } => Some((user_id, url)),
+    };
     let mut failed = None;
     if let Some((user_id, link)) = link {
         let mail = Outgoing {

@@ -177,12 +177,20 @@ const MIGRATION_LOCK: i64 = 0x7661_6c62_6f78; // "valbox"
 /// Bring the schema to the newest version. The lock is the session's, so
 /// a node that waits for another's migration then finds nothing to do.
 pub(super) async fn migrate(client: &mut Object) -> StoreResult<()> {
+    // A migration (or waiting for another node's) may take longer than
+    // the node's bound on a request's statements and locks.
+    client
+        .batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")
+        .await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let migrated = run(client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    client
+        .batch_execute("RESET statement_timeout; RESET lock_timeout")
         .await?;
     migrated
 }

@@ -34,6 +34,39 @@ impl Sessions for Postgres {
         Ok(())
     }
 
+    async fn add_link_within(
+        &self,
+        user_id: &str,
+        hash: &str,
+        expires_at: i64,
+        max: u32,
+        since: i64,
+    ) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Nodes counting one user's links take turns.
+        tx.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+            .await?;
+        let made: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM login_links WHERE user_id = $1 AND created_at > $2",
+                &[&user_id, &since],
+            )
+            .await?
+            .try_get(0)?;
+        if made >= i64::from(max) {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO login_links (hash, user_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[&hash, &user_id, &now_ms(), &expires_at],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn sign_in(&self, link: &str, session: NewSession) -> StoreResult<Option<SessionRow>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

@@ -35,6 +35,36 @@ impl Sessions for Sqlite {
         .await
     }
 
+    async fn add_link_within(
+        &self,
+        user_id: &str,
+        hash: &str,
+        expires_at: i64,
+        max: u32,
+        since: i64,
+    ) -> StoreResult<bool> {
+        let (user_id, hash) = (user_id.to_owned(), hash.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let made: u32 = tx.query_row(
+                "SELECT count(*) FROM login_links WHERE user_id = ?1 AND created_at > ?2",
+                params![user_id, since],
+                |r| r.get(0),
+            )?;
+            if made >= max {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO login_links (hash, user_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![hash, user_id, now_ms(), expires_at],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn sign_in(&self, link: &str, session: NewSession) -> StoreResult<Option<SessionRow>> {
         let link = link.to_owned();
         self.run(move |conn| {
