@@ -93,9 +93,10 @@ struct Asked {
 }
 
 impl SignInLimiter {
-    /// Whether `requester` may ask for a link now; counts the request if
-    /// so.
-    pub fn allow(&self, requester: IpAddr) -> Result<(), &'static str> {
+    /// Whether `requester` may ask for a link now. An ask is counted with
+    /// [`SignInLimiter::count`] once it was not refused for its user, so a
+    /// refusal costs the requester nothing.
+    pub fn check(&self, requester: IpAddr) -> Result<(), &'static str> {
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let recent = |t: &Instant| now.duration_since(*t) < LINK_WINDOW;
@@ -108,8 +109,13 @@ impl SignInLimiter {
                 "you asked for many sign-in links lately; wait a few minutes and try again",
             );
         }
-        asked.by.entry(requester).or_default().push(now);
         Ok(())
+    }
+
+    /// Count an ask of `requester`'s.
+    pub fn count(&self, requester: IpAddr) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        asked.by.entry(requester).or_default().push(Instant::now());
     }
 
     /// Whether another link may be mailed now, to anyone; counts it if so.

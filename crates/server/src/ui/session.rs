@@ -154,12 +154,13 @@ pub async fn request_link(
     }
     let requester = requester.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ClientAddr(ip))| ip);
     let too_many = |why| UiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, why);
-    app.sign_in_limit.allow(requester).map_err(too_many)?;
+    app.sign_in_limit.check(requester).map_err(too_many)?;
     let link = match new_link(&app.store, &username, &app.config.public_url).await? {
         NewLink::TooMany => return Err(too_many(TOO_MANY_FOR_USER)),
         NewLink::NoSuchUser => None,
         NewLink::Made { user_id, url } => Some((user_id, url)),
     };
+    app.sign_in_limit.count(requester);
     let mut failed = None;
     if let Some((user_id, link)) = link {
         let mail = Outgoing {
