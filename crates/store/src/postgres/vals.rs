@@ -1,5 +1,7 @@
 //! Vals, their settings and their versions, in PostgreSQL.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -52,20 +54,9 @@ async fn with_libraries(
 const VAL_SELECT: &str =
     "SELECT v.*, u.username AS owner_name FROM vals v JOIN users u ON u.id = v.owner_id";
 
-async fn val_from_row(c: &impl GenericClient, r: &Row) -> StoreResult<ValRow> {
-    let id: String = r.try_get("id")?;
-    let latest = c
-        .query_opt(
-            "SELECT * FROM versions WHERE val_id = $1 ORDER BY version DESC LIMIT 1",
-            &[&id],
-        )
-        .await?;
-    let latest = match latest {
-        Some(row) => Some(with_libraries(c, version_from_row(&row)?, &id).await?),
-        None => None,
-    };
+fn val_from_row(r: &Row, latest: Option<VersionRow>) -> StoreResult<ValRow> {
     Ok(ValRow {
-        id,
+        id: r.try_get("id")?,
         owner_id: r.try_get("owner_id")?,
         owner_name: r.try_get("owner_name")?,
         name: r.try_get("name")?,
@@ -80,16 +71,53 @@ async fn val_from_row(c: &impl GenericClient, r: &Row) -> StoreResult<ValRow> {
     })
 }
 
+/// The vals `sql` selects, each with its latest version and that
+/// version's libraries: three queries however many vals there are.
 async fn query_vals(
     c: &impl GenericClient,
     sql: &str,
     args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> StoreResult<Vec<ValRow>> {
-    let mut out = Vec::new();
-    for row in c.query(sql, args).await? {
-        out.push(val_from_row(c, &row).await?);
+    let rows = c.query(sql, args).await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<Vec<String>, _>>()?;
+    let mut latest: HashMap<String, VersionRow> = HashMap::new();
+    let versions = c
+        .query(
+            "SELECT DISTINCT ON (val_id) * FROM versions WHERE val_id = ANY($1)
+             ORDER BY val_id, version DESC",
+            &[&ids],
+        )
+        .await?;
+    for row in &versions {
+        latest.insert(row.try_get("val_id")?, version_from_row(row)?);
     }
-    Ok(out)
+    let libraries = c
+        .query(
+            "SELECT val_id, version, library_id, library_version, grants
+             FROM version_libraries WHERE val_id = ANY($1) ORDER BY position",
+            &[&ids],
+        )
+        .await?;
+    for row in &libraries {
+        let val_id: String = row.try_get("val_id")?;
+        let Some(version) = latest.get_mut(&val_id) else {
+            continue;
+        };
+        if version.version == row.try_get::<_, i64>("version")? {
+            version.libraries.push(LibraryRef {
+                library_id: row.try_get("library_id")?,
+                version: row.try_get("library_version")?,
+                grants: typed(row, "grants", Scopes::parse)?,
+            });
+        }
+    }
+    rows.iter()
+        .zip(ids)
+        .map(|(row, id)| val_from_row(row, latest.remove(&id)))
+        .collect()
 }
 
 pub(super) async fn by_id(c: &impl GenericClient, id: &str) -> StoreResult<Option<ValRow>> {
