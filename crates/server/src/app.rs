@@ -163,7 +163,7 @@ impl App {
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
-        watch_outside_writes(WeakApp(Arc::downgrade(&app.0)));
+        watch_store_changes(WeakApp(Arc::downgrade(&app.0)));
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))
     }
@@ -193,7 +193,7 @@ async fn check_key(store: &Store, secrets: &SecretBox, path: &Path) -> anyhow::R
 /// Forget cached vals whenever the store says they may have changed
 /// elsewhere: another node's write, or an operator's `valbox admin
 /// migrate-scopes` beside this server.
-fn watch_outside_writes(app: WeakApp) {
+fn watch_store_changes(app: WeakApp) {
     let Some(mut changes) = app.upgrade().map(|app| app.store.health.changes()) else {
         return;
     };

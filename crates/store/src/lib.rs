@@ -35,6 +35,7 @@ mod scopes;
 pub mod secrets;
 mod sessions;
 pub mod sqlite;
+mod stored;
 mod tokens;
 mod users;
 mod vals;
@@ -53,6 +54,29 @@ pub struct Store {
     pub blobs: Arc<dyn BlobIndex>,
     pub quota: Arc<dyn Quota>,
     pub health: Arc<dyn Health>,
+}
+
+impl Store {
+    /// Every aggregate served by one implementation.
+    pub fn of<T>(it: Arc<T>) -> Self
+    where
+        T: Users + Tokens + Vals + EnvVars + Sessions + ScopeRecords + CallLogs,
+        T: Outbox + BlobIndex + Quota + Health + 'static,
+    {
+        Store {
+            users: it.clone(),
+            tokens: it.clone(),
+            vals: it.clone(),
+            env: it.clone(),
+            sessions: it.clone(),
+            scopes: it.clone(),
+            logs: it.clone(),
+            outbox: it.clone(),
+            blobs: it.clone(),
+            quota: it.clone(),
+            health: it,
+        }
+    }
 }
 
 /// The store as a whole.

@@ -35,7 +35,7 @@ impl TokenRow {
         }
     }
 
-    /// Whether a use at `now` should be recorded ([`Tokens::touch`]).
+    /// Whether a use at `now` should be recorded ([`Tokens::resolve`] records it).
     pub fn last_use_is_stale(&self, now: i64) -> bool {
         self.last_used_at
             .is_none_or(|t| t <= now - LAST_USED_GRAIN_MS)
@@ -58,8 +58,6 @@ pub trait Tokens: Send + Sync {
     /// The token with this hash and its user, in one read; a use at `now`
     /// that will be allowed is recorded (at most once per grain).
     async fn resolve(&self, hash: &str, now: i64) -> StoreResult<Option<(TokenRow, User)>>;
-    /// Record a use now.
-    async fn touch(&self, id: &str) -> StoreResult<()>;
     /// `user_id`'s tokens, revoked ones too, oldest first.
     async fn list(&self, user_id: &str) -> StoreResult<Vec<TokenRow>>;
     /// `user_id`'s token `id` if it is not revoked.

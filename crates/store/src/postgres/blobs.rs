@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 
 use valbox_model::now_ms;
 
-use super::{Postgres, lock, quota};
+use super::{Postgres, lock_quota, quota};
 use crate::{
     BlobEntry, BlobIndex, BlobRefusal, BlobWrite, Condition, MIN_BLOB_CHARGE, Publish, Room,
     StoreError, StoreResult,
@@ -83,7 +83,7 @@ impl BlobIndex for Postgres {
     ) -> StoreResult<Result<String, BlobRefusal>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        lock(&tx, &format!("quota/{}", write.owner_id)).await?;
+        lock_quota(&tx, &write.owner_id).await?;
         if let Err(refusal) = check(&tx, &write).await? {
             return Ok(Err(refusal));
         }

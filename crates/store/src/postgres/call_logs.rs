@@ -8,7 +8,8 @@ use tokio_postgres::Row;
 
 use valbox_model::Trigger;
 
-use super::{Postgres, known, lock, typed};
+use super::{Postgres, lock, typed};
+use crate::stored::known;
 use crate::{CallLogs, CallSummary, LogQuery, LogRecord, LoggedCall, StoreResult};
 
 /// Records one sweep step deletes, so no transaction runs long.

@@ -88,20 +88,7 @@ impl Postgres {
     }
 
     pub fn store(&self) -> Store {
-        let it = Arc::new(self.clone());
-        Store {
-            users: it.clone(),
-            tokens: it.clone(),
-            vals: it.clone(),
-            env: it.clone(),
-            sessions: it.clone(),
-            scopes: it.clone(),
-            logs: it.clone(),
-            outbox: it.clone(),
-            blobs: it.clone(),
-            quota: it.clone(),
-            health: it,
-        }
+        Store::of(Arc::new(self.clone()))
     }
 
     async fn client(&self) -> StoreResult<Object> {
@@ -148,12 +135,13 @@ fn typed<T, E: std::fmt::Display>(
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> StoreResult<T> {
     let text: String = row.try_get(col)?;
-    parse(&text).map_err(|e| StoreError::Backend(format!("stored {col} `{text}`: {e}").into()))
+    crate::stored::parse(col, &text, parse).map_err(|why| StoreError::Backend(why.into()))
 }
 
-/// An `Option`-returning parser as [`typed`] takes.
-fn known<T>(parse: fn(&str) -> Option<T>) -> impl FnOnce(&str) -> Result<T, &'static str> {
-    move |text| parse(text).ok_or("not a known value")
+/// Serialize with `owner`'s other writes that count against the storage
+/// quota (deploys, blob writes) until the transaction ends.
+async fn lock_quota(tx: &impl GenericClient, owner: &str) -> StoreResult<()> {
+    lock(tx, &format!("quota/{owner}")).await
 }
 
 /// Serialize with other writers of `key` until the transaction ends: for

@@ -89,17 +89,6 @@ impl Tokens for Postgres {
             .map(|user| (row, user)))
     }
 
-    async fn touch(&self, id: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE tokens SET last_used_at = $1 WHERE id = $2",
-                &[&now_ms(), &id],
-            )
-            .await?;
-        Ok(())
-    }
-
     async fn list(&self, user_id: &str) -> StoreResult<Vec<TokenRow>> {
         let rows = self
             .client()

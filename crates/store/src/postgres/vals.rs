@@ -8,7 +8,8 @@ use tokio_postgres::Row;
 
 use valbox_model::{Privacy, Scopes, ValKind, now_ms};
 
-use super::{Postgres, announce, is_unique_violation, known, lock, quota, typed};
+use super::{Postgres, announce, is_unique_violation, lock_quota, quota, typed};
+use crate::stored::known;
 use crate::{
     Edit, LibraryRef, NewVal, NewVersion, Refusal, StoreError, StoreResult, ValChange, ValRow,
     Vals, VersionRow, new_id,
@@ -313,7 +314,7 @@ impl Vals for Postgres {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // One owner's writes that count against the quota go one at a time.
-        lock(&tx, &format!("quota/{}", new.owner_id)).await?;
+        lock_quota(&tx, &new.owner_id).await?;
         let edit = new
             .edit
             .take()

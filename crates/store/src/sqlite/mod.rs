@@ -43,20 +43,7 @@ impl Sqlite {
     }
 
     pub fn store(&self) -> Store {
-        let it = Arc::new(self.clone());
-        Store {
-            users: it.clone(),
-            tokens: it.clone(),
-            vals: it.clone(),
-            env: it.clone(),
-            sessions: it.clone(),
-            scopes: it.clone(),
-            logs: it.clone(),
-            outbox: it.clone(),
-            blobs: it.clone(),
-            quota: it.clone(),
-            health: it,
-        }
+        Store::of(Arc::new(self.clone()))
     }
 
     /// The connection, for tests that reach under the interface.

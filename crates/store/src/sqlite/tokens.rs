@@ -87,11 +87,6 @@ impl Tokens for Sqlite {
         .await
     }
 
-    async fn touch(&self, id: &str) -> StoreResult<()> {
-        let id = id.to_owned();
-        self.run(move |conn| touch(conn, &id, now_ms())).await
-    }
-
     async fn list(&self, user_id: &str) -> StoreResult<Vec<TokenRow>> {
         let user_id = user_id.to_owned();
         self.run(move |conn| {
