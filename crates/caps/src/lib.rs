@@ -24,6 +24,7 @@ pub mod vals;
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use valbox_model::Limits;
 use wasmtime::component::{HasData, Linker};
@@ -58,10 +59,11 @@ impl CapsConfig {
         smtp: Option<email::delivery::SmtpConfig>,
     ) -> Self {
         Self {
-            data_dir,
+            data_dir: data_dir.clone(),
             blob: blob::BlobSettings {
                 max_bytes: limits.blob_bytes,
                 quota_bytes: limits.blob_quota_bytes,
+                objects: Arc::new(valbox_objects::Files::new(data_dir.clone())),
             },
             sqlite: sqlite::SqliteSettings {
                 quota_bytes: limits.sqlite_quota_bytes,

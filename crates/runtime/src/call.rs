@@ -34,6 +34,9 @@ pub enum CallError {
     /// Its libraries no longer fit its imports (a floating library's new
     /// version changed them).
     Link(String),
+    /// The component's source could not be fetched from the object store
+    /// (what it said); a retry may succeed.
+    Unavailable(String),
     /// The component is missing or broken on our side.
     Internal(String),
 }

@@ -15,6 +15,7 @@ mod loaded;
 mod output;
 mod scheduler;
 mod sections;
+mod sources;
 mod upload;
 mod wit;
 
@@ -39,6 +40,7 @@ use loaded::LoadedCache;
 use output::Capture;
 use scheduler::{Scheduler, Seat};
 pub use sections::section_lines;
+pub use sources::{Fetched, Sources};
 pub use upload::{Prepared, UploadError};
 use valbox_model::Limits;
 pub use wit::component_wit;
@@ -129,16 +131,20 @@ pub struct Runtime<H: Host> {
     /// `Limits::loaded_bytes` and `Limits::loaded_idle`.
     loaded: Mutex<LoadedCache<Loaded<H>>>,
     scheduler: Arc<Scheduler>,
+    /// Where uploads this node lacks are fetched from, if anywhere.
+    sources: Option<Arc<dyn Sources>>,
 }
 
 impl<H: Host> Runtime<H> {
     /// A runtime whose platform imports `link_host` adds to the linker,
     /// keeping compiled components in `components_dir` and compiled
-    /// functions in the SQLite file `compile_cache`.
+    /// functions in the SQLite file `compile_cache`, and fetching uploads
+    /// it lacks from `sources`.
     pub fn new(
         limits: Limits,
         components_dir: PathBuf,
         compile_cache: &std::path::Path,
+        sources: Option<Arc<dyn Sources>>,
         link_host: impl FnOnce(&mut Linker<CallState<H>>) -> wasmtime::Result<()>,
     ) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(&components_dir)
@@ -162,6 +168,7 @@ impl<H: Host> Runtime<H> {
             limits: Arc::new(limits),
             components_dir,
             scheduler,
+            sources,
         }))
     }
 
@@ -188,6 +195,7 @@ impl<H: Host> Runtime<H> {
         if let Some(l) = self.loaded_cache().get(plan.key(), Instant::now()) {
             return Ok(l);
         }
+        self.fetch_missing(plan).await?;
         let this = self.clone();
         let sha = plan.sha256.clone();
         let libraries = plan.libraries.clone();

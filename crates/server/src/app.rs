@@ -17,6 +17,7 @@ use crate::services::owner_slots::{FullShare, OwnerSlots};
 use crate::services::val_cache::ValCache;
 use valbox_auth::{Authenticator, CallTokens};
 use valbox_caps::{CallHost, Capabilities, CapsConfig, Settings};
+use valbox_objects::Objects;
 use valbox_runtime::Runtime;
 use valbox_store::secrets::SecretBox;
 use valbox_store::{Sealed, Store, ValRow};
@@ -39,6 +40,8 @@ pub struct AppInner {
     pub store: Store,
     pub secrets: SecretBox,
     pub runtime: Arc<Runtime<CallHost>>,
+    /// The object store nodes share (`--objects`): uploads go there too.
+    pub objects: Option<Arc<dyn Objects>>,
     pub logs: LogSink,
     /// Resolves tokens; holds the live call tokens too.
     pub auth: Authenticator,
@@ -112,10 +115,27 @@ impl App {
             (config.secret_key_file.clone()).unwrap_or_else(|| config.data_dir.join("secret.key"));
         let secrets = SecretBox::load_or_create(&key_file)?;
         check_key(&store, &secrets, &key_file).await?;
+        let objects = config
+            .objects
+            .as_deref()
+            .map(valbox_objects::open)
+            .transpose()?;
+        if let Some(objects) = &objects {
+            tracing::info!("components and blobs in {}", objects.describe());
+        } else if config.database.is_some() {
+            tracing::warn!(
+                "blobs and components stay in this node's --data: other nodes will not see them; give every node the same --objects"
+            );
+        }
+        let sources = objects.clone().map(|o| {
+            Arc::new(crate::services::components::SharedComponents(o))
+                as Arc<dyn valbox_runtime::Sources>
+        });
         let runtime = Runtime::new(
             config.limits.clone(),
             config.data_dir.join("components"),
             &config.compile_cache,
+            sources,
             Capabilities::link,
         )?;
         let retention = Retention {
@@ -132,6 +152,9 @@ impl App {
         // Users' databases are files of one node: on a shared store they
         // would answer differently from node to node.
         caps_config.sqlite.available = config.database.is_none();
+        if let Some(objects) = &objects {
+            caps_config.blob.objects = objects.clone();
+        }
         let caps = Arc::new(Capabilities::open(&Settings {
             config: &caps_config,
             store: &store,
@@ -147,6 +170,7 @@ impl App {
             store,
             secrets,
             runtime,
+            objects,
             logs,
             auth,
             caps,

@@ -13,6 +13,9 @@ pub struct Config {
     /// The metadata store: a PostgreSQL URL, or `None` for the embedded
     /// `valbox.db` in `data_dir`.
     pub database: Option<String>,
+    /// Where components and blobs are kept: an `s3://` URL that every
+    /// node shares, or `None` for files in `data_dir`.
+    pub objects: Option<String>,
     /// The key that seals env vars at rest; every node of one store must
     /// hold the same. Default `secret.key` in `data_dir`, made on first
     /// start.
@@ -52,6 +55,7 @@ impl Config {
         let data_dir = data_dir.into();
         Self {
             database: None,
+            objects: None,
             secret_key_file: None,
             compile_cache: data_dir.join("compile-cache.sqlite3"),
             edge: Default::default(),

@@ -1,8 +1,10 @@
 //! The blob index: each owner's blob keys with their sizes and versions
-//! (ETags). The bytes live in an object store; the index decides which
-//! conditional write wins and what fits the quotas.
+//! (the object store's ETags), for listing and for the quotas. The bytes
+//! live in the object store, which decides which conditional write wins;
+//! the index runs one owner's writes one at a time and records each.
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 
 use crate::{Room, StoreResult, Stored};
 
@@ -14,23 +16,12 @@ pub struct BlobEntry {
     pub last_modified_ms: i64,
 }
 
-/// When a write may go ahead.
-#[derive(Clone, Debug)]
-pub enum Condition {
-    Always,
-    /// Only over this version.
-    IfMatch(String),
-    /// Only where there is no blob.
-    IfAbsent,
-}
-
-/// A write to index: its size, condition and the room it needs.
+/// A write to index: its size and the room it needs.
 #[derive(Clone, Debug)]
 pub struct BlobWrite {
     pub owner_id: String,
     pub key: String,
     pub size: u64,
-    pub condition: Condition,
     /// The owner's blobs together may be at most this many bytes.
     pub blob_quota: u64,
     /// The owner's storage quota; `adding` is worked out by the index.
@@ -46,20 +37,25 @@ pub enum BlobRefusal {
     BlobQuota(u64),
     /// Past the storage quota: what is stored now.
     Full(Stored),
+    /// The object store could not be reached (what it said).
+    Unavailable(String),
 }
 
-/// Makes the written bytes the blob's (a rename in place), once the index
-/// has accepted the write and before it records it.
-pub type Publish = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+/// Puts the written bytes in place in the object store, once the index
+/// has accepted the write and before it records it; the new version.
+pub type Publish = Box<dyn FnOnce() -> BoxFuture<'static, Result<String, BlobRefusal>> + Send>;
+
+/// Removes the blob's bytes from the object store, before its entry goes.
+pub type Unpublish = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BlobRefusal>> + Send>;
 
 #[async_trait]
 pub trait BlobIndex: Send + Sync {
     /// The blob's version, if it exists.
     async fn version(&self, owner_id: &str, key: &str) -> StoreResult<Option<String>>;
-    /// Whether `write` would be accepted now (checked again as it commits).
+    /// Whether `write` fits the quotas now (checked again as it commits).
     async fn check(&self, write: BlobWrite) -> StoreResult<Result<(), BlobRefusal>>;
-    /// Check `write`, `publish` it, and record it with a new version,
-    /// as one step; the new version.
+    /// Check `write`, `publish` it, and record it at the version the
+    /// object store gave, as one step of the owner's; that version.
     async fn commit(
         &self,
         write: BlobWrite,
@@ -67,5 +63,11 @@ pub trait BlobIndex: Send + Sync {
     ) -> StoreResult<Result<String, BlobRefusal>>;
     /// The owner's blobs whose keys start with `prefix`, by key.
     async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>>;
-    async fn delete(&self, owner_id: &str, key: &str) -> StoreResult<()>;
+    /// `unpublish` the blob and forget it, as one step of the owner's.
+    async fn delete(
+        &self,
+        owner_id: &str,
+        key: &str,
+        unpublish: Unpublish,
+    ) -> StoreResult<Result<(), BlobRefusal>>;
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use valbox_model::{Privacy, Scope, Scopes, Subject, Tally, Trigger, ValKind, now_ms};
 
 use crate::{
-    BlobRefusal, BlobWrite, Condition, LibraryRef, LogQuery, LogRecord, NewMail, NewSession,
-    NewToken, NewVal, NewVersion, Refusal, Room, Store, StoreError, ValChange, ValRow,
+    BlobRefusal, BlobWrite, LibraryRef, LogQuery, LogRecord, NewMail, NewSession, NewToken, NewVal,
+    NewVersion, Refusal, Room, Store, StoreError, ValChange, ValRow,
 };
 
 /// Run every check on `store`, which must be empty.
@@ -18,7 +18,7 @@ pub async fn all(store: &Store) {
     tokens_resolve_touch_and_revoke(store).await;
     vals_edit_under_a_guard(store).await;
     versions_number_up_and_fit_the_quota(store).await;
-    blobs_write_only_when_their_condition_holds(store).await;
+    blobs_are_recorded_as_published_within_the_quota(store).await;
     the_outbox_keeps_a_daily_budget(store).await;
     a_sign_in_link_works_once(store).await;
     call_logs_are_trimmed_per_val(store).await;
@@ -232,65 +232,82 @@ async fn versions_number_up_and_fit_the_quota(store: &Store) {
     assert_eq!(added.await.unwrap().unwrap().unwrap().0.version, 1);
 }
 
-async fn blobs_write_only_when_their_condition_holds(store: &Store) {
+async fn blobs_are_recorded_as_published_within_the_quota(store: &Store) {
     let ed = user(store, "ed").await;
-    let write = |key: &str, size: u64, condition: Condition| BlobWrite {
+    let write = |key: &str, size: u64| BlobWrite {
         owner_id: ed.clone(),
         key: key.into(),
         size,
-        condition,
         blob_quota: 3 * crate::MIN_BLOB_CHARGE,
         room: unlimited(),
     };
     let published = Arc::new(AtomicBool::new(false));
-    let publish = |flag: &Arc<AtomicBool>| -> crate::Publish {
-        let flag = flag.clone();
+    let publish = |flag: &Arc<AtomicBool>, outcome: Result<&str, BlobRefusal>| -> crate::Publish {
+        let (flag, outcome) = (flag.clone(), outcome.map(str::to_owned));
         Box::new(move || {
             flag.store(true, Ordering::SeqCst);
-            Ok(())
+            Box::pin(async move { outcome })
         })
     };
     let first = store
         .blobs
-        .commit(write("k", 5, Condition::IfAbsent), publish(&published));
-    let v1 = first.await.unwrap().unwrap();
+        .commit(write("k", 5), publish(&published, Ok("v1")));
+    assert_eq!(first.await.unwrap().unwrap(), "v1");
     assert!(published.swap(false, Ordering::SeqCst));
-    let again = store
-        .blobs
-        .commit(write("k", 5, Condition::IfAbsent), publish(&published));
-    assert!(matches!(again.await.unwrap(), Err(BlobRefusal::Conflict(Some(v))) if v == v1));
-    assert!(
-        !published.load(Ordering::SeqCst),
-        "a refused write was published"
+    assert_eq!(
+        store.blobs.version(&ed, "k").await.unwrap().as_deref(),
+        Some("v1")
     );
-    let stale = Condition::IfMatch("stale".into());
+    // The object store refused (a condition): nothing is recorded.
+    let conflict = BlobRefusal::Conflict(Some("v1".into()));
     let refused = store
         .blobs
-        .commit(write("k", 5, stale), publish(&published));
-    assert!(matches!(
-        refused.await.unwrap(),
-        Err(BlobRefusal::Conflict(_))
-    ));
-    let over = store.blobs.commit(
-        write("k", 5, Condition::IfMatch(v1.clone())),
-        publish(&published),
+        .commit(write("k", 9), publish(&published, Err(conflict)));
+    assert!(matches!(refused.await.unwrap(), Err(BlobRefusal::Conflict(Some(v))) if v == "v1"));
+    assert_eq!(store.blobs.list(&ed, "").await.unwrap()[0].size, 5);
+    let over = store
+        .blobs
+        .commit(write("k", 6), publish(&published, Ok("v2")));
+    assert_eq!(over.await.unwrap().unwrap(), "v2");
+    assert_eq!(
+        store.blobs.version(&ed, "k").await.unwrap().as_deref(),
+        Some("v2")
     );
-    let v2 = over.await.unwrap().unwrap();
-    assert_ne!(v1, v2);
-    assert_eq!(store.blobs.version(&ed, "k").await.unwrap(), Some(v2));
 
-    let big = write("other", 3 * crate::MIN_BLOB_CHARGE, Condition::Always);
+    published.store(false, Ordering::SeqCst);
+    let big = write("other", 3 * crate::MIN_BLOB_CHARGE);
     assert!(matches!(
-        store.blobs.check(big).await.unwrap(),
+        store.blobs.check(big.clone()).await.unwrap(),
         Err(BlobRefusal::BlobQuota(_))
     ));
+    let too_big = store.blobs.commit(big, publish(&published, Ok("v9")));
+    assert!(matches!(
+        too_big.await.unwrap(),
+        Err(BlobRefusal::BlobQuota(_))
+    ));
+    assert!(
+        !published.load(Ordering::SeqCst),
+        "a write past the quota was published"
+    );
     let listed = store.blobs.list(&ed, "").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(
         store.quota.stored(&ed).await.unwrap().blobs,
         crate::MIN_BLOB_CHARGE
     );
-    store.blobs.delete(&ed, "k").await.unwrap();
+    let unavailable = || -> crate::Unpublish {
+        Box::new(|| Box::pin(async { Err(BlobRefusal::Unavailable("down".into())) }))
+    };
+    let kept = store.blobs.delete(&ed, "k", unavailable()).await.unwrap();
+    assert!(matches!(kept, Err(BlobRefusal::Unavailable(_))));
+    assert!(store.blobs.version(&ed, "k").await.unwrap().is_some());
+    let removed: crate::Unpublish = Box::new(|| Box::pin(async { Ok(()) }));
+    store
+        .blobs
+        .delete(&ed, "k", removed)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(store.blobs.version(&ed, "k").await.unwrap().is_none());
 }
 

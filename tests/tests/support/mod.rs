@@ -17,6 +17,7 @@ use valbox_server::config::Config;
 use valbox_server::server::Server;
 
 pub mod postgres;
+pub mod s3;
 pub mod smtp;
 
 /// Whether the tests run on PostgreSQL (`VALBOX_TEST_STORE=postgres`).
@@ -62,6 +63,8 @@ pub struct TestServer {
     alice_id: String,
     /// The metadata store's PostgreSQL URL, when the tests run on it.
     pub database: Option<String>,
+    /// The bucket of components and blobs (`s3://…`), with PostgreSQL.
+    pub objects: Option<String>,
     /// The PostgreSQL cluster this server's store lives on, if any.
     cluster: Option<std::sync::Arc<postgres::Cluster>>,
     /// Call tokens minted by the tests, live until the server is dropped
@@ -95,14 +98,15 @@ impl TestServer {
     }
 
     /// A server on the store the environment picks: PostgreSQL (a
-    /// throwaway cluster of its own) with `VALBOX_TEST_STORE=postgres`,
-    /// else the embedded store in its data directory.
+    /// throwaway cluster of its own) and S3 (a bucket of its own on the
+    /// binary's moto server) with `VALBOX_TEST_STORE=postgres`, else the
+    /// embedded store in its data directory.
     pub async fn start_configured(tune: impl FnOnce(&mut Config)) -> Self {
         Self::start_on(on_postgres(), tune).await
     }
 
-    /// A server whose metadata is on a throwaway PostgreSQL cluster,
-    /// whatever the environment says.
+    /// A server whose metadata is on a throwaway PostgreSQL cluster and
+    /// whose objects are on S3, whatever the environment says.
     pub async fn start_on_postgres() -> Self {
         Self::start_on(true, |_| {}).await
     }
@@ -113,10 +117,12 @@ impl TestServer {
         let cluster = postgres.then(|| std::sync::Arc::new(postgres::Cluster::start()));
         if let Some(cluster) = &cluster {
             config.database = Some(cluster.database("valbox").await);
+            config.objects = Some(s3::S3Server::shared().bucket().await);
         }
         let at = valbox::cli::StoreArgs {
             data: dir.path().to_path_buf(),
             database: config.database.clone(),
+            objects: config.objects.clone(),
         };
         let store = at.open().await.unwrap();
         let alice = valbox::cli::create_user_in(&store, "alice", "alice@example.com")
@@ -135,7 +141,7 @@ impl TestServer {
         (alice, alice_id): (String, String),
         cluster: Option<std::sync::Arc<postgres::Cluster>>,
     ) -> Self {
-        let database = config.database.clone();
+        let (database, objects) = (config.database.clone(), config.objects.clone());
         let server = Server::start(config).await.unwrap();
         let addr = server.addr;
         Self {
@@ -150,6 +156,7 @@ impl TestServer {
             alice,
             alice_id,
             database,
+            objects,
             cluster,
             call_leases: Default::default(),
         }
@@ -172,6 +179,7 @@ impl TestServer {
                 .clone()
                 .expect("another node needs PostgreSQL"),
         );
+        config.objects = self.objects.clone();
         // Every node of one store seals with the same key.
         config.secret_key_file = Some(self.dir.path().join("secret.key"));
         let alice = (self.alice.clone(), self.alice_id.clone());
@@ -185,6 +193,7 @@ impl TestServer {
         config.limits = test_limits();
         config.compile_cache = shared_compile_cache();
         config.database = self.database.take();
+        config.objects = self.objects.take();
         let cluster = self.cluster.take();
         let alice = (self.alice, self.alice_id);
         Self::start_in_config(self.dir, config, alice, cluster).await

@@ -51,7 +51,7 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -15,6 +15,7 @@ impl From<BlobError> for Error {
             }
             // Only `set-if` meets a conflict, and answers it as an outcome.
             BlobError::Conflict(_) => Error::Invalid(e.to_string()),
+            BlobError::Unavailable(_) => Error::Unavailable(e.to_string()),
             BlobError::Internal(m) => {
                 tracing::error!("blob storage: {m}");
                 Error::Internal("blob storage failed; retry".into())

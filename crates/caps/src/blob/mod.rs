@@ -1,22 +1,26 @@
 //! Blob storage: each owner's key-value files. The service checks
 //! `blob:read` / `blob:write` for whoever asks (a REST caller or a val's
 //! call) and runs the operation in the owner's namespace; `host` is its
-//! WIT import, `store` its files; the metadata store keeps its index.
+//! WIT import. The bytes are objects (files, or S3) named by owner and a
+//! hash of the key; the metadata store keeps the index.
 
+mod error;
 mod host;
-pub mod store;
 
-pub use store::{BlobError, BlobStore};
-pub use valbox_store::{BlobEntry, Condition};
+pub use error::{BlobError, MAX_KEY_BYTES};
+pub use valbox_objects::Condition;
+pub use valbox_store::BlobEntry;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use wasmtime::component::Linker;
 
 use super::storage::StorageMeter;
 use super::{Capability, Ctx, HasCap, Settings};
-use store::validate_key;
+use error::validate_key;
 use valbox_model::{Holder, Scope};
+use valbox_objects::{ObjectKey, Objects, Written};
 use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Room};
 
 /// What the blob capability is configured with.
@@ -26,22 +30,28 @@ pub struct BlobSettings {
     pub max_bytes: usize,
     /// All of one owner's blobs together.
     pub quota_bytes: u64,
+    /// Where the bytes are: files in the data directory, or S3.
+    pub objects: Arc<dyn Objects>,
 }
 
-/// The blob service: the files, and the index in the metadata store.
+/// The blob service: the bytes in the object store, the index in the
+/// metadata store.
 pub struct Blob {
     pub index: Arc<dyn BlobIndex>,
-    pub store: BlobStore,
+    pub objects: Arc<dyn Objects>,
+    pub max_bytes: usize,
+    pub quota_bytes: u64,
     pub meter: StorageMeter,
 }
 
 impl Blob {
     /// The largest blob, in bytes.
     pub fn max_bytes(&self) -> usize {
-        self.store.max_blob_bytes
+        self.max_bytes
     }
 
-    /// The blob's value and version, or `None`.
+    /// The blob's value and version, or `None`: one read of the object,
+    /// which carries its own version.
     pub async fn get(
         &self,
         who: &mut impl Holder,
@@ -49,30 +59,16 @@ impl Blob {
     ) -> Result<Option<(Vec<u8>, String)>, BlobError> {
         who.check(Scope::BlobRead)?;
         validate_key(&key)?;
-        let owner = who.owner_id().to_string();
-        // The file is read apart from the index; a write that lands
-        // meanwhile changes the version, and the read is made again.
-        for _ in 0..3 {
-            let Some(version) = self.index.version(&owner, &key).await? else {
-                return Ok(None);
-            };
-            let (store, o, k) = (self.store.clone(), owner.clone(), key.clone());
-            let read = blocking(move || store.read(&o, &k)).await;
-            let now = self.index.version(&owner, &key).await?;
-            match read {
-                Ok(bytes) if now.as_deref() == Some(version.as_str()) => {
-                    return Ok(Some((bytes, version)));
-                }
-                Err(e) if now.as_deref() == Some(version.as_str()) => return Err(e),
-                _ => {}
-            }
-        }
-        Err(BlobError::Conflict(None))
+        let object = self
+            .objects
+            .get(&ObjectKey::blob(who.owner_id(), &key))
+            .await?;
+        Ok(object.map(|o| (o.bytes.into(), o.version)))
     }
 
     /// Store `value` if `condition` holds; returns the new version. The
-    /// value is written and synced before the index is asked, so a large
-    /// write never holds up other requests.
+    /// value is staged (written and synced, where the store has a disk)
+    /// before the index is asked, so a large write holds up no other.
     pub async fn set(
         &self,
         who: &mut impl Holder,
@@ -82,30 +78,36 @@ impl Blob {
     ) -> Result<String, BlobError> {
         who.check(Scope::BlobWrite)?;
         validate_key(&key)?;
-        if value.len() > self.store.max_blob_bytes {
-            return Err(BlobError::TooLarge(self.store.max_blob_bytes));
+        if value.len() > self.max_bytes {
+            return Err(BlobError::TooLarge(self.max_bytes));
         }
         let owner = who.owner_id().to_string();
         let write = BlobWrite {
             owner_id: owner.clone(),
             key: key.clone(),
             size: value.len() as u64,
-            condition,
-            blob_quota: self.store.quota_bytes,
+            blob_quota: self.quota_bytes,
             room: self.meter.room(&owner, 0).await,
         };
-        // A write that cannot fit is refused before it touches the disk.
+        // A write that cannot fit is refused before it is staged.
         if let Err(refusal) = self.index.check(write.clone()).await? {
             return Err(self.refused(refusal, &write.room));
         }
-        let (store, o, k) = (self.store.clone(), owner.clone(), key.clone());
-        let staged = blocking(move || store.stage(&o, &k, &value)).await?;
+        let staged = self
+            .objects
+            .stage(&ObjectKey::blob(&owner, &key), Bytes::from(value))
+            .await?;
+        let publish = Box::new(move || {
+            Box::pin(async move {
+                match staged.publish(condition).await {
+                    Ok(Written::Done(version)) => Ok(version),
+                    Ok(Written::Conflict(now)) => Err(BlobRefusal::Conflict(now)),
+                    Err(e) => Err(BlobRefusal::Unavailable(e.0)),
+                }
+            }) as _
+        });
         let room = write.room;
-        match self
-            .index
-            .commit(write, Box::new(|| staged.publish()))
-            .await?
-        {
+        match self.index.commit(write, publish).await? {
             Ok(version) => Ok(version),
             Err(refusal) => Err(self.refused(refusal, &room)),
         }
@@ -116,6 +118,7 @@ impl Blob {
             BlobRefusal::Conflict(now) => BlobError::Conflict(now),
             BlobRefusal::BlobQuota(n) => BlobError::Quota(n),
             BlobRefusal::Full(stored) => BlobError::Storage(self.meter.refusal(room, &stored)),
+            BlobRefusal::Unavailable(m) => BlobError::Unavailable(m),
         }
     }
 
@@ -132,19 +135,19 @@ impl Blob {
         who.check(Scope::BlobWrite)?;
         validate_key(&key)?;
         let owner = who.owner_id().to_string();
-        self.index.delete(&owner, &key).await?;
-        let store = self.store.clone();
-        blocking(move || store.remove(&owner, &key)).await
+        let (objects, object) = (self.objects.clone(), ObjectKey::blob(&owner, &key));
+        let unpublish = Box::new(move || {
+            Box::pin(async move {
+                let removed = objects.delete(&object).await;
+                removed.map_err(|e| BlobRefusal::Unavailable(e.0))
+            }) as _
+        });
+        match self.index.delete(&owner, &key, unpublish).await? {
+            Ok(()) => Ok(()),
+            Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
+            Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
+        }
     }
-}
-
-/// Run file work on the blocking pool.
-async fn blocking<R: Send + 'static>(
-    op: impl FnOnce() -> Result<R, BlobError> + Send + 'static,
-) -> Result<R, BlobError> {
-    tokio::task::spawn_blocking(op)
-        .await
-        .map_err(|e| BlobError::Internal(e.to_string()))?
 }
 
 impl Capability for Blob {
@@ -154,11 +157,9 @@ impl Capability for Blob {
         let settings = &s.config.blob;
         Ok(Self {
             index: s.store.blobs.clone(),
-            store: BlobStore::new(
-                s.config.data_dir.join("blobs"),
-                settings.max_bytes,
-                settings.quota_bytes,
-            ),
+            objects: settings.objects.clone(),
+            max_bytes: settings.max_bytes,
+            quota_bytes: settings.quota_bytes,
             meter: StorageMeter::new(s.config, s.store.quota.clone()),
         })
     }

@@ -47,6 +47,11 @@ fn api_error(e: BlobError) -> ApiError {
             "precondition_failed",
             e.to_string(),
         ),
+        BlobError::Unavailable(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "blob_storage_unavailable",
+            e.to_string(),
+        ),
         BlobError::Internal(m) => ApiError::internal(m),
     }
 }

@@ -380,6 +380,13 @@ fn call_error(e: CallError) -> (ServiceError, String) {
                 "the val's libraries no longer fit its imports ({detail}); its owner must redeploy it"
             ),
         ),
+        CallError::Unavailable(detail) => (
+            Kind::Busy,
+            "component_unavailable",
+            format!(
+                "this node could not fetch the val's component from the object store ({detail}); retry shortly"
+            ),
+        ),
         CallError::Internal(detail) => return (ServiceError::internal(detail), detail.clone()),
     };
     let detail = match e {

@@ -102,6 +102,7 @@ pub async fn deploy_bytes(
         .map_err(storage_full)?;
     let libraries = resolve_deploy(app, who, &val, query.deps, query.grants).await?;
     let prepared = compile(app, &val, bytes, libraries.plans).await?;
+    super::components::share(app.objects.as_ref(), &prepared.sha256, bytes).await?;
     // Read once the bytes are known to be a valid component.
     let declared = Declared::read(bytes)?;
     if query.grant_declared {

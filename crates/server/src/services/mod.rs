@@ -6,6 +6,7 @@ pub mod call;
 pub mod api_calls;
 pub mod call_log;
 pub mod compile_gate;
+pub mod components;
 pub mod declared;
 pub mod deploy;
 pub mod env_vars;

@@ -1,6 +1,7 @@
 //! The blob index, in PostgreSQL. One owner's writes go one at a time
-//! (an advisory lock per owner, the same one deploys take), so a
-//! condition and the quotas hold across nodes.
+//! (an advisory lock per owner, the same one deploys take), so the quotas
+//! hold across nodes and the index records writes in the order the object
+//! store made them.
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -9,8 +10,8 @@ use valbox_model::now_ms;
 
 use super::{Postgres, lock_quota, quota};
 use crate::{
-    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, Condition, MIN_BLOB_CHARGE, Publish, Room,
-    StoreError, StoreResult,
+    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Publish, Room, StoreResult,
+    Unpublish,
 };
 
 fn charge(n: u64) -> i64 {
@@ -35,14 +36,6 @@ async fn current(
 async fn check(c: &impl GenericClient, write: &BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
     let (owner, key) = (&write.owner_id, &write.key);
     let now = current(c, owner, key).await?;
-    let holds = match &write.condition {
-        Condition::Always => true,
-        Condition::IfMatch(v) => now.as_ref().is_some_and(|(version, _)| version == v),
-        Condition::IfAbsent => now.is_none(),
-    };
-    if !holds {
-        return Ok(Err(BlobRefusal::Conflict(now.map(|(v, _)| v))));
-    }
     let others: i64 = c
         .query_one(
             "SELECT coalesce(sum(greatest(size, $3)), 0)::BIGINT FROM blobs
@@ -87,11 +80,10 @@ impl BlobIndex for Postgres {
         if let Err(refusal) = check(&tx, &write).await? {
             return Ok(Err(refusal));
         }
-        tokio::task::spawn_blocking(publish)
-            .await
-            .map_err(|e| StoreError::Backend(Box::new(e)))?
-            .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let version = uuid::Uuid::new_v4().simple().to_string();
+        let version = match publish().await {
+            Ok(version) => version,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         tx.execute(
             "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
              VALUES ($1, $2, $3, $4, $5)
@@ -130,14 +122,24 @@ impl BlobIndex for Postgres {
             .collect()
     }
 
-    async fn delete(&self, owner_id: &str, key: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM blobs WHERE owner_id = $1 AND key = $2",
-                &[&owner_id, &key],
-            )
-            .await?;
-        Ok(())
+    async fn delete(
+        &self,
+        owner_id: &str,
+        key: &str,
+        unpublish: Unpublish,
+    ) -> StoreResult<Result<(), BlobRefusal>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_quota(&tx, owner_id).await?;
+        if let Err(refusal) = unpublish().await {
+            return Ok(Err(refusal));
+        }
+        tx.execute(
+            "DELETE FROM blobs WHERE owner_id = $1 AND key = $2",
+            &[&owner_id, &key],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 }

@@ -7,8 +7,8 @@ use valbox_model::now_ms;
 
 use super::{Sqlite, quota};
 use crate::{
-    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, Condition, MIN_BLOB_CHARGE, Publish, Room,
-    StoreError, StoreResult,
+    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Publish, Room, StoreResult,
+    Unpublish,
 };
 
 /// What a blob of `n` bytes is charged.
@@ -28,18 +28,10 @@ fn current(conn: &Connection, owner: &str, key: &str) -> StoreResult<Option<(Str
         .optional()?)
 }
 
-/// Whether `write` may go ahead as the owner's blobs are now.
+/// Whether `write` fits the quotas as the owner's blobs are now.
 fn check(conn: &Connection, write: &BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
     let (owner, key) = (&write.owner_id, &write.key);
     let now = current(conn, owner, key)?;
-    let holds = match &write.condition {
-        Condition::Always => true,
-        Condition::IfMatch(v) => now.as_ref().is_some_and(|(version, _)| version == v),
-        Condition::IfAbsent => now.is_none(),
-    };
-    if !holds {
-        return Ok(Err(BlobRefusal::Conflict(now.map(|(v, _)| v))));
-    }
     let others: i64 = conn.query_row(
         "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
         params![owner, key, MIN_BLOB_CHARGE as i64],
@@ -76,23 +68,27 @@ impl BlobIndex for Sqlite {
         write: BlobWrite,
         publish: Publish,
     ) -> StoreResult<Result<String, BlobRefusal>> {
+        let _owner = self.quota_locks.lock(&write.owner_id).await;
+        let checked = write.clone();
+        if let Err(refusal) = self.run(move |conn| check(conn, &checked)).await? {
+            return Ok(Err(refusal));
+        }
+        let version = match publish().await {
+            Ok(version) => version,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let recorded = version.clone();
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Err(refusal) = check(&tx, &write)? {
-                return Ok(Err(refusal));
-            }
-            publish().map_err(|e| StoreError::Backend(Box::new(e)))?;
-            let version = uuid::Uuid::new_v4().simple().to_string();
-            tx.execute(
+            conn.execute(
                 "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
-                params![write.owner_id, write.key, write.size as i64, now_ms(), version],
+                params![write.owner_id, write.key, write.size as i64, now_ms(), recorded],
             )?;
-            tx.commit()?;
-            Ok(Ok(version))
+            Ok(())
         })
-        .await
+        .await?;
+        Ok(Ok(version))
     }
 
     async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>> {
@@ -114,14 +110,23 @@ impl BlobIndex for Sqlite {
         .await
     }
 
-    async fn delete(&self, owner_id: &str, key: &str) -> StoreResult<()> {
+    async fn delete(
+        &self,
+        owner_id: &str,
+        key: &str,
+        unpublish: Unpublish,
+    ) -> StoreResult<Result<(), BlobRefusal>> {
+        let _owner = self.quota_locks.lock(owner_id).await;
+        if let Err(refusal) = unpublish().await {
+            return Ok(Err(refusal));
+        }
         let (owner, key) = (owner_id.to_owned(), key.to_owned());
         self.run(move |conn| {
             conn.execute(
                 "DELETE FROM blobs WHERE owner_id = ?1 AND key = ?2",
                 [owner, key],
             )?;
-            Ok(())
+            Ok(Ok(()))
         })
         .await
     }

@@ -33,12 +33,14 @@ pub fn open(path: &Path) -> anyhow::Result<Store> {
 #[derive(Clone)]
 pub struct Sqlite {
     db: Db,
+    quota_locks: Arc<quota::QuotaLocks>,
 }
 
 impl Sqlite {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             db: Db::open(path)?,
+            quota_locks: Arc::new(quota::QuotaLocks::new()),
         })
     }
 

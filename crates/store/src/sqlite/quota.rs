@@ -38,3 +38,21 @@ impl Quota for Sqlite {
         self.run(move |conn| stored(conn, &owner)).await
     }
 }
+
+/// One lock per stripe of owners: a blob write publishes its bytes
+/// between checking the quota and recording the write, outside the
+/// connection's thread, so an owner's quota-bound writes (blob writes
+/// and deletes, deploys) take their owner's lock around both steps.
+pub(super) struct QuotaLocks([tokio::sync::Mutex<()>; 64]);
+
+impl QuotaLocks {
+    pub(super) fn new() -> Self {
+        Self(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+
+    pub(super) async fn lock(&self, owner: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(owner);
+        self.0[hash as usize % self.0.len()].lock().await
+    }
+}

@@ -34,6 +34,12 @@ pub struct StoreArgs {
     /// Without it, `valbox.db` in --data.
     #[arg(long, env = "VALBOX_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// Components and blobs on S3, shared by every node:
+    /// `s3://BUCKET?endpoint=URL&region=R` (credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). Without it, files in
+    /// --data.
+    #[arg(long, env = "VALBOX_OBJECTS_URL")]
+    pub objects: Option<String>,
 }
 
 impl StoreArgs {
@@ -69,6 +75,7 @@ pub async fn create_user(
     let args = StoreArgs {
         data: data.to_path_buf(),
         database: None,
+        objects: None,
     };
     create_user_in(&args.open().await?, username, email).await
 }

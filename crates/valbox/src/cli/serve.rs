@@ -78,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn config(args: ServeArgs) -> anyhow::Result<Config> {
     let mut config = Config::new(args.at.data, args.listen);
     config.database = args.at.database;
+    config.objects = args.at.objects;
     config.secret_key_file = args.secret_key_file;
     if let Some(scopes) = args.default_val_scopes {
         config.default_val_scopes = valbox_model::Scopes::parse(&scopes)

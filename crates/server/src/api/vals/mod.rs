@@ -213,6 +213,13 @@ async fn version_bytes(
         ApiError::not_found(format!("val `{}` has no version {version}", val.name))
     })?;
     let runtime = app.runtime.clone();
+    if let Err(e) = runtime.fetch_source(&v.sha256).await {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "object_store_unavailable",
+            format!("the component could not be fetched ({e:?}); retry shortly"),
+        ));
+    }
     let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
         .await
         .map_err(ApiError::internal)?

@@ -1,0 +1,165 @@
+//! Objects as files under one directory, reached only through a cap-std
+//! handle on it. A write is a temporary file, synced, renamed into place,
+//! and the directory synced, so an acknowledged write survives a crash.
+//! A version is a hash of the content. Conditions are checked against the
+//! file as it is: callers serialise writes of one key (the blob index
+//! holds the owner's lock while it publishes), as one process must.
+
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions};
+
+use crate::{
+    Condition, Object, ObjectKey, Objects, ObjectsResult, Staged, Unavailable, Written,
+    content_version,
+};
+
+#[derive(Debug)]
+pub struct Files {
+    root: PathBuf,
+}
+
+impl Files {
+    /// The store in `root`, made if missing.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn dir(&self) -> std::io::Result<Dir> {
+        std::fs::create_dir_all(&self.root)?;
+        Dir::open_ambient_dir(&self.root, ambient_authority())
+    }
+}
+
+/// The parent directory of `key` and the object's name in it.
+fn split(key: &ObjectKey) -> (&Path, &str) {
+    let path = key.as_str();
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    (Path::new(parent), name)
+}
+
+/// The file's bytes and version, if it exists.
+fn read(root: &Dir, key: &ObjectKey) -> std::io::Result<Option<Object>> {
+    match root.read(key.as_str()) {
+        Ok(bytes) => Ok(Some(Object {
+            version: content_version(&bytes),
+            bytes: bytes.into(),
+        })),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn blocking<R: Send + 'static>(
+    op: impl FnOnce() -> std::io::Result<R> + Send + 'static,
+) -> ObjectsResult<R> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| Unavailable(e.to_string()))?
+        .map_err(|e| Unavailable(format!("file store: {e}")))
+}
+
+#[async_trait]
+impl Objects for Files {
+    async fn get(&self, key: &ObjectKey) -> ObjectsResult<Option<Object>> {
+        let (root, key) = (self.dir(), key.clone());
+        blocking(move || read(&root?, &key)).await
+    }
+
+    async fn version(&self, key: &ObjectKey) -> ObjectsResult<Option<String>> {
+        Ok(self.get(key).await?.map(|o| o.version))
+    }
+
+    async fn stage(&self, key: &ObjectKey, bytes: Bytes) -> ObjectsResult<Box<dyn Staged>> {
+        let (root, key) = (self.dir(), key.clone());
+        let staged = blocking(move || {
+            let (parent, name) = split(&key);
+            let root = root?;
+            root.create_dir_all(parent)?;
+            let dir = root.open_dir(parent)?;
+            let tmp = format!(".tmp-{name}-{}", uuid::Uuid::new_v4().simple());
+            let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
+            let staged = FileStaged {
+                dir,
+                tmp: Some(tmp),
+                name: name.to_owned(),
+                version: content_version(&bytes),
+            };
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            Ok(staged)
+        })
+        .await?;
+        Ok(Box::new(staged))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> ObjectsResult<()> {
+        let (root, key) = (self.dir(), key.clone());
+        blocking(move || match root?.remove_file(key.as_str()) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!("files in {}", self.root.display())
+    }
+}
+
+/// Bytes written and synced beside the object, not yet in place; removed
+/// when dropped unpublished.
+struct FileStaged {
+    dir: Dir,
+    tmp: Option<String>,
+    name: String,
+    version: String,
+}
+
+impl Drop for FileStaged {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = self.dir.remove_file(tmp);
+        }
+    }
+}
+
+impl FileStaged {
+    fn current(&self) -> std::io::Result<Option<String>> {
+        match self.dir.read(&self.name) {
+            Ok(bytes) => Ok(Some(content_version(&bytes))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn publish_now(mut self, condition: Condition) -> std::io::Result<Written> {
+        let conflict = match &condition {
+            Condition::Always => None,
+            Condition::IfAbsent => Some(self.current()?).filter(Option::is_some),
+            Condition::IfMatch(v) => Some(self.current()?).filter(|now| now.as_ref() != Some(v)),
+        };
+        if let Some(now) = conflict {
+            return Ok(Written::Conflict(now));
+        }
+        let tmp = self.tmp.take().expect("staged until published");
+        if let Err(e) = self.dir.rename(&tmp, &self.dir, &self.name) {
+            let _ = self.dir.remove_file(&tmp);
+            return Err(e);
+        }
+        // The rename survives a crash once the directory is synced.
+        self.dir.open(".")?.sync_all()?;
+        Ok(Written::Done(self.version.clone()))
+    }
+}
+
+#[async_trait]
+impl Staged for FileStaged {
+    async fn publish(self: Box<Self>, condition: Condition) -> ObjectsResult<Written> {
+        blocking(move || self.publish_now(condition)).await
+    }
+}
