@@ -111,6 +111,11 @@ impl TestServer {
         Self::start_on(true, |_| {}).await
     }
 
+    /// As [`TestServer::start_on_postgres`], configured by `tune`.
+    pub async fn start_on_postgres_with(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(true, tune).await
+    }
+
     async fn start_on(postgres: bool, tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::new(dir.path(), "127.0.0.1:0".parse().unwrap());
