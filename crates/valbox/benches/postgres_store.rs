@@ -37,6 +37,7 @@ async fn user(dir: &Path, database: Option<String>) -> String {
     let at = valbox::cli::StoreArgs {
         data: dir.to_path_buf(),
         database,
+        objects: None,
     };
     let store = at.open().await.unwrap();
     valbox::cli::create_user_in(&store, "bench", "bench@example.com")
