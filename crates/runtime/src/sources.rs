@@ -8,13 +8,14 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::{CallError, Host, LinkPlan, Runtime};
 
 /// What an upload's bytes are fetched with: `Ok(None)` when the store
 /// has no such component, `Err` (what went wrong) when it cannot be reached.
-pub type Fetched<'a> = Pin<Box<dyn Future<Output = Result<Option<Vec<u8>>, String>> + Send + 'a>>;
+pub type Fetched<'a> = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send + 'a>>;
 
 pub trait Sources: Send + Sync {
     fn fetch<'a>(&'a self, sha256: &'a str) -> Fetched<'a>;

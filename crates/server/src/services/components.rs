@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::{Kind, ServiceError, ServiceResult};
-use valbox_objects::{Condition, ObjectKey, Objects, Written};
+use valbox_objects::{Condition, ObjectKey, Objects};
 use valbox_runtime::{Fetched, Sources};
 
 /// The shared store of uploads, by content hash.
@@ -18,8 +18,7 @@ impl Sources for SharedComponents {
     fn fetch<'a>(&'a self, sha256: &'a str) -> Fetched<'a> {
         Box::pin(async move {
             let got = self.0.get(&ObjectKey::component(sha256)).await;
-            got.map(|o| o.map(|o| o.bytes.to_vec()))
-                .map_err(|e| e.to_string())
+            got.map(|o| o.map(|o| o.bytes)).map_err(|e| e.to_string())
         })
     }
 }
@@ -49,11 +48,10 @@ pub async fn share(
         .stage(&key, Bytes::copy_from_slice(bytes))
         .await
         .map_err(unavailable)?;
-    match staged
+    // A conflict is another node storing the same bytes first.
+    staged
         .publish(Condition::IfAbsent)
         .await
-        .map_err(unavailable)?
-    {
-        Written::Done(_) | Written::Conflict(_) => Ok(()),
-    }
+        .map_err(unavailable)?;
+    Ok(())
 }

@@ -20,6 +20,7 @@ use crate::services::val_access::{
 };
 use crate::services::val_views::{ValResponse, VersionView};
 use valbox_model::{Principal, Privacy, Scope};
+use valbox_runtime::CallError;
 use valbox_store::{NewVal, ValChange, ValRow, VersionRow};
 
 pub fn routes() -> Router<App> {
@@ -213,12 +214,16 @@ async fn version_bytes(
         ApiError::not_found(format!("val `{}` has no version {version}", val.name))
     })?;
     let runtime = app.runtime.clone();
-    if let Err(e) = runtime.fetch_source(&v.sha256).await {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "object_store_unavailable",
-            format!("the component could not be fetched ({e:?}); retry shortly"),
-        ));
+    match runtime.fetch_source(&v.sha256).await {
+        Ok(()) => {}
+        Err(CallError::Unavailable(m)) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "object_store_unavailable",
+                format!("the component could not be fetched ({m}); retry shortly"),
+            ));
+        }
+        Err(other) => return Err(ApiError::internal(format!("{other:?}"))),
     }
     let bytes = tokio::task::spawn_blocking(move || runtime.component_bytes(&v.sha256))
         .await
