@@ -103,6 +103,23 @@ pub fn set_if(
 /// How many times [`update_json`] reads again after losing a race.
 const UPDATE_ATTEMPTS: usize = 64;
 
+/// After the `attempt`-th lost race, wait a random while below
+/// 2^attempt ms (at most 32 ms): contenders that all lost to one writer
+/// spread out instead of all reading and writing again at once, which
+/// would make N contenders cost N² attempts.
+fn back_off(attempt: usize) {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let ceiling_us = 1000u64 << attempt.min(5);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    // splitmix64: the clock's low bits, spread over every bit.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    std::thread::sleep(Duration::from_micros((z ^ (z >> 31)) % ceiling_us));
+}
+
 /// Read the JSON under `key`, change it with `change`, and write it back
 /// only if nobody wrote it in between, retrying otherwise: a
 /// read-modify-write that never loses a concurrent update. Returns the
@@ -117,7 +134,7 @@ pub fn update_json<T: Serialize + DeserializeOwned>(
     key: &str,
     mut change: impl FnMut(Option<T>) -> T,
 ) -> Result<T, Error> {
-    for _ in 0..UPDATE_ATTEMPTS {
+    for attempt in 0..UPDATE_ATTEMPTS {
         let (current, version) = match get_versioned(key)? {
             Some((bytes, version)) => {
                 let value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -132,6 +149,7 @@ pub fn update_json<T: Serialize + DeserializeOwned>(
         if set_if(key, &bytes, version.as_deref())?.is_ok() {
             return Ok(next);
         }
+        back_off(attempt);
     }
     Err(Error::Limit(format!(
         "blob `{key}` kept changing under {UPDATE_ATTEMPTS} attempts to update it; use SQLite for a value this contended"

@@ -8,7 +8,7 @@ use crate::{Condition, ObjectKey, Objects, Written};
 pub async fn all(objects: &dyn Objects) {
     let key = ObjectKey::blob("conformance", &uuid::Uuid::new_v4().to_string());
     assert!(objects.get(&key).await.unwrap().is_none());
-    assert!(objects.version(&key).await.unwrap().is_none());
+    assert!(objects.head(&key).await.unwrap().is_none());
 
     let put = |bytes: &'static [u8], condition: Condition| {
         let key = key.clone();
@@ -43,7 +43,14 @@ pub async fn all(objects: &dyn Objects) {
         put(b"three", Condition::IfMatch(v1)).await,
         Written::Conflict(Some(v2.clone()))
     );
-    assert_eq!(objects.version(&key).await.unwrap(), Some(v2));
+    let head = objects.head(&key).await.unwrap().unwrap();
+    assert_eq!(
+        head,
+        crate::Head {
+            version: v2,
+            size: 3
+        }
+    );
 
     // Staged but never published: nothing changes.
     drop(
@@ -60,4 +67,36 @@ pub async fn all(objects: &dyn Objects) {
     objects.delete(&key).await.unwrap();
     objects.delete(&key).await.unwrap();
     assert!(objects.get(&key).await.unwrap().is_none());
+    racing_writes_over_one_version_land_once(objects).await;
+}
+
+/// Of conditional writes racing over one version, exactly one lands: the
+/// compare-and-swap that counters and `set-if` rest on.
+async fn racing_writes_over_one_version_land_once(objects: &dyn Objects) {
+    let key = ObjectKey::blob("conformance", &uuid::Uuid::new_v4().to_string());
+    let staged = objects
+        .stage(&key, Bytes::from_static(b"base"))
+        .await
+        .unwrap();
+    let Written::Done(base) = staged.publish(Condition::IfAbsent).await.unwrap() else {
+        panic!("a write where there was nothing was refused");
+    };
+    let racers = (0..16).map(|i| {
+        let (key, base) = (key.clone(), base.clone());
+        async move {
+            let staged = objects.stage(&key, Bytes::from(format!("racer {i}"))).await;
+            staged
+                .unwrap()
+                .publish(Condition::IfMatch(base))
+                .await
+                .unwrap()
+        }
+    });
+    let written = futures_util::future::join_all(racers).await;
+    let landed = written
+        .iter()
+        .filter(|w| matches!(w, Written::Done(_)))
+        .count();
+    assert_eq!(landed, 1, "{written:?}");
+    objects.delete(&key).await.unwrap();
 }

@@ -5,8 +5,10 @@
 //! file as it is: callers serialise writes of one key (the blob index
 //! holds the owner's lock while it publishes), as one process must.
 
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,19 +16,40 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 
 use crate::{
-    Condition, Object, ObjectKey, Objects, ObjectsResult, Staged, Unavailable, Written,
+    Condition, Head, Object, ObjectKey, Objects, ObjectsResult, Staged, Unavailable, Written,
     content_version,
 };
 
 #[derive(Debug)]
 pub struct Files {
     root: PathBuf,
+    publishing: Arc<Stripes>,
+}
+
+/// One lock per stripe of keys, held from checking a write's condition
+/// to renaming its file into place, so that of two conditional writes
+/// over one version only one lands. (The files are one machine's, so an
+/// in-process lock covers every writer.)
+#[derive(Debug)]
+struct Stripes([Mutex<()>; 64]);
+
+impl Stripes {
+    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        let stripe = &self.0[hash as usize % self.0.len()];
+        stripe
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl Files {
     /// The store in `root`, made if missing.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            publishing: Arc::new(Stripes(std::array::from_fn(|_| Mutex::new(())))),
+        }
     }
 
     fn dir(&self) -> std::io::Result<Dir> {
@@ -70,12 +93,16 @@ impl Objects for Files {
         blocking(move || read(&root?, &key)).await
     }
 
-    async fn version(&self, key: &ObjectKey) -> ObjectsResult<Option<String>> {
-        Ok(self.get(key).await?.map(|o| o.version))
+    async fn head(&self, key: &ObjectKey) -> ObjectsResult<Option<Head>> {
+        // The version is a hash of the content: the bytes must be read.
+        Ok(self.get(key).await?.map(|o| Head {
+            size: o.bytes.len() as u64,
+            version: o.version,
+        }))
     }
 
     async fn stage(&self, key: &ObjectKey, bytes: Bytes) -> ObjectsResult<Box<dyn Staged>> {
-        let (root, key) = (self.dir(), key.clone());
+        let (root, key, publishing) = (self.dir(), key.clone(), self.publishing.clone());
         let staged = blocking(move || {
             let (parent, name) = split(&key);
             let root = root?;
@@ -84,6 +111,8 @@ impl Objects for Files {
             let tmp = format!(".tmp-{name}-{}", uuid::Uuid::new_v4().simple());
             let mut file = dir.open_with(&tmp, OpenOptions::new().write(true).create_new(true))?;
             let staged = FileStaged {
+                publishing,
+                key: key.as_str().to_owned(),
                 dir,
                 tmp: Some(tmp),
                 name: name.to_owned(),
@@ -114,6 +143,8 @@ impl Objects for Files {
 /// Bytes written and synced beside the object, not yet in place; removed
 /// when dropped unpublished.
 struct FileStaged {
+    publishing: Arc<Stripes>,
+    key: String,
     dir: Dir,
     tmp: Option<String>,
     name: String,
@@ -138,6 +169,8 @@ impl FileStaged {
     }
 
     fn publish_now(mut self, condition: Condition) -> std::io::Result<Written> {
+        let publishing = self.publishing.clone();
+        let _key = publishing.lock(&self.key);
         let conflict = match &condition {
             Condition::Always => None,
             Condition::IfAbsent => Some(self.current()?).filter(Option::is_some),

@@ -47,6 +47,13 @@ pub struct Object {
     pub version: String,
 }
 
+/// What an object is, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub version: String,
+    pub size: u64,
+}
+
 /// What publishing a staged write did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Written {
@@ -59,8 +66,8 @@ pub enum Written {
 #[async_trait]
 pub trait Objects: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &ObjectKey) -> ObjectsResult<Option<Object>>;
-    /// The object's version, if it exists.
-    async fn version(&self, key: &ObjectKey) -> ObjectsResult<Option<String>>;
+    /// The object's version and size, if it exists.
+    async fn head(&self, key: &ObjectKey) -> ObjectsResult<Option<Head>>;
     /// Make `bytes` ready to be published at `key`; nothing is visible
     /// until then, and a staged write dropped unpublished leaves nothing.
     async fn stage(&self, key: &ObjectKey, bytes: Bytes) -> ObjectsResult<Box<dyn Staged>>;

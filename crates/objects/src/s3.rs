@@ -14,7 +14,9 @@ use object_store::{
     UpdateVersion,
 };
 
-use crate::{Condition, Object, ObjectKey, Objects, ObjectsResult, Staged, Unavailable, Written};
+use crate::{
+    Condition, Head, Object, ObjectKey, Objects, ObjectsResult, Staged, Unavailable, Written,
+};
 
 #[derive(Debug)]
 pub struct S3 {
@@ -111,11 +113,15 @@ impl Objects for S3 {
         Ok(Some(Object { bytes, version }))
     }
 
-    async fn version(&self, key: &ObjectKey) -> ObjectsResult<Option<String>> {
-        match self.store.head(&self.path(key)).await {
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            head => bare(head.map_err(unavailable)?.e_tag).map(Some),
-        }
+    async fn head(&self, key: &ObjectKey) -> ObjectsResult<Option<Head>> {
+        let meta = match self.store.head(&self.path(key)).await {
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            head => head.map_err(unavailable)?,
+        };
+        Ok(Some(Head {
+            size: meta.size,
+            version: bare(meta.e_tag)?,
+        }))
     }
 
     async fn stage(&self, key: &ObjectKey, bytes: Bytes) -> ObjectsResult<Box<dyn Staged>> {

@@ -1,7 +1,7 @@
 //! The blob index: each owner's blob keys with their sizes and versions
 //! (the object store's ETags), for listing and for the quotas. The bytes
 //! live in the object store, which decides which conditional write wins;
-//! the index runs one owner's writes one at a time and records each.
+//! the index holds room for writes in flight and records what was made.
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -31,8 +31,6 @@ pub struct BlobWrite {
 /// Why a write was not made.
 #[derive(Clone, Debug)]
 pub enum BlobRefusal {
-    /// The condition did not hold: the version now, if there is a blob.
-    Conflict(Option<String>),
     /// Past the blob quota.
     BlobQuota(u64),
     /// Past the storage quota: what is stored now.
@@ -41,33 +39,45 @@ pub enum BlobRefusal {
     Unavailable(String),
 }
 
-/// Puts the written bytes in place in the object store, once the index
-/// has accepted the write and before it records it; the new version.
-pub type Publish = Box<dyn FnOnce() -> BoxFuture<'static, Result<String, BlobRefusal>> + Send>;
+/// Room held for a write in flight, counted against the owner's quotas
+/// until the write is settled or released, or until it expires (its node
+/// died mid-write).
+#[derive(Clone, Debug)]
+pub struct Reservation {
+    pub id: i64,
+    pub owner_id: String,
+}
 
-/// Removes the blob's bytes from the object store, before its entry goes.
-pub type Unpublish = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BlobRefusal>> + Send>;
+/// How long a reservation counts: longer than any write to the object
+/// store may take, retries included.
+pub const RESERVATION_TTL_MS: i64 = 120_000;
 
+/// Asks the object store what it holds for a key now: its size and
+/// version, or `None`.
+pub type Observe =
+    Box<dyn FnOnce() -> BoxFuture<'static, Result<Option<(u64, String)>, BlobRefusal>> + Send>;
+
+/// A write takes three steps, so that no lock is held while bytes travel
+/// to the object store (which decides which conditional write wins):
+/// `reserve` room under the owner's quota lock, write the object, then
+/// `settle` (made) or `release` (not made).
 #[async_trait]
 pub trait BlobIndex: Send + Sync {
-    /// The blob's version, if it exists.
-    async fn version(&self, owner_id: &str, key: &str) -> StoreResult<Option<String>>;
-    /// Whether `write` fits the quotas now (checked again as it commits).
-    async fn check(&self, write: BlobWrite) -> StoreResult<Result<(), BlobRefusal>>;
-    /// Check `write`, `publish` it, and record it at the version the
-    /// object store gave, as one step of the owner's; that version.
-    async fn commit(
-        &self,
-        write: BlobWrite,
-        publish: Publish,
-    ) -> StoreResult<Result<String, BlobRefusal>>;
-    /// The owner's blobs whose keys start with `prefix`, by key.
-    async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>>;
-    /// `unpublish` the blob and forget it, as one step of the owner's.
-    async fn delete(
+    /// Hold room for `write` if it fits the quotas, counting the writes in
+    /// flight; otherwise why it does not.
+    async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>>;
+    /// Give back the room of a write that was not made.
+    async fn release(&self, reservation: Reservation) -> StoreResult<()>;
+    /// Record the key as the object store holds it now, then give back
+    /// `reservation`. `observe` runs under the owner's quota lock, so that
+    /// of two settles racing, the later one records the newer state.
+    async fn settle(
         &self,
         owner_id: &str,
         key: &str,
-        unpublish: Unpublish,
+        reservation: Option<Reservation>,
+        observe: Observe,
     ) -> StoreResult<Result<(), BlobRefusal>>;
+    /// The owner's blobs whose keys start with `prefix`, by key.
+    async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>>;
 }

@@ -2,9 +2,6 @@
 //! fresh [`Store`]: the embedded one runs them here, and another engine's
 //! implementation runs the same ones (feature `conformance`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use valbox_model::{Privacy, Scope, Scopes, Subject, Tally, Trigger, ValKind, now_ms};
 
 use crate::{
@@ -18,7 +15,7 @@ pub async fn all(store: &Store) {
     tokens_resolve_touch_and_revoke(store).await;
     vals_edit_under_a_guard(store).await;
     versions_number_up_and_fit_the_quota(store).await;
-    blobs_are_recorded_as_published_within_the_quota(store).await;
+    blobs_reserve_room_and_record_what_the_object_store_holds(store).await;
     the_outbox_keeps_a_daily_budget(store).await;
     a_sign_in_link_works_once(store).await;
     call_logs_are_trimmed_per_val(store).await;
@@ -232,83 +229,65 @@ async fn versions_number_up_and_fit_the_quota(store: &Store) {
     assert_eq!(added.await.unwrap().unwrap().unwrap().0.version, 1);
 }
 
-async fn blobs_are_recorded_as_published_within_the_quota(store: &Store) {
+async fn blobs_reserve_room_and_record_what_the_object_store_holds(store: &Store) {
     let ed = user(store, "ed").await;
+    let min = crate::MIN_BLOB_CHARGE;
     let write = |key: &str, size: u64| BlobWrite {
         owner_id: ed.clone(),
         key: key.into(),
         size,
-        blob_quota: 3 * crate::MIN_BLOB_CHARGE,
+        blob_quota: 3 * min,
         room: unlimited(),
     };
-    let published = Arc::new(AtomicBool::new(false));
-    let publish = |flag: &Arc<AtomicBool>, outcome: Result<&str, BlobRefusal>| -> crate::Publish {
-        let (flag, outcome) = (flag.clone(), outcome.map(str::to_owned));
-        Box::new(move || {
-            flag.store(true, Ordering::SeqCst);
-            Box::pin(async move { outcome })
-        })
+    let holds = |now: Option<(u64, &str)>| -> crate::Observe {
+        let now = now.map(|(size, v)| (size, v.to_owned()));
+        Box::new(move || Box::pin(async move { Ok(now) }))
     };
-    let first = store
-        .blobs
-        .commit(write("k", 5), publish(&published, Ok("v1")));
-    assert_eq!(first.await.unwrap().unwrap(), "v1");
-    assert!(published.swap(false, Ordering::SeqCst));
-    assert_eq!(
-        store.blobs.version(&ed, "k").await.unwrap().as_deref(),
-        Some("v1")
-    );
-    // The object store refused (a condition): nothing is recorded.
-    let conflict = BlobRefusal::Conflict(Some("v1".into()));
-    let refused = store
-        .blobs
-        .commit(write("k", 9), publish(&published, Err(conflict)));
-    assert!(matches!(refused.await.unwrap(), Err(BlobRefusal::Conflict(Some(v))) if v == "v1"));
-    assert_eq!(store.blobs.list(&ed, "").await.unwrap()[0].size, 5);
-    let over = store
-        .blobs
-        .commit(write("k", 6), publish(&published, Ok("v2")));
-    assert_eq!(over.await.unwrap().unwrap(), "v2");
-    assert_eq!(
-        store.blobs.version(&ed, "k").await.unwrap().as_deref(),
-        Some("v2")
-    );
+    let listed = async || -> Vec<(String, u64)> {
+        let entries = store.blobs.list(&ed, "").await.unwrap();
+        entries.into_iter().map(|e| (e.key, e.size)).collect()
+    };
 
-    published.store(false, Ordering::SeqCst);
-    let big = write("other", 3 * crate::MIN_BLOB_CHARGE);
+    // Reserved room counts as stored until it is settled or released.
+    let first = store.blobs.reserve(write("k", 5)).await.unwrap().unwrap();
+    assert_eq!(store.quota.stored(&ed).await.unwrap().blobs, min);
+    let second = store.blobs.reserve(write("j", 5)).await.unwrap().unwrap();
+    let third = store.blobs.reserve(write("i", 5)).await.unwrap().unwrap();
     assert!(matches!(
-        store.blobs.check(big.clone()).await.unwrap(),
+        store.blobs.reserve(write("h", 5)).await.unwrap(),
         Err(BlobRefusal::BlobQuota(_))
     ));
-    let too_big = store.blobs.commit(big, publish(&published, Ok("v9")));
-    assert!(matches!(
-        too_big.await.unwrap(),
-        Err(BlobRefusal::BlobQuota(_))
-    ));
-    assert!(
-        !published.load(Ordering::SeqCst),
-        "a write past the quota was published"
-    );
-    let listed = store.blobs.list(&ed, "").await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(
-        store.quota.stored(&ed).await.unwrap().blobs,
-        crate::MIN_BLOB_CHARGE
-    );
-    let unavailable = || -> crate::Unpublish {
-        Box::new(|| Box::pin(async { Err(BlobRefusal::Unavailable("down".into())) }))
-    };
-    let kept = store.blobs.delete(&ed, "k", unavailable()).await.unwrap();
-    assert!(matches!(kept, Err(BlobRefusal::Unavailable(_))));
-    assert!(store.blobs.version(&ed, "k").await.unwrap().is_some());
-    let removed: crate::Unpublish = Box::new(|| Box::pin(async { Ok(()) }));
-    store
+    store.blobs.release(second).await.unwrap();
+    store.blobs.release(third).await.unwrap();
+
+    // Settling records what the object store says, not what was asked.
+    let settled = store
         .blobs
-        .delete(&ed, "k", removed)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(store.blobs.version(&ed, "k").await.unwrap().is_none());
+        .settle(&ed, "k", Some(first), holds(Some((7, "v1"))));
+    settled.await.unwrap().unwrap();
+    assert_eq!(listed().await, [("k".to_string(), 7)]);
+    assert_eq!(store.quota.stored(&ed).await.unwrap().blobs, min);
+
+    // Replacing a blob needs room only for the difference.
+    let over = store.blobs.reserve(write("k", 2 * min)).await.unwrap();
+    assert!(over.is_ok(), "replacing k was refused");
+    assert!(matches!(
+        store.blobs.reserve(write("other", 2 * min)).await.unwrap(),
+        Err(BlobRefusal::BlobQuota(_))
+    ));
+    store.blobs.release(over.unwrap()).await.unwrap();
+
+    // The object store down: nothing is recorded.
+    let down: crate::Observe =
+        Box::new(|| Box::pin(async { Err(BlobRefusal::Unavailable("down".into())) }));
+    let kept = store.blobs.settle(&ed, "k", None, down).await.unwrap();
+    assert!(matches!(kept, Err(BlobRefusal::Unavailable(_))));
+    assert_eq!(listed().await, [("k".to_string(), 7)]);
+    // A settle that finds no object forgets the key.
+    let gone = store.blobs.settle(&ed, "k", None, holds(None));
+    gone.await.unwrap().unwrap();
+    assert!(listed().await.is_empty());
+    assert_eq!(store.quota.stored(&ed).await.unwrap().blobs, 0);
 }
 
 async fn the_outbox_keeps_a_daily_budget(store: &Store) {

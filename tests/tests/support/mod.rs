@@ -9,16 +9,20 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
-use serde_json::{Value, json};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
 use tempfile::TempDir;
 use valbox_model::Limits;
 use valbox_server::config::Config;
 use valbox_server::server::Server;
 
+pub mod api;
+pub mod balanced;
 pub mod postgres;
 pub mod s3;
 pub mod smtp;
+
+pub use api::Api;
 
 /// Whether the tests run on PostgreSQL (`VALBOX_TEST_STORE=postgres`).
 pub fn on_postgres() -> bool {
@@ -54,11 +58,9 @@ pub fn val_bytes(name: &str) -> Vec<u8> {
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: TempDir,
-    pub base: String,
     pub addr: std::net::SocketAddr,
-    pub http: Client,
-    /// alice's all-scopes token.
-    pub alice: String,
+    /// Its HTTP API, as alice: `s.base`, `s.alice`, `s.get(..)`.
+    api: Api,
     /// alice's user id.
     alice_id: String,
     /// The metadata store's PostgreSQL URL, when the tests run on it.
@@ -152,13 +154,8 @@ impl TestServer {
         Self {
             server: Some(server),
             dir,
-            base: format!("http://{addr}"),
             addr,
-            http: Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-            alice,
+            api: Api::new(format!("http://{addr}"), alice),
             alice_id,
             database,
             objects,
@@ -200,7 +197,7 @@ impl TestServer {
         config.database = self.database.take();
         config.objects = self.objects.take();
         let cluster = self.cluster.take();
-        let alice = (self.alice, self.alice_id);
+        let alice = (self.api.alice, self.alice_id);
         Self::start_in_config(self.dir, config, alice, cluster).await
     }
 
@@ -227,101 +224,8 @@ impl TestServer {
             .clone()
     }
 
-    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let r = self.http.request(method, format!("{}{path}", self.base));
-        match token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
-    }
-
     pub fn app(&self) -> &valbox_server::app::App {
         &self.server.as_ref().unwrap().app
-    }
-
-    /// Create a token as `as_token` with exactly `scopes`; returns (id, token).
-    pub async fn token_with(&self, as_token: &str, scopes: &[&str]) -> (String, String) {
-        let resp = self
-            .req(Method::POST, "/v1/tokens", Some(as_token))
-            .json(&json!({ "name": "test", "scopes": scopes }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED, "creating a token");
-        let body: Value = resp.json().await.unwrap();
-        (
-            body["id"].as_str().unwrap().into(),
-            body["token"].as_str().unwrap().into(),
-        )
-    }
-
-    /// Change alice's val `id` (privacy, scopes, fetch allowlist...).
-    pub async fn patch_val(&self, id: &str, body: &Value) -> Response {
-        self.req(Method::PATCH, &format!("/v2/vals/{id}"), Some(&self.alice))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.req(Method::GET, path, token).send().await.unwrap()
-    }
-
-    /// Create val `name` (if needed) as `token`'s user and deploy `wasm`.
-    pub async fn deploy_bytes(
-        &self,
-        token: &str,
-        name: &str,
-        privacy: &str,
-        wasm: Vec<u8>,
-    ) -> Response {
-        let val = self.ensure_val(token, name, privacy).await;
-        self.upload_version(token, val["id"].as_str().unwrap(), wasm)
-            .await
-    }
-
-    /// Upload `wasm` as a new version of the val `val_id`, as `token`.
-    pub async fn upload_version(&self, token: &str, val_id: &str, wasm: Vec<u8>) -> Response {
-        self.req(
-            Method::POST,
-            &format!("/v2/vals/{val_id}/versions"),
-            Some(token),
-        )
-        .body(wasm)
-        .send()
-        .await
-        .unwrap()
-    }
-
-    pub async fn ensure_val(&self, token: &str, name: &str, privacy: &str) -> Value {
-        let resp = self
-            .req(Method::POST, "/v2/vals", Some(token))
-            .json(&json!({ "name": name, "privacy": privacy }))
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == StatusCode::CONFLICT {
-            let me: Value = self.get("/v1/me", Some(token)).await.json().await.unwrap();
-            let user = me["username"].as_str().unwrap();
-            return self
-                .get(&format!("/v2/alias/vals/{user}/{name}"), Some(token))
-                .await
-                .json()
-                .await
-                .unwrap();
-        }
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        resp.json().await.unwrap()
-    }
-
-    /// Deploy an example as alice; returns the new version's JSON.
-    pub async fn deploy(&self, name: &str, example: &str, privacy: &str) -> Value {
-        let resp = self
-            .deploy_bytes(&self.alice.clone(), name, privacy, val_bytes(example))
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED);
-        resp.json().await.unwrap()
     }
 
     /// Mint a call token for alice's val `val_id`, as a call of it would.
@@ -351,28 +255,54 @@ impl TestServer {
     pub fn alice_id(&self) -> String {
         self.alice_id.clone()
     }
+}
 
-    /// Poll the log endpoint until `pred` holds for the entries, or panic.
-    pub async fn wait_for_logs(
-        &self,
-        token: &str,
-        query: &str,
-        pred: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        for _ in 0..100 {
-            let body: Value = self
-                .get(&format!("/v1/telemetry/logs?{query}"), Some(token))
-                .await
-                .json()
-                .await
-                .unwrap();
-            let data = body["data"].as_array().cloned().unwrap_or_default();
-            if pred(&data) {
-                return data;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the expected log records never appeared");
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// Run Val Town's official client (`tests/valtown-sdk/check.mjs`) against
+/// `api` as alice, with `env` added; panic with its output if a check fails.
+pub async fn official_client_checks(api: &Api, val_id: &str, env: &[(&str, &str)]) {
+    let dir = repo_root().join("tests/valtown-sdk");
+    assert!(
+        dir.join("node_modules/@valtown/sdk").exists(),
+        "run `npm ci` in tests/valtown-sdk first (scripts/test does)"
+    );
+    let mut command = Command::new("node");
+    command
+        .arg("check.mjs")
+        .current_dir(dir)
+        .env("VAL_TOWN_BASE_URL", &api.base)
+        .env("VAL_TOWN_API_KEY", &api.alice)
+        .env("VAL_ID", val_id)
+        .envs(env.iter().copied());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("running node"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the official client failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+/// Make `command`'s process die with the thread that spawns it, however
+/// the tests end (a test process killed, a panic that skips `Drop`).
+pub fn dies_with_us(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches no shared state.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
     }
 }
 

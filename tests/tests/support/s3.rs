@@ -1,7 +1,8 @@
-//! An S3 server on loopback for tests: moto's server (PyPI `moto[server]`,
-//! which honours `If-Match` and `If-None-Match: *` on PutObject), one per
-//! test binary and a bucket per test server, or one of a test's own to
-//! stop and start. Its objects live in its memory.
+//! An S3 server on loopback for tests: moto's (PyPI `moto[server]`, which
+//! honours `If-Match` and `If-None-Match: *` on PutObject, atomically once
+//! `tests/moto_server.py` hands it one request at a time), one per test
+//! binary and a bucket per test server, or one of a test's own to stop and
+//! start. Its objects live in its memory.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -62,20 +63,12 @@ impl S3Server {
     pub fn resume(&self) {
         let mut command = Command::new("python3");
         command
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+            .arg(super::repo_root().join("tests/moto_server.py"))
+            .arg("127.0.0.1")
             .arg(self.port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // Killed with the test process, however it ends.
-        // SAFETY: prctl is async-signal-safe and touches no shared state.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command
+        let child = super::dies_with_us(&mut command)
             .spawn()
             .expect("starting moto's S3 server: pip install 'moto[server]' (scripts/test does)");
         *self.server.lock().unwrap() = Some(child);

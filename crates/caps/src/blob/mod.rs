@@ -21,7 +21,7 @@ use super::{Capability, Ctx, HasCap, Settings};
 use error::validate_key;
 use valbox_model::{Holder, Scope};
 use valbox_objects::{ObjectKey, Objects, Written};
-use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Room};
+use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Observe, Reservation, Room};
 
 /// What the blob capability is configured with.
 #[derive(Clone, Debug)]
@@ -66,9 +66,10 @@ impl Blob {
         Ok(object.map(|o| (o.bytes.into(), o.version)))
     }
 
-    /// Store `value` if `condition` holds; returns the new version. The
-    /// value is staged (written and synced, where the store has a disk)
-    /// before the index is asked, so a large write holds up no other.
+    /// Store `value` if `condition` holds; returns the new version. Room
+    /// is reserved first, then the object store decides the condition,
+    /// then the index records what it holds: no lock is held while the
+    /// bytes travel, so a large or slow write holds up no other.
     pub async fn set(
         &self,
         who: &mut impl Holder,
@@ -82,6 +83,7 @@ impl Blob {
             return Err(BlobError::TooLarge(self.max_bytes));
         }
         let owner = who.owner_id().to_string();
+        let object = ObjectKey::blob(&owner, &key);
         let write = BlobWrite {
             owner_id: owner.clone(),
             key: key.clone(),
@@ -89,33 +91,56 @@ impl Blob {
             blob_quota: self.quota_bytes,
             room: self.meter.room(&owner, 0).await,
         };
-        // A write that cannot fit is refused before it is staged.
-        if let Err(refusal) = self.index.check(write.clone()).await? {
-            return Err(self.refused(refusal, &write.room));
-        }
-        let staged = self
-            .objects
-            .stage(&ObjectKey::blob(&owner, &key), Bytes::from(value))
-            .await?;
-        let publish = Box::new(move || {
-            Box::pin(async move {
-                match staged.publish(condition).await {
-                    Ok(Written::Done(version)) => Ok(version),
-                    Ok(Written::Conflict(now)) => Err(BlobRefusal::Conflict(now)),
-                    Err(e) => Err(BlobRefusal::Unavailable(e.0)),
-                }
-            }) as _
-        });
         let room = write.room;
-        match self.index.commit(write, publish).await? {
-            Ok(version) => Ok(version),
-            Err(refusal) => Err(self.refused(refusal, &room)),
+        let reservation = match self.index.reserve(write).await? {
+            Ok(reservation) => reservation,
+            Err(refusal) => return Err(self.refused(refusal, &room)),
+        };
+        let written = match self.objects.stage(&object, Bytes::from(value)).await {
+            Ok(staged) => staged.publish(condition).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match written {
+            Ok(Written::Done(version)) => Ok(version),
+            Ok(Written::Conflict(now)) => Err(BlobError::Conflict(now)),
+            Err(e) => Err(BlobError::from(e)),
+        };
+        match outcome {
+            Ok(version) => {
+                self.settle(&owner, &key, Some(reservation)).await?;
+                Ok(version)
+            }
+            Err(e) => {
+                self.index.release(reservation).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Record in the index what the object store holds for `key` now.
+    async fn settle(
+        &self,
+        owner: &str,
+        key: &str,
+        reservation: Option<Reservation>,
+    ) -> Result<(), BlobError> {
+        let (objects, object) = (self.objects.clone(), ObjectKey::blob(owner, key));
+        let observe: Observe = Box::new(move || {
+            Box::pin(async move {
+                let head = objects.head(&object).await;
+                let head = head.map_err(|e| BlobRefusal::Unavailable(e.0))?;
+                Ok(head.map(|h| (h.size, h.version)))
+            })
+        });
+        match self.index.settle(owner, key, reservation, observe).await? {
+            Ok(()) => Ok(()),
+            Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
+            Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
         }
     }
 
     fn refused(&self, refusal: BlobRefusal, room: &Room) -> BlobError {
         match refusal {
-            BlobRefusal::Conflict(now) => BlobError::Conflict(now),
             BlobRefusal::BlobQuota(n) => BlobError::Quota(n),
             BlobRefusal::Full(stored) => BlobError::Storage(self.meter.refusal(room, &stored)),
             BlobRefusal::Unavailable(m) => BlobError::Unavailable(m),
@@ -135,18 +160,8 @@ impl Blob {
         who.check(Scope::BlobWrite)?;
         validate_key(&key)?;
         let owner = who.owner_id().to_string();
-        let (objects, object) = (self.objects.clone(), ObjectKey::blob(&owner, &key));
-        let unpublish = Box::new(move || {
-            Box::pin(async move {
-                let removed = objects.delete(&object).await;
-                removed.map_err(|e| BlobRefusal::Unavailable(e.0))
-            }) as _
-        });
-        match self.index.delete(&owner, &key, unpublish).await? {
-            Ok(()) => Ok(()),
-            Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
-            Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
-        }
+        self.objects.delete(&ObjectKey::blob(&owner, &key)).await?;
+        self.settle(&owner, &key, None).await
     }
 }
 

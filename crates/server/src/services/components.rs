@@ -41,7 +41,7 @@ pub async fn share(
             format!("the component could not be stored ({e}); deploy again shortly"),
         )
     };
-    if objects.version(&key).await.map_err(unavailable)?.is_some() {
+    if objects.head(&key).await.map_err(unavailable)?.is_some() {
         return Ok(());
     }
     let staged = objects

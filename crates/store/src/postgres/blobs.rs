@@ -1,7 +1,6 @@
-//! The blob index, in PostgreSQL. One owner's writes go one at a time
-//! (an advisory lock per owner, the same one deploys take), so the quotas
-//! hold across nodes and the index records writes in the order the object
-//! store made them.
+//! The blob index, in PostgreSQL. Reserving and settling take the
+//! owner's advisory lock (the one deploys take), so the quotas hold across
+//! nodes and of two settles the later records the newer state.
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -10,48 +9,38 @@ use valbox_model::now_ms;
 
 use super::{Postgres, lock_quota, quota};
 use crate::{
-    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Publish, Room, StoreResult,
-    Unpublish,
+    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Observe, RESERVATION_TTL_MS,
+    Reservation, Room, StoreResult,
 };
 
 fn charge(n: u64) -> i64 {
     n.max(MIN_BLOB_CHARGE) as i64
 }
 
-async fn current(
-    c: &impl GenericClient,
-    owner: &str,
-    key: &str,
-) -> StoreResult<Option<(String, u64)>> {
+/// What the key's blob is charged now, if it exists.
+async fn current_charge(c: &impl GenericClient, owner: &str, key: &str) -> StoreResult<i64> {
     let row = c
         .query_opt(
-            "SELECT etag, size FROM blobs WHERE owner_id = $1 AND key = $2",
+            "SELECT size FROM blobs WHERE owner_id = $1 AND key = $2",
             &[&owner, &key],
         )
         .await?;
-    row.map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
-        .transpose()
+    let size = row.map(|r| r.try_get::<_, i64>(0)).transpose()?;
+    Ok(size.map_or(0, |n| charge(n.max(0) as u64)))
 }
 
+/// Whether `write` fits the quotas as the owner's blobs and writes in
+/// flight are now.
 async fn check(c: &impl GenericClient, write: &BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
-    let (owner, key) = (&write.owner_id, &write.key);
-    let now = current(c, owner, key).await?;
-    let others: i64 = c
-        .query_one(
-            "SELECT coalesce(sum(greatest(size, $3)), 0)::BIGINT FROM blobs
-             WHERE owner_id = $1 AND key != $2",
-            &[owner, key, &(MIN_BLOB_CHARGE as i64)],
-        )
-        .await?
-        .try_get(0)?;
-    if others + charge(write.size) > write.blob_quota as i64 {
+    let replaced = current_charge(c, &write.owner_id, &write.key).await?;
+    let stored = quota::stored(c, &write.owner_id).await?;
+    if stored.blobs as i64 - replaced + charge(write.size) > write.blob_quota as i64 {
         return Ok(Err(BlobRefusal::BlobQuota(write.blob_quota)));
     }
     let room = Room {
-        adding: charge(write.size) - now.map_or(0, |(_, size)| charge(size)),
+        adding: charge(write.size) - replaced,
         ..write.room
     };
-    let stored = quota::stored(c, owner).await?;
     if !room.fits(&stored) {
         return Ok(Err(BlobRefusal::Full(stored)));
     }
@@ -60,45 +49,90 @@ async fn check(c: &impl GenericClient, write: &BlobWrite) -> StoreResult<Result<
 
 #[async_trait]
 impl BlobIndex for Postgres {
-    async fn version(&self, owner_id: &str, key: &str) -> StoreResult<Option<String>> {
-        let now = current(&self.client().await?, owner_id, key).await?;
-        Ok(now.map(|(v, _)| v))
-    }
-
-    async fn check(&self, write: BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
-        check(&self.client().await?, &write).await
-    }
-
-    async fn commit(
-        &self,
-        write: BlobWrite,
-        publish: Publish,
-    ) -> StoreResult<Result<String, BlobRefusal>> {
+    async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_quota(&tx, &write.owner_id).await?;
+        let now = now_ms();
+        tx.execute(
+            "DELETE FROM blob_reservations WHERE owner_id = $1 AND expires_at <= $2",
+            &[&write.owner_id, &now],
+        )
+        .await?;
         if let Err(refusal) = check(&tx, &write).await? {
             return Ok(Err(refusal));
         }
-        let version = match publish().await {
-            Ok(version) => version,
+        let row = tx
+            .query_one(
+                "INSERT INTO blob_reservations (owner_id, size, expires_at)
+                 VALUES ($1, $2, $3) RETURNING id",
+                &[
+                    &write.owner_id,
+                    &(write.size as i64),
+                    &(now + RESERVATION_TTL_MS),
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(Reservation {
+            id: row.try_get(0)?,
+            owner_id: write.owner_id,
+        }))
+    }
+
+    async fn release(&self, reservation: Reservation) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "DELETE FROM blob_reservations WHERE id = $1",
+                &[&reservation.id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        owner_id: &str,
+        key: &str,
+        reservation: Option<Reservation>,
+        observe: Observe,
+    ) -> StoreResult<Result<(), BlobRefusal>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lock_quota(&tx, owner_id).await?;
+        let observed = match observe().await {
+            Ok(observed) => observed,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        tx.execute(
-            "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (owner_id, key) DO UPDATE SET size = $3, last_modified = $4, etag = $5",
-            &[
-                &write.owner_id,
-                &write.key,
-                &(write.size as i64),
-                &now_ms(),
-                &version,
-            ],
-        )
-        .await?;
+        match observed {
+            Some((size, etag)) => {
+                tx.execute(
+                    "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (owner_id, key)
+                     DO UPDATE SET size = $3, last_modified = $4, etag = $5",
+                    &[&owner_id, &key, &(size as i64), &now_ms(), &etag],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "DELETE FROM blobs WHERE owner_id = $1 AND key = $2",
+                    &[&owner_id, &key],
+                )
+                .await?
+            }
+        };
+        if let Some(reservation) = reservation {
+            tx.execute(
+                "DELETE FROM blob_reservations WHERE id = $1",
+                &[&reservation.id],
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(Ok(version))
+        Ok(Ok(()))
     }
 
     async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>> {
@@ -120,26 +154,5 @@ impl BlobIndex for Postgres {
                 })
             })
             .collect()
-    }
-
-    async fn delete(
-        &self,
-        owner_id: &str,
-        key: &str,
-        unpublish: Unpublish,
-    ) -> StoreResult<Result<(), BlobRefusal>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        lock_quota(&tx, owner_id).await?;
-        if let Err(refusal) = unpublish().await {
-            return Ok(Err(refusal));
-        }
-        tx.execute(
-            "DELETE FROM blobs WHERE owner_id = $1 AND key = $2",
-            &[&owner_id, &key],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
     }
 }

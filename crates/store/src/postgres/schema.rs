@@ -169,6 +169,17 @@ CREATE TABLE sessions (
 "#,
     // A value sealed with the nodes' key, which every node must open.
     "CREATE TABLE key_check (id INT PRIMARY KEY CHECK (id = 1), nonce BYTEA NOT NULL, ciphertext BYTEA NOT NULL);",
+    // Room held for blob writes in flight: a write reserves, puts its
+    // object, then settles, with no lock held while the bytes travel.
+    r#"
+CREATE TABLE blob_reservations (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    size BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX blob_reservations_owner ON blob_reservations (owner_id, expires_at);
+"#,
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

@@ -7,8 +7,8 @@ use valbox_model::now_ms;
 
 use super::{Sqlite, quota};
 use crate::{
-    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Publish, Room, StoreResult,
-    Unpublish,
+    BlobEntry, BlobIndex, BlobRefusal, BlobWrite, MIN_BLOB_CHARGE, Observe, RESERVATION_TTL_MS,
+    Reservation, Room, StoreResult,
 };
 
 /// What a blob of `n` bytes is charged.
@@ -16,35 +16,27 @@ fn charge(n: u64) -> i64 {
     n.max(MIN_BLOB_CHARGE) as i64
 }
 
-/// The version and size of a blob, if it exists.
-fn current(conn: &Connection, owner: &str, key: &str) -> StoreResult<Option<(String, u64)>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT COALESCE(etag, ''), size FROM blobs WHERE owner_id = ?1 AND key = ?2",
-        )?
-        .query_row([owner, key], |r| {
-            Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })
-        .optional()?)
+/// What the key's blob is charged now, if it exists.
+fn current_charge(conn: &Connection, owner: &str, key: &str) -> StoreResult<i64> {
+    let size: Option<i64> = conn
+        .prepare_cached("SELECT size FROM blobs WHERE owner_id = ?1 AND key = ?2")?
+        .query_row([owner, key], |r| r.get(0))
+        .optional()?;
+    Ok(size.map_or(0, |n| charge(n.max(0) as u64)))
 }
 
-/// Whether `write` fits the quotas as the owner's blobs are now.
+/// Whether `write` fits the quotas as the owner's blobs and writes in
+/// flight are now.
 fn check(conn: &Connection, write: &BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
-    let (owner, key) = (&write.owner_id, &write.key);
-    let now = current(conn, owner, key)?;
-    let others: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(MAX(size, ?3)), 0) FROM blobs WHERE owner_id = ?1 AND key != ?2",
-        params![owner, key, MIN_BLOB_CHARGE as i64],
-        |r| r.get(0),
-    )?;
-    if others + charge(write.size) > write.blob_quota as i64 {
+    let replaced = current_charge(conn, &write.owner_id, &write.key)?;
+    let stored = quota::stored(conn, &write.owner_id)?;
+    if stored.blobs as i64 - replaced + charge(write.size) > write.blob_quota as i64 {
         return Ok(Err(BlobRefusal::BlobQuota(write.blob_quota)));
     }
     let room = Room {
-        adding: charge(write.size) - now.map_or(0, |(_, size)| charge(size)),
+        adding: charge(write.size) - replaced,
         ..write.room
     };
-    let stored = quota::stored(conn, owner)?;
     if !room.fits(&stored) {
         return Ok(Err(BlobRefusal::Full(stored)));
     }
@@ -53,42 +45,78 @@ fn check(conn: &Connection, write: &BlobWrite) -> StoreResult<Result<(), BlobRef
 
 #[async_trait]
 impl BlobIndex for Sqlite {
-    async fn version(&self, owner_id: &str, key: &str) -> StoreResult<Option<String>> {
-        let (owner, key) = (owner_id.to_owned(), key.to_owned());
-        self.run(move |conn| Ok(current(conn, &owner, &key)?.map(|(v, _)| v)))
-            .await
+    async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>> {
+        // One connection: the check and the reservation are one step.
+        self.run(move |conn| {
+            let now = now_ms();
+            conn.execute(
+                "DELETE FROM blob_reservations WHERE owner_id = ?1 AND expires_at <= ?2",
+                params![write.owner_id, now],
+            )?;
+            if let Err(refusal) = check(conn, &write)? {
+                return Ok(Err(refusal));
+            }
+            conn.execute(
+                "INSERT INTO blob_reservations (owner_id, size, expires_at) VALUES (?1, ?2, ?3)",
+                params![write.owner_id, write.size as i64, now + RESERVATION_TTL_MS],
+            )?;
+            Ok(Ok(Reservation {
+                id: conn.last_insert_rowid(),
+                owner_id: write.owner_id,
+            }))
+        })
+        .await
     }
 
-    async fn check(&self, write: BlobWrite) -> StoreResult<Result<(), BlobRefusal>> {
-        self.run(move |conn| check(conn, &write)).await
-    }
-
-    async fn commit(
-        &self,
-        write: BlobWrite,
-        publish: Publish,
-    ) -> StoreResult<Result<String, BlobRefusal>> {
-        let _owner = self.quota_locks.lock(&write.owner_id).await;
-        let checked = write.clone();
-        if let Err(refusal) = self.run(move |conn| check(conn, &checked)).await? {
-            return Ok(Err(refusal));
-        }
-        let version = match publish().await {
-            Ok(version) => version,
-            Err(refusal) => return Ok(Err(refusal)),
-        };
-        let recorded = version.clone();
+    async fn release(&self, reservation: Reservation) -> StoreResult<()> {
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (owner_id, key) DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
-                params![write.owner_id, write.key, write.size as i64, now_ms(), recorded],
+                "DELETE FROM blob_reservations WHERE id = ?1",
+                [reservation.id],
             )?;
             Ok(())
         })
-        .await?;
-        Ok(Ok(version))
+        .await
+    }
+
+    async fn settle(
+        &self,
+        owner_id: &str,
+        key: &str,
+        reservation: Option<Reservation>,
+        observe: Observe,
+    ) -> StoreResult<Result<(), BlobRefusal>> {
+        let _owner = self.quota_locks.lock(owner_id).await;
+        let observed = match observe().await {
+            Ok(observed) => observed,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let (owner, key) = (owner_id.to_owned(), key.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            match observed {
+                Some((size, etag)) => tx.execute(
+                    "INSERT INTO blobs (owner_id, key, size, last_modified, etag)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (owner_id, key)
+                     DO UPDATE SET size = ?3, last_modified = ?4, etag = ?5",
+                    params![owner, key, size as i64, now_ms(), etag],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM blobs WHERE owner_id = ?1 AND key = ?2",
+                    [&owner, &key],
+                )?,
+            };
+            if let Some(reservation) = reservation {
+                tx.execute(
+                    "DELETE FROM blob_reservations WHERE id = ?1",
+                    [reservation.id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+        .await
     }
 
     async fn list(&self, owner_id: &str, prefix: &str) -> StoreResult<Vec<BlobEntry>> {
@@ -106,27 +134,6 @@ impl BlobIndex for Sqlite {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-    }
-
-    async fn delete(
-        &self,
-        owner_id: &str,
-        key: &str,
-        unpublish: Unpublish,
-    ) -> StoreResult<Result<(), BlobRefusal>> {
-        let _owner = self.quota_locks.lock(owner_id).await;
-        if let Err(refusal) = unpublish().await {
-            return Ok(Err(refusal));
-        }
-        let (owner, key) = (owner_id.to_owned(), key.to_owned());
-        self.run(move |conn| {
-            conn.execute(
-                "DELETE FROM blobs WHERE owner_id = ?1 AND key = ?2",
-                [owner, key],
-            )?;
-            Ok(Ok(()))
         })
         .await
     }

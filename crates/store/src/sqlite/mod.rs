@@ -260,6 +260,17 @@ INSERT INTO call_log_usage SELECT val_id, owner_id, sum(bytes) FROM call_logs GR
     // A value sealed with the server's key, which every later start (every
     // node) must open: a wrong key is refused at start, not found later.
     "CREATE TABLE key_check (id INTEGER PRIMARY KEY CHECK (id = 1), nonce BLOB NOT NULL, ciphertext BLOB NOT NULL);",
+    // Room held for blob writes in flight: a write reserves, puts its
+    // object, then settles, with no lock held while the bytes travel.
+    r#"
+CREATE TABLE blob_reservations (
+    id INTEGER PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX blob_reservations_owner ON blob_reservations (owner_id, expires_at);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

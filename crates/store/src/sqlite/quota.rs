@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ToSql};
 
 use super::Sqlite;
+use valbox_model::now_ms;
+
 use crate::{MIN_BLOB_CHARGE, Quota, StoreResult, Stored};
 
 /// `owner`'s stored bytes, in the transaction of the write that asks.
@@ -20,9 +22,12 @@ pub(super) fn stored(conn: &Connection, owner: &str) -> StoreResult<Stored> {
              JOIN vals ON vals.id = v.val_id WHERE vals.owner_id = ?1",
             &[&owner],
         )?,
+        // Writes in flight count as stored until they settle or expire.
         blobs: sum(
-            "SELECT coalesce(sum(max(size, ?2)), 0) FROM blobs WHERE owner_id = ?1",
-            &[&owner, &(MIN_BLOB_CHARGE as i64)],
+            "SELECT (SELECT coalesce(sum(max(size, ?2)), 0) FROM blobs WHERE owner_id = ?1)
+                  + (SELECT coalesce(sum(max(size, ?2)), 0) FROM blob_reservations
+                       WHERE owner_id = ?1 AND expires_at > ?3)",
+            &[&owner, &(MIN_BLOB_CHARGE as i64), &now_ms()],
         )?,
         logs: sum(
             "SELECT coalesce(sum(bytes), 0) FROM call_log_usage WHERE owner_id = ?1",
@@ -39,10 +44,10 @@ impl Quota for Sqlite {
     }
 }
 
-/// One lock per stripe of owners: a blob write publishes its bytes
-/// between checking the quota and recording the write, outside the
-/// connection's thread, so an owner's quota-bound writes (blob writes
-/// and deletes, deploys) take their owner's lock around both steps.
+/// One lock per stripe of owners, held while a blob write or delete asks
+/// the object store what it now holds and records it: of two such
+/// settles, the later records the newer state. (Quota checks need no
+/// lock: they run on the one connection, each in one step.)
 pub(super) struct QuotaLocks([tokio::sync::Mutex<()>; 64]);
 
 impl QuotaLocks {

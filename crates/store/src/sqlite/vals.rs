@@ -271,7 +271,6 @@ impl Vals for Sqlite {
         &self,
         mut new: NewVersion,
     ) -> StoreResult<Option<Result<(VersionRow, ValRow), Refusal>>> {
-        let _owner = self.quota_locks.lock(&new.owner_id).await;
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let edit = new

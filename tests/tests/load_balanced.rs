@@ -1,0 +1,304 @@
+//! Three nodes as processes of their own, on PostgreSQL and S3, behind
+//! HAProxy with `deploy/haproxy.cfg`: any node serves any call, a change
+//! made on one holds on the others, and neither a node killed with SIGKILL
+//! nor PostgreSQL restarted under load loses what was acknowledged.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use support::balanced::{Balanced, TAKEN_OUT_WITHIN};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_behind_a_load_balancer_act_as_one() {
+    let c = Balanced::start().await;
+
+    // Deployed on node 1, served by the others and through the balancer.
+    let hello = c.nodes[0].deploy("hello", "hello", "public").await;
+    let others = c.nodes[1..].iter().map(|n| &n.api);
+    for node in others.chain(std::iter::repeat_n(&c.lb, 3)) {
+        let resp = node.get("/x/alice/hello/?name=cluster", None).await;
+        assert_eq!(resp.status(), StatusCode::OK, "from {}", node.base);
+        assert_eq!(resp.text().await.unwrap(), "Hello, cluster!");
+    }
+
+    // A token revoked on node 1 is refused by the others within a second.
+    let (id, token) = c.nodes[0].token_with(&c.alice, &["val:read"]).await;
+    for node in &c.nodes {
+        let resp = node.get("/v2/me/vals", Some(&token)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let revoked = c.nodes[0]
+        .req(Method::DELETE, &format!("/v1/tokens/{id}"), Some(&c.alice))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let at = Instant::now();
+    for node in &c.nodes[1..] {
+        while node.get("/v2/me/vals", Some(&token)).await.status() != StatusCode::UNAUTHORIZED {
+            assert!(
+                at.elapsed() < Duration::from_secs(1),
+                "{} still takes it",
+                node.base
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // The counter stays exact under 48 concurrent visits through the
+    // balancer, which spreads them over the three nodes.
+    c.nodes[1].deploy("counter", "counter", "public").await;
+    let visits = (0..48).map(|_| async {
+        let resp = c.get("/x/alice/counter/", None).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{text}");
+        text.parse::<u64>().unwrap()
+    });
+    let mut counts = futures_util::future::join_all(visits).await;
+    counts.sort();
+    assert_eq!(counts, (1..=48).collect::<Vec<_>>());
+    let stored = c.nodes[2]
+        .get("/v1/blob/counter%2Fvisits", Some(&c.alice))
+        .await;
+    assert_eq!(stored.text().await.unwrap(), "48");
+
+    // Val Town's own client, through the balancer.
+    let val_id = hello["valId"].as_str().unwrap();
+    support::official_client_checks(&c.lb, val_id, &[("VALBOX_SQLITE", "unavailable")]).await;
+}
+
+/// What writers saw while something failed under them.
+#[derive(Default)]
+struct Outcome {
+    /// Blob key → the bytes acknowledged for it.
+    acked: BTreeMap<String, String>,
+    /// Requests that failed: when they were sent, how long they took, and
+    /// what came back.
+    failed: Vec<(Instant, Duration, String)>,
+}
+
+/// Four writers storing blobs with keys of their own through the
+/// balancer until `stop`; each blob is written once.
+async fn write_blobs_until(c: &Balanced, stop: Instant) -> Outcome {
+    let outcome = Arc::new(std::sync::Mutex::new(Outcome::default()));
+    let writers = (0..4).map(|w| {
+        let outcome = outcome.clone();
+        async move {
+            let mut i = 0;
+            while Instant::now() < stop {
+                let (key, body) = (format!("load/{w}-{i}"), format!("writer {w} write {i}"));
+                let sent = Instant::now();
+                let resp = c
+                    .req(
+                        Method::POST,
+                        &format!("/v1/blob/load%2F{w}-{i}"),
+                        Some(&c.alice),
+                    )
+                    .timeout(Duration::from_secs(15))
+                    .body(body.clone())
+                    .send()
+                    .await;
+                let took = sent.elapsed();
+                let mut outcome = outcome.lock().unwrap();
+                let failure = match resp {
+                    Ok(r) if r.status().is_success() => {
+                        outcome.acked.insert(key, body);
+                        None
+                    }
+                    Ok(r) => {
+                        let retry = r.headers().get("retry-after").cloned();
+                        Some(format!("{key}: {} (Retry-After {retry:?})", r.status()))
+                    }
+                    Err(e) => Some(format!("{key}: {e}")),
+                };
+                outcome.failed.extend(failure.map(|f| (sent, took, f)));
+                i += 1;
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    Arc::into_inner(outcome).unwrap().into_inner().unwrap()
+}
+
+/// Every acknowledged blob is there, with its bytes, read through `api`.
+async fn assert_all_there(api: &support::Api, acked: &BTreeMap<String, String>) {
+    for (key, body) in acked {
+        let path = format!("/v1/blob/{}", key.replace('/', "%2F"));
+        let resp = api.get(&path, Some(&api.alice)).await;
+        assert_eq!(resp.status(), StatusCode::OK, "acknowledged {key} is gone");
+        assert_eq!(&resp.text().await.unwrap(), body, "{key}");
+    }
+}
+
+/// Deploys of `hello` to alice's val `redeployed` through the balancer
+/// until `stop`: the version numbers acknowledged, and when each failed
+/// deploy was sent.
+async fn deploy_until(c: &Balanced, stop: Instant) -> (Vec<i64>, Vec<(Instant, String)>) {
+    let val = c.ensure_val(&c.alice, "redeployed", "public").await;
+    let path = format!("/v2/vals/{}/versions", val["id"].as_str().unwrap());
+    let (mut acked, mut failed) = (Vec::new(), Vec::new());
+    while Instant::now() < stop {
+        let sent = Instant::now();
+        let resp = c
+            .req(Method::POST, &path, Some(&c.alice))
+            .body(support::val_bytes("hello"))
+            .send()
+            .await;
+        match resp {
+            Ok(r) if r.status() == StatusCode::CREATED => {
+                let body: Value = r.json().await.unwrap();
+                acked.push(body["version"].as_i64().unwrap());
+            }
+            Ok(r) => failed.push((sent, format!("deploy: {}", r.status()))),
+            Err(e) => failed.push((sent, format!("deploy: {e}"))),
+        }
+    }
+    (acked, failed)
+}
+
+/// Every acknowledged version of `redeployed` can be downloaded from
+/// every node still running.
+async fn assert_deploys_there(c: &Balanced, nodes: &[usize], versions: &[i64]) {
+    let val: Value = c
+        .get("/v2/alias/vals/alice/redeployed", Some(&c.alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = val["id"].as_str().unwrap();
+    let wasm = support::val_bytes("hello");
+    for &i in nodes {
+        for v in versions {
+            let path = format!("/v2/vals/{id}/versions/{v}/component");
+            let resp = c.nodes[i].get(&path, Some(&c.alice)).await;
+            assert_eq!(resp.status(), StatusCode::OK, "version {v} from node {i}");
+            assert!(
+                resp.bytes().await.unwrap() == wasm,
+                "version {v} from node {i}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    let c = Balanced::start().await;
+    c.nodes[0].deploy("warm", "hello", "public").await;
+    let started = Instant::now();
+    let (stop, killed_at) = (
+        started + Duration::from_secs(6),
+        started + Duration::from_secs(2),
+    );
+    let (blobs, (versions, failed_deploys), ()) =
+        tokio::join!(write_blobs_until(&c, stop), deploy_until(&c, stop), async {
+            tokio::time::sleep_until(killed_at.into()).await;
+            c.kill(1);
+        });
+    // A request in flight on the node when it died may fail; once the
+    // balancer's checks have taken it out, none may.
+    let failed = (blobs.failed.iter().map(|(sent, _, why)| (sent, why)))
+        .chain(failed_deploys.iter().map(|(sent, why)| (sent, why)));
+    let late: Vec<&String> = failed
+        .filter(|(sent, _)| **sent > killed_at + TAKEN_OUT_WITHIN)
+        .map(|(_, why)| why)
+        .collect();
+    eprintln!(
+        "node killed: {} blob writes and {} deploys acknowledged; {} and {} failed in flight",
+        blobs.acked.len(),
+        versions.len(),
+        blobs.failed.len(),
+        failed_deploys.len()
+    );
+    assert!(
+        late.is_empty(),
+        "failed after the node was taken out: {late:?}"
+    );
+    assert!(blobs.acked.len() > 20, "only {} writes", blobs.acked.len());
+    assert!(!versions.is_empty(), "no deploy went through");
+    assert_all_there(&c.lb, &blobs.acked).await;
+    assert_all_there(&c.nodes[2], &blobs.acked).await;
+    assert_deploys_there(&c, &[0, 2], &versions).await;
+}
+
+/// PostgreSQL stopped for two seconds under load: a loaded val answers
+/// throughout, writes get 503 with `Retry-After` (never a hang), the
+/// nodes reconnect by themselves, and every acknowledged write is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_restarted_under_load_keeps_vals_answering_and_writes_safe() {
+    let c = Balanced::start().await;
+    c.nodes[0].deploy("hello", "hello", "public").await;
+    for node in &c.nodes {
+        assert_eq!(
+            node.get("/x/alice/hello/", None).await.status(),
+            StatusCode::OK
+        );
+    }
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(7);
+    let calls = async {
+        let mut failed = Vec::new();
+        while Instant::now() < stop {
+            let resp = c.get("/x/alice/hello/", None).await;
+            if resp.status() != StatusCode::OK {
+                failed.push(resp.status());
+            }
+        }
+        failed
+    };
+    let restart = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pg = c.postgres();
+        tokio::task::block_in_place(|| pg.stop());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::task::block_in_place(|| pg.resume());
+    };
+    let (blobs, failed_calls, ()) = tokio::join!(write_blobs_until(&c, stop), calls, restart);
+    eprintln!(
+        "database restarted: {} blob writes acknowledged, {} refused with 503",
+        blobs.acked.len(),
+        blobs.failed.len()
+    );
+    assert!(
+        failed_calls.is_empty(),
+        "val calls failed: {failed_calls:?}"
+    );
+    for (_, took, why) in &blobs.failed {
+        assert!(
+            why.contains("503 Service Unavailable (Retry-After Some"),
+            "{why}"
+        );
+        assert!(*took < Duration::from_secs(10), "{why} took {took:?}");
+    }
+    assert!(!blobs.failed.is_empty(), "the database was never missed");
+    assert!(blobs.acked.len() > 20, "only {} writes", blobs.acked.len());
+
+    // Every node reconnects by itself and writes again, and everything
+    // acknowledged is there.
+    let resumed = Instant::now();
+    for (i, node) in c.nodes.iter().enumerate() {
+        loop {
+            let resp = node
+                .req(Method::POST, "/v1/blob/after", Some(&c.alice))
+                .body("after")
+                .send()
+                .await
+                .unwrap();
+            if resp.status().is_success() {
+                break;
+            }
+            assert!(
+                resumed.elapsed() < Duration::from_secs(10),
+                "node {i} still cannot write: {}",
+                resp.status()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_all_there(&c.lb, &blobs.acked).await;
+}
