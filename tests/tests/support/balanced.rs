@@ -106,7 +106,8 @@ impl Balanced {
         }
 
         let lb_port = free_port();
-        let mut command = Command::new("haproxy");
+        // Debian's, in /usr/sbin, which a user's PATH may lack.
+        let mut command = Command::new("/usr/sbin/haproxy");
         command
             .arg("-db")
             .arg("-f")
