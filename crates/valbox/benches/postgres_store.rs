@@ -1,12 +1,21 @@
-//! Benchmark (l): nodes with their metadata on PostgreSQL. `hello` through
-//! a node on PostgreSQL against a node on the embedded store, side by side
-//! in one run (req/s by wrk, alternating, and sequential p50/p99); and the
-//! invalidation delay between two PostgreSQL nodes: a val made private
-//! through node A until node B answers 404 for it, p50 and p99.
+//! Benchmark (l): nodes with their metadata on PostgreSQL and their
+//! components and blobs on S3 (moto on loopback). `hello` through such a
+//! node against a node on the embedded store, side by side in one run
+//! (req/s by wrk, alternating, and sequential p50/p99); the invalidation
+//! delay between two such nodes (a val made private through node A until
+//! node B answers 404 for it, p50 and p99); and a deploy through A until
+//! B's first 200, which B pays for by fetching the upload and compiling
+//! it, against the deploy itself (which compiles on A).
 
-#[path = "../../../tests/tests/support/postgres.rs"]
-mod cluster;
 mod common;
+#[path = "../../../tests/tests/support/postgres.rs"]
+mod postgres;
+#[path = "../../../tests/tests/support/process.rs"]
+mod process;
+// The tests' S3 server; they use what this benchmark does not.
+#[allow(dead_code)]
+#[path = "../../../tests/tests/support/s3.rs"]
+mod s3;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +26,8 @@ use valbox_server::server::Server;
 
 /// Changes timed for the invalidation delay.
 const FLIPS: usize = 50;
+/// Deploys timed from node A to node B.
+const DEPLOYS: usize = 20;
 
 fn main() {
     common::run_on_tokio(run());
@@ -24,20 +35,27 @@ fn main() {
 
 /// A server on `database` (or the embedded store) in `dir`, sealing with
 /// `key`; its base URL.
-async fn node(dir: &Path, database: Option<String>, key: Option<&Path>) -> (Server, String) {
+async fn node(dir: &Path, shared: Option<&Shared>, key: Option<&Path>) -> (Server, String) {
     let mut config = Config::new(dir, "127.0.0.1:0".parse().unwrap());
-    config.database = database;
+    config.database = shared.map(|s| s.database.clone());
+    config.objects = shared.map(|s| s.objects.clone());
     config.secret_key_file = key.map(Path::to_path_buf);
     let server = Server::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
     (server, base)
 }
 
-async fn user(dir: &Path, database: Option<String>) -> String {
+/// The stores nodes share: a PostgreSQL database and a bucket.
+struct Shared {
+    database: String,
+    objects: String,
+}
+
+async fn user(dir: &Path, shared: Option<&Shared>) -> String {
     let at = valbox::cli::StoreArgs {
         data: dir.to_path_buf(),
-        database,
-        objects: None,
+        database: shared.map(|s| s.database.clone()),
+        objects: shared.map(|s| s.objects.clone()),
     };
     let store = at.open().await.unwrap();
     valbox::cli::create_user_in(&store, "bench", "bench@example.com")
@@ -46,15 +64,19 @@ async fn user(dir: &Path, database: Option<String>) -> String {
 }
 
 async fn run() {
-    let pg = cluster::Cluster::start();
-    let url = pg.database("bench").await;
+    let pg = postgres::Cluster::start();
+    let s3 = s3::S3Server::start();
+    let shared = Shared {
+        database: pg.database("bench").await,
+        objects: s3.bucket().await,
+    };
     let (embedded_dir, a_dir, b_dir) = (tempdir(), tempdir(), tempdir());
     let embedded_token = user(embedded_dir.path(), None).await;
-    let token = user(a_dir.path(), Some(url.clone())).await;
+    let token = user(a_dir.path(), Some(&shared)).await;
     let (embedded, embedded_base) = node(embedded_dir.path(), None, None).await;
-    let (a, a_base) = node(a_dir.path(), Some(url.clone()), None).await;
+    let (a, a_base) = node(a_dir.path(), Some(&shared), None).await;
     let key = a_dir.path().join("secret.key");
-    let (b, b_base) = node(b_dir.path(), Some(url), Some(&key)).await;
+    let (b, b_base) = node(b_dir.path(), Some(&shared), Some(&key)).await;
     common::deploy(
         &embedded_base,
         &embedded_token,
@@ -72,7 +94,7 @@ async fn run() {
         let embedded_rps = common::wrk(&embedded_url).await;
         let pg_rps = common::wrk(&pg_url).await;
         println!(
-            "round {round}: hello embedded {embedded_rps:>8.0} req/s, on PostgreSQL \
+            "round {round}: hello embedded {embedded_rps:>8.0} req/s, on PostgreSQL + S3 \
              {pg_rps:>8.0} req/s, ratio {:.2}",
             pg_rps / embedded_rps
         );
@@ -80,13 +102,20 @@ async fn run() {
     let embedded_latency = common::measure(&embedded_url, None).await;
     let pg_latency = common::measure(&pg_url, None).await;
     println!("hello embedded:      {}", embedded_latency.summary());
-    println!("hello on PostgreSQL: {}", pg_latency.summary());
+    println!("hello on PostgreSQL + S3: {}", pg_latency.summary());
 
     let delays = invalidation_delays(&a_base, &b_base, &token).await;
     println!(
         "invalidation delay, node A to node B, {FLIPS} changes: p50 {:.1} ms, p99 {:.1} ms",
         common::ms(delays[FLIPS / 2]),
         common::ms(delays[(FLIPS * 99 / 100).min(FLIPS - 1)])
+    );
+    let (deploys, first_calls) = deploy_to_first_call(&a_base, &b_base, &token).await;
+    println!(
+        "deploy through A, {DEPLOYS} fresh components: the deploy (A compiles) {}; \
+         then until B's first 200 (B fetches and compiles) {}",
+        deploys.summary(),
+        first_calls.summary()
     );
     for server in [embedded, a, b] {
         server.shutdown().await.unwrap();
@@ -148,4 +177,48 @@ async fn invalidation_delays(a: &str, b: &str, token: &str) -> Vec<Duration> {
     }
     delays.sort();
     delays
+}
+
+/// `hello` with a custom section of its own, so that each deploy is a
+/// component no node has seen or compiled.
+fn fresh_hello(n: usize) -> Vec<u8> {
+    let (name, payload) = (b"valbox-bench", n.to_le_bytes());
+    let mut wasm = common::hello_wasm();
+    wasm.push(0); // a custom section
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128, "one LEB128 byte");
+    wasm.extend([size as u8, name.len() as u8]);
+    wasm.extend(name);
+    wasm.extend(payload);
+    wasm
+}
+
+/// Deploy `DEPLOYS` fresh components through A and time each deploy, then
+/// from its answer until B first answers 200 for it (sorted).
+async fn deploy_to_first_call(
+    a: &str,
+    b: &str,
+    token: &str,
+) -> (common::Latencies, common::Latencies) {
+    let http = reqwest::Client::new();
+    let (mut deploys, mut first_calls) = (Vec::new(), Vec::new());
+    for n in 0..DEPLOYS {
+        let name = format!("fresh{n}");
+        let started = Instant::now();
+        common::deploy(a, token, &name, fresh_hello(n)).await;
+        let deployed = Instant::now();
+        let url = format!("{b}/x/bench/{name}/");
+        while http.get(&url).send().await.unwrap().status() != 200 {
+            assert!(
+                deployed.elapsed() < Duration::from_secs(30),
+                "B never ran {name}"
+            );
+        }
+        deploys.push(deployed - started);
+        first_calls.push(deployed.elapsed());
+    }
+    deploys.sort();
+    first_calls.sort();
+    let latencies = |samples| common::Latencies { samples, errors: 0 };
+    (latencies(deploys), latencies(first_calls))
 }

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -19,21 +19,16 @@ use valbox_server::server::Server;
 pub mod api;
 pub mod balanced;
 pub mod postgres;
+pub mod process;
 pub mod s3;
 pub mod smtp;
 
 pub use api::Api;
+pub use process::{dies_with_us, repo_root};
 
 /// Whether the tests run on PostgreSQL (`VALBOX_TEST_STORE=postgres`).
 pub fn on_postgres() -> bool {
     std::env::var("VALBOX_TEST_STORE").is_ok_and(|v| v == "postgres")
-}
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 /// Build every example into `target/vals/` once per test binary.
@@ -291,19 +286,6 @@ pub async fn official_client_checks(api: &Api, val_id: &str, env: &[(&str, &str)
         "the official client failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
-}
-
-/// Make `command`'s process die with the thread that spawns it, however
-/// the tests end (a test process killed, a panic that skips `Drop`).
-pub fn dies_with_us(command: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe and touches no shared state.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        })
-    }
 }
 
 /// Assert a JSON error response: status, `error` code, and a message.

@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::postgres::free_port;
+use super::process::{dies_with_us, repo_root};
 
 pub struct S3Server {
     pub port: u16,
@@ -63,12 +64,12 @@ impl S3Server {
     pub fn resume(&self) {
         let mut command = Command::new("python3");
         command
-            .arg(super::repo_root().join("tests/moto_server.py"))
+            .arg(repo_root().join("tests/moto_server.py"))
             .arg("127.0.0.1")
             .arg(self.port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = super::dies_with_us(&mut command)
+        let child = dies_with_us(&mut command)
             .spawn()
             .expect("starting moto's S3 server: pip install 'moto[server]' (scripts/test does)");
         *self.server.lock().unwrap() = Some(child);
