@@ -100,19 +100,21 @@ impl Blob {
             Ok(staged) => staged.publish(condition).await,
             Err(e) => Err(e),
         };
-        let outcome = match written {
-            Ok(Written::Done(version)) => Ok(version),
-            Ok(Written::Conflict(now)) => Err(BlobError::Conflict(now)),
-            Err(e) => Err(BlobError::from(e)),
-        };
-        match outcome {
-            Ok(version) => {
+        match written {
+            Ok(Written::Done(version)) => {
                 self.settle(&owner, &key, Some(reservation)).await?;
                 Ok(version)
             }
-            Err(e) => {
+            Ok(Written::Conflict(now)) => {
                 self.index.release(reservation).await?;
-                Err(e)
+                Err(BlobError::Conflict(now))
+            }
+            // The write may have landed before the store failed: record
+            // whatever it holds (if it answers now; otherwise the room
+            // stays held until the reservation expires).
+            Err(e) => {
+                let _ = self.settle(&owner, &key, Some(reservation)).await;
+                Err(BlobError::from(e))
             }
         }
     }
