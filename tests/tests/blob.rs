@@ -365,6 +365,14 @@ async fn rest_writes_can_be_conditional_on_the_version_read() {
         s.get(&path, Some(&s.alice)).await.text().await.unwrap(),
         "v2"
     );
+    // A version no store could have given matches nothing: 412, as for a
+    // stale one, whatever the store behind; no version at all is a 400.
+    for odd in ["\"a/b\"".to_string(), format!("\"{}\"", "f".repeat(300))] {
+        let resp = put(vec![("if-match", odd)], "odd").await.unwrap();
+        assert_error(resp, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    }
+    let empty = put(vec![("if-match", "\"\"".into())], "odd").await.unwrap();
+    assert_error(empty, StatusCode::BAD_REQUEST, "invalid_precondition").await;
     // A read that names the current version is answered 304.
     let cached = s
         .req(Method::GET, &path, Some(&s.alice))

@@ -127,10 +127,14 @@ impl Objects for Files {
     }
 
     async fn delete(&self, key: &ObjectKey) -> ObjectsResult<()> {
-        let (root, key) = (self.dir(), key.clone());
-        blocking(move || match root?.remove_file(key.as_str()) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let (root, key, publishing) = (self.dir(), key.clone(), self.publishing.clone());
+        blocking(move || {
+            // Not between a conditional write's check and its rename.
+            let _key = publishing.lock(key.as_str());
+            match root?.remove_file(key.as_str()) {
+                Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
         })
         .await
     }

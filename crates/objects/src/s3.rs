@@ -21,6 +21,11 @@ use crate::{
 #[derive(Debug)]
 pub struct S3 {
     store: AmazonS3,
+    /// The same bucket, for writes: never retried by the client, since a
+    /// conditional write retried after it landed would come back as a
+    /// conflict. A failed write is reported, and the caller asks the store
+    /// what it holds.
+    writer: AmazonS3,
     /// Prepended to every key (`s3://bucket/prefix`), without slashes at
     /// either end; empty for the bucket's root.
     prefix: String,
@@ -75,7 +80,12 @@ impl S3 {
                 ),
             };
         }
+        let writer = builder.clone().with_retry(RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        });
         Ok(Self {
+            writer: writer.build()?,
             store: builder.build()?,
             prefix: parsed.path().trim_matches('/').to_owned(),
             described: format!("s3://{bucket}{}", parsed.path()),
@@ -126,7 +136,7 @@ impl Objects for S3 {
 
     async fn stage(&self, key: &ObjectKey, bytes: Bytes) -> ObjectsResult<Box<dyn Staged>> {
         Ok(Box::new(S3Staged {
-            store: self.store.clone(),
+            store: self.writer.clone(),
             path: self.path(key),
             bytes,
         }))

@@ -40,16 +40,19 @@ pub enum BlobRefusal {
 }
 
 /// Room held for a write in flight, counted against the owner's quotas
-/// until the write is settled or released, or until it expires (its node
-/// died mid-write).
+/// until the write is settled or released. A write whose writer vanished
+/// (a node died, a task was lost) is settled by the owner's next write
+/// once its reservation is stale: the object may have landed, so its room
+/// is never simply dropped.
 #[derive(Clone, Debug)]
 pub struct Reservation {
     pub id: i64,
     pub owner_id: String,
+    pub key: String,
 }
 
-/// How long a reservation counts: longer than any write to the object
-/// store may take, retries included.
+/// When a reservation is stale: longer than any write to the object store
+/// may take.
 pub const RESERVATION_TTL_MS: i64 = 120_000;
 
 /// Asks the object store what it holds for a key now: its size and
@@ -68,6 +71,10 @@ pub trait BlobIndex: Send + Sync {
     async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>>;
     /// Give back the room of a write that was not made.
     async fn release(&self, reservation: Reservation) -> StoreResult<()>;
+    /// The owner's reservations older than [`RESERVATION_TTL_MS`] at
+    /// `at_ms` (now, but for tests), whose writers are gone: each is to be
+    /// settled.
+    async fn stale(&self, owner_id: &str, at_ms: i64) -> StoreResult<Vec<Reservation>>;
     /// Record the key as the object store holds it now, then give back
     /// `reservation`. `observe` runs under the owner's quota lock, so that
     /// of two settles racing, the later one records the newer state.

@@ -259,6 +259,13 @@ async fn blobs_reserve_room_and_record_what_the_object_store_holds(store: &Store
     ));
     store.blobs.release(second).await.unwrap();
     store.blobs.release(third).await.unwrap();
+    // A reservation is stale once its writer has had time to finish.
+    let now = now_ms();
+    assert!(store.blobs.stale(&ed, now).await.unwrap().is_empty());
+    let later = now + crate::RESERVATION_TTL_MS + 1;
+    let stale = store.blobs.stale(&ed, later).await.unwrap();
+    assert_eq!(stale.len(), 1);
+    assert_eq!((stale[0].id, stale[0].key.as_str()), (first.id, "k"));
 
     // Settling records what the object store says, not what was asked.
     let settled = store

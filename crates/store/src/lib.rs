@@ -29,6 +29,7 @@ pub mod conformance;
 mod env;
 mod error;
 mod outbox;
+mod owner_locks;
 pub mod postgres;
 mod quota;
 mod scopes;

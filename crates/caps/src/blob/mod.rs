@@ -19,7 +19,7 @@ use wasmtime::component::Linker;
 use super::storage::StorageMeter;
 use super::{Capability, Ctx, HasCap, Settings};
 use error::validate_key;
-use valbox_model::{Holder, Scope};
+use valbox_model::{Holder, Scope, now_ms};
 use valbox_objects::{ObjectKey, Objects, Written};
 use valbox_store::{BlobIndex, BlobRefusal, BlobWrite, Observe, Reservation, Room};
 
@@ -84,6 +84,15 @@ impl Blob {
         }
         let owner = who.owner_id().to_string();
         let object = ObjectKey::blob(&owner, &key);
+        if let Condition::IfMatch(version) = &condition
+            && !could_be_a_version(version)
+        {
+            // No object has it; the store would refuse the header instead.
+            let now = self.objects.head(&object).await?;
+            return Err(BlobError::Conflict(now.map(|h| h.version)));
+        }
+        let index = Index(self.index.clone(), self.objects.clone());
+        index.settle_stale(&owner).await?;
         let write = BlobWrite {
             owner_id: owner.clone(),
             key: key.clone(),
@@ -96,49 +105,37 @@ impl Blob {
             Ok(reservation) => reservation,
             Err(refusal) => return Err(self.refused(refusal, &room)),
         };
-        let written = match self.objects.stage(&object, Bytes::from(value)).await {
-            Ok(staged) => staged.publish(condition).await,
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(Written::Done(version)) => {
-                self.settle(&owner, &key, Some(reservation)).await?;
-                Ok(version)
+        // Run to the end whatever the caller does: a val stopped at its
+        // deadline or a client that hangs up must not leave a write that
+        // landed unrecorded.
+        let objects = self.objects.clone();
+        let finished = tokio::spawn(async move {
+            let written = match objects.stage(&object, Bytes::from(value)).await {
+                Ok(staged) => staged.publish(condition).await,
+                Err(e) => Err(e),
+            };
+            match written {
+                Ok(Written::Done(version)) => {
+                    index.settle(&owner, &key, Some(reservation)).await?;
+                    Ok(version)
+                }
+                Ok(Written::Conflict(now)) => {
+                    index.0.release(reservation).await?;
+                    Err(BlobError::Conflict(now))
+                }
+                // It may have landed before the store failed: record what
+                // the store holds, if it answers now; if not, the
+                // reservation goes stale and the owner's next write settles
+                // it.
+                Err(e) => {
+                    let _ = index.settle(&owner, &key, Some(reservation)).await;
+                    Err(BlobError::from(e))
+                }
             }
-            Ok(Written::Conflict(now)) => {
-                self.index.release(reservation).await?;
-                Err(BlobError::Conflict(now))
-            }
-            // The write may have landed before the store failed: record
-            // whatever it holds (if it answers now; otherwise the room
-            // stays held until the reservation expires).
-            Err(e) => {
-                let _ = self.settle(&owner, &key, Some(reservation)).await;
-                Err(BlobError::from(e))
-            }
-        }
-    }
-
-    /// Record in the index what the object store holds for `key` now.
-    async fn settle(
-        &self,
-        owner: &str,
-        key: &str,
-        reservation: Option<Reservation>,
-    ) -> Result<(), BlobError> {
-        let (objects, object) = (self.objects.clone(), ObjectKey::blob(owner, key));
-        let observe: Observe = Box::new(move || {
-            Box::pin(async move {
-                let head = objects.head(&object).await;
-                let head = head.map_err(|e| BlobRefusal::Unavailable(e.0))?;
-                Ok(head.map(|h| (h.size, h.version)))
-            })
         });
-        match self.index.settle(owner, key, reservation, observe).await? {
-            Ok(()) => Ok(()),
-            Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
-            Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
-        }
+        finished
+            .await
+            .map_err(|e| BlobError::Internal(e.to_string()))?
     }
 
     fn refused(&self, refusal: BlobRefusal, room: &Room) -> BlobError {
@@ -162,9 +159,63 @@ impl Blob {
         who.check(Scope::BlobWrite)?;
         validate_key(&key)?;
         let owner = who.owner_id().to_string();
-        self.objects.delete(&ObjectKey::blob(&owner, &key)).await?;
-        self.settle(&owner, &key, None).await
+        let index = Index(self.index.clone(), self.objects.clone());
+        // As a write: the index follows the object even if the caller
+        // stops waiting.
+        let finished = tokio::spawn(async move {
+            index.1.delete(&ObjectKey::blob(&owner, &key)).await?;
+            index.settle(&owner, &key, None).await
+        });
+        finished
+            .await
+            .map_err(|e| BlobError::Internal(e.to_string()))?
     }
+}
+
+/// The index and the store it follows.
+struct Index(Arc<dyn BlobIndex>, Arc<dyn Objects>);
+
+impl Index {
+    /// Record in the index what the object store holds for `key` now.
+    async fn settle(
+        &self,
+        owner: &str,
+        key: &str,
+        reservation: Option<Reservation>,
+    ) -> Result<(), BlobError> {
+        let (objects, object) = (self.1.clone(), ObjectKey::blob(owner, key));
+        let observe: Observe = Box::new(move || {
+            Box::pin(async move {
+                let head = objects.head(&object).await;
+                let head = head.map_err(|e| BlobRefusal::Unavailable(e.0))?;
+                Ok(head.map(|h| (h.size, h.version)))
+            })
+        });
+        match self.0.settle(owner, key, reservation, observe).await? {
+            Ok(()) => Ok(()),
+            Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
+            Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
+        }
+    }
+
+    /// Settle the owner's writes whose writers vanished mid-way (a node
+    /// that died): their objects may have landed, and must be counted.
+    async fn settle_stale(&self, owner: &str) -> Result<(), BlobError> {
+        for reservation in self.0.stale(owner, now_ms()).await? {
+            let key = reservation.key.clone();
+            self.settle(owner, &key, Some(reservation)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `version` has the shape of a version an object store gives
+/// (hex digests, `-` in a multipart ETag): anything else matches nothing.
+fn could_be_a_version(version: &str) -> bool {
+    (1..=128).contains(&version.len())
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl Capability for Blob {

@@ -50,26 +50,22 @@ async fn check(c: &impl GenericClient, write: &BlobWrite) -> StoreResult<Result<
 #[async_trait]
 impl BlobIndex for Postgres {
     async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>> {
+        let _owner = self.owner_locks.lock(&write.owner_id).await;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_quota(&tx, &write.owner_id).await?;
-        let now = now_ms();
-        tx.execute(
-            "DELETE FROM blob_reservations WHERE owner_id = $1 AND expires_at <= $2",
-            &[&write.owner_id, &now],
-        )
-        .await?;
         if let Err(refusal) = check(&tx, &write).await? {
             return Ok(Err(refusal));
         }
         let row = tx
             .query_one(
-                "INSERT INTO blob_reservations (owner_id, size, expires_at)
-                 VALUES ($1, $2, $3) RETURNING id",
+                "INSERT INTO blob_reservations (owner_id, key, size, expires_at)
+                 VALUES ($1, $2, $3, $4) RETURNING id",
                 &[
                     &write.owner_id,
+                    &write.key,
                     &(write.size as i64),
-                    &(now + RESERVATION_TTL_MS),
+                    &(now_ms() + RESERVATION_TTL_MS),
                 ],
             )
             .await?;
@@ -77,6 +73,7 @@ impl BlobIndex for Postgres {
         Ok(Ok(Reservation {
             id: row.try_get(0)?,
             owner_id: write.owner_id,
+            key: write.key,
         }))
     }
 
@@ -91,6 +88,26 @@ impl BlobIndex for Postgres {
         Ok(())
     }
 
+    async fn stale(&self, owner_id: &str, at_ms: i64) -> StoreResult<Vec<Reservation>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT id, key FROM blob_reservations WHERE owner_id = $1 AND expires_at <= $2",
+                &[&owner_id, &at_ms],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Reservation {
+                    id: r.try_get(0)?,
+                    owner_id: owner_id.to_owned(),
+                    key: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
     async fn settle(
         &self,
         owner_id: &str,
@@ -98,6 +115,7 @@ impl BlobIndex for Postgres {
         reservation: Option<Reservation>,
         observe: Observe,
     ) -> StoreResult<Result<(), BlobRefusal>> {
+        let _owner = self.owner_locks.lock(owner_id).await;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         lock_quota(&tx, owner_id).await?;

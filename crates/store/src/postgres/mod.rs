@@ -41,6 +41,8 @@ pub struct Postgres {
     /// This node's name in its notices, so that it ignores its own: it
     /// forgets what it changes itself as it changes it.
     node: Arc<str>,
+    /// This node's turns at each owner's blob index.
+    owner_locks: Arc<crate::owner_locks::OwnerLocks>,
 }
 
 /// The channel on which a change to a val is announced to every node.
@@ -81,6 +83,7 @@ impl Postgres {
             pool,
             url: url.to_string(),
             node: crate::new_id().into(),
+            owner_locks: Arc::new(crate::owner_locks::OwnerLocks::new()),
         };
         let mut client = this.client().await?;
         schema::migrate(&mut client).await?;

@@ -3,8 +3,6 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 
-use valbox_model::now_ms;
-
 use super::Postgres;
 use crate::{MIN_BLOB_CHARGE, Quota, StoreResult, Stored};
 
@@ -17,11 +15,11 @@ pub(super) async fn stored(c: &impl GenericClient, owner: &str) -> StoreResult<S
                   JOIN vals ON vals.id = v.val_id WHERE vals.owner_id = $1),
                (SELECT coalesce(sum(greatest(size, $2)), 0)::BIGINT FROM blobs
                   WHERE owner_id = $1)
-               -- Writes in flight count as stored until they settle or expire.
+               -- Writes in flight count as stored until they are settled.
                + (SELECT coalesce(sum(greatest(size, $2)), 0)::BIGINT FROM blob_reservations
-                  WHERE owner_id = $1 AND expires_at > $3),
+                  WHERE owner_id = $1),
                (SELECT coalesce(sum(bytes), 0)::BIGINT FROM call_log_usage WHERE owner_id = $1)",
-            &[&owner, &(MIN_BLOB_CHARGE as i64), &now_ms()],
+            &[&owner, &(MIN_BLOB_CHARGE as i64)],
         )
         .await?;
     let bytes = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<_, i64>(i)?.max(0) as u64) };

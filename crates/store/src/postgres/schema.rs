@@ -175,6 +175,7 @@ CREATE TABLE sessions (
 CREATE TABLE blob_reservations (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
     size BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );

@@ -48,21 +48,23 @@ impl BlobIndex for Sqlite {
     async fn reserve(&self, write: BlobWrite) -> StoreResult<Result<Reservation, BlobRefusal>> {
         // One connection: the check and the reservation are one step.
         self.run(move |conn| {
-            let now = now_ms();
-            conn.execute(
-                "DELETE FROM blob_reservations WHERE owner_id = ?1 AND expires_at <= ?2",
-                params![write.owner_id, now],
-            )?;
             if let Err(refusal) = check(conn, &write)? {
                 return Ok(Err(refusal));
             }
             conn.execute(
-                "INSERT INTO blob_reservations (owner_id, size, expires_at) VALUES (?1, ?2, ?3)",
-                params![write.owner_id, write.size as i64, now + RESERVATION_TTL_MS],
+                "INSERT INTO blob_reservations (owner_id, key, size, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    write.owner_id,
+                    write.key,
+                    write.size as i64,
+                    now_ms() + RESERVATION_TTL_MS
+                ],
             )?;
             Ok(Ok(Reservation {
                 id: conn.last_insert_rowid(),
                 owner_id: write.owner_id,
+                key: write.key,
             }))
         })
         .await
@@ -79,6 +81,24 @@ impl BlobIndex for Sqlite {
         .await
     }
 
+    async fn stale(&self, owner_id: &str, at_ms: i64) -> StoreResult<Vec<Reservation>> {
+        let owner = owner_id.to_owned();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, key FROM blob_reservations WHERE owner_id = ?1 AND expires_at <= ?2",
+            )?;
+            let rows = stmt.query_map(params![owner, at_ms], |r| {
+                Ok(Reservation {
+                    id: r.get(0)?,
+                    owner_id: owner.clone(),
+                    key: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn settle(
         &self,
         owner_id: &str,
@@ -86,7 +106,7 @@ impl BlobIndex for Sqlite {
         reservation: Option<Reservation>,
         observe: Observe,
     ) -> StoreResult<Result<(), BlobRefusal>> {
-        let _owner = self.quota_locks.lock(owner_id).await;
+        let _owner = self.owner_locks.lock(owner_id).await;
         let observed = match observe().await {
             Ok(observed) => observed,
             Err(refusal) => return Ok(Err(refusal)),

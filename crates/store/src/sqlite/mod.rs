@@ -33,14 +33,14 @@ pub fn open(path: &Path) -> anyhow::Result<Store> {
 #[derive(Clone)]
 pub struct Sqlite {
     db: Db,
-    quota_locks: Arc<quota::QuotaLocks>,
+    owner_locks: Arc<crate::owner_locks::OwnerLocks>,
 }
 
 impl Sqlite {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             db: Db::open(path)?,
-            quota_locks: Arc::new(quota::QuotaLocks::new()),
+            owner_locks: Arc::new(crate::owner_locks::OwnerLocks::new()),
         })
     }
 
@@ -266,6 +266,7 @@ INSERT INTO call_log_usage SELECT val_id, owner_id, sum(bytes) FROM call_logs GR
 CREATE TABLE blob_reservations (
     id INTEGER PRIMARY KEY,
     owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
     size INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
