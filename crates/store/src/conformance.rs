@@ -16,6 +16,7 @@ pub async fn all(store: &Store) {
     vals_edit_under_a_guard(store).await;
     versions_number_up_and_fit_the_quota(store).await;
     blobs_reserve_room_and_record_what_the_object_store_holds(store).await;
+    database_homes_are_leases_with_fencing(store).await;
     the_outbox_keeps_a_daily_budget(store).await;
     a_sign_in_link_works_once(store).await;
     call_logs_are_trimmed_per_val(store).await;
@@ -295,6 +296,41 @@ async fn blobs_reserve_room_and_record_what_the_object_store_holds(store: &Store
     gone.await.unwrap().unwrap();
     assert!(listed().await.is_empty());
     assert_eq!(store.quota.stored(&ed).await.unwrap().blobs, 0);
+}
+
+async fn database_homes_are_leases_with_fencing(store: &Store) {
+    let gus = user(store, "gus").await;
+    let node = |id: &str| crate::Node {
+        id: id.into(),
+        address: format!("{id}.internal:7000"),
+    };
+    let (one, two) = (node("one"), node("two"));
+    let ttl = std::time::Duration::from_millis(300);
+    let homes = &store.homes;
+
+    // The first claim takes the lease; another node finds its holder.
+    let first = homes.claim(&gus, &one, ttl).await.unwrap();
+    assert_eq!((&first.node, first.fencing), (&one, 1));
+    assert!(first.remaining > std::time::Duration::ZERO && first.remaining <= ttl);
+    let seen = homes.claim(&gus, &two, ttl).await.unwrap();
+    assert_eq!((&seen.node, seen.fencing), (&one, 1));
+    // Only the holder renews it.
+    assert_eq!(homes.renew(&one.id, ttl).await.unwrap(), [(gus.clone(), 1)]);
+    assert!(homes.renew(&two.id, ttl).await.unwrap().is_empty());
+
+    // Run out, it goes to the next claimant with a higher number, and the
+    // old holder can no longer renew it.
+    tokio::time::sleep(ttl * 2).await;
+    let taken = homes.claim(&gus, &two, ttl).await.unwrap();
+    assert_eq!((&taken.node, taken.fencing), (&two, 2));
+    assert!(homes.renew(&one.id, ttl).await.unwrap().is_empty());
+
+    // Released by its holder (no one else), it is taken at once.
+    homes.release(&gus, &one.id).await.unwrap();
+    assert_eq!(homes.claim(&gus, &one, ttl).await.unwrap().node, two);
+    homes.release(&gus, &two.id).await.unwrap();
+    let back = homes.claim(&gus, &one, ttl).await.unwrap();
+    assert_eq!((&back.node, back.fencing), (&one, 3));
 }
 
 async fn the_outbox_keeps_a_daily_budget(store: &Store) {

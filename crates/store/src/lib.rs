@@ -14,6 +14,7 @@ pub use blobs::*;
 pub use call_logs::*;
 pub use env::*;
 pub use error::{StoreError, StoreResult};
+pub use homes::*;
 pub use outbox::*;
 pub use quota::*;
 pub use scopes::*;
@@ -28,6 +29,7 @@ mod call_logs;
 pub mod conformance;
 mod env;
 mod error;
+mod homes;
 mod outbox;
 mod owner_locks;
 pub mod postgres;
@@ -54,6 +56,7 @@ pub struct Store {
     pub outbox: Arc<dyn Outbox>,
     pub blobs: Arc<dyn BlobIndex>,
     pub quota: Arc<dyn Quota>,
+    pub homes: Arc<dyn Homes>,
     pub health: Arc<dyn Health>,
 }
 
@@ -62,7 +65,7 @@ impl Store {
     pub fn of<T>(it: Arc<T>) -> Self
     where
         T: Users + Tokens + Vals + EnvVars + Sessions + ScopeRecords + CallLogs,
-        T: Outbox + BlobIndex + Quota + Health + 'static,
+        T: Outbox + BlobIndex + Quota + Homes + Health + 'static,
     {
         Store {
             users: it.clone(),
@@ -75,6 +78,7 @@ impl Store {
             outbox: it.clone(),
             blobs: it.clone(),
             quota: it.clone(),
+            homes: it.clone(),
             health: it,
         }
     }

@@ -16,6 +16,7 @@ mod blobs;
 mod call_logs;
 mod env;
 mod health;
+mod homes;
 mod outbox;
 mod quota;
 mod schema;

@@ -181,6 +181,19 @@ CREATE TABLE blob_reservations (
 );
 CREATE INDEX blob_reservations_owner ON blob_reservations (owner_id, expires_at);
 "#,
+    // Each owner's SQLite database's home node, as a lease: the node, its
+    // internal address, a fencing number that grows with every holder, and
+    // when the lease runs out (the database's clock).
+    r#"
+CREATE TABLE database_homes (
+    owner_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    fencing BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX database_homes_node ON database_homes (node_id);
+"#,
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

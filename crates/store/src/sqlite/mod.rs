@@ -15,6 +15,7 @@ mod blobs;
 mod call_logs;
 mod env;
 mod health;
+mod homes;
 mod outbox;
 mod quota;
 mod scopes;
@@ -271,6 +272,19 @@ CREATE TABLE blob_reservations (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX blob_reservations_owner ON blob_reservations (owner_id, expires_at);
+"#,
+    // Each owner's SQLite database's home node, as a lease: the node, its
+    // internal address, a fencing number that grows with every holder, and
+    // when the lease runs out.
+    r#"
+CREATE TABLE database_homes (
+    owner_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    fencing INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
 ];
 

@@ -1,0 +1,43 @@
+//! Where each owner's SQLite database lives when many nodes share one
+//! store: one home node at a time, held as a lease with an expiry and a
+//! fencing number that grows with every new holder. Expiries are counted
+//! on the store's clock, so that nodes' clocks need not agree.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+/// A node, as other nodes reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub id: String,
+    /// Its internal listener (`--cluster-listen`).
+    pub address: String,
+}
+
+/// An owner's home as the store saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Home {
+    pub node: Node,
+    /// Grows with every new holder: work stamped with a smaller number
+    /// comes from a node that has since lost the lease.
+    pub fencing: i64,
+    /// How long the lease ran on when the store answered (zero if over).
+    pub remaining: Duration,
+}
+
+#[async_trait]
+pub trait Homes: Send + Sync {
+    /// The owner's home: whoever holds a live lease, or else `node`, which
+    /// takes the lease for `ttl` with a fencing number above any before.
+    async fn claim(&self, owner_id: &str, node: &Node, ttl: Duration) -> StoreResult<Home>;
+    /// Extend by `ttl` every live lease `node_id` holds; the owners it
+    /// still holds, with their fencing numbers. A lease that ran out is
+    /// not renewed: its next holder claims it.
+    async fn renew(&self, node_id: &str, ttl: Duration) -> StoreResult<Vec<(String, i64)>>;
+    /// End `owner_id`'s lease if `node_id` holds it (a node draining), so
+    /// that the next claim takes it at once.
+    async fn release(&self, owner_id: &str, node_id: &str) -> StoreResult<()>;
+}

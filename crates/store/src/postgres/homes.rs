@@ -1,0 +1,87 @@
+//! Database homes in PostgreSQL: a claim is one upsert that takes the row
+//! only when its lease has run out, on the database's clock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+
+use super::Postgres;
+use crate::{Home, Homes, Node, StoreResult};
+
+/// The database's clock, in milliseconds.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::BIGINT";
+
+async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0)
+                 FROM database_homes WHERE owner_id = $1"
+            ),
+            &[&owner],
+        )
+        .await?;
+    Ok(Home {
+        node: Node {
+            id: row.try_get(0)?,
+            address: row.try_get(1)?,
+        },
+        fencing: row.try_get(2)?,
+        remaining: Duration::from_millis(row.try_get::<_, i64>(3)? as u64),
+    })
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+#[async_trait]
+impl Homes for Postgres {
+    async fn claim(&self, owner_id: &str, node: &Node, ttl: Duration) -> StoreResult<Home> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO database_homes AS h (owner_id, node_id, address, fencing, expires_at)
+                     VALUES ($1, $2, $3, 1, {NOW_MS} + $4)
+                     ON CONFLICT (owner_id) DO UPDATE
+                     SET node_id = $2, address = $3, fencing = h.fencing + 1,
+                         expires_at = {NOW_MS} + $4
+                     WHERE h.expires_at <= {NOW_MS}"
+                ),
+                &[&owner_id, &node.id, &node.address, &ms(ttl)],
+            )
+            .await?;
+        home(&client, owner_id).await
+    }
+
+    async fn renew(&self, node_id: &str, ttl: Duration) -> StoreResult<Vec<(String, i64)>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "UPDATE database_homes SET expires_at = {NOW_MS} + $2
+                     WHERE node_id = $1 AND expires_at > {NOW_MS}
+                     RETURNING owner_id, fencing"
+                ),
+                &[&node_id, &ms(ttl)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn release(&self, owner_id: &str, node_id: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE database_homes SET expires_at = 0 WHERE owner_id = $1 AND node_id = $2",
+                &[&owner_id, &node_id],
+            )
+            .await?;
+        Ok(())
+    }
+}
