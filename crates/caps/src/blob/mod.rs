@@ -92,7 +92,7 @@ impl Blob {
             return Err(BlobError::Conflict(now.map(|h| h.version)));
         }
         let index = Index(self.index.clone(), self.objects.clone());
-        index.settle_stale(&owner).await?;
+        index.settle_stale(&owner, now_ms()).await?;
         let write = BlobWrite {
             owner_id: owner.clone(),
             key: key.clone(),
@@ -199,9 +199,10 @@ impl Index {
     }
 
     /// Settle the owner's writes whose writers vanished mid-way (a node
-    /// that died): their objects may have landed, and must be counted.
-    async fn settle_stale(&self, owner: &str) -> Result<(), BlobError> {
-        for reservation in self.0.stale(owner, now_ms()).await? {
+    /// that died), as of `at_ms`: their objects may have landed, and must
+    /// be counted.
+    async fn settle_stale(&self, owner: &str, at_ms: i64) -> Result<(), BlobError> {
+        for reservation in self.0.stale(owner, at_ms).await? {
             let key = reservation.key.clone();
             self.settle(owner, &key, Some(reservation)).await?;
         }

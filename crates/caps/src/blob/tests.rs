@@ -112,3 +112,38 @@ async fn a_conditional_write_lands_only_on_the_version_it_read() {
         .unwrap();
     assert_ne!(fresh, second);
 }
+
+/// A writer that vanished after its object landed (its node died before
+/// recording it): the room it reserved stays counted, and once the
+/// reservation is stale the owner's next write records the blob.
+#[tokio::test]
+async fn a_write_whose_writer_vanished_is_recorded_later() {
+    use valbox_objects::ObjectKey;
+    let env = TestEnv::new();
+    let blob: Blob = env.open();
+    let alice = env.user("alice").await;
+    let write = valbox_store::BlobWrite {
+        owner_id: alice.clone(),
+        key: "lost".into(),
+        size: 5,
+        blob_quota: blob.quota_bytes,
+        room: blob.meter.room(&alice, 0).await,
+    };
+    blob.index.reserve(write).await.unwrap().unwrap();
+    let object = ObjectKey::blob(&alice, "lost");
+    let staged = blob.objects.stage(&object, "hello".into()).await.unwrap();
+    staged.publish(Always).await.unwrap();
+    let mut a = env.principal(&alice, &[BlobRead, BlobWrite]);
+    assert!(blob.list(&mut a, String::new()).await.unwrap().is_empty());
+    let counted = env.store.quota.stored(&alice).await.unwrap().blobs;
+    assert_eq!(counted, valbox_store::MIN_BLOB_CHARGE);
+
+    let index = super::Index(blob.index.clone(), blob.objects.clone());
+    let later = valbox_model::now_ms() + valbox_store::RESERVATION_TTL_MS + 1;
+    index.settle_stale(&alice, later).await.unwrap();
+    let listed = blob.list(&mut a, String::new()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].key.as_str(), listed[0].size), ("lost", 5));
+    let counted = env.store.quota.stored(&alice).await.unwrap().blobs;
+    assert_eq!(counted, valbox_store::MIN_BLOB_CHARGE, "counted once");
+}
