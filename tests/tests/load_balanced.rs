@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::balanced::{Balanced, TAKEN_OUT_WITHIN};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,7 +70,123 @@ async fn three_nodes_behind_a_load_balancer_act_as_one() {
 
     // Val Town's own client, through the balancer.
     let val_id = hello["valId"].as_str().unwrap();
-    support::official_client_checks(&c.lb, val_id, &[("VALBOX_SQLITE", "unavailable")]).await;
+    support::official_client_checks(&c.lb, val_id, &[]).await;
+}
+
+/// Each owner's SQLite database is served by one home node (the first
+/// to need it); the other nodes forward to it, from the REST API and from
+/// a val's import alike, with the caller's scopes checked where the call
+/// came in.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_is_served_by_the_databases_home_from_any_node() {
+    let c = Balanced::start().await;
+    let execute = |i: usize, token: &str, statement: Value| {
+        let node = &c.nodes[i];
+        node.req(Method::POST, "/v1/sqlite/execute", Some(token))
+            .json(&json!({ "statement": statement }))
+            .send()
+    };
+    // Node 1 uses alice's database first: it is its home.
+    let made = execute(
+        0,
+        &c.alice,
+        json!("CREATE TABLE notes (body TEXT, data BLOB)"),
+    );
+    assert_eq!(made.await.unwrap().status(), StatusCode::OK);
+    // A write through node 3 and a read through node 2 meet there.
+    let insert = json!({ "sql": "INSERT INTO notes VALUES (?, x'00ff')", "args": ["from node 3"] });
+    let inserted: Value = execute(2, &c.alice, insert)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inserted["rowsAffected"], 1, "{inserted}");
+    let read = json!("SELECT body, hex(data) FROM notes");
+    let rows: Value = execute(1, &c.alice, read.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows["rows"], json!([["from node 3", "00FF"]]), "{rows}");
+
+    // The guestbook val, called on node 2, writes alice's database at
+    // its home; node 3's REST API reads what it wrote.
+    c.nodes[1].deploy("guestbook", "guestbook", "public").await;
+    let signed = c.nodes[1]
+        .req(Method::POST, "/x/alice/guestbook/", Some(&c.alice))
+        .body("name=val&message=hello+from+node+2")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        signed.status().is_success(),
+        "{}",
+        signed.text().await.unwrap()
+    );
+    let entries = json!("SELECT name, message FROM entries");
+    let rows: Value = execute(2, &c.alice, entries)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rows["rows"],
+        json!([["val", "hello from node 2"]]),
+        "{rows}"
+    );
+
+    // A read-only token reads on every node and writes on none.
+    let (_, reader) = c.nodes[0].token_with(&c.alice, &["sqlite:read"]).await;
+    for i in 0..3 {
+        let resp = execute(i, &reader, read.clone()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "node {i}");
+        let write = json!("INSERT INTO notes VALUES ('no', NULL)");
+        let resp = execute(i, &reader, write).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "node {i}");
+    }
+    let rows: Value = execute(1, &c.alice, json!("SELECT count(*) FROM notes"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows["rows"], json!([[1]]));
+
+    // The home node killed: its database is not served by anyone else
+    // (no replica yet), neither while its lease runs nor after it ends.
+    // Never an empty database in its place.
+    c.kill(0);
+    let down = Instant::now();
+    for wait in [
+        Duration::ZERO,
+        valbox_server::cluster::LEASE + Duration::from_secs(1),
+    ] {
+        tokio::time::sleep_until((down + wait).into()).await;
+        for i in [1, 2] {
+            let resp = execute(i, &c.alice, read.clone()).await.unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "node {i}: {body}");
+        }
+    }
+
+    // The internal listener answers other nodes only.
+    for secret in ["", "wrong"] {
+        let resp = c
+            .http
+            .post(format!("http://{}/internal/sqlite", c.nodes[1].cluster))
+            .bearer_auth(secret)
+            .json(&json!({ "owner": "x", "read": true, "write": true,
+                            "op": { "Execute": { "sql": "SELECT 1", "positional": [], "named": [] } },
+                            "remaining_ms": 1000 }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
 }
 
 /// What writers saw while something failed under them.

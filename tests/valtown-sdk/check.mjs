@@ -1,7 +1,6 @@
 // Drives a live Valbox server with Val Town's own client. Reads
 // VAL_TOWN_BASE_URL and VAL_TOWN_API_KEY like any user of the client, and
-// VAL_ID (a val of the token's user that has a deployed version), and
-// VALBOX_SQLITE=unavailable for a cluster, whose nodes refuse SQLite.
+// VAL_ID (a val of the token's user that has a deployed version).
 // Exits non-zero, naming the step, on the first mismatch.
 import ValTown from '@valtown/sdk';
 import assert from 'node:assert/strict';
@@ -38,14 +37,6 @@ await step('blobs: store, list, get, delete', async () => {
 });
 
 await step('sqlite: execute and batch', async () => {
-  if (process.env.VALBOX_SQLITE === 'unavailable') {
-    await assert.rejects(client.sqlite.execute({ statement: 'SELECT 1' }), (err) => {
-      assert.equal(err.status, 503);
-      assert.equal(err.error?.error, 'sqlite_unavailable');
-      return true;
-    });
-    return;
-  }
   await client.sqlite.execute({ statement: 'CREATE TABLE IF NOT EXISTS sdk (name TEXT, n INTEGER)' });
   const inserted = await client.sqlite.execute({ statement: { sql: 'INSERT INTO sdk VALUES (?, ?)', args: ['one', 1] } });
   assert.equal(inserted.rowsAffected, 1);

@@ -74,7 +74,7 @@ impl CapsConfig {
                 // more memory than a blob does.
                 max_value_bytes: limits.blob_bytes,
                 rest_timeout: limits.timeout,
-                available: true,
+                placement: sqlite::Placement::Local,
             },
             fetch: fetch::FetchSettings {
                 policy: fetch_policy,

@@ -16,6 +16,7 @@ use crate::services::call_log::{LogSink, Retention};
 use crate::services::owner_slots::{FullShare, OwnerSlots};
 use crate::services::val_cache::ValCache;
 use valbox_auth::{Authenticator, CallTokens};
+use valbox_caps::sqlite::Placement;
 use valbox_caps::{CallHost, Capabilities, CapsConfig, Settings};
 use valbox_objects::Objects;
 use valbox_runtime::Runtime;
@@ -151,7 +152,7 @@ impl App {
         );
         // Users' databases are files of one node: on a shared store they
         // would answer differently from node to node.
-        caps_config.sqlite.available = config.database.is_none();
+        caps_config.sqlite.placement = placement(&config, &store)?;
         if let Some(objects) = &objects {
             caps_config.blob.objects = objects.clone();
         }
@@ -256,4 +257,30 @@ fn unload_idle_components(runtime: std::sync::Weak<Runtime<CallHost>>, idle: Dur
             }
         }
     });
+}
+
+/// Where this node finds users' SQLite databases: here on its own store;
+/// at each one's home node in a cluster; nowhere on a shared store without
+/// the internal listener.
+fn placement(config: &Config, store: &Store) -> anyhow::Result<Placement> {
+    Ok(match (&config.database, &config.cluster) {
+        (None, _) => Placement::Local,
+        (Some(_), None) => Placement::Unavailable(
+            "SQLite is not available on this server: it runs on many machines, and each node \
+             needs --cluster-listen and the shared --cluster-secret-file to serve users' \
+             databases (see the README)"
+                .into(),
+        ),
+        (Some(_), Some(cluster)) => {
+            let me = valbox_store::Node {
+                id: crate::cluster::node_id(&config.data_dir)?,
+                address: (cluster.address.clone()).unwrap_or_else(|| cluster.listen.to_string()),
+            };
+            let databases = config.data_dir.join("sqlite");
+            let secret = cluster.secret.clone();
+            let homes =
+                crate::cluster::NodeHomes::start(store.homes.clone(), me, databases, secret);
+            Placement::Homes(homes)
+        }
+    })
 }

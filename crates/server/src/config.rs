@@ -48,6 +48,10 @@ pub struct Config {
     /// Serve `GET /metrics` here (port 0: any free port); without it no
     /// metrics are served.
     pub metrics_listen: Option<SocketAddr>,
+    /// The internal listener and secret of a node of a cluster (with
+    /// `database`): users' SQLite databases are then served by their home
+    /// nodes. Without it, a node on a shared store refuses SQLite.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 impl Config {
@@ -62,6 +66,7 @@ impl Config {
             tls: None,
             trusted_proxies: Default::default(),
             metrics_listen: None,
+            cluster: None,
             data_dir,
             listen,
             val_host_suffix: "localhost".into(),

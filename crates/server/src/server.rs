@@ -47,6 +47,18 @@ impl Server {
             ),
             None => None,
         };
+        // The internal listener is bound first: with port 0, the address
+        // other nodes are told is the one the OS picked.
+        let cluster_listener = match &mut config.cluster {
+            Some(cluster) => {
+                let listener = TcpListener::bind(cluster.listen)
+                    .await
+                    .with_context(|| format!("binding the cluster listener {}", cluster.listen))?;
+                cluster.listen = listener.local_addr()?;
+                Some(listener)
+            }
+            None => None,
+        };
         let (app, log_writer) = App::open(config).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
@@ -73,6 +85,14 @@ impl Server {
             tasks.push(tokio::spawn(crate::edge::serve(
                 listener,
                 api::metrics::router(app.clone()),
+                edge(None),
+                until_stopped(),
+            )));
+        }
+        if let Some(listener) = cluster_listener {
+            tasks.push(tokio::spawn(crate::edge::serve(
+                listener,
+                crate::cluster::router(app.clone()),
                 edge(None),
                 until_stopped(),
             )));

@@ -32,6 +32,8 @@ pub struct Balanced {
 pub struct Node {
     /// Straight to this node.
     pub api: Api,
+    /// Its internal listener, for the other nodes.
+    pub cluster: String,
     child: Mutex<Option<Child>>,
 }
 
@@ -61,6 +63,8 @@ impl Balanced {
         // Made once, before the nodes start, so that they share it.
         let key = dir.path().join("secret.key");
         valbox_store::secrets::SecretBox::load_or_create(&key).unwrap();
+        let secret = dir.path().join("cluster.secret");
+        std::fs::write(&secret, format!("{}\n", "5ec7e7".repeat(8))).unwrap();
         let admin = valbox::cli::StoreArgs {
             data: dir.path().join("admin"),
             database: Some(database.clone()),
@@ -74,6 +78,7 @@ impl Balanced {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, port) in ports.iter().enumerate() {
+            let cluster = format!("127.0.0.1:{}", free_port());
             let data = dir.path().join(format!("node{i}"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_valbox-node"));
             command
@@ -84,6 +89,9 @@ impl Balanced {
                 .args(["--database", &database, "--objects", &objects])
                 .arg("--secret-key-file")
                 .arg(&key)
+                .args(["--cluster-listen", &cluster])
+                .arg("--cluster-secret-file")
+                .arg(&secret)
                 // Light on a test machine; room for every test's load.
                 .args(["--concurrent-instances", "64"])
                 .args(["--concurrent-calls-per-owner", "64"])
@@ -98,6 +106,7 @@ impl Balanced {
                 .expect("starting valbox-node");
             nodes.push(Node {
                 api: Api::new(format!("http://127.0.0.1:{port}"), alice.clone()),
+                cluster,
                 child: Mutex::new(Some(child)),
             });
         }

@@ -61,7 +61,7 @@ impl From<SqlError> for Error {
             SqlError::Quota(m) | SqlError::TooLarge(m) | SqlError::Deadline(m) => Error::Limit(m),
             // Not the val's mistake: the message says to retry.
             SqlError::Busy(m) => Error::Internal(m),
-            SqlError::Unavailable => Error::Internal(e.to_string()),
+            SqlError::Unavailable(m) => Error::Internal(m),
             SqlError::Internal(m) => {
                 tracing::error!("sqlite: {m}");
                 Error::Internal("the database failed; retry".into())

@@ -11,9 +11,11 @@ pub mod policy;
 mod statement;
 pub mod store;
 mod tempfiles;
+pub mod wire;
 
 pub use store::{SqliteStore, database_path};
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -22,6 +24,7 @@ use wasmtime::component::Linker;
 use super::{Capability, Ctx, HasCap, Settings};
 use store::{Access, Bounds, Mode, ResultSet, SqlError, Statement};
 use valbox_model::{Holder, Scope};
+use wire::{Answer, Forwarded, Op, Output};
 
 /// The SQLite service.
 pub struct Sqlite {
@@ -30,8 +33,8 @@ pub struct Sqlite {
     max_bytes: usize,
     /// How long a REST operation may run: as long as a val's call.
     rest_timeout: Duration,
-    /// Whether this node serves users' databases (see `SqliteSettings`).
-    available: bool,
+    /// Where owners' databases are served.
+    placement: Placement,
 }
 
 impl Sqlite {
@@ -57,10 +60,10 @@ impl Sqlite {
         bounds: Bounds,
         turn: Option<OwnedSemaphorePermit>,
     ) -> Result<ResultSet, SqlError> {
-        self.run(who, turn, move |store, owner, access| {
-            store.execute(owner, access, &s, bounds)
-        })
-        .await
+        match self.run(who, turn, Op::Execute(s), bounds).await? {
+            Output::One(result) => Ok(result),
+            Output::Many(_) => Err(SqlError::Internal("a batch's answer to a statement".into())),
+        }
     }
 
     /// Run statements in one transaction.
@@ -72,10 +75,13 @@ impl Sqlite {
         bounds: Bounds,
         turn: Option<OwnedSemaphorePermit>,
     ) -> Result<Vec<ResultSet>, SqlError> {
-        self.run(who, turn, move |store, owner, access| {
-            store.batch(owner, access, &statements, mode, bounds)
-        })
-        .await
+        match self
+            .run(who, turn, Op::Batch(statements, mode), bounds)
+            .await?
+        {
+            Output::Many(results) => Ok(results),
+            Output::One(_) => Err(SqlError::Internal("a statement's answer to a batch".into())),
+        }
     }
 
     /// What `who` may do: read, write, or both; refused when neither.
@@ -90,26 +96,44 @@ impl Sqlite {
         Ok(access)
     }
 
-    async fn run<R: Send + 'static>(
+    /// Scopes are checked here, on the node that took the call; the
+    /// operation runs where the owner's database lives.
+    async fn run(
         &self,
         who: &mut impl Holder,
         turn: Option<OwnedSemaphorePermit>,
-        op: impl FnOnce(&SqliteStore, &str, Access) -> Result<R, SqlError> + Send + 'static,
-    ) -> Result<R, SqlError> {
+        op: Op,
+        bounds: Bounds,
+    ) -> Result<Output, SqlError> {
         let access = Self::access(who)?;
-        if !self.available {
-            return Err(SqlError::Unavailable);
-        }
-        let (store, owner) = (self.store.clone(), who.owner_id().to_string());
-        let (result, used) = store::on_sql_thread(move || {
-            let _turn = turn;
-            // SQL threads are reused: start from this operation's scopes.
-            statement::take_used();
-            let result = op(&store, &owner, access);
-            Ok((result, statement::take_used()))
-        })
-        .await?;
-        for scope in used.iter() {
+        let owner = who.owner_id().to_string();
+        let (result, used) = match &self.placement {
+            Placement::Local => self.run_here(owner, access, op, bounds, turn).await?,
+            Placement::Unavailable(why) => return Err(SqlError::Unavailable(why.clone())),
+            Placement::Homes(homes) => match homes.find(&owner).await? {
+                Whereabouts::Here { until } => {
+                    // Never past the lease: the next home may be serving.
+                    let bounds = Bounds {
+                        deadline: bounds.deadline.min(until),
+                        ..bounds
+                    };
+                    self.run_here(owner, access, op, bounds, turn).await?
+                }
+                Whereabouts::Away(address) => {
+                    let _turn = turn;
+                    let remaining = bounds.deadline.saturating_duration_since(Instant::now());
+                    let forwarded = Forwarded {
+                        owner,
+                        read: access.read,
+                        write: access.write,
+                        op: op.to_wire(),
+                        remaining_ms: remaining.as_millis() as u64,
+                    };
+                    homes.forward(&address, forwarded).await?.into_output()
+                }
+            },
+        };
+        for scope in used {
             who.used(scope);
         }
         result.map_err(|e| match e {
@@ -117,6 +141,105 @@ impl Sqlite {
             e => e,
         })
     }
+
+    /// Run an operation another node forwarded, if this node is the
+    /// database's home; the scopes it used go back with the answer.
+    pub async fn serve_forwarded(&self, forwarded: Forwarded) -> Answer {
+        let here = match &self.placement {
+            Placement::Homes(homes) => homes.find(&forwarded.owner).await,
+            _ => Err(SqlError::Unavailable("this node keeps no homes".into())),
+        };
+        let until = match here {
+            Ok(Whereabouts::Here { until }) => until,
+            Ok(Whereabouts::Away(_)) => {
+                let moved = SqlError::Busy("the database moved to another node; retry".into());
+                return Answer::new(Err(moved), Vec::new());
+            }
+            Err(e) => return Answer::new(Err(e), Vec::new()),
+        };
+        let Some(turn) = self.store.try_turn(&forwarded.owner) else {
+            let busy = SqlError::Busy("too many of this owner's statements are running".into());
+            return Answer::new(Err(busy), Vec::new());
+        };
+        let deadline = Instant::now() + Duration::from_millis(forwarded.remaining_ms);
+        let bounds = self.bounds(deadline.min(until));
+        let access = forwarded.access();
+        let op = match forwarded.op.into_op() {
+            Ok(op) => op,
+            Err(e) => return Answer::new(Err(e), Vec::new()),
+        };
+        let owner = forwarded.owner;
+        match self.run_here(owner, access, op, bounds, Some(turn)).await {
+            Ok((result, used)) => Answer::new(result, used),
+            Err(e) => Answer::new(Err(e), Vec::new()),
+        }
+    }
+
+    /// Run `op` on this node's copy of `owner`'s database.
+    async fn run_here(
+        &self,
+        owner: String,
+        access: Access,
+        op: Op,
+        bounds: Bounds,
+        turn: Option<OwnedSemaphorePermit>,
+    ) -> Result<(Result<Output, SqlError>, Vec<Scope>), SqlError> {
+        let store = self.store.clone();
+        store::on_sql_thread(move || {
+            let _turn = turn;
+            // SQL threads are reused: start from this operation's scopes.
+            statement::take_used();
+            let result = match op {
+                Op::Execute(s) => store.execute(&owner, access, &s, bounds).map(Output::One),
+                Op::Batch(statements, mode) => store
+                    .batch(&owner, access, &statements, mode, bounds)
+                    .map(Output::Many),
+            };
+            Ok((result, statement::take_used().iter().collect()))
+        })
+        .await
+    }
+}
+
+/// Where this node finds owners' databases.
+#[derive(Clone)]
+pub enum Placement {
+    /// Here, every one (one node on its own store).
+    Local,
+    /// Nowhere, for the reason given (a node of a cluster that cannot
+    /// reach the others).
+    Unavailable(String),
+    /// Each at its home node, this one or another.
+    Homes(Arc<dyn DatabaseHomes>),
+}
+
+impl std::fmt::Debug for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Placement::Local => f.write_str("Local"),
+            Placement::Unavailable(why) => write!(f, "Unavailable({why:?})"),
+            Placement::Homes(_) => f.write_str("Homes"),
+        }
+    }
+}
+
+/// Where an owner's database is served.
+pub enum Whereabouts {
+    /// On this node, until this instant (the lease, less a margin).
+    Here { until: Instant },
+    /// On the node at this internal address.
+    Away(String),
+}
+
+/// The nodes' homes, as this node sees them: kept by the server, which
+/// holds the leases and talks to the other nodes.
+#[async_trait::async_trait]
+pub trait DatabaseHomes: Send + Sync {
+    /// Where `owner`'s database is served now, taking it here if it has
+    /// no live home.
+    async fn find(&self, owner: &str) -> Result<Whereabouts, SqlError>;
+    /// Have the home node at `address` run `forwarded`.
+    async fn forward(&self, address: &str, forwarded: Forwarded) -> Result<Answer, SqlError>;
 }
 
 /// What the SQLite capability is configured with.
@@ -134,9 +257,9 @@ pub struct SqliteSettings {
     pub max_value_bytes: usize,
     /// How long a statement from the REST API may run.
     pub rest_timeout: std::time::Duration,
-    /// Whether this node serves users' databases: not when the metadata
-    /// is shared by many nodes, until databases have a home node.
-    pub available: bool,
+    /// Where owners' databases are served: here, or at each one's home
+    /// node when many nodes share the metadata.
+    pub placement: Placement,
 }
 
 impl Capability for Sqlite {
@@ -154,7 +277,7 @@ impl Capability for Sqlite {
             .with_concurrency(settings.concurrency),
             max_bytes: settings.max_value_bytes,
             rest_timeout: settings.rest_timeout,
-            available: settings.available,
+            placement: settings.placement.clone(),
         })
     }
 

@@ -122,13 +122,10 @@ pub enum SqlError {
     Busy(String),
     #[error("the database failed: {0}")]
     Internal(String),
-    /// This node does not serve users' databases (a node of a cluster,
-    /// where each owner's database needs one home node).
-    #[error(
-        "SQLite is not available on this server yet: it runs on many machines, and each \
-         user's database needs a home on one of them; use blob storage meanwhile"
-    )]
-    Unavailable,
+    /// The database cannot be served now (a node of a cluster without an
+    /// internal listener, or a home node gone); the message says why.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What the caller may do, from its token's scopes.

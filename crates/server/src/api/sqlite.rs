@@ -134,11 +134,9 @@ fn api_error(e: SqlError) -> ApiError {
         SqlError::Deadline(m) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", m),
         SqlError::Busy(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_busy", m),
         SqlError::Internal(m) => ApiError::internal(m),
-        SqlError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sqlite_unavailable",
-            e.to_string(),
-        ),
+        SqlError::Unavailable(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "sqlite_unavailable", m)
+        }
     }
 }
 

@@ -47,6 +47,19 @@ pub struct ServeArgs {
     /// (default: every scope but val:write, user:write, env:write).
     #[arg(long, env = "VALBOX_DEFAULT_VAL_SCOPES", value_name = "SCOPES")]
     default_val_scopes: Option<String>,
+    /// This node's internal listener, where the other nodes of a cluster
+    /// (with --database) send SQLite operations for the databases this
+    /// node is home to. Never expose it beyond the cluster's network.
+    #[arg(long, env = "VALBOX_CLUSTER_LISTEN", value_name = "ADDR")]
+    cluster_listen: Option<SocketAddr>,
+    /// How the other nodes reach --cluster-listen (HOST:PORT), when the
+    /// listen address is not it (0.0.0.0, a NAT).
+    #[arg(long, env = "VALBOX_CLUSTER_ADDRESS", value_name = "HOST:PORT")]
+    cluster_address: Option<String>,
+    /// The secret every node of the cluster shares (32 or more printable
+    /// characters, e.g. from `openssl rand -hex 32`).
+    #[arg(long, env = "VALBOX_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    cluster_secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -102,6 +115,11 @@ fn config(args: ServeArgs) -> anyhow::Result<Config> {
         let pem = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
         config.secret_scanning_keys.push((id.to_string(), pem));
     }
+    config.cluster = cluster(
+        args.cluster_listen,
+        args.cluster_address,
+        args.cluster_secret_file,
+    )?;
     args.limits.apply(&mut config.limits);
     args.edge.apply(&mut config)?;
     if let Some(url) = args.public_url {
@@ -113,6 +131,41 @@ fn config(args: ServeArgs) -> anyhow::Result<Config> {
         config.val_host_suffix = suffix.trim_matches('.').to_ascii_lowercase();
     }
     Ok(config)
+}
+
+/// The cluster options, checked: both or neither of the listener and the
+/// secret, a secret worth the name, an address other nodes can dial.
+fn cluster(
+    listen: Option<SocketAddr>,
+    address: Option<String>,
+    secret_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<valbox_server::cluster::ClusterConfig>> {
+    let (listen, secret_file) = match (listen, secret_file) {
+        (None, None) => return Ok(None),
+        (Some(listen), Some(file)) => (listen, file),
+        _ => bail!("--cluster-listen and --cluster-secret-file go together"),
+    };
+    let secret = std::fs::read_to_string(&secret_file)
+        .with_context(|| format!("reading {}", secret_file.display()))?
+        .trim()
+        .to_owned();
+    if secret.len() < 32 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "{} must hold 32 or more printable characters, the same on every node \
+             (make one with `openssl rand -hex 32`)",
+            secret_file.display()
+        );
+    }
+    if address.is_none() && listen.ip().is_unspecified() {
+        bail!(
+            "--cluster-listen {listen} is not an address other nodes can dial: give --cluster-address HOST:PORT"
+        );
+    }
+    Ok(Some(valbox_server::cluster::ClusterConfig {
+        listen,
+        address,
+        secret,
+    }))
 }
 
 #[derive(clap::Args)]
