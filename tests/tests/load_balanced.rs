@@ -180,7 +180,7 @@ async fn sqlite_is_served_by_the_databases_home_from_any_node() {
             .post(format!("http://{}/internal/sqlite", c.nodes[1].cluster))
             .bearer_auth(secret)
             .json(&json!({ "owner": "x", "read": true, "write": true,
-                            "op": { "Execute": { "sql": "SELECT 1", "positional": [], "named": [] } },
+                            "op": { "Execute": { "sql": "SELECT 1", "args": { "Positional": [] } } },
                             "remaining_ms": 1000 }))
             .send()
             .await

@@ -69,7 +69,12 @@ impl NodeHomes {
             me,
             databases,
             secret,
-            http: reqwest::Client::new(),
+            // Straight to the other node: never through a proxy from the
+            // environment, which would see the secret.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("a plain HTTP client"),
             known: Mutex::default(),
         });
         tokio::spawn(renew(Arc::downgrade(&this)));
@@ -93,19 +98,26 @@ async fn renew(homes: Weak<NodeHomes>) {
         tokio::time::sleep(LEASE / 3).await;
         let Some(homes) = homes.upgrade() else { return };
         let asked = Instant::now();
-        match homes.homes.renew(&homes.me.id, LEASE).await {
-            Ok(held) => {
+        // Bounded: a renewal that hangs must not outlive the leases.
+        let renewed = tokio::time::timeout(LEASE / 3, homes.homes.renew(&homes.me.id, LEASE));
+        match renewed.await {
+            Ok(Ok(held)) => {
                 let until = asked + LEASE - MARGIN;
                 let held: HashMap<String, i64> = held.into_iter().collect();
                 let mut known = homes.known.lock().unwrap();
-                known.retain(|owner, k| {
-                    !matches!(k, Known::Here { .. }) || held.contains_key(owner)
+                // Only what `find` took here, with its checks, is extended:
+                // a lease it has just given back may still be renewed once.
+                known.retain(|owner, k| match k {
+                    Known::Here { until: old } if held.contains_key(owner) => {
+                        *old = until;
+                        true
+                    }
+                    Known::Here { .. } => false,
+                    Known::Away { until, .. } => *until > asked,
                 });
-                for owner in held.into_keys() {
-                    known.insert(owner, Known::Here { until });
-                }
             }
-            Err(e) => tracing::warn!("renewing this node's database leases: {e}"),
+            Ok(Err(e)) => tracing::warn!("renewing this node's database leases: {e}"),
+            Err(_) => tracing::warn!("renewing this node's database leases took too long"),
         }
     }
 }
@@ -170,21 +182,27 @@ impl DatabaseHomes for NodeHomes {
             .send()
             .await;
         let answer = match sent {
-            Ok(resp) if resp.status().is_success() => resp.json::<Answer>().await.ok(),
-            _ => None,
+            Ok(resp) if resp.status().is_success() => {
+                resp.json::<Answer>().await.map_err(|e| e.to_string())
+            }
+            Ok(resp) => Err(format!("it answered {}", resp.status())),
+            Err(e) => Err(e.to_string()),
         };
         match answer {
-            Some(answer) => {
+            Ok(answer) => {
                 if answer.output.is_err() {
                     // It may have moved: ask the store next time.
                     self.forget(&owner);
                 }
                 Ok(answer)
             }
-            None => {
+            Err(why) => {
+                tracing::warn!("forwarding SQLite to {address}: {why}");
                 self.forget(&owner);
                 Err(SqlError::Busy(
-                    "the node that serves this database did not answer; retry".into(),
+                    "the node that serves this database did not answer, so whether the \
+                     operation ran is unknown; read before you retry a write"
+                        .into(),
                 ))
             }
         }
@@ -200,7 +218,7 @@ pub fn router(app: App) -> Router {
 
 /// The most a forwarded operation may hold: statements and arguments as a
 /// call may send them, blobs in hex.
-const FORWARDED_BYTES: usize = 64 << 20;
+const FORWARDED_BYTES: usize = 256 << 20;
 
 async fn sqlite(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let Some(cluster) = &app.config.cluster else {

@@ -314,6 +314,14 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     assert!(first.remaining > std::time::Duration::ZERO && first.remaining <= ttl);
     let seen = homes.claim(&gus, &two, ttl).await.unwrap();
     assert_eq!((&seen.node, seen.fencing), (&one, 1));
+    // The holder claiming again keeps its number and gives its address
+    // now (restarted elsewhere, it is still reached).
+    let moved = crate::Node {
+        address: "one.elsewhere:7000".into(),
+        ..one.clone()
+    };
+    let again = homes.claim(&gus, &moved, ttl).await.unwrap();
+    assert_eq!((&again.node, again.fencing), (&moved, 1));
     // Only the holder renews it.
     assert_eq!(homes.renew(&one.id, ttl).await.unwrap(), [(gus.clone(), 1)]);
     assert!(homes.renew(&two.id, ttl).await.unwrap().is_empty());

@@ -32,6 +32,8 @@ pub struct Home {
 pub trait Homes: Send + Sync {
     /// The owner's home: whoever holds a live lease, or else `node`, which
     /// takes the lease for `ttl` with a fencing number above any before.
+    /// The live holder claiming again renews its lease for `ttl` at the
+    /// address it gives now (a node restarted elsewhere), same number.
     async fn claim(&self, owner_id: &str, node: &Node, ttl: Duration) -> StoreResult<Home>;
     /// Extend by `ttl` every live lease `node_id` holds; the owners it
     /// still holds, with their fencing numbers. A lease that ran out is

@@ -48,15 +48,21 @@ pub enum WireMode {
 #[derive(Serialize, Deserialize)]
 pub struct WireStatement {
     sql: String,
-    positional: Vec<WireValue>,
-    named: Vec<(String, WireValue)>,
+    args: WireArgs,
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireArgs {
+    Positional(Vec<WireValue>),
+    Named(Vec<(String, WireValue)>),
 }
 
 #[derive(Serialize, Deserialize)]
 enum WireValue {
     Null,
     Integer(i64),
-    Real(f64),
+    /// The bits: JSON has no infinities or NaN.
+    Real(u64),
     Text(String),
     Blob(String),
 }
@@ -102,7 +108,7 @@ fn value(v: Value) -> WireValue {
     match v {
         Value::Null => WireValue::Null,
         Value::Integer(i) => WireValue::Integer(i),
-        Value::Real(f) => WireValue::Real(f),
+        Value::Real(f) => WireValue::Real(f.to_bits()),
         Value::Text(t) => WireValue::Text(t),
         Value::Blob(b) => WireValue::Blob(hex::encode(b)),
     }
@@ -112,7 +118,7 @@ fn from_value(v: WireValue) -> Result<Value, SqlError> {
     Ok(match v {
         WireValue::Null => Value::Null,
         WireValue::Integer(i) => Value::Integer(i),
-        WireValue::Real(f) => Value::Real(f),
+        WireValue::Real(bits) => Value::Real(f64::from_bits(bits)),
         WireValue::Text(t) => Value::Text(t),
         WireValue::Blob(b) => Value::Blob(
             hex::decode(b).map_err(|e| SqlError::Internal(format!("a forwarded blob: {e}")))?,
@@ -121,27 +127,25 @@ fn from_value(v: WireValue) -> Result<Value, SqlError> {
 }
 
 fn statement(s: Statement) -> WireStatement {
-    let (positional, named) = match s.args {
-        Args::Positional(v) => (v.into_iter().map(value).collect(), Vec::new()),
-        Args::Named(v) => (
-            Vec::new(),
-            v.into_iter().map(|(k, v)| (k, value(v))).collect(),
-        ),
+    let args = match s.args {
+        Args::Positional(v) => WireArgs::Positional(v.into_iter().map(value).collect()),
+        Args::Named(v) => WireArgs::Named(v.into_iter().map(|(k, v)| (k, value(v))).collect()),
     };
-    WireStatement {
-        sql: s.sql,
-        positional,
-        named,
-    }
+    WireStatement { sql: s.sql, args }
 }
 
 fn from_statement(s: WireStatement) -> Result<Statement, SqlError> {
-    let args = if s.named.is_empty() {
-        let values = s.positional.into_iter().map(from_value);
-        Args::Positional(values.collect::<Result<_, _>>()?)
-    } else {
-        let pairs = s.named.into_iter().map(|(k, v)| Ok((k, from_value(v)?)));
-        Args::Named(pairs.collect::<Result<_, SqlError>>()?)
+    let args = match s.args {
+        WireArgs::Positional(values) => Args::Positional(
+            values
+                .into_iter()
+                .map(from_value)
+                .collect::<Result<_, _>>()?,
+        ),
+        WireArgs::Named(pairs) => {
+            let pairs = pairs.into_iter().map(|(k, v)| Ok((k, from_value(v)?)));
+            Args::Named(pairs.collect::<Result<_, SqlError>>()?)
+        }
     };
     Ok(Statement { sql: s.sql, args })
 }
@@ -257,5 +261,65 @@ impl Answer {
             }),
         };
         (output, self.used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(values: &[Value]) -> Vec<String> {
+        let show = |v: &Value| match v {
+            Value::Real(f) => format!("real {:x}", f.to_bits()),
+            other => format!("{other:?}"),
+        };
+        values.iter().map(show).collect()
+    }
+
+    /// Every value survives the trip, infinities, NaN and empty named
+    /// arguments included.
+    #[test]
+    fn values_and_arguments_cross_unchanged() {
+        let values = vec![
+            Value::Null,
+            Value::Integer(i64::MIN),
+            Value::Real(f64::INFINITY),
+            Value::Real(f64::NAN),
+            Value::Real(-0.5),
+            Value::Text("déjà \u{0}".into()),
+            Value::Blob(vec![0, 255, 10]),
+        ];
+        let positional = Statement {
+            sql: "SELECT ?".into(),
+            args: Args::Positional(values.clone()),
+        };
+        let named = Statement {
+            sql: "SELECT :a".into(),
+            args: Args::Named(Vec::new()),
+        };
+        let op = Op::Batch(vec![positional, named], Mode::Read);
+        let json = serde_json::to_string(&op.to_wire()).unwrap();
+        let back: WireOp = serde_json::from_str(&json).unwrap();
+        let Op::Batch(statements, Mode::Read) = back.into_op().unwrap() else {
+            panic!("not the batch sent");
+        };
+        let Args::Positional(got) = &statements[0].args else {
+            panic!("positional arguments came back named");
+        };
+        assert_eq!(shown(got), shown(&values));
+        assert!(matches!(&statements[1].args, Args::Named(n) if n.is_empty()));
+
+        let rows = ResultSet {
+            rows: vec![values.clone()],
+            ..ResultSet::default()
+        };
+        let answer = Answer::new(Ok(Output::One(rows)), vec![Scope::SqliteRead]);
+        let json = serde_json::to_string(&answer).unwrap();
+        let answer: Answer = serde_json::from_str(&json).unwrap();
+        let (Ok(Output::One(back)), used) = answer.into_output() else {
+            panic!("not the answer sent");
+        };
+        assert_eq!(shown(&back.rows[0]), shown(&values));
+        assert_eq!(used, [Scope::SqliteRead]);
     }
 }

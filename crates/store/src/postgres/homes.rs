@@ -1,5 +1,6 @@
 //! Database homes in PostgreSQL: a claim is one upsert that takes the row
-//! only when its lease has run out, on the database's clock.
+//! when its lease has run out, or renews it (with the claimant's address)
+//! when the claimant holds it, on the database's clock.
 
 use std::time::Duration;
 
@@ -46,9 +47,10 @@ impl Homes for Postgres {
                     "INSERT INTO database_homes AS h (owner_id, node_id, address, fencing, expires_at)
                      VALUES ($1, $2, $3, 1, {NOW_MS} + $4)
                      ON CONFLICT (owner_id) DO UPDATE
-                     SET node_id = $2, address = $3, fencing = h.fencing + 1,
-                         expires_at = {NOW_MS} + $4
-                     WHERE h.expires_at <= {NOW_MS}"
+                     SET node_id = $2, address = $3, expires_at = {NOW_MS} + $4,
+                         fencing = CASE WHEN h.node_id = $2 AND h.expires_at > {NOW_MS}
+                                   THEN h.fencing ELSE h.fencing + 1 END
+                     WHERE h.expires_at <= {NOW_MS} OR h.node_id = $2"
                 ),
                 &[&owner_id, &node.id, &node.address, &ms(ttl)],
             )

@@ -38,8 +38,10 @@ impl Homes for Sqlite {
                 "INSERT INTO database_homes (owner_id, node_id, address, fencing, expires_at)
                  VALUES (?1, ?2, ?3, 1, ?4)
                  ON CONFLICT (owner_id) DO UPDATE
-                 SET node_id = ?2, address = ?3, fencing = fencing + 1, expires_at = ?4
-                 WHERE expires_at <= ?5",
+                 SET node_id = ?2, address = ?3, expires_at = ?4,
+                     fencing = CASE WHEN node_id = ?2 AND expires_at > ?5
+                               THEN fencing ELSE fencing + 1 END
+                 WHERE expires_at <= ?5 OR node_id = ?2",
                 params![
                     owner,
                     node.id,

@@ -141,9 +141,12 @@ fn cluster(
     secret_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<Option<valbox_server::cluster::ClusterConfig>> {
     let (listen, secret_file) = match (listen, secret_file) {
-        (None, None) => return Ok(None),
+        (None, None) if address.is_none() => return Ok(None),
         (Some(listen), Some(file)) => (listen, file),
-        _ => bail!("--cluster-listen and --cluster-secret-file go together"),
+        _ => bail!(
+            "--cluster-listen and --cluster-secret-file go together (and --cluster-address \
+             only with them)"
+        ),
     };
     let secret = std::fs::read_to_string(&secret_file)
         .with_context(|| format!("reading {}", secret_file.display()))?
