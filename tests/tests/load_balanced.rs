@@ -111,6 +111,32 @@ async fn sqlite_is_served_by_the_databases_home_from_any_node() {
         .unwrap();
     assert_eq!(rows["rows"], json!([["from node 3", "00FF"]]), "{rows}");
 
+    // Every node counts the database against alice's storage quota, not
+    // only its home (which alone holds the file).
+    let big = json!({ "sql": "INSERT INTO notes VALUES ('big', zeroblob(200000))" });
+    assert_eq!(
+        execute(2, &c.alice, big).await.unwrap().status(),
+        StatusCode::OK
+    );
+    for (i, node) in c.nodes.iter().enumerate() {
+        let me: Value = node
+            .get("/v1/me", Some(&c.alice))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let counted = me["storage"]["sqlite"].as_u64().unwrap();
+        assert!(
+            counted >= 200_000,
+            "node {i} counts {counted} bytes of SQLite"
+        );
+    }
+    let drop_big = json!("DELETE FROM notes WHERE body = 'big'");
+    assert_eq!(
+        execute(1, &c.alice, drop_big).await.unwrap().status(),
+        StatusCode::OK
+    );
+
     // The guestbook val, called on node 2, writes alice's database at
     // its home; node 3's REST API reads what it wrote.
     c.nodes[1].deploy("guestbook", "guestbook", "public").await;

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::sqlite::database_path;
+use super::sqlite::database_bytes;
 use crate::CapsConfig;
-use valbox_store::{Quota, Room, StoreResult, Stored};
+use valbox_store::{Homes, Quota, Room, Store, StoreResult, Stored};
 
 /// What an owner stores, in bytes, against their quota.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -32,22 +32,27 @@ pub struct StorageMeter {
     quota: u64,
     sqlite_root: PathBuf,
     store: Arc<dyn Quota>,
+    homes: Arc<dyn Homes>,
 }
 
 impl StorageMeter {
-    pub fn new(config: &CapsConfig, store: Arc<dyn Quota>) -> Self {
+    pub fn new(config: &CapsConfig, store: &Store) -> Self {
         Self {
             quota: config.storage_quota_bytes,
             sqlite_root: config.data_dir.join("sqlite"),
-            store,
+            store: store.quota.clone(),
+            homes: store.homes.clone(),
         }
     }
 
-    /// The size of `owner`'s SQLite database, which the metadata store
-    /// does not count.
+    /// The size of `owner`'s SQLite database (its file and write-ahead
+    /// log), which the metadata store does not count: what is here, or in
+    /// a cluster what its home node last recorded, whichever is larger.
     async fn sqlite_bytes(&self, owner: &str) -> u64 {
-        let path = database_path(&self.sqlite_root, owner);
-        tokio::fs::metadata(path).await.map_or(0, |m| m.len())
+        let here = database_bytes(&self.sqlite_root, owner).await;
+        // Unknown is not nothing: the file here still counts.
+        let recorded = self.homes.size(owner).await.unwrap_or(0);
+        here.max(recorded)
     }
 
     /// `owner`'s storage now.

@@ -170,6 +170,12 @@ impl DatabaseHomes for NodeHomes {
         Ok(Whereabouts::Here { until })
     }
 
+    async fn record_size(&self, owner: &str, bytes: u64) {
+        if let Err(e) = self.homes.record_size(owner, &self.me.id, bytes).await {
+            tracing::warn!("recording the size of a database: {e}");
+        }
+    }
+
     async fn forward(&self, address: &str, forwarded: Forwarded) -> Result<Answer, SqlError> {
         let owner = forwarded.owner.clone();
         let wait = Duration::from_millis(forwarded.remaining_ms) + Duration::from_secs(1);

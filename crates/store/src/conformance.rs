@@ -322,6 +322,11 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     };
     let again = homes.claim(&gus, &moved, ttl).await.unwrap();
     assert_eq!((&again.node, again.fencing), (&moved, 1));
+    // Only the holder records the database's size.
+    homes.record_size(&gus, &two.id, 999).await.unwrap();
+    assert_eq!(homes.size(&gus).await.unwrap(), 0);
+    homes.record_size(&gus, &one.id, 4096).await.unwrap();
+    assert_eq!(homes.size(&gus).await.unwrap(), 4096);
     // Only the holder renews it.
     assert_eq!(homes.renew(&one.id, ttl).await.unwrap(), [(gus.clone(), 1)]);
     assert!(homes.renew(&two.id, ttl).await.unwrap().is_empty());

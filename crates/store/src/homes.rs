@@ -42,4 +42,9 @@ pub trait Homes: Send + Sync {
     /// End `owner_id`'s lease if `node_id` holds it (a node draining), so
     /// that the next claim takes it at once.
     async fn release(&self, owner_id: &str, node_id: &str) -> StoreResult<()>;
+    /// Record the size of `owner_id`'s database file, if `node_id` is its
+    /// home: every node counts it against the owner's storage quota.
+    async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()>;
+    /// The size its home last recorded (0 if none).
+    async fn size(&self, owner_id: &str) -> StoreResult<u64>;
 }

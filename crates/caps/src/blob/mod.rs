@@ -229,7 +229,7 @@ impl Capability for Blob {
             objects: settings.objects.clone(),
             max_bytes: settings.max_bytes,
             quota_bytes: settings.quota_bytes,
-            meter: StorageMeter::new(s.config, s.store.quota.clone()),
+            meter: StorageMeter::new(s.config, s.store),
         })
     }
 

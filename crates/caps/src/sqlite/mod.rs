@@ -13,7 +13,7 @@ pub mod store;
 mod tempfiles;
 pub mod wire;
 
-pub use store::{SqliteStore, database_path};
+pub use store::{SqliteStore, database_bytes, database_path};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,7 +117,11 @@ impl Sqlite {
                         deadline: bounds.deadline.min(until),
                         ..bounds
                     };
-                    self.run_here(owner, access, op, bounds, turn).await?
+                    let ran = self
+                        .run_here(owner.clone(), access, op, bounds, turn)
+                        .await?;
+                    self.record_size(homes.as_ref(), &owner, access).await;
+                    ran
                 }
                 Whereabouts::Away(address) => {
                     let _turn = turn;
@@ -169,10 +173,25 @@ impl Sqlite {
             Err(e) => return Answer::new(Err(e), Vec::new()),
         };
         let owner = forwarded.owner;
-        match self.run_here(owner, access, op, bounds, Some(turn)).await {
+        let ran = self
+            .run_here(owner.clone(), access, op, bounds, Some(turn))
+            .await;
+        if let Placement::Homes(homes) = &self.placement {
+            self.record_size(homes.as_ref(), &owner, access).await;
+        }
+        match ran {
             Ok((result, used)) => Answer::new(result, used),
             Err(e) => Answer::new(Err(e), Vec::new()),
         }
+    }
+
+    /// After an operation that could write, tell the store the database's
+    /// size, so that other nodes count it against the storage quota.
+    async fn record_size(&self, homes: &dyn DatabaseHomes, owner: &str, access: Access) {
+        if !access.write {
+            return;
+        }
+        homes.record_size(owner, self.store.bytes(owner).await).await;
     }
 
     /// Run `op` on this node's copy of `owner`'s database.
@@ -240,6 +259,9 @@ pub trait DatabaseHomes: Send + Sync {
     async fn find(&self, owner: &str) -> Result<Whereabouts, SqlError>;
     /// Have the home node at `address` run `forwarded`.
     async fn forward(&self, address: &str, forwarded: Forwarded) -> Result<Answer, SqlError>;
+    /// Record the size of a database this node is home to, for the
+    /// storage quota on every node.
+    async fn record_size(&self, owner: &str, bytes: u64);
 }
 
 /// What the SQLite capability is configured with.

@@ -141,6 +141,16 @@ pub fn database_path(root: &std::path::Path, owner: &str) -> PathBuf {
     root.join(format!("{owner}.sqlite3"))
 }
 
+/// What `owner`'s database under `root` takes on disk: the file and its
+/// write-ahead log, which holds recent writes until a checkpoint.
+pub async fn database_bytes(root: &std::path::Path, owner: &str) -> u64 {
+    let mut bytes = 0;
+    for file in [format!("{owner}.sqlite3"), format!("{owner}.sqlite3-wal")] {
+        bytes += tokio::fs::metadata(root.join(file)).await.map_or(0, |m| m.len());
+    }
+    bytes
+}
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     root: PathBuf,
@@ -158,6 +168,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// What `owner`'s database takes on this node's disk.
+    pub async fn bytes(&self, owner: &str) -> u64 {
+        database_bytes(&self.root, owner).await
+    }
+
     pub fn new(root: PathBuf, quota_bytes: u64, temp_bytes: u64) -> Self {
         Self {
             root,

@@ -86,4 +86,28 @@ impl Homes for Postgres {
             .await?;
         Ok(())
     }
+
+    async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE database_homes SET size = $3 WHERE owner_id = $1 AND node_id = $2",
+                &[&owner_id, &node_id, &(bytes as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn size(&self, owner_id: &str) -> StoreResult<u64> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT size FROM database_homes WHERE owner_id = $1",
+                &[&owner_id],
+            )
+            .await?;
+        let size = row.map(|r| r.try_get::<_, i64>(0)).transpose()?;
+        Ok(size.unwrap_or(0).max(0) as u64)
+    }
 }

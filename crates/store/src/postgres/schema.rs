@@ -190,7 +190,10 @@ CREATE TABLE database_homes (
     node_id TEXT NOT NULL,
     address TEXT NOT NULL,
     fencing BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    -- The database file's size as its home last saw it, for the storage
+    -- quota on every node.
+    size BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,

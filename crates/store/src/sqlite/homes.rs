@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use valbox_model::now_ms;
 
@@ -79,6 +79,30 @@ impl Homes for Sqlite {
                 [owner, node],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()> {
+        let (owner, node) = (owner_id.to_owned(), node_id.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE database_homes SET size = ?3 WHERE owner_id = ?1 AND node_id = ?2",
+                params![owner, node, bytes as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn size(&self, owner_id: &str) -> StoreResult<u64> {
+        let owner = owner_id.to_owned();
+        self.run(move |conn| {
+            let size: Option<i64> = conn
+                .prepare_cached("SELECT size FROM database_homes WHERE owner_id = ?1")?
+                .query_row([owner], |r| r.get(0))
+                .optional()?;
+            Ok(size.unwrap_or(0).max(0) as u64)
         })
         .await
     }

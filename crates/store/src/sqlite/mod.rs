@@ -282,7 +282,10 @@ CREATE TABLE database_homes (
     node_id TEXT NOT NULL,
     address TEXT NOT NULL,
     fencing INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    -- The database file's size as its home last saw it, for the storage
+    -- quota on every node.
+    size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
