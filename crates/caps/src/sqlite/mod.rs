@@ -191,7 +191,9 @@ impl Sqlite {
         if !access.write {
             return;
         }
-        homes.record_size(owner, self.store.bytes(owner).await).await;
+        homes
+            .record_size(owner, self.store.bytes(owner).await)
+            .await;
     }
 
     /// Run `op` on this node's copy of `owner`'s database.

@@ -146,7 +146,9 @@ pub fn database_path(root: &std::path::Path, owner: &str) -> PathBuf {
 pub async fn database_bytes(root: &std::path::Path, owner: &str) -> u64 {
     let mut bytes = 0;
     for file in [format!("{owner}.sqlite3"), format!("{owner}.sqlite3-wal")] {
-        bytes += tokio::fs::metadata(root.join(file)).await.map_or(0, |m| m.len());
+        bytes += tokio::fs::metadata(root.join(file))
+            .await
+            .map_or(0, |m| m.len());
     }
     bytes
 }
