@@ -2,8 +2,7 @@
 //! handle on it. A write is a temporary file, synced, renamed into place,
 //! and the directory synced, so an acknowledged write survives a crash.
 //! A version is a hash of the content. Conditions are checked against the
-//! file as it is: callers serialise writes of one key (the blob index
-//! holds the owner's lock while it publishes), as one process must.
+//! file as it is, under a lock on the key's stripe held until the rename.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::io::{ErrorKind, Write};

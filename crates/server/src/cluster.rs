@@ -4,7 +4,7 @@
 //! operation to that node's internal listener (`--cluster-listen`), which
 //! answers only requests that carry the secret every node shares.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -103,12 +103,12 @@ async fn renew(homes: Weak<NodeHomes>) {
         match renewed.await {
             Ok(Ok(held)) => {
                 let until = asked + LEASE - MARGIN;
-                let held: HashMap<String, i64> = held.into_iter().collect();
+                let held: HashSet<String> = held.into_iter().map(|(owner, _)| owner).collect();
                 let mut known = homes.known.lock().unwrap();
                 // Only what `find` took here, with its checks, is extended:
                 // a lease it has just given back may still be renewed once.
                 known.retain(|owner, k| match k {
-                    Known::Here { until: old } if held.contains_key(owner) => {
+                    Known::Here { until: old } if held.contains(owner) => {
                         *old = until;
                         true
                     }
@@ -157,7 +157,8 @@ impl DatabaseHomes for NodeHomes {
         }
         // Taken here. A database that another node served must not start
         // empty here: only the node that holds its file serves it.
-        if home.fencing > 1 && !database_path(&self.databases, owner).exists() {
+        let file = database_path(&self.databases, owner);
+        if home.fencing > 1 && !tokio::fs::try_exists(file).await.unwrap_or(false) {
             let _ = self.homes.release(owner, &self.me.id).await;
             return Err(SqlError::Unavailable(
                 "this user's database lives on a node that is not answering; it is served again \

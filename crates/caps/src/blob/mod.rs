@@ -91,7 +91,7 @@ impl Blob {
             let now = self.objects.head(&object).await?;
             return Err(BlobError::Conflict(now.map(|h| h.version)));
         }
-        let index = Index(self.index.clone(), self.objects.clone());
+        let index = self.indexer();
         index.settle_stale(&owner, now_ms()).await?;
         let write = BlobWrite {
             owner_id: owner.clone(),
@@ -120,7 +120,7 @@ impl Blob {
                     Ok(version)
                 }
                 Ok(Written::Conflict(now)) => {
-                    index.0.release(reservation).await?;
+                    index.index.release(reservation).await?;
                     Err(BlobError::Conflict(now))
                 }
                 // It may have landed before the store failed: record what
@@ -136,6 +136,14 @@ impl Blob {
         finished
             .await
             .map_err(|e| BlobError::Internal(e.to_string()))?
+    }
+
+    /// The index with the store it follows, for a task of its own.
+    fn indexer(&self) -> Index {
+        Index {
+            index: self.index.clone(),
+            objects: self.objects.clone(),
+        }
     }
 
     fn refused(&self, refusal: BlobRefusal, room: &Room) -> BlobError {
@@ -159,11 +167,11 @@ impl Blob {
         who.check(Scope::BlobWrite)?;
         validate_key(&key)?;
         let owner = who.owner_id().to_string();
-        let index = Index(self.index.clone(), self.objects.clone());
+        let index = self.indexer();
         // As a write: the index follows the object even if the caller
         // stops waiting.
         let finished = tokio::spawn(async move {
-            index.1.delete(&ObjectKey::blob(&owner, &key)).await?;
+            index.objects.delete(&ObjectKey::blob(&owner, &key)).await?;
             index.settle(&owner, &key, None).await
         });
         finished
@@ -173,7 +181,10 @@ impl Blob {
 }
 
 /// The index and the store it follows.
-struct Index(Arc<dyn BlobIndex>, Arc<dyn Objects>);
+struct Index {
+    index: Arc<dyn BlobIndex>,
+    objects: Arc<dyn Objects>,
+}
 
 impl Index {
     /// Record in the index what the object store holds for `key` now.
@@ -183,7 +194,7 @@ impl Index {
         key: &str,
         reservation: Option<Reservation>,
     ) -> Result<(), BlobError> {
-        let (objects, object) = (self.1.clone(), ObjectKey::blob(owner, key));
+        let (objects, object) = (self.objects.clone(), ObjectKey::blob(owner, key));
         let observe: Observe = Box::new(move || {
             Box::pin(async move {
                 let head = objects.head(&object).await;
@@ -191,7 +202,7 @@ impl Index {
                 Ok(head.map(|h| (h.size, h.version)))
             })
         });
-        match self.0.settle(owner, key, reservation, observe).await? {
+        match self.index.settle(owner, key, reservation, observe).await? {
             Ok(()) => Ok(()),
             Err(BlobRefusal::Unavailable(m)) => Err(BlobError::Unavailable(m)),
             Err(other) => Err(BlobError::Internal(format!("{other:?}"))),
@@ -202,7 +213,7 @@ impl Index {
     /// that died), as of `at_ms`: their objects may have landed, and must
     /// be counted.
     async fn settle_stale(&self, owner: &str, at_ms: i64) -> Result<(), BlobError> {
-        for reservation in self.0.stale(owner, at_ms).await? {
+        for reservation in self.index.stale(owner, at_ms).await? {
             let key = reservation.key.clone();
             self.settle(owner, &key, Some(reservation)).await?;
         }

@@ -138,7 +138,7 @@ async fn a_write_whose_writer_vanished_is_recorded_later() {
     let counted = env.store.quota.stored(&alice).await.unwrap().blobs;
     assert_eq!(counted, valbox_store::MIN_BLOB_CHARGE);
 
-    let index = super::Index(blob.index.clone(), blob.objects.clone());
+    let index = blob.indexer();
     let later = valbox_model::now_ms() + valbox_store::RESERVATION_TTL_MS + 1;
     index.settle_stale(&alice, later).await.unwrap();
     let listed = blob.list(&mut a, String::new()).await.unwrap();

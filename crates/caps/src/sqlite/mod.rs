@@ -117,11 +117,7 @@ impl Sqlite {
                         deadline: bounds.deadline.min(until),
                         ..bounds
                     };
-                    let ran = self
-                        .run_here(owner.clone(), access, op, bounds, turn)
-                        .await?;
-                    self.record_size(homes.as_ref(), &owner, access).await;
-                    ran
+                    self.run_here(owner, access, op, bounds, turn).await?
                 }
                 Whereabouts::Away(address) => {
                     let _turn = turn;
@@ -149,54 +145,43 @@ impl Sqlite {
     /// Run an operation another node forwarded, if this node is the
     /// database's home; the scopes it used go back with the answer.
     pub async fn serve_forwarded(&self, forwarded: Forwarded) -> Answer {
-        let here = match &self.placement {
-            Placement::Homes(homes) => homes.find(&forwarded.owner).await,
-            _ => Err(SqlError::Unavailable("this node keeps no homes".into())),
+        let refused = |e| Answer::new(Err(e), Vec::new());
+        let Placement::Homes(homes) = &self.placement else {
+            return refused(SqlError::Unavailable("this node keeps no homes".into()));
         };
-        let until = match here {
+        let until = match homes.find(&forwarded.owner).await {
             Ok(Whereabouts::Here { until }) => until,
             Ok(Whereabouts::Away(_)) => {
-                let moved = SqlError::Busy("the database moved to another node; retry".into());
-                return Answer::new(Err(moved), Vec::new());
+                return refused(SqlError::Busy(
+                    "the database moved to another node; retry".into(),
+                ));
             }
-            Err(e) => return Answer::new(Err(e), Vec::new()),
+            Err(e) => return refused(e),
         };
         let Some(turn) = self.store.try_turn(&forwarded.owner) else {
-            let busy = SqlError::Busy("too many of this owner's statements are running".into());
-            return Answer::new(Err(busy), Vec::new());
+            return refused(SqlError::Busy(
+                "too many of this owner's statements are running".into(),
+            ));
         };
         let deadline = Instant::now() + Duration::from_millis(forwarded.remaining_ms);
         let bounds = self.bounds(deadline.min(until));
         let access = forwarded.access();
         let op = match forwarded.op.into_op() {
             Ok(op) => op,
-            Err(e) => return Answer::new(Err(e), Vec::new()),
+            Err(e) => return refused(e),
         };
-        let owner = forwarded.owner;
-        let ran = self
-            .run_here(owner.clone(), access, op, bounds, Some(turn))
-            .await;
-        if let Placement::Homes(homes) = &self.placement {
-            self.record_size(homes.as_ref(), &owner, access).await;
-        }
-        match ran {
+        match self
+            .run_here(forwarded.owner, access, op, bounds, Some(turn))
+            .await
+        {
             Ok((result, used)) => Answer::new(result, used),
-            Err(e) => Answer::new(Err(e), Vec::new()),
+            Err(e) => refused(e),
         }
     }
 
-    /// After an operation that could write, tell the store the database's
-    /// size, so that other nodes count it against the storage quota.
-    async fn record_size(&self, homes: &dyn DatabaseHomes, owner: &str, access: Access) {
-        if !access.write {
-            return;
-        }
-        homes
-            .record_size(owner, self.store.bytes(owner).await)
-            .await;
-    }
-
-    /// Run `op` on this node's copy of `owner`'s database.
+    /// Run `op` on this node's copy of `owner`'s database. In a cluster,
+    /// after an operation that could write, the store is told the
+    /// database's size, so that every node counts it against the quota.
     async fn run_here(
         &self,
         owner: String,
@@ -205,20 +190,28 @@ impl Sqlite {
         bounds: Bounds,
         turn: Option<OwnedSemaphorePermit>,
     ) -> Result<(Result<Output, SqlError>, Vec<Scope>), SqlError> {
-        let store = self.store.clone();
-        store::on_sql_thread(move || {
+        let (store, on) = (self.store.clone(), owner.clone());
+        let ran = store::on_sql_thread(move || {
             let _turn = turn;
             // SQL threads are reused: start from this operation's scopes.
             statement::take_used();
             let result = match op {
-                Op::Execute(s) => store.execute(&owner, access, &s, bounds).map(Output::One),
+                Op::Execute(s) => store.execute(&on, access, &s, bounds).map(Output::One),
                 Op::Batch(statements, mode) => store
-                    .batch(&owner, access, &statements, mode, bounds)
+                    .batch(&on, access, &statements, mode, bounds)
                     .map(Output::Many),
             };
             Ok((result, statement::take_used().iter().collect()))
         })
-        .await
+        .await;
+        if let Placement::Homes(homes) = &self.placement
+            && access.write
+        {
+            homes
+                .record_size(&owner, self.store.bytes(&owner).await)
+                .await;
+        }
+        ran
     }
 }
 

@@ -80,7 +80,7 @@ pub struct ResultSet {
     pub last_insert_rowid: Option<i64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     Write,
     Read,
@@ -144,11 +144,12 @@ pub fn database_path(root: &std::path::Path, owner: &str) -> PathBuf {
 /// What `owner`'s database under `root` takes on disk: the file and its
 /// write-ahead log, which holds recent writes until a checkpoint.
 pub async fn database_bytes(root: &std::path::Path, owner: &str) -> u64 {
+    let file = database_path(root, owner);
+    let mut wal = file.clone().into_os_string();
+    wal.push("-wal");
     let mut bytes = 0;
-    for file in [format!("{owner}.sqlite3"), format!("{owner}.sqlite3-wal")] {
-        bytes += tokio::fs::metadata(root.join(file))
-            .await
-            .map_or(0, |m| m.len());
+    for path in [file, PathBuf::from(wal)] {
+        bytes += tokio::fs::metadata(path).await.map_or(0, |m| m.len());
     }
     bytes
 }

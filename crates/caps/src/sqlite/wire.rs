@@ -35,14 +35,7 @@ pub enum Output {
 #[derive(Serialize, Deserialize)]
 pub enum WireOp {
     Execute(WireStatement),
-    Batch(Vec<WireStatement>, WireMode),
-}
-
-#[derive(Serialize, Deserialize)]
-pub enum WireMode {
-    Write,
-    Read,
-    Deferred,
+    Batch(Vec<WireStatement>, Mode),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,14 +173,9 @@ impl Op {
     pub fn to_wire(self) -> WireOp {
         match self {
             Op::Execute(s) => WireOp::Execute(statement(s)),
-            Op::Batch(statements, mode) => WireOp::Batch(
-                statements.into_iter().map(statement).collect(),
-                match mode {
-                    Mode::Write => WireMode::Write,
-                    Mode::Read => WireMode::Read,
-                    Mode::Deferred => WireMode::Deferred,
-                },
-            ),
+            Op::Batch(statements, mode) => {
+                WireOp::Batch(statements.into_iter().map(statement).collect(), mode)
+            }
         }
     }
 }
@@ -198,11 +186,7 @@ impl WireOp {
             WireOp::Execute(s) => Op::Execute(from_statement(s)?),
             WireOp::Batch(statements, mode) => Op::Batch(
                 (statements.into_iter().map(from_statement)).collect::<Result<_, _>>()?,
-                match mode {
-                    WireMode::Write => Mode::Write,
-                    WireMode::Read => Mode::Read,
-                    WireMode::Deferred => Mode::Deferred,
-                },
+                mode,
             ),
         })
     }
