@@ -141,6 +141,10 @@ impl Objects for Files {
     fn describe(&self) -> String {
         format!("files in {}", self.root.display())
     }
+
+    fn url_of(&self, path: &str) -> String {
+        format!("file://{}/{path}", self.root.display())
+    }
 }
 
 /// Bytes written and synced beside the object, not yet in place; removed

@@ -75,6 +75,10 @@ pub trait Objects: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &ObjectKey) -> ObjectsResult<()>;
     /// Where the objects are, for the log.
     fn describe(&self) -> String;
+    /// The URL by which another program, with this node's credentials,
+    /// reaches `path` (slash-separated) in the same store: where Litestream
+    /// keeps replicas of users' SQLite databases.
+    fn url_of(&self, path: &str) -> String;
 }
 
 #[async_trait]

@@ -30,6 +30,9 @@ pub struct S3 {
     /// either end; empty for the bucket's root.
     prefix: String,
     described: String,
+    /// The URL's bucket and parameters, to name other paths in it.
+    bucket: String,
+    query: String,
 }
 
 /// What `s3://…` URLs may say after `?`.
@@ -89,6 +92,8 @@ impl S3 {
             store: builder.build()?,
             prefix: parsed.path().trim_matches('/').to_owned(),
             described: format!("s3://{bucket}{}", parsed.path()),
+            bucket: bucket.to_owned(),
+            query: parsed.query().unwrap_or_default().to_owned(),
         })
     }
 
@@ -151,6 +156,18 @@ impl Objects for S3 {
 
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn url_of(&self, path: &str) -> String {
+        let prefix = match self.prefix.as_str() {
+            "" => String::new(),
+            prefix => format!("/{prefix}"),
+        };
+        let query = match self.query.as_str() {
+            "" => String::new(),
+            query => format!("?{query}"),
+        };
+        format!("s3://{}{prefix}/{path}{query}", self.bucket)
     }
 }
 

@@ -58,6 +58,8 @@ pub struct AppInner {
     pub compiles: crate::services::compile_gate::CompileGate,
     /// Calls of each owner's vals running at once.
     owner_slots: OwnerSlots,
+    /// Where owners' SQLite databases live, on a node of a cluster.
+    pub homes: Option<Arc<crate::cluster::NodeHomes>>,
 }
 
 impl FromRef<App> for Authenticator {
@@ -152,7 +154,18 @@ impl App {
         );
         // Users' databases are files of one node: on a shared store they
         // would answer differently from node to node.
-        caps_config.sqlite.placement = placement(&config, &store)?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let homes = node_homes(&config, &store, objects.as_ref(), &metrics).await?;
+        caps_config.sqlite.placement = match (&config.database, &homes) {
+            (None, _) => Placement::Local,
+            (Some(_), None) => Placement::Unavailable(
+                "SQLite is not available on this server: it runs on many machines, and each \
+                 node needs --cluster-listen and the shared --cluster-secret-file to serve \
+                 users' databases (see the README)"
+                    .into(),
+            ),
+            (Some(_), Some(homes)) => Placement::Homes(homes.clone()),
+        };
         if let Some(objects) = &objects {
             caps_config.blob.objects = objects.clone();
         }
@@ -161,6 +174,9 @@ impl App {
             store: &store,
             secrets: &secrets,
         })?);
+        if let Some(homes) = &homes {
+            homes.serve_from(caps.sqlite.store.clone());
+        }
         let auth = Authenticator {
             tokens: store.tokens.clone(),
             call_tokens: CallTokens::default(),
@@ -177,7 +193,8 @@ impl App {
             caps,
             vals: ValCache::default(),
             plans: Default::default(),
-            metrics: Default::default(),
+            metrics,
+            homes,
             // Half the CPUs: deploys never take all of them from calls.
             compiles: crate::services::compile_gate::CompileGate::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
@@ -259,28 +276,44 @@ fn unload_idle_components(runtime: std::sync::Weak<Runtime<CallHost>>, idle: Dur
     });
 }
 
-/// Where this node finds users' SQLite databases: here on its own store;
-/// at each one's home node in a cluster; nowhere on a shared store without
-/// the internal listener.
-fn placement(config: &Config, store: &Store) -> anyhow::Result<Placement> {
-    Ok(match (&config.database, &config.cluster) {
-        (None, _) => Placement::Local,
-        (Some(_), None) => Placement::Unavailable(
-            "SQLite is not available on this server: it runs on many machines, and each node \
-             needs --cluster-listen and the shared --cluster-secret-file to serve users' \
-             databases (see the README)"
-                .into(),
+/// This node's view of where users' SQLite databases live, on a node of a
+/// cluster (a shared store and an internal listener), with replicas in the
+/// object store unless they are turned off.
+async fn node_homes(
+    config: &Config,
+    store: &Store,
+    objects: Option<&Arc<dyn Objects>>,
+    metrics: &crate::metrics::Metrics,
+) -> anyhow::Result<Option<Arc<crate::cluster::NodeHomes>>> {
+    let (Some(_), Some(cluster)) = (&config.database, &config.cluster) else {
+        return Ok(None);
+    };
+    let me = valbox_store::Node {
+        id: crate::cluster::node_id(&config.data_dir)?,
+        address: (cluster.address.clone()).unwrap_or_else(|| cluster.listen.to_string()),
+    };
+    let replicas = match (cluster.replication, objects) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!(
+            "replicas of users' SQLite databases go to the object store every node shares: \
+             give --objects, or turn them off with --replication-interval-ms 0"
         ),
-        (Some(_), Some(cluster)) => {
-            let me = valbox_store::Node {
-                id: crate::cluster::node_id(&config.data_dir)?,
-                address: (cluster.address.clone()).unwrap_or_else(|| cluster.listen.to_string()),
-            };
-            let databases = config.data_dir.join("sqlite");
-            let secret = cluster.secret.clone();
-            let homes =
-                crate::cluster::NodeHomes::start(store.homes.clone(), me, databases, secret);
-            Placement::Homes(homes)
-        }
-    })
+        (Some(interval), Some(objects)) => Some(
+            crate::cluster::Replicas::start(
+                cluster.litestream.clone(),
+                &config.data_dir.join("litestream"),
+                objects.clone(),
+                interval,
+            )
+            .await?,
+        ),
+    };
+    Ok(Some(crate::cluster::NodeHomes::start(
+        store.homes.clone(),
+        me,
+        cluster,
+        config.data_dir.join("sqlite"),
+        replicas,
+        metrics.replication_lag.clone(),
+    )))
 }

@@ -44,6 +44,8 @@ pub struct Metrics {
     loaded_bytes: Gauge,
     outbox_depth: Gauge,
     log_records_dropped: Counter,
+    /// Time from a database's first unsynced write to its replica having it.
+    pub replication_lag: Histogram,
 }
 
 /// What the scrape reads from the rest of the server.
@@ -129,6 +131,13 @@ impl Default for Metrics {
                 r,
                 "call_log_records_dropped",
                 "Call log records dropped because the log writer fell behind",
+            ),
+            // 50 ms to about 10 s, a quarter apart.
+            replication_lag: add_with(
+                r,
+                "sqlite_replication_lag_seconds",
+                "Time from a written database's first unsynced write to its replica holding it",
+                Histogram::new(exponential_buckets(0.05, 1.25, 24)),
             ),
             registry,
         }

@@ -114,6 +114,10 @@ impl Server {
         for task in self.tasks {
             task.await?;
         }
+        // Its users' databases synced and handed over, for the next node.
+        if let Some(homes) = &self.app.homes {
+            homes.drain().await;
+        }
         // Counts of scope usage not yet written are written now.
         if let Err(e) = crate::services::scope_usage::flush(&self.app).await {
             tracing::error!("writing scope usage at shutdown: {e:#}");

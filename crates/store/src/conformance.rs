@@ -311,6 +311,7 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     // The first claim takes the lease; another node finds its holder.
     let first = homes.claim(&gus, &one, ttl).await.unwrap();
     assert_eq!((&first.node, first.fencing), (&one, 1));
+    assert_eq!(first.replica, None);
     assert!(first.remaining > std::time::Duration::ZERO && first.remaining <= ttl);
     let seen = homes.claim(&gus, &two, ttl).await.unwrap();
     assert_eq!((&seen.node, seen.fencing), (&one, 1));
@@ -333,10 +334,19 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
 
     // Run out, it goes to the next claimant with a higher number, and the
     // old holder can no longer renew it.
+    homes.record_replica(&gus, &one.id, 1).await.unwrap();
     tokio::time::sleep(ttl * 2).await;
     let taken = homes.claim(&gus, &two, ttl).await.unwrap();
     assert_eq!((&taken.node, taken.fencing), (&two, 2));
+    // The new holder learns which replica to restore.
+    assert_eq!(taken.replica, Some(1));
     assert!(homes.renew(&one.id, ttl).await.unwrap().is_empty());
+    // A replica is recorded only by the holder, for its own number.
+    homes.record_replica(&gus, &one.id, 2).await.unwrap();
+    homes.record_replica(&gus, &two.id, 1).await.unwrap();
+    assert_eq!(homes.claim(&gus, &two, ttl).await.unwrap().replica, Some(1));
+    homes.record_replica(&gus, &two.id, 2).await.unwrap();
+    assert_eq!(homes.claim(&gus, &two, ttl).await.unwrap().replica, Some(2));
 
     // Released by its holder (no one else), it is taken at once.
     homes.release(&gus, &one.id).await.unwrap();

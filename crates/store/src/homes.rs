@@ -26,6 +26,9 @@ pub struct Home {
     pub fencing: i64,
     /// How long the lease ran on when the store answered (zero if over).
     pub remaining: Duration,
+    /// The holder (by fencing number) whose replica of the database is
+    /// the newest known to be complete, if any was ever made.
+    pub replica: Option<i64>,
 }
 
 #[async_trait]
@@ -45,6 +48,10 @@ pub trait Homes: Send + Sync {
     /// Record the size of `owner_id`'s database file, if `node_id` is its
     /// home: every node counts it against the owner's storage quota.
     async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()>;
+    /// Record that the replica `node_id` makes as holder `fencing` is
+    /// complete, if it still holds that lease: a later holder restores it.
+    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64)
+    -> StoreResult<()>;
     /// The size its home last recorded (0 if none).
     async fn size(&self, owner_id: &str) -> StoreResult<u64>;
 }

@@ -25,11 +25,16 @@ pub struct Hardened {
     pub verdicts: Verdicts,
     /// The value-size limit it was hardened with.
     pub max_bytes: usize,
+    /// Which of the owner's files it opened: see `retire`.
+    pub generation: u64,
 }
 
 #[derive(Default)]
 pub struct IdleConnections {
     by_owner: Mutex<HashMap<String, Vec<(Hardened, Instant)>>>,
+    /// How many times each owner's file was retired (replaced by another
+    /// node's copy); owners never retired are at 0.
+    retired: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for IdleConnections {
@@ -60,13 +65,37 @@ impl IdleConnections {
         by_owner.values().map(Vec::len).sum()
     }
 
+    /// The generation of `owner`'s file a connection opened now has.
+    pub fn generation(&self, owner: &str) -> u64 {
+        let retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.get(owner).copied().unwrap_or(0)
+    }
+
+    /// Close `owner`'s idle connections and disown the ones in use, before
+    /// its file is replaced. Blocking: call it on a SQL thread.
+    pub fn retire(&self, owner: &str) {
+        let closing = {
+            let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+            *retired.entry(owner.to_owned()).or_default() += 1;
+            let mut by_owner = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
+            by_owner.remove(owner)
+        };
+        drop(closing);
+    }
+
     /// Keep `conn` for `owner`'s next operation if it is as it was opened
     /// and there is room; close it otherwise. Blocking (closing may
     /// checkpoint): call it on a SQL thread.
     pub fn put(&self, owner: &str, conn: Hardened) {
         let now = Instant::now();
         let mut closing = Vec::new();
-        if !conn.conn.is_autocommit() || conn.verdicts.used_temp_schema() {
+        if conn.generation != self.generation(owner) {
+            // Its file was replaced while it ran: closing it must not
+            // delete the new file's write-ahead log, which has the name
+            // this connection knows its own by.
+            keep_wal_on_close(&conn.conn);
+            closing.push(conn);
+        } else if !conn.conn.is_autocommit() || conn.verdicts.used_temp_schema() {
             closing.push(conn);
         } else {
             let mut by_owner = self.by_owner.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,5 +119,21 @@ impl IdleConnections {
         }
         // Closed outside the lock.
         drop(closing);
+    }
+}
+
+/// Have `conn`, when closed, leave its write-ahead log file in place.
+fn keep_wal_on_close(conn: &Connection) {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is this live connection's, used on this thread;
+    // SQLITE_FCNTL_PERSIST_WAL reads and writes one int through the
+    // pointer, which outlives the call.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        );
     }
 }

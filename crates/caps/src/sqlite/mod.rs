@@ -108,16 +108,12 @@ impl Sqlite {
         let access = Self::access(who)?;
         let owner = who.owner_id().to_string();
         let (result, used) = match &self.placement {
-            Placement::Local => self.run_here(owner, access, op, bounds, turn).await?,
+            Placement::Local => self.run_here(owner, access, op, bounds, turn, None).await?,
             Placement::Unavailable(why) => return Err(SqlError::Unavailable(why.clone())),
             Placement::Homes(homes) => match homes.find(&owner).await? {
                 Whereabouts::Here { until } => {
-                    // Never past the lease: the next home may be serving.
-                    let bounds = Bounds {
-                        deadline: bounds.deadline.min(until),
-                        ..bounds
-                    };
-                    self.run_here(owner, access, op, bounds, turn).await?
+                    (self.run_here(owner, access, op, bounds, turn, Some(until)))
+                        .await?
                 }
                 Whereabouts::Away(address) => {
                     let _turn = turn;
@@ -164,14 +160,14 @@ impl Sqlite {
             ));
         };
         let deadline = Instant::now() + Duration::from_millis(forwarded.remaining_ms);
-        let bounds = self.bounds(deadline.min(until));
+        let bounds = self.bounds(deadline);
         let access = forwarded.access();
         let op = match forwarded.op.into_op() {
             Ok(op) => op,
             Err(e) => return refused(e),
         };
         match self
-            .run_here(forwarded.owner, access, op, bounds, Some(turn))
+            .run_here(forwarded.owner, access, op, bounds, Some(turn), Some(until))
             .await
         {
             Ok((result, used)) => Answer::new(result, used),
@@ -179,17 +175,23 @@ impl Sqlite {
         }
     }
 
-    /// Run `op` on this node's copy of `owner`'s database. In a cluster,
-    /// after an operation that could write, the store is told the
+    /// Run `op` on this node's copy of `owner`'s database, never past
+    /// `lease` (this node's lease on it, in a cluster, less a margin). In a
+    /// cluster, after an operation that could write, the store is told the
     /// database's size, so that every node counts it against the quota.
     async fn run_here(
         &self,
         owner: String,
         access: Access,
         op: Op,
-        bounds: Bounds,
+        mut bounds: Bounds,
         turn: Option<OwnedSemaphorePermit>,
+        lease: Option<Instant>,
     ) -> Result<(Result<Output, SqlError>, Vec<Scope>), SqlError> {
+        if let Some(lease) = lease {
+            // Never past the lease: the next home may be serving.
+            bounds.deadline = bounds.deadline.min(lease);
+        }
         let (store, on) = (self.store.clone(), owner.clone());
         let ran = store::on_sql_thread(move || {
             let _turn = turn;
@@ -210,6 +212,16 @@ impl Sqlite {
             homes
                 .record_size(&owner, self.store.bytes(&owner).await)
                 .await;
+        }
+        if lease.is_some_and(|lease| Instant::now() >= lease) {
+            // This node stopped (a pause, a stall) past its lease while the
+            // operation ran: another node may serve the database now, from
+            // a replica without this write. Never acknowledge it.
+            return Err(SqlError::Unavailable(
+                "this node stopped being the database's home while the operation ran, so \
+                 whether it took effect is unknown; read before you retry a write"
+                    .into(),
+            ));
         }
         ran
     }

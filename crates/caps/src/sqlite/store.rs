@@ -154,6 +154,13 @@ pub async fn database_bytes(root: &std::path::Path, owner: &str) -> u64 {
     bytes
 }
 
+fn remove_if_there(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     root: PathBuf,
@@ -174,6 +181,24 @@ impl SqliteStore {
     /// What `owner`'s database takes on this node's disk.
     pub async fn bytes(&self, owner: &str) -> u64 {
         database_bytes(&self.root, owner).await
+    }
+
+    /// Put `restored` (a file beside the database, or nothing) in place of
+    /// `owner`'s database, its write-ahead log and shared memory, once no
+    /// idle connection holds them. Blocking: call it on a blocking thread.
+    pub fn replace(&self, owner: &str, restored: Option<&std::path::Path>) -> std::io::Result<()> {
+        self.idle.retire(owner);
+        let file = database_path(&self.root, owner);
+        for suffix in ["-wal", "-shm"] {
+            let mut side = file.clone().into_os_string();
+            side.push(suffix);
+            remove_if_there(std::path::Path::new(&side))?;
+        }
+        match restored {
+            Some(restored) => std::fs::rename(restored, &file)?,
+            None => remove_if_there(&file)?,
+        }
+        std::fs::File::open(&self.root)?.sync_all()
     }
 
     pub fn new(root: PathBuf, quota_bytes: u64, temp_bytes: u64) -> Self {
@@ -297,6 +322,8 @@ impl SqliteStore {
     /// Open and harden a new connection to `owner`'s database.
     fn connect(&self, owner: &str, max_bytes: usize) -> Result<Hardened, SqlError> {
         std::fs::create_dir_all(&self.root).map_err(|e| SqlError::Internal(e.to_string()))?;
+        // Before opening: a file replaced from here on is not this one.
+        let generation = self.idle.generation(owner);
         let path = database_path(&self.root, owner);
         let conn = Connection::open_with_flags_and_vfs(
             path,
@@ -325,6 +352,7 @@ impl SqliteStore {
             conn,
             verdicts,
             max_bytes,
+            generation,
         })
     }
 

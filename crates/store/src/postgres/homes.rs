@@ -17,7 +17,7 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
     let row = c
         .query_one(
             &format!(
-                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0)
+                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0), replica
                  FROM database_homes WHERE owner_id = $1"
             ),
             &[&owner],
@@ -30,6 +30,7 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
         },
         fencing: row.try_get(2)?,
         remaining: Duration::from_millis(row.try_get::<_, i64>(3)? as u64),
+        replica: row.try_get(4)?,
     })
 }
 
@@ -93,6 +94,18 @@ impl Homes for Postgres {
             .execute(
                 "UPDATE database_homes SET size = $3 WHERE owner_id = $1 AND node_id = $2",
                 &[&owner_id, &node_id, &(bytes as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE database_homes SET replica = $3
+                 WHERE owner_id = $1 AND node_id = $2 AND fencing = $3",
+                &[&owner_id, &node_id, &fencing],
             )
             .await?;
         Ok(())

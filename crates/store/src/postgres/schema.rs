@@ -197,6 +197,8 @@ CREATE TABLE database_homes (
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
+    // Whose replica of the database a new holder restores.
+    "ALTER TABLE database_homes ADD COLUMN replica BIGINT;",
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

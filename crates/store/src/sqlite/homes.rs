@@ -14,7 +14,8 @@ use crate::{Home, Homes, Node, StoreResult};
 fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
     Ok(conn
         .prepare_cached(
-            "SELECT node_id, address, fencing, expires_at FROM database_homes WHERE owner_id = ?1",
+            "SELECT node_id, address, fencing, expires_at, replica
+             FROM database_homes WHERE owner_id = ?1",
         )?
         .query_row([owner], |r| {
             Ok(Home {
@@ -24,6 +25,7 @@ fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
                 },
                 fencing: r.get(2)?,
                 remaining: Duration::from_millis((r.get::<_, i64>(3)? - now).max(0) as u64),
+                replica: r.get(4)?,
             })
         })?)
 }
@@ -89,6 +91,19 @@ impl Homes for Sqlite {
             conn.execute(
                 "UPDATE database_homes SET size = ?3 WHERE owner_id = ?1 AND node_id = ?2",
                 params![owner, node, bytes as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
+        let (owner, node) = (owner_id.to_owned(), node_id.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE database_homes SET replica = ?3
+                 WHERE owner_id = ?1 AND node_id = ?2 AND fencing = ?3",
+                params![owner, node, fencing],
             )?;
             Ok(())
         })

@@ -289,6 +289,8 @@ CREATE TABLE database_homes (
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
+    // Whose replica of the database a new holder restores.
+    "ALTER TABLE database_homes ADD COLUMN replica INTEGER;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

