@@ -75,6 +75,7 @@ impl CapsConfig {
                 max_value_bytes: limits.blob_bytes,
                 rest_timeout: limits.timeout,
                 placement: sqlite::Placement::Local,
+                replicated: false,
             },
             fetch: fetch::FetchSettings {
                 policy: fetch_policy,

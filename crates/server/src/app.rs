@@ -166,6 +166,7 @@ impl App {
             ),
             (Some(_), Some(homes)) => Placement::Homes(homes.clone()),
         };
+        caps_config.sqlite.replicated = homes.as_ref().is_some_and(|h| h.replicates());
         if let Some(objects) = &objects {
             caps_config.blob.objects = objects.clone();
         }

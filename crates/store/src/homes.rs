@@ -50,8 +50,7 @@ pub trait Homes: Send + Sync {
     async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()>;
     /// Record that the replica `node_id` makes as holder `fencing` is
     /// complete, if it still holds that lease: a later holder restores it.
-    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64)
-    -> StoreResult<()>;
+    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()>;
     /// The size its home last recorded (0 if none).
     async fn size(&self, owner_id: &str) -> StoreResult<u64>;
 }

@@ -10,7 +10,15 @@ fn guestbook(req: Request) -> Response {
         "POST" => sign(&req),
         _ => page(),
     };
-    result.unwrap_or_else(|e| Response::text(e.to_string()).with_status(403))
+    result.unwrap_or_else(|e| {
+        let status = match e {
+            valbox_sdk::Error::Denied(_) => 403,
+            // The database is moving between nodes, or busy: try again.
+            valbox_sdk::Error::Unavailable(_) | valbox_sdk::Error::Internal(_) => 503,
+            _ => 500,
+        };
+        Response::text(e.to_string()).with_status(status)
+    })
 }
 
 fn sign(req: &Request) -> Result<Response, valbox_sdk::Error> {

@@ -1,7 +1,8 @@
 //! Valbox nodes as processes of their own (the `valbox-node` binary) on
 //! one PostgreSQL database and one S3 bucket, behind HAProxy checking
 //! `/readyz`: the README's "Running on many machines", on loopback. A node
-//! can be killed with SIGKILL; PostgreSQL can be stopped and started.
+//! can be killed with SIGKILL, stopped with SIGTERM, paused and started
+//! again on its own data; PostgreSQL can be stopped and started.
 
 use std::fs::File;
 use std::path::Path;
@@ -19,12 +20,17 @@ use super::{Api, dies_with_us, s3};
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(300);
 /// How long a dead node may still be sent requests.
 pub const TAKEN_OUT_WITHIN: Duration = Duration::from_millis(3 * 300);
+/// The nodes' lease on a user's SQLite database: short, so that tests
+/// see a dead home replaced soon.
+pub const LEASE: Duration = Duration::from_secs(3);
 
 pub struct Balanced {
     /// Through the load balancer.
     pub lb: Api,
     pub nodes: Vec<Node>,
     pg: Arc<postgres::Cluster>,
+    /// The nodes' PostgreSQL database.
+    database: String,
     haproxy: Child,
     dir: TempDir,
 }
@@ -34,6 +40,8 @@ pub struct Node {
     pub api: Api,
     /// Its internal listener, for the other nodes.
     pub cluster: String,
+    /// How to start it again, on the same data and ports.
+    command: Mutex<Command>,
     child: Mutex<Option<Child>>,
 }
 
@@ -57,6 +65,9 @@ impl Balanced {
     /// Three nodes, each ready, and HAProxy in front of them.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("VALBOX_KEEP_TEST_DIR").is_some() {
+            eprintln!("test dir: {}", dir.path().display());
+        }
         let pg = Arc::new(postgres::Cluster::start());
         let database = pg.database("valbox").await;
         let objects = s3::S3Server::shared().bucket().await;
@@ -92,6 +103,7 @@ impl Balanced {
                 .args(["--cluster-listen", &cluster])
                 .arg("--cluster-secret-file")
                 .arg(&secret)
+                .args(["--sqlite-lease-ms", &LEASE.as_millis().to_string()])
                 // Light on a test machine; room for every test's load.
                 .args(["--concurrent-instances", "64"])
                 .args(["--concurrent-calls-per-owner", "64"])
@@ -99,16 +111,18 @@ impl Balanced {
                 // racing on one blob take it seconds.
                 .args(["--timeout-ms", "30000"])
                 .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(log_file(dir.path(), i));
-            let child = dies_with_us(&mut command)
-                .spawn()
-                .expect("starting valbox-node");
-            nodes.push(Node {
+                // Litestream's S3 client fails with it set (see replicas).
+                .env_remove("AWS_CA_BUNDLE")
+                .stdout(Stdio::null());
+            dies_with_us(&mut command);
+            let node = Node {
                 api: Api::new(format!("http://127.0.0.1:{port}"), alice.clone()),
                 cluster,
-                child: Mutex::new(Some(child)),
-            });
+                command: Mutex::new(command),
+                child: Mutex::new(None),
+            };
+            node.spawn(dir.path(), i);
+            nodes.push(node);
         }
         for node in &nodes {
             wait_until_ready(&node.api, dir.path()).await;
@@ -140,9 +154,57 @@ impl Balanced {
             lb,
             nodes,
             pg,
+            database,
             haproxy,
             dir,
         }
+    }
+
+    /// Start node `i` again, on its data, and wait until it is ready.
+    pub async fn restart(&self, i: usize) {
+        self.nodes[i].spawn(self.dir.path(), i);
+        wait_until_ready(&self.nodes[i].api, self.dir.path()).await;
+    }
+
+    /// SIGTERM node `i` and wait until it has stopped: it finishes its
+    /// requests and hands its databases over.
+    pub fn terminate(&self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.lock().unwrap().take() {
+            signal(&child, libc::SIGTERM);
+            child.wait().unwrap();
+        }
+    }
+
+    /// Freeze node `i` (SIGSTOP), as a machine stalled; `resume` thaws it.
+    pub fn pause(&self, i: usize) {
+        if let Some(child) = &*self.nodes[i].child.lock().unwrap() {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    pub fn resume(&self, i: usize) {
+        if let Some(child) = &*self.nodes[i].child.lock().unwrap() {
+            signal(child, libc::SIGCONT);
+        }
+    }
+
+    /// Which node holds the lease of `owner_id`'s database, and its fencing
+    /// number, as PostgreSQL says.
+    pub async fn home_of(&self, owner_id: &str) -> Option<(usize, i64)> {
+        let (client, connection) = tokio_postgres::connect(&self.database, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let row = client
+            .query_opt(
+                "SELECT address, fencing FROM database_homes WHERE owner_id = $1",
+                &[&owner_id],
+            )
+            .await
+            .unwrap()?;
+        let address: String = row.get(0);
+        let i = self.nodes.iter().position(|n| n.cluster == address)?;
+        Some((i, row.get(1)))
     }
 
     /// SIGKILL node `i`: no goodbye, no flushing, as a machine lost.
@@ -163,18 +225,40 @@ impl Balanced {
     }
 }
 
-impl Drop for Balanced {
-    fn drop(&mut self) {
-        let _ = self.haproxy.kill();
-        let _ = self.haproxy.wait();
-        for i in 0..self.nodes.len() {
-            self.kill(i);
-        }
+impl Node {
+    fn spawn(&self, dir: &Path, i: usize) {
+        let mut command = self.command.lock().unwrap();
+        // Appended to: a restarted node's log follows its first run's.
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("node{i}.log")))
+            .unwrap();
+        let child = command.stderr(log).spawn().expect("starting valbox-node");
+        *self.child.lock().unwrap() = Some(child);
     }
 }
 
-fn log_file(dir: &Path, i: usize) -> File {
-    File::create(dir.join(format!("node{i}.log"))).unwrap()
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
+impl Drop for Balanced {
+    fn drop(&mut self) {
+        if std::env::var_os("VALBOX_KEEP_TEST_DIR").is_some() {
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().unwrap(),
+            ));
+        }
+        let _ = self.haproxy.kill();
+        let _ = self.haproxy.wait();
+        for i in 0..self.nodes.len() {
+            self.resume(i);
+            self.kill(i);
+        }
+    }
 }
 
 /// Poll `/readyz` until it answers 200, or panic with the logs.

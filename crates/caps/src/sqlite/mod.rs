@@ -112,8 +112,7 @@ impl Sqlite {
             Placement::Unavailable(why) => return Err(SqlError::Unavailable(why.clone())),
             Placement::Homes(homes) => match homes.find(&owner).await? {
                 Whereabouts::Here { until } => {
-                    (self.run_here(owner, access, op, bounds, turn, Some(until)))
-                        .await?
+                    (self.run_here(owner, access, op, bounds, turn, Some(until))).await?
                 }
                 Whereabouts::Away(address) => {
                     let _turn = turn;
@@ -289,6 +288,8 @@ pub struct SqliteSettings {
     /// Where owners' databases are served: here, or at each one's home
     /// node when many nodes share the metadata.
     pub placement: Placement,
+    /// Whether Litestream replicates the databases this node serves.
+    pub replicated: bool,
 }
 
 impl Capability for Sqlite {
@@ -303,7 +304,8 @@ impl Capability for Sqlite {
                 settings.quota_bytes,
                 settings.temp_bytes,
             )
-            .with_concurrency(settings.concurrency),
+            .with_concurrency(settings.concurrency)
+            .replicated(settings.replicated),
             max_bytes: settings.max_value_bytes,
             rest_timeout: settings.rest_timeout,
             placement: settings.placement.clone(),

@@ -175,6 +175,8 @@ pub struct SqliteStore {
     pub concurrent_per_owner: usize,
     in_flight: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
     idle: Arc<IdleConnections>,
+    /// Whether Litestream follows the databases (and checkpoints them).
+    replicated: bool,
 }
 
 impl SqliteStore {
@@ -210,7 +212,14 @@ impl SqliteStore {
             concurrent_per_owner: usize::MAX >> 4,
             in_flight: Arc::default(),
             idle: Arc::default(),
+            replicated: false,
         }
+    }
+
+    /// Leave checkpoints to Litestream, which replicates the databases.
+    pub fn replicated(mut self, replicated: bool) -> Self {
+        self.replicated = replicated;
+        self
     }
 
     /// Bound the REST operations one owner may run at once.
@@ -339,10 +348,15 @@ impl SqliteStore {
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
+             PRAGMA wal_autocheckpoint = {};
              PRAGMA trusted_schema = OFF;
              PRAGMA temp_store = FILE;
              PRAGMA journal_size_limit = {};
              PRAGMA max_page_count = {};",
+            // A replicated database is checkpointed by Litestream, which
+            // copies the log first: SQLite's own checkpoints after commits
+            // raced it and left corrupt replicas under steady writes.
+            if self.replicated { 0 } else { 1000 },
             self.quota_bytes,
             (self.quota_bytes / page_size.max(1)).max(1)
         ))

@@ -104,6 +104,11 @@ impl NodeHomes {
         this
     }
 
+    /// Whether Litestream replicates the databases this node serves.
+    pub fn replicates(&self) -> bool {
+        self.replicas.is_some()
+    }
+
     /// The SQLite capability's files, which a take-over replaces.
     pub fn serve_from(&self, files: SqliteStore) {
         let _ = self.files.set(files);
@@ -130,7 +135,9 @@ impl NodeHomes {
             return;
         }
         if let Some(replicas) = &self.replicas {
-            replicas.unfollow(&database_path(&self.databases, owner)).await;
+            replicas
+                .unfollow(&database_path(&self.databases, owner))
+                .await;
         }
     }
 
@@ -222,15 +229,16 @@ impl NodeHomes {
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         self.known.lock().unwrap().clear();
-        let held: Vec<String> = self.held.lock().unwrap().keys().cloned().collect();
-        for owner in held {
-            if let Some(replicas) = &self.replicas {
-                let file = database_path(&self.databases, &owner);
-                if let Err(e) = replicas.sync(&file).await {
-                    // Then the next home restores an older copy: say so.
-                    tracing::error!("syncing the database of {owner} before stopping: {e}");
-                    continue;
-                }
+        let held: Vec<(String, i64)> = (self.held.lock().unwrap().iter())
+            .map(|(owner, h)| (owner.clone(), h.fencing))
+            .collect();
+        for (owner, fencing) in held {
+            if let Err(e) = self.sync_one(&owner, fencing, None).await {
+                // Kept: back soon, this node serves it again from its own
+                // file; else the lease runs out and the next home restores
+                // an older replica.
+                tracing::error!("syncing the database of {owner} before stopping: {e}");
+                continue;
             }
             self.let_go(&owner).await;
             if let Err(e) = self.homes.release(&owner, &self.me.id).await {
@@ -319,35 +327,42 @@ async fn sync_replicas(homes: Weak<NodeHomes>, interval: Duration) {
         futures_util::stream::iter(due)
             .for_each_concurrent(SYNCS_AT_ONCE, |(owner, fencing, since)| {
                 let homes = homes.clone();
-                async move { homes.sync_one(&owner, fencing, since).await }
+                async move {
+                    if let Err(e) = homes.sync_one(&owner, fencing, since).await {
+                        tracing::warn!("replicating the database of {owner}: {e}");
+                    }
+                }
             })
             .await;
     }
 }
 
 impl NodeHomes {
-    async fn sync_one(&self, owner: &str, fencing: i64, since: Option<Instant>) {
-        let Some(replicas) = &self.replicas else { return };
+    /// Sync `owner`'s database to the replica of holder `fencing`, written
+    /// since `since`, and record it once complete.
+    async fn sync_one(
+        &self,
+        owner: &str,
+        fencing: i64,
+        since: Option<Instant>,
+    ) -> Result<(), String> {
+        let Some(replicas) = &self.replicas else {
+            return Ok(());
+        };
         let file = database_path(&self.databases, owner);
         // Nothing to follow until the first operation makes the file.
         if !tokio::fs::try_exists(&file).await.unwrap_or(false) {
-            return;
+            return Ok(());
         }
-        let synced = async {
-            replicas.follow(&file, owner, fencing).await?;
-            replicas.sync(&file).await
-        };
-        if let Err(e) = synced.await {
-            tracing::warn!("replicating the database of {owner}: {e}");
-            return;
-        }
+        replicas.follow(&file, owner, fencing).await?;
+        replicas.sync(&file).await?;
         if let Some(since) = since {
             self.lag.observe(since.elapsed().as_secs_f64());
         }
         let record = {
             let mut held = self.held.lock().unwrap();
             let Some(h) = held.get_mut(owner).filter(|h| h.fencing == fencing) else {
-                return;
+                return Ok(());
             };
             // A write that ended during the sync stays due.
             if h.unsynced == since {
@@ -356,15 +371,13 @@ impl NodeHomes {
             !h.recorded
         };
         if record {
-            match self.homes.record_replica(owner, &self.me.id, fencing).await {
-                Ok(()) => {
-                    if let Some(h) = self.held.lock().unwrap().get_mut(owner) {
-                        h.recorded |= h.fencing == fencing;
-                    }
-                }
-                Err(e) => tracing::warn!("recording the replica of {owner}'s database: {e}"),
+            (self.homes.record_replica(owner, &self.me.id, fencing).await)
+                .map_err(|e| format!("recording the replica: {e}"))?;
+            if let Some(h) = self.held.lock().unwrap().get_mut(owner) {
+                h.recorded |= h.fencing == fencing;
             }
         }
+        Ok(())
     }
 }
 
@@ -386,11 +399,14 @@ impl DatabaseHomes for NodeHomes {
             _ => {}
         }
         let claim = || async {
-            self.homes.claim(owner, &self.me, self.lease).await.map_err(|e| {
-                SqlError::Unavailable(format!(
-                    "the cluster's database does not answer ({e}); retry"
-                ))
-            })
+            self.homes
+                .claim(owner, &self.me, self.lease)
+                .await
+                .map_err(|e| {
+                    SqlError::Unavailable(format!(
+                        "the cluster's database does not answer ({e}); retry"
+                    ))
+                })
         };
         let mut home = claim().await?;
         if home.node.id != self.me.id {
@@ -450,7 +466,10 @@ impl DatabaseHomes for NodeHomes {
 
     async fn forward(&self, address: &str, forwarded: Forwarded) -> Result<Answer, SqlError> {
         let owner = forwarded.owner.clone();
-        let wait = Duration::from_millis(forwarded.remaining_ms) + Duration::from_secs(1);
+        // The home runs nothing past its lease, which it renewed at most a
+        // lease ago: waiting longer is waiting on a stalled node.
+        let runs_for = Duration::from_millis(forwarded.remaining_ms).min(self.lease);
+        let wait = runs_for + Duration::from_secs(1);
         let sent = self
             .http
             .post(format!("http://{address}/internal/sqlite"))

