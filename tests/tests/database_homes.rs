@@ -76,12 +76,15 @@ async fn write_until(c: &Balanced, through: &[usize], stop: Instant) -> Writes {
                 let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let insert = json!({ "sql": "INSERT INTO t (id) VALUES (?)", "args": [id] });
                 let (status, _) = execute(api, insert).await;
-                let mut writes = writes.lock().unwrap();
-                if status == StatusCode::OK {
-                    writes.acked.push((id, Instant::now()));
-                } else {
-                    writes.failed += 1;
-                    drop(writes);
+                let acked = status == StatusCode::OK;
+                {
+                    let mut writes = writes.lock().unwrap();
+                    match acked {
+                        true => writes.acked.push((id, Instant::now())),
+                        false => writes.failed += 1,
+                    }
+                }
+                if !acked {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }

@@ -181,9 +181,11 @@ async fn sqlite_is_served_by_the_databases_home_from_any_node() {
         .unwrap();
     assert_eq!(rows["rows"], json!([[1]]));
 
-    // The home node killed: while its lease runs, nobody else serves the
-    // database (never an empty one in its place); then another node takes
-    // it over from its replica, with every row.
+    // The home node killed (past a replication interval after the last
+    // write): while its lease runs, nobody else serves the database (never
+    // an empty one in its place); then another node takes it over from its
+    // replica, with every row.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     c.kill(0);
     let down = Instant::now();
     for i in [1, 2] {

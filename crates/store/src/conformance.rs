@@ -328,6 +328,7 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     assert_eq!(homes.size(&gus).await.unwrap(), 0);
     homes.record_size(&gus, &one.id, 4096).await.unwrap();
     assert_eq!(homes.size(&gus).await.unwrap(), 4096);
+    assert_eq!(homes.claim(&gus, &two, ttl).await.unwrap().size, 4096);
     // Only the holder renews it.
     assert_eq!(homes.renew(&one.id, ttl).await.unwrap(), [(gus.clone(), 1)]);
     assert!(homes.renew(&two.id, ttl).await.unwrap().is_empty());

@@ -29,6 +29,8 @@ pub struct Home {
     /// The holder (by fencing number) whose replica of the database is
     /// the newest known to be complete, if any was ever made.
     pub replica: Option<i64>,
+    /// The database's size as its home last recorded it (0: never written).
+    pub size: u64,
 }
 
 #[async_trait]

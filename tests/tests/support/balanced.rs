@@ -3,6 +3,8 @@
 //! `/readyz`: the README's "Running on many machines", on loopback. A node
 //! can be killed with SIGKILL, stopped with SIGTERM, paused and started
 //! again on its own data; PostgreSQL can be stopped and started.
+//! `VALBOX_NODE_LOG` sets the nodes' `RUST_LOG`; `VALBOX_KEEP_TEST_DIR`
+//! keeps their data and logs after the test, and prints where.
 
 use std::fs::File;
 use std::path::Path;
@@ -110,7 +112,10 @@ impl Balanced {
                 // moto answers in Python, slower than a real S3: 48 visits
                 // racing on one blob take it seconds.
                 .args(["--timeout-ms", "30000"])
-                .env("RUST_LOG", "warn")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("VALBOX_NODE_LOG").unwrap_or("warn".into()),
+                )
                 // Litestream's S3 client fails with it set (see replicas).
                 .env_remove("AWS_CA_BUNDLE")
                 .stdout(Stdio::null());

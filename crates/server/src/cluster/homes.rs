@@ -134,6 +134,7 @@ impl NodeHomes {
         if self.held.lock().unwrap().remove(owner).is_none() {
             return;
         }
+        tracing::debug!("the database of {owner} is another node's now");
         if let Some(replicas) = &self.replicas {
             replicas
                 .unfollow(&database_path(&self.databases, owner))
@@ -210,7 +211,16 @@ impl NodeHomes {
                     Err(e) => return Err(restore_failed(&e)),
                 }
             }
-            // Never replicated in full: it was new when its home went.
+            // Never replicated in full, and written: only its home has it.
+            None if home.size > 0 => {
+                return Err(SqlError::Unavailable(
+                    "this user's database lives on a node that is not answering, and it was \
+                     new enough to have no replica yet; it is served again when that node is \
+                     back"
+                        .into(),
+                ));
+            }
+            // Never written: nothing to restore.
             None => None,
         };
         // Litestream's own record of the old file would not match.
@@ -373,6 +383,7 @@ impl NodeHomes {
         if record {
             (self.homes.record_replica(owner, &self.me.id, fencing).await)
                 .map_err(|e| format!("recording the replica: {e}"))?;
+            tracing::debug!("the replica of {owner}'s database by holder {fencing} is complete");
             if let Some(h) = self.held.lock().unwrap().get_mut(owner) {
                 h.recorded |= h.fencing == fencing;
             }
@@ -432,6 +443,7 @@ impl DatabaseHomes for NodeHomes {
                     let _ = self.homes.release(owner, &self.me.id).await;
                     return Err(e);
                 }
+                tracing::debug!("took the database of {owner} as holder {}", home.fencing);
                 self.held.lock().unwrap().insert(
                     owner.to_owned(),
                     Held {

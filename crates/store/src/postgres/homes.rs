@@ -17,7 +17,7 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
     let row = c
         .query_one(
             &format!(
-                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0), replica
+                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0), replica, size
                  FROM database_homes WHERE owner_id = $1"
             ),
             &[&owner],
@@ -31,6 +31,7 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
         fencing: row.try_get(2)?,
         remaining: Duration::from_millis(row.try_get::<_, i64>(3)? as u64),
         replica: row.try_get(4)?,
+        size: row.try_get::<_, i64>(5)?.max(0) as u64,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::{Home, Homes, Node, StoreResult};
 fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
     Ok(conn
         .prepare_cached(
-            "SELECT node_id, address, fencing, expires_at, replica
+            "SELECT node_id, address, fencing, expires_at, replica, size
              FROM database_homes WHERE owner_id = ?1",
         )?
         .query_row([owner], |r| {
@@ -26,6 +26,7 @@ fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
                 fencing: r.get(2)?,
                 remaining: Duration::from_millis((r.get::<_, i64>(3)? - now).max(0) as u64),
                 replica: r.get(4)?,
+                size: r.get::<_, i64>(5)?.max(0) as u64,
             })
         })?)
 }
