@@ -42,6 +42,8 @@ pub struct Node {
     pub api: Api,
     /// Its internal listener, for the other nodes.
     pub cluster: String,
+    /// Its metrics, `http://HOST:PORT/metrics`.
+    pub metrics: String,
     /// How to start it again, on the same data and ports.
     command: Mutex<Command>,
     child: Mutex<Option<Child>>,
@@ -66,6 +68,11 @@ impl std::ops::Deref for Balanced {
 impl Balanced {
     /// Three nodes, each ready, and HAProxy in front of them.
     pub async fn start() -> Self {
+        Self::start_with(LEASE).await
+    }
+
+    /// The same, the nodes holding databases' leases for `lease`.
+    pub async fn start_with(lease: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if std::env::var_os("VALBOX_KEEP_TEST_DIR").is_some() {
             eprintln!("test dir: {}", dir.path().display());
@@ -92,6 +99,7 @@ impl Balanced {
         let mut nodes = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             let cluster = format!("127.0.0.1:{}", free_port());
+            let metrics = format!("127.0.0.1:{}", free_port());
             let data = dir.path().join(format!("node{i}"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_valbox-node"));
             command
@@ -105,7 +113,8 @@ impl Balanced {
                 .args(["--cluster-listen", &cluster])
                 .arg("--cluster-secret-file")
                 .arg(&secret)
-                .args(["--sqlite-lease-ms", &LEASE.as_millis().to_string()])
+                .args(["--sqlite-lease-ms", &lease.as_millis().to_string()])
+                .args(["--metrics-listen", &metrics])
                 // Light on a test machine; room for every test's load.
                 .args(["--concurrent-instances", "64"])
                 .args(["--concurrent-calls-per-owner", "64"])
@@ -123,6 +132,7 @@ impl Balanced {
             let node = Node {
                 api: Api::new(format!("http://127.0.0.1:{port}"), alice.clone()),
                 cluster,
+                metrics: format!("http://{metrics}/metrics"),
                 command: Mutex::new(command),
                 child: Mutex::new(None),
             };
