@@ -35,7 +35,7 @@ fn main() {
 
 async fn run() {
     let lease = valbox_server::cluster::LEASE;
-    let c = Balanced::start_with(lease).await;
+    let c = Balanced::start_with(lease, &[]).await;
     let made = execute(
         &c.nodes[0],
         json!("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"),

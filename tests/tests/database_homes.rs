@@ -307,3 +307,38 @@ async fn the_guestbook_goes_on_while_its_home_is_replaced() {
     let (new_home, fencing) = c.home_of(&alice).await.unwrap();
     assert!(new_home != home && fencing == 2);
 }
+
+/// Without replicas (`--replication-interval-ms 0`) a dead home's
+/// database waits for it: no other node serves it, empty or stale, and
+/// their failed attempts to take it do not stop the home, back on its own
+/// disk, from serving it again with every write.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_replicas_a_dead_homes_database_waits_for_it() {
+    let c = Balanced::start_with(LEASE, &["--replication-interval-ms", "0"]).await;
+    let alice = alice_id(&c.nodes[0]).await;
+    let made = execute(
+        &c.nodes[0],
+        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
+    )
+    .await;
+    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    for id in 1..=5 {
+        let insert = json!({ "sql": "INSERT INTO t (id) VALUES (?)", "args": [id] });
+        assert_eq!(execute(&c.nodes[1], insert).await.0, StatusCode::OK);
+    }
+    c.kill(0);
+    // Past the lease, the others try and refuse, each time.
+    tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+    for i in [1, 2, 1, 2] {
+        let (status, body) = execute(&c.nodes[i], json!("SELECT id FROM t")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "node {i}: {body}");
+    }
+    // Back, it takes its databases again by itself.
+    c.restart(0).await;
+    let back = Instant::now();
+    while c.home_of(&alice).await.unwrap().0 != 0 {
+        assert!(back.elapsed() < Duration::from_secs(5), "never taken back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids(&c.nodes[1]).await, (1..=5).collect());
+}

@@ -311,7 +311,7 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     // The first claim takes the lease; another node finds its holder.
     let first = homes.claim(&gus, &one, ttl).await.unwrap();
     assert_eq!((&first.node, first.fencing), (&one, 1));
-    assert_eq!(first.replica, None);
+    assert_eq!((first.replica, first.served_by), (None, None));
     assert!(first.remaining > std::time::Duration::ZERO && first.remaining <= ttl);
     let seen = homes.claim(&gus, &two, ttl).await.unwrap();
     assert_eq!((&seen.node, seen.fencing), (&one, 1));
@@ -335,19 +335,34 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
 
     // Run out, it goes to the next claimant with a higher number, and the
     // old holder can no longer renew it.
-    homes.record_replica(&gus, &one.id, 1).await.unwrap();
+    homes.record_replica(&gus, &one.id, 1, "1-a").await.unwrap();
+    homes.record_serving(&gus, &one.id, 1).await.unwrap();
     tokio::time::sleep(ttl * 2).await;
     let taken = homes.claim(&gus, &two, ttl).await.unwrap();
     assert_eq!((&taken.node, taken.fencing), (&two, 2));
-    // The new holder learns which replica to restore.
-    assert_eq!(taken.replica, Some(1));
+    // The new holder learns which replica to restore, and who served last.
+    assert_eq!(taken.replica.as_deref(), Some("1-a"));
+    assert_eq!(taken.served_by.as_deref(), Some("one"));
     assert!(homes.renew(&one.id, ttl).await.unwrap().is_empty());
-    // A replica is recorded only by the holder, for its own number.
-    homes.record_replica(&gus, &one.id, 2).await.unwrap();
-    homes.record_replica(&gus, &two.id, 1).await.unwrap();
-    assert_eq!(homes.claim(&gus, &two, ttl).await.unwrap().replica, Some(1));
-    homes.record_replica(&gus, &two.id, 2).await.unwrap();
-    assert_eq!(homes.claim(&gus, &two, ttl).await.unwrap().replica, Some(2));
+    // Replicas and serving are recorded only by the holder, for its own
+    // number.
+    homes.record_replica(&gus, &one.id, 2, "2-x").await.unwrap();
+    homes.record_replica(&gus, &two.id, 1, "1-x").await.unwrap();
+    homes.record_serving(&gus, &one.id, 2).await.unwrap();
+    homes.record_serving(&gus, &two.id, 1).await.unwrap();
+    let seen = homes.claim(&gus, &two, ttl).await.unwrap();
+    let recorded = (seen.replica.as_deref(), seen.served_by.as_deref());
+    assert_eq!(recorded, (Some("1-a"), Some("one")));
+    homes.record_replica(&gus, &two.id, 2, "2-b").await.unwrap();
+    homes.record_serving(&gus, &two.id, 2).await.unwrap();
+    let seen = homes.claim(&gus, &two, ttl).await.unwrap();
+    let recorded = (seen.replica.as_deref(), seen.served_by.as_deref());
+    assert_eq!(recorded, (Some("2-b"), Some("two")));
+    assert_eq!(
+        homes.last_served_by(&two.id).await.unwrap(),
+        vec![gus.clone()]
+    );
+    assert!(homes.last_served_by(&one.id).await.unwrap().is_empty());
 
     // Released by its holder (no one else), it is taken at once.
     homes.release(&gus, &one.id).await.unwrap();

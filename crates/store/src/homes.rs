@@ -26,9 +26,12 @@ pub struct Home {
     pub fencing: i64,
     /// How long the lease ran on when the store answered (zero if over).
     pub remaining: Duration,
-    /// The holder (by fencing number) whose replica of the database is
-    /// the newest known to be complete, if any was ever made.
-    pub replica: Option<i64>,
+    /// The newest replica of the database known to be complete, as its
+    /// maker named it, if any was ever made.
+    pub replica: Option<String>,
+    /// The last node to serve the database: if that is the claimant, its
+    /// own file is the newest copy.
+    pub served_by: Option<String>,
     /// The database's size as its home last recorded it (0: never written).
     pub size: u64,
 }
@@ -50,9 +53,21 @@ pub trait Homes: Send + Sync {
     /// Record the size of `owner_id`'s database file, if `node_id` is its
     /// home: every node counts it against the owner's storage quota.
     async fn record_size(&self, owner_id: &str, node_id: &str, bytes: u64) -> StoreResult<()>;
-    /// Record that the replica `node_id` makes as holder `fencing` is
+    /// Record that `node_id`, holder `fencing`, serves the database from
+    /// now on, if it still holds that lease.
+    async fn record_serving(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()>;
+    /// Record that `replica`, made by `node_id` as holder `fencing`, is
     /// complete, if it still holds that lease: a later holder restores it.
-    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()>;
+    async fn record_replica(
+        &self,
+        owner_id: &str,
+        node_id: &str,
+        fencing: i64,
+        replica: &str,
+    ) -> StoreResult<()>;
+    /// The owners whose databases `node_id` was the last to serve: a node
+    /// back from a stop takes them again, if nobody else has.
+    async fn last_served_by(&self, node_id: &str) -> StoreResult<Vec<String>>;
     /// The size its home last recorded (0 if none).
     async fn size(&self, owner_id: &str) -> StoreResult<u64>;
 }

@@ -68,11 +68,12 @@ impl std::ops::Deref for Balanced {
 impl Balanced {
     /// Three nodes, each ready, and HAProxy in front of them.
     pub async fn start() -> Self {
-        Self::start_with(LEASE).await
+        Self::start_with(LEASE, &[]).await
     }
 
-    /// The same, the nodes holding databases' leases for `lease`.
-    pub async fn start_with(lease: Duration) -> Self {
+    /// The same, the nodes holding databases' leases for `lease`, with
+    /// `more` arguments to `valbox serve`.
+    pub async fn start_with(lease: Duration, more: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if std::env::var_os("VALBOX_KEEP_TEST_DIR").is_some() {
             eprintln!("test dir: {}", dir.path().display());
@@ -115,6 +116,7 @@ impl Balanced {
                 .arg(&secret)
                 .args(["--sqlite-lease-ms", &lease.as_millis().to_string()])
                 .args(["--metrics-listen", &metrics])
+                .args(more)
                 // Light on a test machine; room for every test's load.
                 .args(["--concurrent-instances", "64"])
                 .args(["--concurrent-calls-per-owner", "64"])

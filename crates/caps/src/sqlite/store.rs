@@ -141,14 +141,20 @@ pub fn database_path(root: &std::path::Path, owner: &str) -> PathBuf {
     root.join(format!("{owner}.sqlite3"))
 }
 
+/// The file SQLite keeps beside `database`: `-wal` or `-shm`.
+fn beside(database: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut side = database.as_os_str().to_owned();
+    side.push(suffix);
+    PathBuf::from(side)
+}
+
 /// What `owner`'s database under `root` takes on disk: the file and its
 /// write-ahead log, which holds recent writes until a checkpoint.
 pub async fn database_bytes(root: &std::path::Path, owner: &str) -> u64 {
     let file = database_path(root, owner);
-    let mut wal = file.clone().into_os_string();
-    wal.push("-wal");
+    let wal = beside(&file, "-wal");
     let mut bytes = 0;
-    for path in [file, PathBuf::from(wal)] {
+    for path in [file, wal] {
         bytes += tokio::fs::metadata(path).await.map_or(0, |m| m.len());
     }
     bytes
@@ -192,9 +198,7 @@ impl SqliteStore {
         self.idle.retire(owner);
         let file = database_path(&self.root, owner);
         for suffix in ["-wal", "-shm"] {
-            let mut side = file.clone().into_os_string();
-            side.push(suffix);
-            remove_if_there(std::path::Path::new(&side))?;
+            remove_if_there(&beside(&file, suffix))?;
         }
         match restored {
             Some(restored) => std::fs::rename(restored, &file)?,
@@ -310,7 +314,7 @@ impl SqliteStore {
     /// write commits to do it; connections stay open between operations,
     /// so closing the last one does not do it either.
     fn checkpoint_long_wal(&self, owner: &str, conn: &Connection) {
-        let wal = self.root.join(format!("{owner}.sqlite3-wal"));
+        let wal = beside(&database_path(&self.root, owner), "-wal");
         let long = std::fs::metadata(wal).is_ok_and(|m| m.len() > self.wal_limit() / 2);
         if long {
             // SAFETY: the handle is this live connection's, used on this

@@ -42,8 +42,8 @@ pub struct NodeHomes {
     files: OnceLock<SqliteStore>,
     /// The leases whose database this node has ready to serve.
     held: Mutex<HashMap<String, Held>>,
-    /// One take-over at a time for each owner.
-    taking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One take-over, sync or hand-over at a time for each owner.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Set when the node stops: it takes no lease and serves nothing.
     draining: AtomicBool,
     /// Where the replication lag is measured.
@@ -59,9 +59,13 @@ enum Known {
 /// A database this node holds the lease of, and its file is ready.
 struct Held {
     fencing: i64,
-    /// Operations that could write since the last sync, and when the
-    /// first of them ended.
-    unsynced: Option<Instant>,
+    /// When it was taken: a renewal asked before then cannot know of it.
+    taken: Instant,
+    /// Operations that could write, in all and as of the last sync, and
+    /// when the first one not yet synced ended.
+    writes: u64,
+    synced: u64,
+    unsynced_since: Option<Instant>,
     /// Whether the store knows this holder's replica as complete.
     recorded: bool,
 }
@@ -83,7 +87,6 @@ impl NodeHomes {
             lease: config.lease,
             databases,
             secret: config.secret.clone(),
-            lag,
             // Straight to the other node: never through a proxy from the
             // environment, which would see the secret.
             http: reqwest::Client::builder()
@@ -94,8 +97,9 @@ impl NodeHomes {
             replicas,
             files: OnceLock::new(),
             held: Mutex::default(),
-            taking: Mutex::default(),
+            gates: Mutex::default(),
             draining: AtomicBool::new(false),
+            lag,
         });
         tokio::spawn(renew(Arc::downgrade(&this)));
         if let Some(replicas) = &this.replicas {
@@ -109,9 +113,35 @@ impl NodeHomes {
         self.replicas.is_some()
     }
 
-    /// The SQLite capability's files, which a take-over replaces.
-    pub fn serve_from(&self, files: SqliteStore) {
+    /// The SQLite capability's files, which a take-over replaces. Then
+    /// take back the databases this node served last, if nobody else has:
+    /// without replicas nobody else can serve them.
+    pub fn serve_from(self: &Arc<Self>, files: SqliteStore) {
         let _ = self.files.set(files);
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let Some(homes) = this.upgrade() else { return };
+            let owners = match homes.homes.last_served_by(&homes.me.id).await {
+                Ok(owners) => owners,
+                Err(e) => return tracing::warn!("finding the databases this node served: {e}"),
+            };
+            futures_util::stream::iter(owners)
+                .for_each_concurrent(SYNCS_AT_ONCE, |owner| {
+                    let homes = homes.clone();
+                    async move {
+                        // Another node may hold it for a moment, trying.
+                        for _ in 0..5 {
+                            match homes.find(&owner).await {
+                                Ok(Whereabouts::Here { .. }) => return,
+                                Ok(Whereabouts::Away(_)) => {}
+                                Err(e) => tracing::debug!("taking back {owner}'s database: {e}"),
+                            }
+                            tokio::time::sleep(AWAY_FOR).await;
+                        }
+                    }
+                })
+                .await;
+        });
     }
 
     /// A node stops serving a database this long before its lease would
@@ -128,156 +158,205 @@ impl NodeHomes {
         self.known.lock().unwrap().remove(owner);
     }
 
-    /// The lease of `owner` is another node's now: stop following the
-    /// file this node had.
-    async fn let_go(&self, owner: &str) {
-        if self.held.lock().unwrap().remove(owner).is_none() {
-            return;
-        }
-        tracing::debug!("the database of {owner} is another node's now");
-        if let Some(replicas) = &self.replicas {
-            replicas
-                .unfollow(&database_path(&self.databases, owner))
-                .await;
-        }
-    }
-
     fn gate(&self, owner: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut taking = self.taking.lock().unwrap();
-        taking.retain(|_, gate| Arc::strong_count(gate) > 1);
-        taking.entry(owner.to_owned()).or_default().clone()
+        let mut gates = self.gates.lock().unwrap();
+        gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        gates.entry(owner.to_owned()).or_default().clone()
     }
 
-    fn ready_for(&self, owner: &str) -> Option<i64> {
+    fn held_as(&self, owner: &str) -> Option<i64> {
         self.held.lock().unwrap().get(owner).map(|h| h.fencing)
     }
 
+    /// The lease of `owner` is another node's now (or given back): stop
+    /// following the file this node had.
+    async fn let_go(&self, owner: &str) {
+        let gate = self.gate(owner);
+        let _turn = gate.lock().await;
+        if self.held.lock().unwrap().remove(owner).is_none() {
+            return;
+        }
+        tracing::debug!("the database of {owner} is no longer this node's");
+        if let Some(replicas) = &self.replicas
+            && let Err(e) = replicas
+                .unfollow(&database_path(&self.databases, owner))
+                .await
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
     /// Make this node's file of `owner`'s database the newest there is,
-    /// now that it holds `home`: its own if it served the lease before this
-    /// one (or this one, before a restart), else the last holder's replica.
+    /// now that it holds `home`, and say so in the store: its own file if
+    /// it was the last to serve it, else the newest complete replica.
     async fn take_over(&self, owner: &str, home: &Home) -> Result<(), SqlError> {
-        let made = tokio::fs::create_dir_all(&self.databases).await;
-        made.map_err(|e| SqlError::Internal(format!("creating the databases' directory: {e}")))?;
-        // The lease under which this node last served its file.
-        let marker = self.databases.join(format!(".{owner}.lease"));
-        let last: Option<i64> = tokio::fs::read_to_string(&marker)
-            .await
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        let mine = match last {
-            None => home.fencing == 1,
-            Some(last) => last == home.fencing || last == home.fencing - 1,
+        let file = database_path(&self.databases, owner);
+        let here = tokio::fs::try_exists(&file).await.unwrap_or(false);
+        let mine = match &home.served_by {
+            Some(node) => *node == self.me.id && (here || home.size == 0),
+            // Served before homes were recorded, or never: the file is
+            // the one there is, if this node has it.
+            None => here || home.size == 0,
         };
         if !mine {
             self.restore(owner, home).await?;
         }
-        write_atomically(&marker, home.fencing.to_string().as_bytes())
-            .await
-            .map_err(|e| SqlError::Internal(format!("recording the lease of a database: {e}")))
+        if home.served_by.as_deref() != Some(&self.me.id) {
+            self.homes
+                .record_serving(owner, &self.me.id, home.fencing)
+                .await
+                .map_err(|e| {
+                    tracing::warn!("recording that this node serves {owner}'s database: {e}");
+                    SqlError::Unavailable("the cluster's database does not answer; retry".into())
+                })?;
+        }
+        Ok(())
     }
 
-    /// Replace this node's file of `owner`'s database with the replica of
-    /// the last holder that completed one.
+    /// Replace this node's file of `owner`'s database with the newest
+    /// complete replica.
     async fn restore(&self, owner: &str, home: &Home) -> Result<(), SqlError> {
         let file = database_path(&self.databases, owner);
-        let Some(replicas) = &self.replicas else {
-            // With no replicas, the newest copy is on the node that last
-            // served it: wait for that node to come back.
-            return Err(SqlError::Unavailable(
-                "this user's database lives on a node that is not answering; it is served again \
-                 when that node is back"
+        let away = || {
+            SqlError::Unavailable(
+                "this user's database lives on a node that is not answering, and it has no \
+                 replica to take over from; it is served again when that node is back"
                     .into(),
-            ));
+            )
+        };
+        let Some(replicas) = &self.replicas else {
+            return Err(away());
         };
         let files = self.files.get().ok_or_else(|| {
             SqlError::Unavailable("this node is starting; retry in a moment".into())
         })?;
         // Whatever this node had of it is older than the replica.
-        replicas.unfollow(&file).await;
-        let restored = match home.replica {
-            Some(fencing) => {
+        (replicas.unfollow(&file).await).map_err(|e| restore_failed(owner, &e))?;
+        let restored = match &home.replica {
+            Some(replica) => {
                 let into = self.databases.join(format!(".{owner}.restoring"));
+                tokio::fs::create_dir_all(&self.databases)
+                    .await
+                    .map_err(|e| restore_failed(owner, &e.to_string()))?;
                 let started = Instant::now();
-                match replicas.restore(owner, fencing, &into).await {
+                match replicas.restore(owner, replica, home.size, &into).await {
                     Ok(true) => {
                         tracing::info!(
-                            "restored the database of {owner} from holder {fencing}'s replica in \
-                             {:?}",
+                            "restored the database of {owner} from replica {replica} in {:?}",
                             started.elapsed()
                         );
                         Some(into)
                     }
-                    Ok(false) => return Err(restore_failed("the newest replica is missing")),
-                    Err(e) => return Err(restore_failed(&e)),
+                    Ok(false) => return Err(restore_failed(owner, "its replica is missing")),
+                    Err(e) => return Err(restore_failed(owner, &e)),
                 }
             }
-            // Never replicated in full, and written: only its home has it.
-            None if home.size > 0 => {
-                return Err(SqlError::Unavailable(
-                    "this user's database lives on a node that is not answering, and it was \
-                     new enough to have no replica yet; it is served again when that node is \
-                     back"
-                        .into(),
-                ));
-            }
+            // Written, and never replicated in full: only its home has it.
+            None if home.size > 0 => return Err(away()),
             // Never written: nothing to restore.
             None => None,
         };
-        // Litestream's own record of the old file would not match.
-        let state = self.databases.join(format!(".{owner}.sqlite3-litestream"));
-        let _ = tokio::fs::remove_dir_all(state).await;
-        let (files, owner) = (files.clone(), owner.to_owned());
-        tokio::task::spawn_blocking(move || files.replace(&owner, restored.as_deref()))
-            .await
-            .map_err(|e| SqlError::Internal(e.to_string()))?
-            .map_err(|e| SqlError::Internal(format!("putting the restored database in place: {e}")))
+        let (files, who) = (files.clone(), owner.to_owned());
+        let replaced =
+            tokio::task::spawn_blocking(move || files.replace(&who, restored.as_deref()));
+        match replaced.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(restore_failed(owner, &e.to_string())),
+            Err(e) => Err(restore_failed(owner, &e.to_string())),
+        }
+    }
+
+    /// Sync `owner`'s database, held as `fencing`, to this node's replica
+    /// of it, and record the replica once complete. Under the owner's gate,
+    /// so that no take-over or hand-over moves the file meanwhile.
+    async fn sync_one(&self, owner: &str, fencing: i64) -> Result<(), String> {
+        let Some(replicas) = &self.replicas else {
+            return Ok(());
+        };
+        let gate = self.gate(owner);
+        let _turn = gate.lock().await;
+        let Some(writes) = (self.held.lock().unwrap().get(owner))
+            .filter(|h| h.fencing == fencing)
+            .map(|h| h.writes)
+        else {
+            return Ok(());
+        };
+        let file = database_path(&self.databases, owner);
+        // Nothing to follow until the first operation makes the file.
+        if !tokio::fs::try_exists(&file).await.unwrap_or(false) {
+            return Ok(());
+        }
+        let replica = replicas.follow(&file, owner, fencing).await?;
+        replicas.sync(&file).await?;
+        let record = {
+            let mut held = self.held.lock().unwrap();
+            let Some(h) = held.get_mut(owner) else {
+                return Ok(());
+            };
+            if let Some(since) = h.unsynced_since.take_if(|_| h.writes == writes) {
+                self.lag.observe(since.elapsed().as_secs_f64());
+            }
+            h.synced = writes;
+            !h.recorded
+        };
+        if record {
+            (self
+                .homes
+                .record_replica(owner, &self.me.id, fencing, &replica)
+                .await)
+                .map_err(|e| format!("recording the replica of {owner}'s database: {e}"))?;
+            tracing::debug!("the replica {replica} of {owner}'s database is complete");
+            if let Some(h) = self.held.lock().unwrap().get_mut(owner) {
+                h.recorded = true;
+            }
+        }
+        Ok(())
     }
 
     /// Hand every lease over before the node stops: no new operation, each
     /// database synced to its replica, each lease released, so that the
-    /// next node to need one takes it at once.
+    /// next node to need one takes it at once. Without replicas the leases
+    /// are kept: the next node could not serve the databases anyway, and
+    /// this one takes them back when it starts again.
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         self.known.lock().unwrap().clear();
+        if self.replicas.is_none() {
+            return;
+        }
         let held: Vec<(String, i64)> = (self.held.lock().unwrap().iter())
             .map(|(owner, h)| (owner.clone(), h.fencing))
             .collect();
-        for (owner, fencing) in held {
-            if let Err(e) = self.sync_one(&owner, fencing, None).await {
-                // Kept: back soon, this node serves it again from its own
-                // file; else the lease runs out and the next home restores
-                // an older replica.
-                tracing::error!("syncing the database of {owner} before stopping: {e}");
-                continue;
-            }
-            self.let_go(&owner).await;
-            if let Err(e) = self.homes.release(&owner, &self.me.id).await {
-                tracing::warn!("handing over the database of {owner}: {e}");
-            }
-        }
+        futures_util::stream::iter(held)
+            .for_each_concurrent(SYNCS_AT_ONCE, |(owner, fencing)| async move {
+                if let Err(e) = self.sync_one(&owner, fencing).await {
+                    // Kept: back soon, this node serves it again from its
+                    // own file; else the lease runs out and the next home
+                    // restores an older replica.
+                    tracing::error!("syncing the database of {owner} before stopping: {e}");
+                    return;
+                }
+                self.let_go(&owner).await;
+                if let Err(e) = self.homes.release(&owner, &self.me.id).await {
+                    tracing::warn!("handing over the database of {owner}: {e}");
+                }
+            })
+            .await;
     }
 }
 
-/// Write `bytes` to `path` whole or not at all, and durably.
-async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut staged = path.as_os_str().to_owned();
-    staged.push(".new");
-    let staged = PathBuf::from(staged);
-    let file = tokio::fs::File::create(&staged).await?;
-    let mut file = file;
-    tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
-    file.sync_all().await?;
-    tokio::fs::rename(&staged, path).await
-}
-
-fn restore_failed(why: &str) -> SqlError {
-    SqlError::Unavailable(format!(
-        "this user's database is moving to another node and restoring it failed ({why}); retry"
-    ))
+/// What a caller is told when a take-over fails; the reason goes to the
+/// log, since it names paths and buckets.
+fn restore_failed(owner: &str, why: &str) -> SqlError {
+    tracing::error!("taking over the database of {owner}: {why}");
+    SqlError::Unavailable(
+        "this user's database is moving to another node and could not be restored yet; retry"
+            .into(),
+    )
 }
 
 /// Renew the node's leases every third of a lease while it lives. A lease
-/// the store no longer gives this node is forgotten at once; one it cannot
+/// the store no longer gives this node is let go at once; one it cannot
 /// renew (the store down) lapses at its own time.
 async fn renew(homes: Weak<NodeHomes>) {
     let Some(every) = homes.upgrade().map(|h| h.lease / 3) else {
@@ -307,12 +386,15 @@ async fn renew(homes: Weak<NodeHomes>) {
                         Known::Away { until, .. } => *until > asked,
                     });
                 }
-                let lost: Vec<String> = (homes.held.lock().unwrap().keys())
-                    .filter(|owner| !held.contains(*owner))
-                    .cloned()
+                // Taken after the renewal was asked: it could not know.
+                let lost: Vec<String> = (homes.held.lock().unwrap().iter())
+                    .filter(|(owner, h)| h.taken < asked && !held.contains(*owner))
+                    .map(|(owner, _)| owner.clone())
                     .collect();
                 for owner in lost {
-                    homes.let_go(&owner).await;
+                    let homes = homes.clone();
+                    // Never holding up the next renewal.
+                    tokio::spawn(async move { homes.let_go(&owner).await });
                 }
             }
             Ok(Err(e)) => tracing::warn!("renewing this node's database leases: {e}"),
@@ -323,72 +405,27 @@ async fn renew(homes: Weak<NodeHomes>) {
 
 /// Every `interval`, sync each database written since its last sync to
 /// its replica, and record a new holder's first complete replica, so that
-/// a disk lost loses at most the writes of the last interval.
+/// a disk lost loses at most the writes of about the last interval.
 async fn sync_replicas(homes: Weak<NodeHomes>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let Some(homes) = homes.upgrade() else { return };
-        let due: Vec<(String, i64, Option<Instant>)> = (homes.held.lock().unwrap().iter())
-            .filter(|(_, h)| h.unsynced.is_some() || !h.recorded)
-            .map(|(owner, h)| (owner.clone(), h.fencing, h.unsynced))
+        let due: Vec<(String, i64)> = (homes.held.lock().unwrap().iter())
+            .filter(|(_, h)| h.writes > h.synced || !h.recorded)
+            .map(|(owner, h)| (owner.clone(), h.fencing))
             .collect();
         futures_util::stream::iter(due)
-            .for_each_concurrent(SYNCS_AT_ONCE, |(owner, fencing, since)| {
+            .for_each_concurrent(SYNCS_AT_ONCE, |(owner, fencing)| {
                 let homes = homes.clone();
                 async move {
-                    if let Err(e) = homes.sync_one(&owner, fencing, since).await {
+                    if let Err(e) = homes.sync_one(&owner, fencing).await {
                         tracing::warn!("replicating the database of {owner}: {e}");
                     }
                 }
             })
             .await;
-    }
-}
-
-impl NodeHomes {
-    /// Sync `owner`'s database to the replica of holder `fencing`, written
-    /// since `since`, and record it once complete.
-    async fn sync_one(
-        &self,
-        owner: &str,
-        fencing: i64,
-        since: Option<Instant>,
-    ) -> Result<(), String> {
-        let Some(replicas) = &self.replicas else {
-            return Ok(());
-        };
-        let file = database_path(&self.databases, owner);
-        // Nothing to follow until the first operation makes the file.
-        if !tokio::fs::try_exists(&file).await.unwrap_or(false) {
-            return Ok(());
-        }
-        replicas.follow(&file, owner, fencing).await?;
-        replicas.sync(&file).await?;
-        if let Some(since) = since {
-            self.lag.observe(since.elapsed().as_secs_f64());
-        }
-        let record = {
-            let mut held = self.held.lock().unwrap();
-            let Some(h) = held.get_mut(owner).filter(|h| h.fencing == fencing) else {
-                return Ok(());
-            };
-            // A write that ended during the sync stays due.
-            if h.unsynced == since {
-                h.unsynced = None;
-            }
-            !h.recorded
-        };
-        if record {
-            (self.homes.record_replica(owner, &self.me.id, fencing).await)
-                .map_err(|e| format!("recording the replica: {e}"))?;
-            tracing::debug!("the replica of {owner}'s database by holder {fencing} is complete");
-            if let Some(h) = self.held.lock().unwrap().get_mut(owner) {
-                h.recorded |= h.fencing == fencing;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -400,29 +437,32 @@ impl DatabaseHomes for NodeHomes {
                 "this node is stopping and hands its databases over; retry".into(),
             ));
         }
-        let now = Instant::now();
         let known = self.known.lock().unwrap().get(owner).cloned();
         match known {
-            Some(Known::Here { until }) if until > now => return Ok(Whereabouts::Here { until }),
-            Some(Known::Away { address, until }) if until > now => {
+            Some(Known::Here { until }) if until > Instant::now() => {
+                return Ok(Whereabouts::Here { until });
+            }
+            Some(Known::Away { address, until }) if until > Instant::now() => {
                 return Ok(Whereabouts::Away(address));
             }
             _ => {}
         }
+        // A lease's end is counted from before the store was asked, never
+        // from its answer, which may come late.
         let claim = || async {
-            self.homes
-                .claim(owner, &self.me, self.lease)
-                .await
-                .map_err(|e| {
-                    SqlError::Unavailable(format!(
-                        "the cluster's database does not answer ({e}); retry"
-                    ))
-                })
+            let asked = Instant::now();
+            let home = self.homes.claim(owner, &self.me, self.lease).await;
+            let home = home.map_err(|e| {
+                SqlError::Unavailable(format!(
+                    "the cluster's database does not answer ({e}); retry"
+                ))
+            })?;
+            Ok::<_, SqlError>((asked, home))
         };
-        let mut home = claim().await?;
+        let (mut asked, mut home) = claim().await?;
         if home.node.id != self.me.id {
             self.let_go(owner).await;
-            let until = now + home.remaining.min(AWAY_FOR);
+            let until = asked + home.remaining.min(AWAY_FOR);
             let address = home.node.address;
             self.remember(
                 owner,
@@ -433,12 +473,12 @@ impl DatabaseHomes for NodeHomes {
             );
             return Ok(Whereabouts::Away(address));
         }
-        if self.ready_for(owner) != Some(home.fencing) {
+        if self.held_as(owner) != Some(home.fencing) {
             // Taken here: one take-over at a time, then ask again, since a
             // restore can take a while.
             let gate = self.gate(owner);
-            let _taking = gate.lock().await;
-            if self.ready_for(owner) != Some(home.fencing) {
+            let turn = gate.lock().await;
+            if self.held_as(owner) != Some(home.fencing) {
                 if let Err(e) = self.take_over(owner, &home).await {
                     let _ = self.homes.release(owner, &self.me.id).await;
                     return Err(e);
@@ -448,28 +488,33 @@ impl DatabaseHomes for NodeHomes {
                     owner.to_owned(),
                     Held {
                         fencing: home.fencing,
-                        unsynced: None,
+                        taken: Instant::now(),
+                        writes: 0,
+                        synced: 0,
+                        unsynced_since: None,
                         recorded: false,
                     },
                 );
             }
-            let now_held = claim().await?;
+            drop(turn);
+            let (again, now_held) = claim().await?;
             if (&now_held.node.id, now_held.fencing) != (&self.me.id, home.fencing) {
                 self.let_go(owner).await;
                 return Err(SqlError::Busy(
                     "the database moved to another node while this one took it; retry".into(),
                 ));
             }
-            home = now_held;
+            (asked, home) = (again, now_held);
         }
-        let until = Instant::now() + home.remaining.saturating_sub(self.margin());
+        let until = asked + home.remaining.saturating_sub(self.margin());
         self.remember(owner, Known::Here { until });
         Ok(Whereabouts::Here { until })
     }
 
     async fn record_size(&self, owner: &str, bytes: u64) {
         if let Some(held) = self.held.lock().unwrap().get_mut(owner) {
-            held.unsynced.get_or_insert_with(Instant::now);
+            held.writes += 1;
+            held.unsynced_since.get_or_insert_with(Instant::now);
         }
         if let Err(e) = self.homes.record_size(owner, &self.me.id, bytes).await {
             tracing::warn!("recording the size of a database: {e}");

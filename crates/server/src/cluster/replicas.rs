@@ -3,9 +3,11 @@
 //! write-ahead log and uploads each change within about a second, and
 //! restores the newest copy on another machine. One `litestream
 //! replicate` process per node is told over its control socket which
-//! databases to follow and where. Each holder of a database's lease
-//! replicates to a path of its own (`sqlite/<owner>/<fencing>`), so a node
-//! that lost a lease can never write over its successor's replica.
+//! databases to follow and where. Each holder of a database's lease, in
+//! each run of its process, replicates to a path of its own
+//! (`sqlite/<owner>/<fencing>-<run>`): a node that lost a lease can never
+//! write over its successor's replica, and Litestream never resumes a
+//! replica from local state that another file left behind.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +24,9 @@ use tokio::process::{Child, Command};
 use valbox_objects::Objects;
 
 /// How long a restore may take before the take-over gives up (and the
-/// caller is told to retry).
+/// caller is told to retry): a minute, and a second for each 10 MB.
 const RESTORE_FOR: Duration = Duration::from_secs(60);
+const RESTORED_PER_SECOND: u64 = 10 << 20;
 /// How long one request to the control socket may take; a sync that waits
 /// for the upload is bounded by its own timeout.
 const CONTROL_FOR: Duration = Duration::from_secs(10);
@@ -40,6 +43,8 @@ pub struct Replicas {
     /// The databases followed now and their replicas' URLs, so that a
     /// restarted process is told them again.
     followed: Mutex<HashMap<PathBuf, String>>,
+    /// This run of the node, in the names of the replicas it makes.
+    run: String,
 }
 
 impl Replicas {
@@ -76,6 +81,7 @@ impl Replicas {
             objects,
             interval,
             followed: Mutex::default(),
+            run: valbox_store::new_id()[..8].to_owned(),
         });
         let child = this.spawn().await?;
         tokio::spawn(supervise(Arc::downgrade(&this), child));
@@ -121,21 +127,27 @@ impl Replicas {
         }
     }
 
-    /// Where holder `fencing` of `owner`'s lease keeps its replica.
-    fn url(&self, owner: &str, fencing: i64) -> String {
-        self.objects.url_of(&format!("sqlite/{owner}/{fencing}"))
+    /// Where the replica called `name` of `owner`'s database is.
+    fn url(&self, owner: &str, name: &str) -> String {
+        self.objects.url_of(&format!("sqlite/{owner}/{name}"))
     }
 
-    /// Restore holder `fencing`'s replica of `owner`'s database into the
-    /// new file `into`; `false` if it has none.
-    pub async fn restore(&self, owner: &str, fencing: i64, into: &Path) -> Result<bool, String> {
+    /// Restore the replica `name` of `owner`'s database, `size` bytes or
+    /// so, into the new file `into`; `false` if it is not there.
+    pub async fn restore(
+        &self,
+        owner: &str,
+        name: &str,
+        size: u64,
+        into: &Path,
+    ) -> Result<bool, String> {
         let _ = tokio::fs::remove_file(into).await;
         let mut command = Command::new(&self.binary);
         command
             .args(["restore", "-no-expand-env", "-if-replica-exists"])
             .args(["-integrity-check", "quick", "-o"])
             .arg(into)
-            .arg(self.url(owner, fencing))
+            .arg(self.url(owner, name))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -143,9 +155,10 @@ impl Replicas {
         let child = dies_with_this_node(&mut command)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.binary.display()))?;
-        let out = tokio::time::timeout(RESTORE_FOR, child.wait_with_output())
+        let limit = RESTORE_FOR + Duration::from_secs(size / RESTORED_PER_SECOND);
+        let out = tokio::time::timeout(limit, child.wait_with_output())
             .await
-            .map_err(|_| format!("restoring took over {RESTORE_FOR:?}"))?
+            .map_err(|_| format!("restoring took over {limit:?}"))?
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!(
@@ -157,30 +170,39 @@ impl Replicas {
         Ok(tokio::fs::try_exists(into).await.unwrap_or(false))
     }
 
-    /// Follow `db`, replicating it as holder `fencing` of `owner`'s lease.
-    pub async fn follow(&self, db: &Path, owner: &str, fencing: i64) -> Result<(), String> {
-        let url = self.url(owner, fencing);
+    /// Follow `db`, replicating it as holder `fencing` of `owner`'s lease;
+    /// the name of the replica.
+    pub async fn follow(&self, db: &Path, owner: &str, fencing: i64) -> Result<String, String> {
+        let name = format!("{fencing}-{}", self.run);
+        let url = self.url(owner, &name);
         let before = self.followed.lock().unwrap().get(db).cloned();
         match before {
-            Some(same) if same == url => return Ok(()),
-            Some(_) => self.unfollow(db).await,
-            None => {}
+            Some(same) if same == url => return Ok(name),
+            Some(_) => self.unfollow(db).await?,
+            // What Litestream kept of this file belongs to another replica.
+            None => forget_state(db).await?,
         }
-        let asked = json!({ "path": db, "replica_url": url });
-        self.control(Method::POST, "/register", asked).await?;
+        self.register(db, &url).await?;
         self.followed.lock().unwrap().insert(db.to_owned(), url);
-        Ok(())
+        Ok(name)
     }
 
-    /// Stop following `db` (a lease this node no longer holds).
-    pub async fn unfollow(&self, db: &Path) {
-        if self.followed.lock().unwrap().remove(db).is_none() {
-            return;
+    async fn register(&self, db: &Path, url: &str) -> Result<(), String> {
+        let asked = json!({ "path": db, "replica_url": url });
+        self.control(Method::POST, "/register", asked)
+            .await
+            .map(drop)
+    }
+
+    /// Stop following `db` (a lease this node no longer holds, a file about
+    /// to be replaced), and forget Litestream's state of it.
+    pub async fn unfollow(&self, db: &Path) -> Result<(), String> {
+        if self.followed.lock().unwrap().remove(db).is_some() {
+            let asked = json!({ "path": db, "timeout": CONTROL_FOR.as_secs() });
+            (self.control(Method::POST, "/unregister", asked).await)
+                .map_err(|e| format!("litestream: unfollowing {}: {e}", db.display()))?;
         }
-        let asked = json!({ "path": db, "timeout": CONTROL_FOR.as_secs() });
-        if let Err(e) = self.control(Method::POST, "/unregister", asked).await {
-            tracing::warn!("litestream: unfollowing {}: {e}", db.display());
-        }
+        forget_state(db).await
     }
 
     /// Upload what `db` has that its replica lacks, and wait for it.
@@ -247,9 +269,8 @@ async fn supervise(replicas: Weak<Replicas>, mut child: Child) {
                 };
                 let followed: Vec<_> = replicas.followed.lock().unwrap().drain().collect();
                 for (db, url) in followed {
-                    let asked = json!({ "path": db, "replica_url": url });
-                    match replicas.control(Method::POST, "/register", asked).await {
-                        Ok(_) => drop(replicas.followed.lock().unwrap().insert(db, url)),
+                    match replicas.register(&db, &url).await {
+                        Ok(()) => drop(replicas.followed.lock().unwrap().insert(db, url)),
                         Err(e) => tracing::error!("litestream: following {} again: {e}", db.display()),
                     }
                 }
@@ -263,6 +284,18 @@ async fn supervise(replicas: Weak<Replicas>, mut child: Child) {
     }
 }
 
+/// Remove what Litestream keeps beside `db` (`.NAME-litestream`).
+async fn forget_state(db: &Path) -> Result<(), String> {
+    let name = db.file_name().unwrap_or_default().to_string_lossy();
+    let state = db.with_file_name(format!(".{name}-litestream"));
+    match tokio::fs::remove_dir_all(&state).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("removing {}: {e}", state.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Make `command`'s process die with this node, even if the node is
 /// killed outright: an orphaned Litestream would go on following files
 /// the next process of this node replaces. Litestream's S3 client cannot
@@ -270,10 +303,16 @@ async fn supervise(replicas: Weak<Replicas>, mut child: Child) {
 /// WithTransportOptions"), so its processes go without it.
 fn dies_with_this_node(command: &mut Command) -> &mut Command {
     command.env_remove("AWS_CA_BUNDLE");
-    // SAFETY: prctl is async-signal-safe and touches no shared state.
+    let node = std::process::id() as libc::pid_t;
+    // SAFETY: prctl, getppid and _exit are async-signal-safe and touch no
+    // shared state.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The node died before the signal was asked for.
+            if libc::getppid() != node {
+                libc::_exit(1);
+            }
             Ok(())
         })
     }

@@ -17,7 +17,7 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
     let row = c
         .query_one(
             &format!(
-                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0), replica, size
+                "SELECT node_id, address, fencing, greatest(expires_at - {NOW_MS}, 0), replica, served_by, size
                  FROM database_homes WHERE owner_id = $1"
             ),
             &[&owner],
@@ -31,7 +31,8 @@ async fn home(c: &impl GenericClient, owner: &str) -> StoreResult<Home> {
         fencing: row.try_get(2)?,
         remaining: Duration::from_millis(row.try_get::<_, i64>(3)? as u64),
         replica: row.try_get(4)?,
-        size: row.try_get::<_, i64>(5)?.max(0) as u64,
+        served_by: row.try_get(5)?,
+        size: row.try_get::<_, i64>(6)?.max(0) as u64,
     })
 }
 
@@ -100,16 +101,46 @@ impl Homes for Postgres {
         Ok(())
     }
 
-    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
+    async fn record_serving(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
         self.client()
             .await?
             .execute(
-                "UPDATE database_homes SET replica = $3
+                "UPDATE database_homes SET served_by = $2
                  WHERE owner_id = $1 AND node_id = $2 AND fencing = $3",
                 &[&owner_id, &node_id, &fencing],
             )
             .await?;
         Ok(())
+    }
+
+    async fn record_replica(
+        &self,
+        owner_id: &str,
+        node_id: &str,
+        fencing: i64,
+        replica: &str,
+    ) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE database_homes SET replica = $4
+                 WHERE owner_id = $1 AND node_id = $2 AND fencing = $3",
+                &[&owner_id, &node_id, &fencing, &replica],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn last_served_by(&self, node_id: &str) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT owner_id FROM database_homes WHERE served_by = $1",
+                &[&node_id],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn size(&self, owner_id: &str) -> StoreResult<u64> {

@@ -197,8 +197,9 @@ CREATE TABLE database_homes (
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
-    // Whose replica of the database a new holder restores.
-    "ALTER TABLE database_homes ADD COLUMN replica BIGINT;",
+    // The replica of the database a new holder restores, and the last node
+    // that served it (whose own file is then the newest).
+    "ALTER TABLE database_homes ADD COLUMN replica TEXT, ADD COLUMN served_by TEXT;",
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

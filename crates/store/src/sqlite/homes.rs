@@ -14,7 +14,7 @@ use crate::{Home, Homes, Node, StoreResult};
 fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
     Ok(conn
         .prepare_cached(
-            "SELECT node_id, address, fencing, expires_at, replica, size
+            "SELECT node_id, address, fencing, expires_at, replica, served_by, size
              FROM database_homes WHERE owner_id = ?1",
         )?
         .query_row([owner], |r| {
@@ -26,7 +26,8 @@ fn home(conn: &Connection, owner: &str, now: i64) -> StoreResult<Home> {
                 fencing: r.get(2)?,
                 remaining: Duration::from_millis((r.get::<_, i64>(3)? - now).max(0) as u64),
                 replica: r.get(4)?,
-                size: r.get::<_, i64>(5)?.max(0) as u64,
+                served_by: r.get(5)?,
+                size: r.get::<_, i64>(6)?.max(0) as u64,
             })
         })?)
 }
@@ -98,15 +99,45 @@ impl Homes for Sqlite {
         .await
     }
 
-    async fn record_replica(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
+    async fn record_serving(&self, owner_id: &str, node_id: &str, fencing: i64) -> StoreResult<()> {
         let (owner, node) = (owner_id.to_owned(), node_id.to_owned());
         self.run(move |conn| {
             conn.execute(
-                "UPDATE database_homes SET replica = ?3
+                "UPDATE database_homes SET served_by = ?2
                  WHERE owner_id = ?1 AND node_id = ?2 AND fencing = ?3",
                 params![owner, node, fencing],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn record_replica(
+        &self,
+        owner_id: &str,
+        node_id: &str,
+        fencing: i64,
+        replica: &str,
+    ) -> StoreResult<()> {
+        let (owner, node, replica) = (owner_id.to_owned(), node_id.to_owned(), replica.to_owned());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE database_homes SET replica = ?4
+                 WHERE owner_id = ?1 AND node_id = ?2 AND fencing = ?3",
+                params![owner, node, fencing, replica],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_served_by(&self, node_id: &str) -> StoreResult<Vec<String>> {
+        let node = node_id.to_owned();
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT owner_id FROM database_homes WHERE served_by = ?1")?;
+            let owners = stmt.query_map([node], |r| r.get(0))?;
+            Ok(owners.collect::<Result<_, _>>()?)
         })
         .await
     }

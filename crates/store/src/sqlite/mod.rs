@@ -289,8 +289,10 @@ CREATE TABLE database_homes (
 );
 CREATE INDEX database_homes_node ON database_homes (node_id);
 "#,
-    // Whose replica of the database a new holder restores.
-    "ALTER TABLE database_homes ADD COLUMN replica INTEGER;",
+    // The replica of the database a new holder restores, and the last node
+    // that served it (whose own file is then the newest).
+    "ALTER TABLE database_homes ADD COLUMN replica TEXT;
+     ALTER TABLE database_homes ADD COLUMN served_by TEXT;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

@@ -171,6 +171,9 @@ fn cluster(
     if databases.sqlite_lease_ms < 1_000 {
         bail!("--sqlite-lease-ms must be 1000 or more: a node renews its leases every third of it");
     }
+    if (1..100).contains(&databases.replication_interval_ms) {
+        bail!("--replication-interval-ms must be 100 or more (or 0, no replicas)");
+    }
     Ok(Some(valbox_server::cluster::ClusterConfig {
         listen,
         address,
