@@ -2,9 +2,9 @@
 //!
 //! A val is a small program that Valbox runs as a WebAssembly component. An
 //! *HTTP val* answers requests; a *script val* is called through the Run API
-//! with a JSON array of arguments and returns a JSON value. This crate hides
-//! the component plumbing: write an ordinary function and hand it to
-//! [`http_val!`] or [`script_val!`].
+//! with a JSON array of arguments and returns a JSON value; a *cron val* runs
+//! on a schedule. This crate hides the component plumbing: write an ordinary
+//! function and hand it to [`http_val!`], [`script_val!`] or [`cron_val!`].
 //!
 //! ```no_run
 //! use valbox_sdk::{Request, Response};
@@ -49,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod blob;
+mod cron;
 #[doc(hidden)]
 pub mod declare;
 pub mod email;
@@ -58,12 +59,13 @@ mod http;
 pub mod sqlite;
 pub mod vals;
 
+pub use cron::CronEvent;
 pub use error::Error;
 pub use http::{Request, Response};
 
 /// Bindings for the `platform` world: every import a val may call.
 ///
-/// Generated once here and reused by the two export worlds below.
+/// Generated once here and reused by the export worlds below.
 #[allow(missing_docs, clippy::all)]
 mod bindings {
     wit_bindgen::generate!({
@@ -125,8 +127,8 @@ pub mod env {
     }
 }
 
-/// Implementation details of [`http_val!`] and [`script_val!`]; not part of
-/// the public API.
+/// Implementation details of [`http_val!`], [`script_val!`] and
+/// [`cron_val!`]; not part of the public API.
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __private {
@@ -174,8 +176,33 @@ pub mod __private {
         });
     }
 
+    /// Bindings for the `cron-val` world, reusing the imports above.
+    #[allow(clippy::all)]
+    pub mod cron {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "cron-val",
+            with: {
+                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
+                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
+                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
+                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
+                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
+                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
+                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
+            },
+            generate_all,
+            pub_export_macro: true,
+            default_bindings_module: "valbox_sdk::__private::cron",
+        });
+    }
+
     pub use crate::bindings::valbox::platform::http_types::{
         Request as WitRequest, Response as WitResponse,
+    };
+    pub use cron::exports::valbox::platform::cron::{
+        CronEvent as WitCronEvent, Guest as CronGuest,
     };
     pub use http::exports::valbox::platform::http_handler::Guest as HttpGuest;
     pub use script::exports::valbox::platform::script::Guest as ScriptGuest;
@@ -184,8 +211,10 @@ pub mod __private {
     pub type HandleFn = fn(WitRequest) -> WitResponse;
     /// The type of [`ScriptGuest::run`].
     pub type RunFn = fn(String) -> Result<String, String>;
+    /// The type of [`CronGuest::run`].
+    pub type CronFn = fn(WitCronEvent) -> Result<(), String>;
 
-    use crate::{Request, Response};
+    use crate::{CronEvent, Request, Response};
 
     /// Converts the WIT request, calls the val's handler, converts back.
     pub fn serve_http(
@@ -215,6 +244,19 @@ pub mod __private {
         let args = parse_args(&args)?;
         let value = run(args)?;
         serde_json::to_string(&value).map_err(|err| format!("cannot serialise the result: {err}"))
+    }
+
+    /// Converts the WIT event, calls the val's function, renders its error.
+    pub fn run_cron<E: std::fmt::Display>(
+        event: WitCronEvent,
+        run: impl FnOnce(CronEvent) -> Result<(), E>,
+    ) -> Result<(), String> {
+        run(CronEvent {
+            schedule: event.schedule,
+            due: event.due_ms,
+            last_run: event.last_run_ms,
+        })
+        .map_err(|err| err.to_string())
     }
 
     fn parse_args(args: &str) -> Result<Vec<serde_json::Value>, String> {
@@ -280,6 +322,21 @@ pub mod __private {
             });
             assert_eq!(response.status, 201);
             assert_eq!(response.body, b"hi");
+        }
+
+        #[test]
+        fn cron_event_and_error() {
+            let event = WitCronEvent {
+                schedule: "every 15m".into(),
+                due_ms: 900_000,
+                last_run_ms: Some(1),
+            };
+            let result = run_cron(event, |event| {
+                assert_eq!(event.schedule, "every 15m");
+                assert_eq!((event.due, event.last_run), (900_000, Some(1)));
+                Err(crate::Error::Denied("missing scope blob:write".into()))
+            });
+            assert_eq!(result, Err("denied: missing scope blob:write".into()));
         }
     }
 }
@@ -378,6 +435,55 @@ macro_rules! script_val {
             #[cfg(target_arch = "wasm32")]
             $crate::__private::script::export! {
                 ValboxScriptVal with_types_in $crate::__private::script
+            }
+        };
+    };
+}
+
+/// Turns a function into a cron val: exports it as the component's `cron`
+/// interface, run on the val's schedule.
+///
+/// The function has the signature `fn(CronEvent) -> Result<(), E>`, where
+/// `E` is anything that displays: [`Error`], `String`, ... (a closure works
+/// too). An `Err` fails the run: its message goes to the val's logs, and
+/// five failed runs in a row pause the val.
+///
+/// ```no_run
+/// use valbox_sdk::{CronEvent, Error, blob};
+///
+/// fn run(event: CronEvent) -> Result<(), Error> {
+///     let runs: u64 = blob::update_json("runs", |n: Option<u64>| n.unwrap_or(0) + 1)?;
+///     println!("run {runs}, due at {} ms ({})", event.due, event.schedule);
+///     Ok(())
+/// }
+///
+/// valbox_sdk::cron_val!(run);
+/// ```
+///
+/// As with [`http_val!`], the exports exist only when compiling for
+/// WebAssembly.
+#[macro_export]
+macro_rules! cron_val {
+    ($run:expr $(,)?) => {
+        const _: () = {
+            #[allow(dead_code)]
+            struct ValboxCronVal;
+
+            impl $crate::__private::CronGuest for ValboxCronVal {
+                fn run(
+                    event: $crate::__private::WitCronEvent,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::run_cron(event, $run)
+                }
+            }
+
+            // Keeps the function "used" where the export below is compiled out.
+            const _: $crate::__private::CronFn =
+                <ValboxCronVal as $crate::__private::CronGuest>::run;
+
+            #[cfg(target_arch = "wasm32")]
+            $crate::__private::cron::export! {
+                ValboxCronVal with_types_in $crate::__private::cron
             }
         };
     };

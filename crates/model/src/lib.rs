@@ -3,6 +3,7 @@
 
 mod limits;
 mod principal;
+pub mod schedule;
 mod scope;
 mod time;
 mod usage;

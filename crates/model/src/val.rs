@@ -8,6 +8,8 @@ use std::fmt;
 pub enum ValKind {
     Http,
     Script,
+    /// Run on a schedule.
+    Cron,
     /// Interfaces of its own, for other vals to import; it is not run.
     Library,
 }
@@ -17,6 +19,7 @@ impl ValKind {
         match self {
             ValKind::Http => "http",
             ValKind::Script => "script",
+            ValKind::Cron => "cron",
             ValKind::Library => "library",
         }
     }
@@ -25,6 +28,7 @@ impl ValKind {
         match text {
             "http" => Some(ValKind::Http),
             "script" => Some(ValKind::Script),
+            "cron" => Some(ValKind::Cron),
             "library" => Some(ValKind::Library),
             _ => None,
         }
@@ -85,6 +89,8 @@ pub enum Trigger {
     Run,
     /// Another val's call (`vals` import).
     Api,
+    /// A due run of a cron val.
+    Cron,
 }
 
 impl Trigger {
@@ -93,6 +99,7 @@ impl Trigger {
             Trigger::Http => "http",
             Trigger::Run => "run",
             Trigger::Api => "api",
+            Trigger::Cron => "cron",
         }
     }
 
@@ -101,6 +108,7 @@ impl Trigger {
             "http" => Some(Trigger::Http),
             "run" => Some(Trigger::Run),
             "api" => Some(Trigger::Api),
+            "cron" => Some(Trigger::Cron),
             _ => None,
         }
     }

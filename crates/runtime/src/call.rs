@@ -9,6 +9,8 @@ pub enum Input {
     Http(HttpRequest),
     /// The Run API's arguments, a JSON array.
     Script(String),
+    /// A due run of a cron val.
+    Cron(crate::bindings::CronEvent),
 }
 
 /// What a val answered.
@@ -17,6 +19,8 @@ pub enum Output {
     Http(HttpResponse),
     /// The JSON the val returned, or its error message.
     Script(Result<String, String>),
+    /// A cron val's run: done, or its error message.
+    Cron(Result<(), String>),
 }
 
 /// Why a call failed. Each names the limit or fault, for the caller's

@@ -28,6 +28,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use bindings::cron::{CronVal, CronValPre};
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output};
@@ -94,6 +95,7 @@ struct Loaded<H: Host> {
 enum Handler<H: Host> {
     Http(HttpValPre<CallState<H>>),
     Script(ScriptValPre<CallState<H>>),
+    Cron(CronValPre<CallState<H>>),
 }
 
 // Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
@@ -102,6 +104,7 @@ impl<H: Host> Clone for Loaded<H> {
         let handler = match &self.handler {
             Handler::Http(pre) => Handler::Http(pre.clone()),
             Handler::Script(pre) => Handler::Script(pre.clone()),
+            Handler::Cron(pre) => Handler::Cron(pre.clone()),
         };
         Self {
             handler,
@@ -334,6 +337,14 @@ impl<H: Host> Runtime<H> {
                         .await?;
                     Ok(Output::Script(result))
                 }
+                (Handler::Cron(pre), Input::Cron(event)) => {
+                    let val: CronVal = pre.instantiate_async(&mut *store).await?;
+                    let result = val
+                        .valbox_platform_cron()
+                        .call_run(&mut *store, &event)
+                        .await?;
+                    Ok(Output::Cron(result))
+                }
                 _ => Err(wasmtime::Error::msg(
                     "the val's kind does not match the route",
                 )),
@@ -361,6 +372,7 @@ impl<H: Host> Runtime<H> {
         let size = match &output {
             Output::Http(response) => response.body.len(),
             Output::Script(Ok(text) | Err(text)) => text.len(),
+            Output::Cron(result) => result.as_ref().err().map_or(0, String::len),
         };
         if size > limits.response_body_bytes {
             return Err(CallError::ResponseTooLarge(limits.response_body_bytes));

@@ -10,7 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::{HTTP_EXPORT, SCRIPT_EXPORT};
+use super::bindings::{CRON_EXPORT, HTTP_EXPORT, SCRIPT_EXPORT};
 use valbox_model::ValKind;
 
 use super::{Host, LibraryPlan, Runtime};
@@ -96,7 +96,7 @@ impl fmt::Display for UploadError {
             ),
             UploadError::NoHandler(e) => write!(
                 f,
-                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!) or `{SCRIPT_EXPORT}` (valbox_sdk::script_val!)"
+                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!), `{SCRIPT_EXPORT}` (valbox_sdk::script_val!) or `{CRON_EXPORT}` (valbox_sdk::cron_val!)"
             ),
             UploadError::Internal(e) => write!(f, "storing the component failed: {e}"),
         }
@@ -124,6 +124,7 @@ pub(super) fn exported_kind(
         match name {
             HTTP_EXPORT => kinds.push(ValKind::Http),
             SCRIPT_EXPORT => kinds.push(ValKind::Script),
+            CRON_EXPORT => kinds.push(ValKind::Cron),
             _ => interfaces += 1,
         }
     }

@@ -206,6 +206,7 @@ impl App {
         let runner = crate::services::api_calls::ValRunner(WeakApp(Arc::downgrade(&app.0)));
         app.caps.vals.connect(Arc::new(runner));
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
+        crate::services::cron::start(WeakApp(Arc::downgrade(&app.0)));
         watch_store_changes(WeakApp(Arc::downgrade(&app.0)));
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))

@@ -52,6 +52,10 @@ pub struct Config {
     /// `database`): users' SQLite databases are then served by their home
     /// nodes. Without it, a node on a shared store refuses SQLite.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// The shortest gap a cron val's schedule may have between runs.
+    pub min_schedule: std::time::Duration,
+    /// Cron vals one owner may schedule.
+    pub schedules_per_owner: u64,
 }
 
 impl Config {
@@ -67,6 +71,8 @@ impl Config {
             trusted_proxies: Default::default(),
             metrics_listen: None,
             cluster: None,
+            min_schedule: std::time::Duration::from_secs(60),
+            schedules_per_owner: 20,
             data_dir,
             listen,
             val_host_suffix: "localhost".into(),

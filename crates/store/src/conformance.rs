@@ -17,6 +17,7 @@ pub async fn all(store: &Store) {
     versions_number_up_and_fit_the_quota(store).await;
     blobs_reserve_room_and_record_what_the_object_store_holds(store).await;
     database_homes_are_leases_with_fencing(store).await;
+    cron_runs_are_claimed_once_and_pause_after_failures(store).await;
     the_outbox_keeps_a_daily_budget(store).await;
     a_sign_in_link_works_once(store).await;
     call_logs_are_trimmed_per_val(store).await;
@@ -370,6 +371,82 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
     homes.release(&gus, &two.id).await.unwrap();
     let back = homes.claim(&gus, &one, ttl).await.unwrap();
     assert_eq!((&back.node, back.fencing), (&one, 3));
+}
+
+async fn cron_runs_are_claimed_once_and_pause_after_failures(store: &Store) {
+    let hal = user(store, "hal").await;
+    let tick = val(store, &hal, "tick").await;
+    let schedules = &store.schedules;
+    let due = now_ms() - 10;
+    schedules
+        .set(&tick.id, &hal, Some(("every 1s", due)))
+        .await
+        .unwrap();
+    assert_eq!(schedules.count(&hal).await.unwrap(), 1);
+
+    // Claimed once: a second claim finds it held.
+    let now = now_ms();
+    let claimed = schedules.claim_due(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].val_id.as_str(), claimed[0].next_run_ms),
+        (tick.id.as_str(), due)
+    );
+    assert!(
+        schedules
+            .claim_due(now, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Held by a run that died, it is claimed again once the hold ends.
+    let later = now + 60_001;
+    let again = schedules
+        .claim_due(later, later + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+
+    // Each failure counts; the fifth in a row pauses it.
+    let mut row = again[0].clone();
+    for failures in 1..=5 {
+        let end = crate::RunEnd {
+            started_ms: now_ms(),
+            next_run_ms: now_ms() - 1,
+            ok: false,
+            pause_after: 5,
+        };
+        let paused = schedules.finish(&row, end).await.unwrap();
+        assert_eq!(paused, failures == 5, "after {failures} failures");
+        let now = now_ms();
+        let claimed = schedules.claim_due(now, now + 60_000, 10).await.unwrap();
+        if failures < 5 {
+            row = claimed[0].clone();
+            assert_eq!(row.failures, failures);
+        } else {
+            assert!(claimed.is_empty(), "a paused schedule is not run");
+        }
+    }
+    let stored = schedules.get(&tick.id).await.unwrap().unwrap();
+    assert!(stored.paused_at.is_some() && stored.last_run_ms.is_some());
+    schedules.unpause(&tick.id, now_ms() - 1).await.unwrap();
+    let now = now_ms();
+    let claimed = schedules.claim_due(now, now + 60_000, 10).await.unwrap();
+    assert_eq!((claimed.len(), claimed[0].failures), (1, 0));
+    // A finish for a run that is no longer the due one changes nothing.
+    let stale = crate::RunEnd {
+        started_ms: now,
+        next_run_ms: now + 1_000,
+        ok: true,
+        pause_after: 5,
+    };
+    let moved = crate::ScheduleRow {
+        next_run_ms: 1,
+        ..claimed[0].clone()
+    };
+    assert!(!schedules.finish(&moved, stale).await.unwrap());
+    schedules.set(&tick.id, &hal, None).await.unwrap();
+    assert!(schedules.get(&tick.id).await.unwrap().is_none());
 }
 
 async fn the_outbox_keeps_a_daily_budget(store: &Store) {

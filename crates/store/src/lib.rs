@@ -17,6 +17,7 @@ pub use error::{StoreError, StoreResult};
 pub use homes::*;
 pub use outbox::*;
 pub use quota::*;
+pub use schedules::*;
 pub use scopes::*;
 pub use sessions::*;
 pub use tokens::*;
@@ -34,6 +35,7 @@ mod outbox;
 mod owner_locks;
 pub mod postgres;
 mod quota;
+mod schedules;
 mod scopes;
 pub mod secrets;
 mod sessions;
@@ -57,6 +59,7 @@ pub struct Store {
     pub blobs: Arc<dyn BlobIndex>,
     pub quota: Arc<dyn Quota>,
     pub homes: Arc<dyn Homes>,
+    pub schedules: Arc<dyn Schedules>,
     pub health: Arc<dyn Health>,
 }
 
@@ -65,7 +68,7 @@ impl Store {
     pub fn of<T>(it: Arc<T>) -> Self
     where
         T: Users + Tokens + Vals + EnvVars + Sessions + ScopeRecords + CallLogs,
-        T: Outbox + BlobIndex + Quota + Homes + Health + 'static,
+        T: Outbox + BlobIndex + Quota + Homes + Schedules + Health + 'static,
     {
         Store {
             users: it.clone(),
@@ -79,6 +82,7 @@ impl Store {
             blobs: it.clone(),
             quota: it.clone(),
             homes: it.clone(),
+            schedules: it.clone(),
             health: it,
         }
     }

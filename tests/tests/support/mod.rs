@@ -184,8 +184,14 @@ impl TestServer {
     }
 
     /// Stop the server, keeping its data, and start a new one on it.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_after(Duration::ZERO).await
+    }
+
+    /// [`TestServer::restart`], down for `down` in between.
+    pub async fn restart_after(mut self, down: Duration) -> Self {
         self.server.take().unwrap().shutdown().await.unwrap();
+        tokio::time::sleep(down).await;
         let mut config = Config::new(self.dir.path(), "127.0.0.1:0".parse().unwrap());
         config.limits = test_limits();
         config.compile_cache = shared_compile_cache();

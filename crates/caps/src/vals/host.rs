@@ -21,6 +21,7 @@ impl Host for Ctx<'_, Vals> {
             Output::Http(_) => Err(Error::Invalid(format!(
                 "`{name}` is an HTTP val: use `call-http`"
             ))),
+            Output::Cron(_) => Err(cron_val(&name)),
         }
     }
 
@@ -34,6 +35,13 @@ impl Host for Ctx<'_, Vals> {
             Output::Script(_) => Err(Error::Invalid(format!(
                 "`{name}` is a script val: use `run`"
             ))),
+            Output::Cron(_) => Err(cron_val(&name)),
         }
     }
+}
+
+fn cron_val(name: &str) -> Error {
+    Error::Invalid(format!(
+        "`{name}` is a cron val: it runs on its schedule, not when called"
+    ))
 }

@@ -161,6 +161,10 @@ pub(super) async fn resolve(
                         "it is a library val: it runs inside the vals that import it \
                          (deploy them with `--dep {user}/{name}`)"
                     ),
+                    ValKind::Cron => format!(
+                        "it is a cron val: it runs on its schedule \
+                         (`valbox val schedule {name} EXPR`)"
+                    ),
                 };
                 ApiError::bad_request("wrong_val_kind", hint)
             }
@@ -245,7 +249,9 @@ async fn serve_http_inner(
     .await?;
     match called.output {
         Output::Http(r) => Ok(with_cpu_timing(http_response(r, head), called.cpu_time)),
-        Output::Script(_) => Err(ApiError::internal("script output from an HTTP val")),
+        Output::Script(_) | Output::Cron(_) => {
+            Err(ApiError::internal("another kind's output from an HTTP val"))
+        }
     }
 }
 

@@ -103,6 +103,8 @@ async fn run(
             ))
         }
         Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
-        Output::Http(_) => Err(ApiError::internal("HTTP output from a script val")),
+        Output::Http(_) | Output::Cron(_) => Err(ApiError::internal(
+            "another kind's output from a script val",
+        )),
     }
 }

@@ -33,6 +33,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
     let kind = match &call.input {
         Input::Http(_) => ValKind::Http,
         Input::Script(_) => ValKind::Script,
+        Input::Cron(_) => ValKind::Cron,
     };
     // A private val exists only for its own owner's vals.
     let visible =
@@ -56,6 +57,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
                     "`{user}/{name}` is a library: import its interfaces instead \
                      (deploy with `--dep {user}/{name}`)"
                 ),
+                ValKind::Cron => format!("`{user}/{name}` is a cron val: it runs on its schedule"),
             }),
             NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e}")),
         })?;

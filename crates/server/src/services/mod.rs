@@ -7,6 +7,7 @@ pub mod api_calls;
 pub mod call_log;
 pub mod compile_gate;
 pub mod components;
+pub mod cron;
 pub mod declared;
 pub mod deploy;
 pub mod env_vars;

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::services::val_access::owner_reads;
-use valbox_model::Principal;
 use valbox_model::iso8601;
+use valbox_model::{Principal, ValKind};
 use valbox_store::{ValRow, VersionRow};
 
 pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
@@ -82,6 +82,21 @@ pub struct ValResponse {
     /// Absent, not `null`, for anyone but the owner.
     #[serde(flatten)]
     settings: Option<ValSettings>,
+    /// A cron val's schedule, for its owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleView>,
+}
+
+/// A cron val's schedule and runs, as its owner sees them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView {
+    expression: String,
+    next_run_at: String,
+    last_run_at: Option<String>,
+    /// Runs that failed in a row.
+    failures: i32,
+    paused: bool,
 }
 
 /// The `author` of a [`ValResponse`].
@@ -162,6 +177,28 @@ impl ValResponse {
             version: val.latest.as_ref().map(|v| v.version),
             links,
             settings,
+            schedule: None,
         }
+    }
+
+    /// With the val's schedule, if it has one and `viewer` owns it.
+    pub async fn with_schedule(
+        mut self,
+        app: &App,
+        val: &ValRow,
+        viewer: Option<&Principal>,
+    ) -> crate::error::ApiResult<Self> {
+        let is_cron = val.latest.as_ref().is_some_and(|v| v.kind == ValKind::Cron);
+        if is_cron && owner_reads(val, viewer) {
+            let row = app.store.schedules.get(&val.id).await?;
+            self.schedule = row.map(|r| ScheduleView {
+                expression: r.schedule,
+                next_run_at: iso8601(r.next_run_ms),
+                last_run_at: r.last_run_ms.map(iso8601),
+                failures: r.failures,
+                paused: r.paused_at.is_some(),
+            });
+        }
+        Ok(self)
     }
 }

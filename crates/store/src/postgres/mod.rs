@@ -19,6 +19,7 @@ mod health;
 mod homes;
 mod outbox;
 mod quota;
+mod schedules;
 mod schema;
 mod scopes;
 mod sessions;

@@ -200,6 +200,22 @@ CREATE INDEX database_homes_node ON database_homes (node_id);
     // The replica of the database a new holder restores, and the last node
     // that served it (whose own file is then the newest).
     "ALTER TABLE database_homes ADD COLUMN replica TEXT, ADD COLUMN served_by TEXT;",
+    // Cron vals' schedules: when each is next due, and the run that holds
+    // it (until `running_until`, when a node that died lets it go).
+    r#"
+CREATE TABLE cron_schedules (
+    val_id TEXT PRIMARY KEY REFERENCES vals(id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    schedule TEXT NOT NULL,
+    next_run_ms BIGINT NOT NULL,
+    last_run_ms BIGINT,
+    running_until BIGINT,
+    failures INT NOT NULL DEFAULT 0,
+    paused_at BIGINT
+);
+CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms);
+CREATE INDEX cron_schedules_owner ON cron_schedules (owner_id);
+"#,
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

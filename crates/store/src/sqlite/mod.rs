@@ -18,6 +18,7 @@ mod health;
 mod homes;
 mod outbox;
 mod quota;
+mod schedules;
 mod scopes;
 mod sessions;
 mod tokens;
@@ -293,6 +294,22 @@ CREATE INDEX database_homes_node ON database_homes (node_id);
     // that served it (whose own file is then the newest).
     "ALTER TABLE database_homes ADD COLUMN replica TEXT;
      ALTER TABLE database_homes ADD COLUMN served_by TEXT;",
+    // Cron vals' schedules: when each is next due, and the run that holds
+    // it (until `running_until`).
+    r#"
+CREATE TABLE cron_schedules (
+    val_id TEXT PRIMARY KEY REFERENCES vals(id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    schedule TEXT NOT NULL,
+    next_run_ms INTEGER NOT NULL,
+    last_run_ms INTEGER,
+    running_until INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    paused_at INTEGER
+);
+CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms);
+CREATE INDEX cron_schedules_owner ON cron_schedules (owner_id);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

@@ -124,6 +124,8 @@ pub(super) struct DeployOptions {
     pub(super) grants: Vec<String>,
     /// Grant what the component declares it needs.
     pub(super) grant_declared: bool,
+    /// A cron val's schedule, set once it is deployed.
+    pub(super) schedule: Option<String>,
 }
 
 pub(super) async fn deploy(
@@ -161,7 +163,58 @@ pub(super) async fn deploy(
     if let Some(host_url) = version["hostUrl"].as_str() {
         println!("{host_url}");
     }
+    if let Some(schedule) = &options.schedule {
+        set_schedule(client, &val, json!({ "schedule": schedule })).await?;
+    }
     Ok(())
+}
+
+/// `valbox val schedule NAME [EXPR|off] [--unpause]`: set, or show, a cron
+/// val's schedule.
+pub(super) async fn val_schedule(
+    client: &Client,
+    name: &str,
+    schedule: Option<String>,
+    unpause: bool,
+) -> anyhow::Result<()> {
+    let val = client.val(name).await?;
+    let body = match (schedule, unpause) {
+        (Some(schedule), true) => json!({ "schedule": schedule, "paused": false }),
+        (Some(schedule), false) => json!({ "schedule": schedule }),
+        (None, true) => json!({ "paused": false }),
+        (None, false) => {
+            let url = client.url(&format!("/v2/vals/{}", id_of(&val)));
+            let val = client.send(client.http.get(url)).await?.unwrap_or_default();
+            print_schedule(&val);
+            return Ok(());
+        }
+    };
+    set_schedule(client, &val, body).await
+}
+
+async fn set_schedule(client: &Client, val: &Value, body: Value) -> anyhow::Result<()> {
+    let url = client.url(&format!("/v2/vals/{}", id_of(val)));
+    let val = client.send(client.http.patch(url).json(&body)).await?;
+    print_schedule(&val.context("the val vanished")?);
+    Ok(())
+}
+
+/// A cron val's schedule, next run and state, on one line.
+fn print_schedule(val: &Value) {
+    let s = &val["schedule"];
+    match s["expression"].as_str() {
+        None => println!("no schedule"),
+        Some(expression) => println!(
+            "schedule {expression}: next run {}, last run {}{}",
+            s["nextRunAt"].as_str().unwrap_or("?"),
+            s["lastRunAt"].as_str().unwrap_or("never"),
+            match (s["paused"].as_bool(), s["failures"].as_i64()) {
+                (Some(true), _) => " (paused after failing: unpause with --unpause)".to_string(),
+                (_, Some(n)) if n > 0 => format!(" ({n} failed in a row)"),
+                _ => String::new(),
+            }
+        ),
+    }
 }
 
 /// The val `name`, with the settings `options` give: created if it does
@@ -227,7 +280,12 @@ fn print_libraries(resolved: &Value) {
 }
 
 pub(super) async fn logs(client: &Client, name: &str, limit: u32) -> anyhow::Result<()> {
-    let id = id_of(&client.val(name).await?);
+    let val = client.val(name).await?;
+    let id = id_of(&val);
+    if val["kind"].as_str() == Some("cron") {
+        let url = client.url(&format!("/v2/vals/{id}"));
+        print_schedule(&client.send(client.http.get(url)).await?.unwrap_or_default());
+    }
     let req = client
         .http
         .get(client.url(&format!("/v1/telemetry/logs?val_id={id}&limit={limit}")));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 pub use admin::{StoreArgs, create_user, create_user_in, validate_username};
-use client::{Client, DeployOptions, deploy, email_list, logs, val_scopes};
+use client::{Client, DeployOptions, deploy, email_list, logs, val_schedule, val_scopes};
 
 mod admin;
 mod client;
@@ -96,6 +96,10 @@ enum Command {
         /// (valbox_sdk::scopes!, valbox_sdk::fetch_hosts!).
         #[arg(long)]
         grant_declared: bool,
+        /// Run the (cron) val on this schedule: `every 15m`, `0 9 * * 1-5`,
+        /// `TZ=Europe/Paris 0 9 * * *`, or `off`.
+        #[arg(long, value_name = "EXPR")]
+        schedule: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -198,6 +202,17 @@ enum ValCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show a cron val's schedule and next run, or set it: `every 15m`,
+    /// `0 9 * * 1-5`, `TZ=Europe/Paris 0 9 * * *`, or `off`.
+    Schedule {
+        name: String,
+        schedule: Option<String>,
+        /// Run it again after it was paused for failing.
+        #[arg(long)]
+        unpause: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// List the scopes your vals were refused and asked for; grant or
     /// dismiss one by id.
     Requests {
@@ -275,6 +290,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             deps,
             grants,
             grant_declared,
+            schedule,
             client,
         } => {
             let options = DeployOptions {
@@ -284,6 +300,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 deps,
                 grants,
                 grant_declared,
+                schedule,
             };
             let wasm = match wasm {
                 Some(wasm) => wasm,
@@ -366,5 +383,11 @@ async fn val(command: ValCommand) -> anyhow::Result<()> {
             dismiss,
             client,
         } => least_privilege::requests(&Client::new(client), grant, dismiss).await,
+        ValCommand::Schedule {
+            name,
+            schedule,
+            unpause,
+            client,
+        } => val_schedule(&Client::new(client), &name, schedule, unpause).await,
     }
 }

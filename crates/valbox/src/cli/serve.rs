@@ -62,6 +62,13 @@ pub struct ServeArgs {
     cluster_secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     databases: DatabaseArgs,
+    /// The shortest gap a cron val's schedule may have between runs, in
+    /// seconds (lower it for tests).
+    #[arg(long, env = "VALBOX_MIN_SCHEDULE_SECS", default_value_t = 60)]
+    min_schedule_secs: u64,
+    /// Cron vals one owner may schedule.
+    #[arg(long, env = "VALBOX_SCHEDULES_PER_OWNER", default_value_t = 20)]
+    schedules_per_owner: u64,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -123,6 +130,8 @@ fn config(args: ServeArgs) -> anyhow::Result<Config> {
         args.cluster_secret_file,
         args.databases,
     )?;
+    config.min_schedule = Duration::from_secs(args.min_schedule_secs.max(1));
+    config.schedules_per_owner = args.schedules_per_owner;
     args.limits.apply(&mut config.limits);
     args.edge.apply(&mut config)?;
     if let Some(url) = args.public_url {

@@ -14,6 +14,7 @@ mod wit;
 use super::{Authed, Caller, JsonBody};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::services::cron;
 use crate::services::deploy::{DeployQuery, DeployResponse, deploy_bytes, may_deploy};
 use crate::services::val_access::{
     can_see, changer_scope, find_writable, guarded, not_found, refused,
@@ -100,7 +101,10 @@ async fn get_one(
 ) -> ApiResult<Json<ValResponse>> {
     match app.store.vals.by_id(&id).await? {
         Some(val) if can_see(&val, who.as_ref()) => {
-            Ok(Json(ValResponse::new(&app, &val, who.as_ref())))
+            let response = ValResponse::new(&app, &val, who.as_ref());
+            Ok(Json(
+                response.with_schedule(&app, &val, who.as_ref()).await?,
+            ))
         }
         _ => Err(not_found(&id).into()),
     }
@@ -132,6 +136,11 @@ struct UpdateBody {
     /// `["*"]` means any public host.
     #[serde(rename = "fetchAllowlist")]
     fetch_allowlist: Option<Vec<String>>,
+    /// A cron val's schedule: `every 15m`, `0 9 * * 1-5`, `TZ=Europe/Paris
+    /// 0 9 * * *`, or `off`.
+    schedule: Option<String>,
+    /// `false` unpauses a cron val paused after failing.
+    paused: Option<bool>,
 }
 
 async fn update(
@@ -175,6 +184,12 @@ async fn update(
         scopes,
         fetch_allowlist,
     };
+    if body.paused == Some(true) {
+        return Err(ApiError::bad_request(
+            "invalid_paused",
+            "only `\"paused\": false` (unpause) can be set; a schedule pauses itself after failing",
+        ));
+    }
     let val = match app
         .store
         .vals
@@ -186,7 +201,46 @@ async fn update(
         Some(Ok(val)) => val,
     };
     app.forget_vals();
-    Ok(Json(ValResponse::new(&app, &val, Some(&who))))
+    if let Some(text) = &body.schedule {
+        cron::set(&app, &val, text)
+            .await
+            .map_err(schedule_refused)?;
+    }
+    if body.paused == Some(false) {
+        cron::unpause(&app, &val).await?;
+    }
+    let response = ValResponse::new(&app, &val, Some(&who));
+    Ok(Json(response.with_schedule(&app, &val, Some(&who)).await?))
+}
+
+fn schedule_refused(why: cron::Refused) -> ApiError {
+    match why {
+        cron::Refused::Invalid(message) => ApiError::bad_request("invalid_schedule", message),
+        cron::Refused::TooOften { min } => ApiError::bad_request(
+            "schedule_too_frequent",
+            format!(
+                "this schedule runs more often than once every {}s, the shortest this server \
+                 allows",
+                min.as_secs()
+            ),
+        ),
+        cron::Refused::TooMany(limit) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_schedules",
+            format!("you have {limit} scheduled vals, the most allowed; turn one off first"),
+        ),
+        cron::Refused::NotCron(kind) => ApiError::bad_request(
+            "not_a_cron_val",
+            match kind {
+                Some(kind) => format!(
+                    "only a cron val runs on a schedule, and this one is a {kind} val; deploy a \
+                     component made with valbox_sdk::cron_val!"
+                ),
+                None => "deploy the val (a cron val) before giving it a schedule".into(),
+            },
+        ),
+        cron::Refused::Store(e) => e.into(),
+    }
 }
 
 async fn remove(

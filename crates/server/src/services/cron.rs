@@ -1,0 +1,209 @@
+//! Cron vals: setting a val's schedule, and running what is due. Every
+//! tick each node claims the due runs in the store (so on many nodes
+//! exactly one runs each, and a run still going holds its val: the next
+//! is not started beside it), runs each as a call of its own with trigger
+//! `cron`, then records how it ended and when the next is due. Runs missed
+//! while no node ran (a restart, a run longer than the interval) collapse
+//! into one; five failures in a row pause the schedule and mail the owner.
+
+use std::time::Duration;
+
+use valbox_caps::email::outbox::Outgoing;
+use valbox_model::schedule::Schedule;
+use valbox_model::{Trigger, ValKind, now_ms};
+use valbox_runtime::bindings::CronEvent;
+use valbox_runtime::{Input, Output};
+use valbox_store::{RunEnd, ScheduleRow, ValRow};
+
+use super::error::ServiceError;
+use crate::app::{App, WeakApp};
+
+/// How often a node looks for due runs.
+const TICK: Duration = Duration::from_millis(250);
+/// Runs one node claims per tick.
+const CLAIMS: i64 = 64;
+/// Failures in a row that pause a schedule.
+pub const PAUSE_AFTER: i32 = 5;
+
+/// Look for due runs every tick while the app lives.
+pub fn start(app: WeakApp) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(TICK).await;
+            let Some(app) = app.upgrade() else { break };
+            if let Err(e) = run_due(&app).await {
+                tracing::warn!("looking for due cron runs: {e}");
+            }
+        }
+    });
+}
+
+/// Claim what is due and start each run.
+async fn run_due(app: &App) -> Result<(), valbox_store::StoreError> {
+    let now = now_ms();
+    // Held past any call's deadline: a node that dies mid-run lets go.
+    let hold = now + app.config.limits.timeout.as_millis() as i64 + 30_000;
+    for claimed in app.store.schedules.claim_due(now, hold, CLAIMS).await? {
+        let app = app.clone();
+        tokio::spawn(async move { run_one(&app, claimed).await });
+    }
+    Ok(())
+}
+
+async fn run_one(app: &App, claimed: ScheduleRow) {
+    let started = now_ms();
+    let Ok(schedule) = Schedule::parse(&claimed.schedule) else {
+        // Checked when set: only a schedule from another version's rules.
+        tracing::error!(
+            "the stored schedule of val {} no longer parses",
+            claimed.val_id
+        );
+        return;
+    };
+    let val = match app.store.vals.by_id(&claimed.val_id).await {
+        Ok(Some(val)) if val.latest.as_ref().is_some_and(|v| v.kind == ValKind::Cron) => val,
+        Ok(_) => {
+            // Deleted, or redeployed as another kind: nothing to run.
+            let _ = (app.store.schedules)
+                .set(&claimed.val_id, &claimed.owner_id, None)
+                .await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("reading cron val {}: {e}", claimed.val_id);
+            return;
+        }
+    };
+    let event = CronEvent {
+        schedule: claimed.schedule.clone(),
+        due_ms: claimed.next_run_ms as u64,
+        last_run_ms: claimed.last_run_ms.map(|ms| ms as u64),
+    };
+    let called =
+        super::call::call_within(app, &val, true, Input::Cron(event), Trigger::Cron, None).await;
+    let ok = matches!(&called, Ok(c) if matches!(c.output, Output::Cron(Ok(()))));
+    let (next, skipped) = next_after_now(&schedule, claimed.next_run_ms);
+    if skipped > 0 {
+        tracing::info!(
+            "cron val {}/{}: {skipped} run(s) skipped, due while a run was going or no node ran",
+            val.owner_name,
+            val.name
+        );
+    }
+    let end = RunEnd {
+        started_ms: started,
+        next_run_ms: next,
+        ok,
+        pause_after: PAUSE_AFTER,
+    };
+    match app.store.schedules.finish(&claimed, end).await {
+        Ok(true) => mail_paused(app, &val, &called).await,
+        Ok(false) => {}
+        Err(e) => tracing::warn!("recording the cron run of {}: {e}", val.name),
+    }
+}
+
+/// The first due time after now, and how many due times were passed over
+/// on the way from `due` (the run that just ended).
+fn next_after_now(schedule: &Schedule, due: i64) -> (i64, u64) {
+    let now = now_ms() as u64;
+    let mut next = schedule.next_after(due as u64);
+    let mut skipped = 0;
+    while let Some(at) = next.filter(|at| *at <= now) {
+        skipped += 1;
+        // Long downtime on a short interval: jump rather than walk.
+        next = match skipped {
+            ..1_000 => schedule.next_after(at),
+            _ => schedule.next_after(now),
+        };
+    }
+    // A schedule with no next time (never, in practice): a year out.
+    let next = next.unwrap_or(now + 365 * 86_400_000);
+    (next as i64, skipped)
+}
+
+async fn mail_paused(app: &App, val: &ValRow, called: &Result<super::call::Called, ServiceError>) {
+    let why = match called {
+        Ok(c) => match &c.output {
+            Output::Cron(Err(message)) => message.clone(),
+            _ => "it did not finish".into(),
+        },
+        Err(e) => e.message.clone(),
+    };
+    let name = format!("{}/{}", val.owner_name, val.name);
+    let mail = Outgoing {
+        from_name: Some("Valbox".into()),
+        reply_to: Vec::new(),
+        subject: format!("Your cron val {name} is paused"),
+        text: Some(format!(
+            "Your cron val {name} failed {PAUSE_AFTER} times in a row, so it will not run \
+             again until you unpause it. The last failure: {why}\n\n\
+             See its runs:  valbox logs {}\n\
+             Unpause it:    valbox val schedule {} --unpause\n  \
+             (or PATCH {}/v2/vals/{} with {{\"paused\": false}})\n",
+            val.name, val.name, app.config.public_url, val.id
+        )),
+        html: None,
+    };
+    let mailer = &app.caps.email.mailer;
+    if let Err(e) = mailer
+        .send_platform(&val.owner_id, Some(&val.id), mail)
+        .await
+    {
+        tracing::info!("mailing that cron val {name} is paused: {e}");
+    }
+}
+
+/// Why a schedule was refused, for the owner.
+pub enum Refused {
+    Invalid(String),
+    TooOften { min: Duration },
+    TooMany(u64),
+    NotCron(Option<ValKind>),
+    Store(valbox_store::StoreError),
+}
+
+/// Set `val`'s schedule from `text` (`off`: none), first due after now.
+pub async fn set(app: &App, val: &ValRow, text: &str) -> Result<Option<ScheduleRow>, Refused> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") || text.is_empty() {
+        (app.store.schedules.set(&val.id, &val.owner_id, None).await).map_err(Refused::Store)?;
+        return Ok(None);
+    }
+    let kind = val.latest.as_ref().map(|v| v.kind);
+    if kind != Some(ValKind::Cron) {
+        return Err(Refused::NotCron(kind));
+    }
+    let schedule = Schedule::parse(text).map_err(|e| Refused::Invalid(e.to_string()))?;
+    let min = app.config.min_schedule;
+    if schedule.min_interval_ms() < min.as_millis() as u64 {
+        return Err(Refused::TooOften { min });
+    }
+    let store = &app.store.schedules;
+    let existing = store.get(&val.id).await.map_err(Refused::Store)?;
+    let limit = app.config.schedules_per_owner;
+    if existing.is_none() && store.count(&val.owner_id).await.map_err(Refused::Store)? >= limit {
+        return Err(Refused::TooMany(limit));
+    }
+    let now = now_ms() as u64;
+    let first = schedule.next_after(now).unwrap_or(now) as i64;
+    let normalised = schedule.to_string();
+    (store
+        .set(&val.id, &val.owner_id, Some((&normalised, first)))
+        .await)
+        .map_err(Refused::Store)?;
+    store.get(&val.id).await.map_err(Refused::Store)
+}
+
+/// Unpause `val`'s schedule, next due after now.
+pub async fn unpause(app: &App, val: &ValRow) -> Result<(), valbox_store::StoreError> {
+    let Some(row) = app.store.schedules.get(&val.id).await? else {
+        return Ok(());
+    };
+    let now = now_ms() as u64;
+    let next = Schedule::parse(&row.schedule)
+        .ok()
+        .and_then(|s| s.next_after(now))
+        .unwrap_or(now);
+    app.store.schedules.unpause(&val.id, next as i64).await
+}
