@@ -286,6 +286,7 @@ impl NodeHomes {
         if !tokio::fs::try_exists(&file).await.unwrap_or(false) {
             return Ok(());
         }
+        let started = Instant::now();
         let replica = replicas.follow(&file, owner, fencing).await?;
         replicas.sync(&file).await?;
         let record = {
@@ -293,9 +294,12 @@ impl NodeHomes {
             let Some(h) = held.get_mut(owner) else {
                 return Ok(());
             };
-            if let Some(since) = h.unsynced_since.take_if(|_| h.writes == writes) {
+            if let Some(since) = h.unsynced_since {
                 self.lag.observe(since.elapsed().as_secs_f64());
             }
+            // Writes that ended during the sync are due next time; the
+            // sync's start is older than any of them.
+            h.unsynced_since = (h.writes != writes).then_some(started);
             h.synced = writes;
             !h.recorded
         };

@@ -32,6 +32,7 @@ pub const CARGO_CONFIG: &str = include_str!("../../../../examples/.cargo/config.
 /// The platform's WIT package, file by file.
 pub const WIT: &[(&str, &str)] = &[
     ("blob.wit", include_str!("../../../../wit/blob.wit")),
+    ("cron.wit", include_str!("../../../../wit/cron.wit")),
     ("email.wit", include_str!("../../../../wit/email.wit")),
     ("env.wit", include_str!("../../../../wit/env.wit")),
     ("fetch.wit", include_str!("../../../../wit/fetch.wit")),
@@ -121,6 +122,23 @@ fn run(args: Vec<Value>) -> Result<Value, String> {{
 valbox_sdk::script_val!(run);
 "#
         ),
+        Kind::Cron => format!(
+            r#"//! `{name}`: a cron val, run on its schedule
+//! (`valbox deploy {name} --schedule 'every 15m'`); counts its runs in blob
+//! `runs`.
+
+use valbox_sdk::{{CronEvent, Error, blob}};
+
+fn run(event: CronEvent) -> Result<(), Error> {{
+    let runs: u64 = blob::update_json("runs", |n: Option<u64>| n.unwrap_or(0) + 1)?;
+    println!("run {{runs}} of `{{}}`, due at {{}} ms", event.schedule, event.due);
+    Ok(())
+}}
+
+valbox_sdk::cron_val!(run);
+valbox_sdk::scopes!("blob:read", "blob:write");
+"#
+        ),
     }
 }
 
@@ -143,7 +161,8 @@ export const httpHandler = http(({req}) =>
 );
 "#
         ),
-        Kind::Script => format!(
+        // Cron vals are Rust-only for now: `project::new` refuses them.
+        Kind::Script | Kind::Cron => format!(
             r#"// A script val, called through the Run API with JSON arguments;
 // answers their count.
 
@@ -169,7 +188,9 @@ def handle(req):
 HttpHandler = valbox.http(handle)
 "#
         .into(),
-        Kind::Script => r#""""A script val, called through the Run API with JSON arguments;
+        // Cron vals are Rust-only for now: `project::new` refuses them.
+        Kind::Script | Kind::Cron => {
+            r#""""A script val, called through the Run API with JSON arguments;
 answers their count."""
 
 import valbox
@@ -181,6 +202,7 @@ def run(*args):
 
 Script = valbox.script(run)
 "#
-        .into(),
+            .into()
+        }
     }
 }
