@@ -3,6 +3,7 @@
 //! store, a home that comes back serves nothing stale, a stalled home
 //! never acknowledges past its lease, a stopping home hands its databases
 //! over, and the guestbook example goes on through the load balancer.
+//! And a cron val on the same three nodes runs each tick once.
 
 mod support;
 
@@ -341,4 +342,43 @@ async fn without_replicas_a_dead_homes_database_waits_for_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ids(&c.nodes[1]).await, (1..=5).collect());
+}
+
+/// A cron val on three nodes: each due run is claimed by one node, so a
+/// one-second schedule counts about one tick a second, not three, and
+/// every tick is one call in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_val_on_three_nodes_runs_each_tick_once() {
+    let c = Balanced::start_with(LEASE, &["--min-schedule-secs", "1"]).await;
+    let tick = c.nodes[0].deploy("tick", "tick", "private").await;
+    let id = tick["valId"].as_str().unwrap().to_owned();
+    let set = c.nodes[1]
+        .patch_val(&id, &json!({ "schedule": "every 1s" }))
+        .await;
+    assert_eq!(set.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let ticks: u64 = c
+        .get("/v1/blob/ticks", Some(&c.alice))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((4..=6).contains(&ticks), "{ticks} ticks in 5.5 s");
+    let logs: Value = c
+        .get(
+            &format!("/v1/telemetry/logs?val_id={id}&limit=50"),
+            Some(&c.alice),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let runs = logs["data"].as_array().unwrap().len() as u64;
+    // A run's log record is written just after the run.
+    assert!(
+        runs.abs_diff(ticks) <= 1,
+        "{runs} runs logged, {ticks} ticks"
+    );
 }
