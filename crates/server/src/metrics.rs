@@ -46,6 +46,8 @@ pub struct Metrics {
     log_records_dropped: Counter,
     /// Time from a database's first unsynced write to its replica having it.
     pub replication_lag: Histogram,
+    /// Time from a cron run's due time to its start.
+    pub cron_lateness: Histogram,
 }
 
 /// What the scrape reads from the rest of the server.
@@ -138,6 +140,13 @@ impl Default for Metrics {
                 "sqlite_replication_lag_seconds",
                 "Time from a written database's first unsynced write to its replica holding it",
                 Histogram::new(exponential_buckets(0.05, 1.25, 24)),
+            ),
+            // 5 ms to about 30 s, a third apart.
+            cron_lateness: add_with(
+                r,
+                "cron_lateness_seconds",
+                "Time from a cron run's due time to its start",
+                Histogram::new(exponential_buckets(0.005, 1.33, 31)),
             ),
             registry,
         }

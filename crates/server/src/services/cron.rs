@@ -52,6 +52,8 @@ async fn run_due(app: &App) -> Result<(), valbox_store::StoreError> {
 
 async fn run_one(app: &App, claimed: ScheduleRow) {
     let started = now_ms();
+    let late = started.saturating_sub(claimed.next_run_ms).max(0);
+    app.metrics.cron_lateness.observe(late as f64 / 1000.0);
     let Ok(schedule) = Schedule::parse(&claimed.schedule) else {
         // Checked when set: only a schedule from another version's rules.
         tracing::error!(
