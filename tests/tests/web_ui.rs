@@ -472,3 +472,52 @@ async fn a_browser_opening_a_val_under_x_lands_on_the_vals_own_host() {
     assert!(page.contains("\"path\":\"/landed\""), "{page}");
     assert!(!page.contains("valbox_session"), "{page}");
 }
+
+#[tokio::test]
+async fn a_cron_vals_page_sets_its_schedule_and_unpauses_it() {
+    let s = TestServer::start_configured(|c| c.min_schedule = Duration::from_secs(1)).await;
+    let tick = s.deploy("tick", "tick", "private").await;
+    let id = tick["valId"].as_str().unwrap().to_owned();
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    b.goto(&format!("{}/vals/tick", s.base)).await;
+    b.wait_for_text("No schedule").await;
+
+    // A bad schedule is refused with what to write instead.
+    b.fill("#schedule-input", "every 0m").await;
+    b.click("#schedule-form button[type=submit]").await;
+    b.wait_for_text("like `every 15m`").await;
+
+    // Without its blob scopes, every run fails: five pause it.
+    assert_eq!(
+        s.patch_val(&id, &json!({ "scopes": [] })).await.status(),
+        200
+    );
+    b.goto(&format!("{}/vals/tick", s.base)).await;
+    b.fill("#schedule-input", "every 1s").await;
+    b.click("#schedule-form button[type=submit]").await;
+    b.wait_for_text("every 1s").await;
+    let mut paused = false;
+    for _ in 0..60 {
+        b.goto(&format!("{}/vals/tick", s.base)).await;
+        if b.page().await.contains("Paused after 5 failures") {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(paused, "never paused");
+    b.screenshot("cron-val").await;
+    let scopes = json!({ "scopes": ["blob:read", "blob:write"] });
+    assert_eq!(s.patch_val(&id, &scopes).await.status(), 200);
+    b.click("#unpause").await;
+    b.wait_for_path("/vals/tick").await;
+    let ticked = || async { s.get("/v1/blob/ticks", Some(&s.alice)).await.status() };
+    for _ in 0..40 {
+        if ticked().await == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ticked().await, 200, "it never ran after being unpaused");
+}

@@ -11,7 +11,7 @@ use super::{SignedIn, UiResult};
 use crate::app::App;
 use crate::services::val_views::val_urls;
 use valbox_model::{Privacy, Scope, Scopes, ValKind};
-use valbox_store::{CallSummary, EnvVarMeta, ScopeRequestRow, ValRow, VersionRow};
+use valbox_store::{CallSummary, EnvVarMeta, ScheduleRow, ScopeRequestRow, ValRow, VersionRow};
 
 /// A library as the page lists it: its name, pinned version, grants.
 type LibraryLine = (String, Option<i64>, Scopes);
@@ -34,6 +34,7 @@ pub async fn page(
     let env = crate::services::env_vars::list(&app, &signed.who, &val.id).await?;
     let held = val.scopes;
     let (path_url, host_url) = val_urls(&app, &val);
+    let schedule = app.store.schedules.get(&val.id).await?;
     let body = html! {
         h1 { (val.owner_name) "/" (val.name) }
         p.muted { (val.description) }
@@ -44,6 +45,9 @@ pub async fn page(
             }
         } @else {
             p { "Not deployed yet: " code { "valbox deploy " (val.name) " FILE.wasm" } }
+        }
+        @if val.latest.as_ref().is_some_and(|v| v.kind == ValKind::Cron) {
+            (schedule_section(&signed, &val, schedule.as_ref()))
         }
 
         h2 { "Privacy" }
@@ -114,6 +118,41 @@ async fn load(app: &App, val: &ValRow, owner: &str) -> UiResult<PageData> {
         libraries.push((name, l.version, l.grants));
     }
     Ok((versions, requests, calls, libraries))
+}
+
+/// A cron val's schedule, next and last run, and a form to change it (or
+/// unpause it).
+fn schedule_section(signed: &SignedIn, val: &ValRow, schedule: Option<&ScheduleRow>) -> Markup {
+    let action = format!("/vals/{}/schedule", val.name);
+    html! {
+    h2 id="schedule" { "Schedule" }
+    @match schedule {
+        None => p { "No schedule: it does not run." },
+        Some(s) => {
+            p {
+                code { (s.schedule) } ". Next run " (when(s.next_run_ms)) " UTC; last run "
+                @match s.last_run_ms { Some(ms) => { (when(ms)) " UTC" }, None => "never" } "."
+            }
+            @if s.paused_at.is_some() {
+                form method="post" action=(action) {
+                    (csrf(signed))
+                    input type="hidden" name="unpause" value="1";
+                    p.error { "Paused after " (s.failures) " failures in a row. "
+                        button type="submit" id="unpause" { "Unpause" } }
+                }
+            } @else if s.failures > 0 {
+                p.muted { (s.failures) " failed in a row (five pause it)." }
+            }
+        }
+    }
+    form method="post" action=(action) id="schedule-form" {
+        (csrf(signed))
+        label for="schedule-input" { "Run" }
+        input id="schedule-input" name="schedule" placeholder="every 15m, 0 9 * * 1-5, TZ=Europe/Paris 0 9 * * *, off"
+            value=[schedule.map(|s| s.schedule.as_str())];
+        button type="submit" { "Save" }
+    }
+    }
 }
 
 fn libraries_section(libraries: &[LibraryLine]) -> Markup {

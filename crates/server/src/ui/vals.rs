@@ -130,6 +130,36 @@ pub async fn set_privacy(
     Ok(Redirect::to(&format!("/vals/{name}")))
 }
 
+/// Set a cron val's schedule from its page, or unpause it.
+pub async fn set_schedule(
+    State(app): State<App>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    form: FormFields,
+) -> UiResult<Redirect> {
+    use crate::services::cron::{self, Refused};
+    form.check_csrf(&signed)?;
+    let val = own_val(&app, &signed, &name).await?;
+    if form.get("unpause").is_some() {
+        cron::unpause(&app, &val).await?;
+    } else {
+        let text = form.get("schedule").unwrap_or_default();
+        cron::set(&app, &val, text).await.map_err(|why| match why {
+            Refused::Invalid(message) => UiError::bad_request(message),
+            Refused::TooOften { min } => UiError::bad_request(format!(
+                "that runs more often than once every {}s, the shortest this server allows",
+                min.as_secs()
+            )),
+            Refused::TooMany(limit) => UiError::bad_request(format!(
+                "you have {limit} scheduled vals, the most allowed; turn one off first"
+            )),
+            Refused::NotCron(_) => UiError::bad_request("only a cron val runs on a schedule"),
+            Refused::Store(e) => e.into(),
+        })?;
+    }
+    Ok(Redirect::to(&format!("/vals/{name}#schedule")))
+}
+
 pub async fn set_env(
     State(app): State<App>,
     signed: SignedIn,
