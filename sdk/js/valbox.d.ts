@@ -43,6 +43,17 @@ export function http(handler: (req: Request) => Response | object): {
 /** The export of a script val: `export const script = run(fn)`. */
 export function run(fn: (...args: any[]) => unknown): { run(args: string): string };
 
+/** One due run of a cron val; times in ms since the epoch. */
+export interface CronEvent {
+  schedule: string;
+  due: number;
+  /** Undefined on the first run. */
+  lastRun?: number;
+}
+
+/** The export of a cron val: `export const cron = scheduled(fn)`; throwing fails the run. */
+export function scheduled(fn: (event: CronEvent) => void): { run(event: unknown): void };
+
 export interface BlobEntry {
   key: string;
   size: number;

@@ -110,6 +110,27 @@ export function run(fn) {
   };
 }
 
+/**
+ * The export of a cron val: `export const cron = scheduled(fn)`. `fn` gets
+ * `{ schedule, due, lastRun }` (times in ms since the epoch; `lastRun` is
+ * undefined on the first run); throwing fails the run.
+ */
+export function scheduled(fn) {
+  return {
+    run(event) {
+      try {
+        fn({
+          schedule: event.schedule,
+          due: Number(event.dueMs),
+          lastRun: event.lastRunMs === undefined ? undefined : Number(event.lastRunMs),
+        });
+      } catch (e) {
+        throw String(e && e.message ? e.message : e);
+      }
+    },
+  };
+}
+
 /** The owner's blobs (`blob:read`, `blob:write`). */
 export const blob = {
   get: (key) => host(() => rawBlob.get(key)),

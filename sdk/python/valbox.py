@@ -117,6 +117,30 @@ def script(fn):
     return Script
 
 
+class CronEvent:
+    """One due run of a cron val: `schedule`, `due` and `last_run` (ms
+    since the epoch; `None` on the first run)."""
+
+    def __init__(self, schedule, due, last_run):
+        self.schedule = schedule
+        self.due = due
+        self.last_run = last_run
+
+
+def cron(fn):
+    """Export a cron val: `Cron = valbox.cron(fn)`; `fn` gets a
+    `CronEvent`, and an exception fails the run."""
+
+    class Cron:
+        def run(self, event):
+            try:
+                fn(CronEvent(event.schedule, event.due_ms, event.last_run_ms))
+            except Exception as e:
+                raise Err(str(e)) from None
+
+    return Cron
+
+
 class blob:
     """The owner's blobs (`blob:read`, `blob:write`)."""
 

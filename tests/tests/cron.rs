@@ -215,3 +215,24 @@ async fn schedules_are_checked_when_set() {
         .unwrap();
     assert!(theirs.status() == StatusCode::NOT_FOUND || theirs.status() == StatusCode::FORBIDDEN);
 }
+
+/// The JavaScript and Python helpers make cron vals too.
+#[tokio::test]
+async fn cron_vals_in_javascript_and_python_run_on_their_schedule() {
+    let s = server().await;
+    for (example, key) in [("js-tick", "js-ticks"), ("py-tick", "py-ticks")] {
+        let deployed = s.deploy(example, example, "private").await;
+        let id = deployed["valId"].as_str().unwrap().to_owned();
+        let resp = schedule(&s, &id, json!({ "schedule": "every 1s" })).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{example}");
+        let mut ticks = 0;
+        for _ in 0..100 {
+            ticks = blob_number(&s, key).await;
+            if ticks >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ticks >= 2, "{example} ran {ticks} times");
+    }
+}

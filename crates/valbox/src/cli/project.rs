@@ -24,7 +24,7 @@ pub enum Lang {
 pub enum Kind {
     Http,
     Script,
-    /// Run on a schedule (Rust for now).
+    /// Run on a schedule.
     Cron,
 }
 
@@ -56,12 +56,6 @@ pub fn new(name: &str, lang: Lang, kind: Kind) -> anyhow::Result<PathBuf> {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         bail!("`{name}` is not a val name: use letters, digits, `-` and `_`");
-    }
-    if kind == Kind::Cron && lang != Lang::Rust {
-        bail!(
-            "cron vals are written in Rust for now (`--lang rust`); JavaScript and Python \
-             helpers for them are not there yet"
-        );
     }
     let dir = PathBuf::from(name);
     if dir.exists() {

@@ -161,8 +161,7 @@ export const httpHandler = http(({req}) =>
 );
 "#
         ),
-        // Cron vals are Rust-only for now: `project::new` refuses them.
-        Kind::Script | Kind::Cron => format!(
+        Kind::Script => format!(
             r#"// A script val, called through the Run API with JSON arguments;
 // answers their count.
 
@@ -171,6 +170,18 @@ import {{ run }} from "valbox";
 export const script = run(({args}) => ({{ count: args.length }}));
 "#
         ),
+        Kind::Cron => r#"// A cron val, run on its schedule
+// (`valbox deploy NAME --schedule 'every 15m'`); counts its runs in blob
+// `runs`. Throwing fails the run.
+
+import { blob, scheduled } from "valbox";
+
+export const cron = scheduled(({ schedule, due }) => {
+  const runs = blob.updateJSON("runs", (n) => (n ?? 0) + 1);
+  console.log(`run ${runs} of ${schedule}, due at ${due} ms`);
+});
+"#
+        .into(),
     }
 }
 
@@ -188,9 +199,7 @@ def handle(req):
 HttpHandler = valbox.http(handle)
 "#
         .into(),
-        // Cron vals are Rust-only for now: `project::new` refuses them.
-        Kind::Script | Kind::Cron => {
-            r#""""A script val, called through the Run API with JSON arguments;
+        Kind::Script => r#""""A script val, called through the Run API with JSON arguments;
 answers their count."""
 
 import valbox
@@ -202,7 +211,21 @@ def run(*args):
 
 Script = valbox.script(run)
 "#
-            .into()
-        }
+        .into(),
+        Kind::Cron => r#""""A cron val, run on its schedule
+(`valbox deploy NAME --schedule 'every 15m'`); counts its runs in blob
+`runs`. An exception fails the run."""
+
+import valbox
+
+
+def run(event):
+    runs = valbox.blob.update_json("runs", lambda n: (n or 0) + 1)
+    print(f"run {runs} of {event.schedule}, due at {event.due} ms")
+
+
+Cron = valbox.cron(run)
+"#
+        .into(),
     }
 }
