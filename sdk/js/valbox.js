@@ -119,11 +119,14 @@ export function scheduled(fn) {
   return {
     run(event) {
       try {
-        fn({
+        const done = fn({
           schedule: event.schedule,
           due: Number(event.dueMs),
           lastRun: event.lastRunMs === undefined ? undefined : Number(event.lastRunMs),
         });
+        if (done && typeof done.then === "function") {
+          throw new Error("a cron val's function must be synchronous (no async): its run ends when it returns");
+        }
       } catch (e) {
         throw String(e && e.message ? e.message : e);
       }

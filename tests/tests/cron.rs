@@ -174,6 +174,7 @@ async fn schedules_are_checked_when_set() {
             json!({ "schedule": "x".repeat(10_000) }),
             "invalid_schedule",
         ),
+        (json!({ "schedule": "" }), "invalid_schedule"),
         (json!({ "paused": true }), "invalid_paused"),
     ] {
         let message = assert_error(
@@ -190,8 +191,21 @@ async fn schedules_are_checked_when_set() {
     let refused = schedule(&s, &hello, json!({ "schedule": "every 5m" })).await;
     let message = assert_error(refused, StatusCode::BAD_REQUEST, "not_a_cron_val").await;
     assert!(message.contains("http"), "{message}");
-    // A server's minimum holds.
-    let strict = TestServer::start().await;
+    // A refused PATCH changes nothing else.
+    let both = json!({ "privacy": "public", "schedule": "every 0s" });
+    assert_eq!(
+        schedule(&s, &tick, both).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let val: Value = s
+        .get(&format!("/v2/vals/{tick}"), Some(&s.alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(val["privacy"], "private");
+    // A server's minimum and its count per owner hold.
+    let strict = TestServer::start_configured(|c| c.schedules_per_owner = 1).await;
     let tick = strict.deploy("tick", "tick", "private").await;
     let tick = tick["valId"].as_str().unwrap().to_owned();
     let refused = schedule(&strict, &tick, json!({ "schedule": "every 10s" })).await;
@@ -205,6 +219,10 @@ async fn schedules_are_checked_when_set() {
     assert_eq!(ok.status(), StatusCode::OK);
     let val: Value = ok.json().await.unwrap();
     assert_eq!(val["schedule"]["expression"], "TZ=Europe/Paris 0 9 * * 1-5");
+    let other = strict.deploy("tock", "tick", "private").await;
+    let other = other["valId"].as_str().unwrap().to_owned();
+    let refused = schedule(&strict, &other, json!({ "schedule": "every 5m" })).await;
+    assert_error(refused, StatusCode::CONFLICT, "too_many_schedules").await;
     // Another user cannot set it.
     let bob = strict.create_user("bob").await;
     let theirs = strict

@@ -60,6 +60,8 @@ pub struct AppInner {
     owner_slots: OwnerSlots,
     /// Where owners' SQLite databases live, on a node of a cluster.
     pub homes: Option<Arc<crate::cluster::NodeHomes>>,
+    /// Set as the server stops: background work starts nothing new.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl FromRef<App> for Authenticator {
@@ -99,6 +101,16 @@ impl App {
     }
 
     /// A slot for one call of `owner`'s vals, or which share is full.
+    /// Start no new background work (cron runs): the server is stopping.
+    pub fn stop_background(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn try_owner_slot(
         &self,
         owner: &str,
@@ -196,6 +208,7 @@ impl App {
             plans: Default::default(),
             metrics,
             homes,
+            stopping: Default::default(),
             // Half the CPUs: deploys never take all of them from calls.
             compiles: crate::services::compile_gate::CompileGate::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get() / 2),

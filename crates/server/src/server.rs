@@ -111,6 +111,7 @@ impl Server {
     /// remaining call logs.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        self.app.stop_background();
         for task in self.tasks {
             task.await?;
         }

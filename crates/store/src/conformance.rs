@@ -375,14 +375,38 @@ async fn database_homes_are_leases_with_fencing(store: &Store) {
 
 async fn cron_runs_are_claimed_once_and_pause_after_failures(store: &Store) {
     let hal = user(store, "hal").await;
-    let tick = val(store, &hal, "tick").await;
+    let (tick, tock) = (
+        val(store, &hal, "tick").await,
+        val(store, &hal, "tock").await,
+    );
     let schedules = &store.schedules;
     let due = now_ms() - 10;
-    schedules
-        .set(&tick.id, &hal, Some(("every 1s", due)))
-        .await
-        .unwrap();
+    assert!(
+        schedules
+            .set(&tick.id, &hal, ("every 1s", due), 1)
+            .await
+            .unwrap()
+    );
+    // One schedule allowed: another val's is refused, this one's changes.
+    assert!(
+        !schedules
+            .set(&tock.id, &hal, ("every 1s", due), 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        schedules
+            .set(&tick.id, &hal, ("every 1s", due), 1)
+            .await
+            .unwrap()
+    );
     assert_eq!(schedules.count(&hal).await.unwrap(), 1);
+    let end = |ok: Option<bool>| crate::RunEnd {
+        started_ms: now_ms(),
+        next_run_ms: now_ms() - 1,
+        ok,
+        pause_after: 5,
+    };
 
     // Claimed once: a second claim finds it held.
     let now = now_ms();
@@ -399,24 +423,33 @@ async fn cron_runs_are_claimed_once_and_pause_after_failures(store: &Store) {
             .unwrap()
             .is_empty()
     );
-    // Held by a run that died, it is claimed again once the hold ends.
-    let later = now + 60_001;
+    // A run going on extends its hold; its claim's token moves with it.
+    let mut first = claimed[0].clone();
+    assert!(schedules.extend(&first, now + 120_000).await.unwrap());
+    assert!(!schedules.extend(&first, now + 180_000).await.unwrap());
+    first.running_until = Some(now + 120_000);
+    // Held by a run that died, it is claimed again once the hold ends, and
+    // the dead run's finish no longer counts.
+    let later = now + 120_001;
     let again = schedules
         .claim_due(later, later + 60_000, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
+    assert!(!schedules.finish(&first, end(Some(false))).await.unwrap());
+    assert_eq!(schedules.get(&tick.id).await.unwrap().unwrap().failures, 0);
 
-    // Each failure counts; the fifth in a row pauses it.
-    let mut row = again[0].clone();
+    // A run the platform could not start does not count; each failure
+    // does, and the fifth in a row pauses it.
+    assert!(!schedules.finish(&again[0], end(None)).await.unwrap());
+    let mut row = schedules
+        .claim_due(now_ms(), now_ms() + 60_000, 10)
+        .await
+        .unwrap()[0]
+        .clone();
+    assert_eq!(row.failures, 0);
     for failures in 1..=5 {
-        let end = crate::RunEnd {
-            started_ms: now_ms(),
-            next_run_ms: now_ms() - 1,
-            ok: false,
-            pause_after: 5,
-        };
-        let paused = schedules.finish(&row, end).await.unwrap();
+        let paused = schedules.finish(&row, end(Some(false))).await.unwrap();
         assert_eq!(paused, failures == 5, "after {failures} failures");
         let now = now_ms();
         let claimed = schedules.claim_due(now, now + 60_000, 10).await.unwrap();
@@ -433,19 +466,30 @@ async fn cron_runs_are_claimed_once_and_pause_after_failures(store: &Store) {
     let now = now_ms();
     let claimed = schedules.claim_due(now, now + 60_000, 10).await.unwrap();
     assert_eq!((claimed.len(), claimed[0].failures), (1, 0));
-    // A finish for a run that is no longer the due one changes nothing.
-    let stale = crate::RunEnd {
-        started_ms: now,
+    // Unpausing a schedule that is not paused changes nothing.
+    schedules.unpause(&tick.id, 1).await.unwrap();
+    assert_ne!(
+        schedules.get(&tick.id).await.unwrap().unwrap().next_run_ms,
+        1
+    );
+    // Changed while it runs: the run's finish keeps the new next time.
+    assert!(
+        schedules
+            .set(&tick.id, &hal, ("every 2s", now + 5_000), 1)
+            .await
+            .unwrap()
+    );
+    let ended = crate::RunEnd {
         next_run_ms: now + 1_000,
-        ok: true,
-        pause_after: 5,
+        ..end(Some(true))
     };
-    let moved = crate::ScheduleRow {
-        next_run_ms: 1,
-        ..claimed[0].clone()
-    };
-    assert!(!schedules.finish(&moved, stale).await.unwrap());
-    schedules.set(&tick.id, &hal, None).await.unwrap();
+    assert!(!schedules.finish(&claimed[0], ended).await.unwrap());
+    let stored = schedules.get(&tick.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.next_run_ms, stored.running_until),
+        (now + 5_000, None)
+    );
+    schedules.remove(&tick.id).await.unwrap();
     assert!(schedules.get(&tick.id).await.unwrap().is_none());
 }
 

@@ -21,6 +21,9 @@ pub struct ScheduleRow {
     pub failures: i32,
     /// When it was paused after failing too often.
     pub paused_at: Option<i64>,
+    /// Until when the run that claimed it holds it: also the claim's
+    /// token, which its finish and its extensions must present.
+    pub running_until: Option<i64>,
 }
 
 /// How a run ended, for [`Schedules::finish`].
@@ -30,21 +33,27 @@ pub struct RunEnd {
     pub started_ms: i64,
     /// When the next is due.
     pub next_run_ms: i64,
-    pub ok: bool,
+    /// Whether the val succeeded; `None`: it did not get to run (the
+    /// platform's fault), which does not count as a failure.
+    pub ok: Option<bool>,
     /// Failures in a row that pause the schedule.
     pub pause_after: i32,
 }
 
 #[async_trait]
 pub trait Schedules: Send + Sync {
-    /// Set `val_id`'s schedule (`None`: no schedule), first due at
-    /// `next_run_ms`; it starts unpaused with no failures.
+    /// Set `val_id`'s schedule, first due at `next_run_ms`, unpaused with
+    /// no failures (a run going on keeps its hold), unless its owner has
+    /// `limit` schedules on other vals: then `false`.
     async fn set(
         &self,
         val_id: &str,
         owner_id: &str,
-        schedule: Option<(&str, i64)>,
-    ) -> StoreResult<()>;
+        schedule: (&str, i64),
+        limit: u64,
+    ) -> StoreResult<bool>;
+    /// Remove `val_id`'s schedule.
+    async fn remove(&self, val_id: &str) -> StoreResult<()>;
     async fn get(&self, val_id: &str) -> StoreResult<Option<ScheduleRow>>;
     /// How many schedules `owner_id` has.
     async fn count(&self, owner_id: &str) -> StoreResult<u64>;
@@ -57,9 +66,13 @@ pub trait Schedules: Send + Sync {
         hold_until_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<ScheduleRow>>;
-    /// Record the end of the run claimed at `claimed`'s due time; whether
-    /// the schedule is now paused.
+    /// Hold `claimed` until `hold_until_ms` instead, if its claim still
+    /// holds it; `false` if not (the hold ran out and another took it).
+    async fn extend(&self, claimed: &ScheduleRow, hold_until_ms: i64) -> StoreResult<bool>;
+    /// Record the end of the run `claimed`, if its claim still holds the
+    /// schedule (a next due time from a schedule changed meanwhile is
+    /// kept); whether the schedule is now paused.
     async fn finish(&self, claimed: &ScheduleRow, end: RunEnd) -> StoreResult<bool>;
-    /// Unpause, next due at `next_run_ms`.
+    /// Unpause a paused schedule, next due at `next_run_ms`.
     async fn unpause(&self, val_id: &str, next_run_ms: i64) -> StoreResult<()>;
 }

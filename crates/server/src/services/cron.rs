@@ -15,11 +15,14 @@ use valbox_runtime::bindings::CronEvent;
 use valbox_runtime::{Input, Output};
 use valbox_store::{RunEnd, ScheduleRow, ValRow};
 
-use super::error::ServiceError;
+use super::error::{Kind, ServiceError};
 use crate::app::{App, WeakApp};
 
 /// How often a node looks for due runs.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a claim holds its val; a run going on extends it every
+/// third of that, so a node that dies mid-run lets go within it.
+const HOLD: Duration = Duration::from_secs(60);
 /// Runs one node claims per tick.
 const CLAIMS: i64 = 64;
 /// Failures in a row that pause a schedule.
@@ -31,6 +34,9 @@ pub fn start(app: WeakApp) {
         loop {
             tokio::time::sleep(TICK).await;
             let Some(app) = app.upgrade() else { break };
+            if app.stopping() {
+                break;
+            }
             if let Err(e) = run_due(&app).await {
                 tracing::warn!("looking for due cron runs: {e}");
             }
@@ -41,8 +47,7 @@ pub fn start(app: WeakApp) {
 /// Claim what is due and start each run.
 async fn run_due(app: &App) -> Result<(), valbox_store::StoreError> {
     let now = now_ms();
-    // Held past any call's deadline: a node that dies mid-run lets go.
-    let hold = now + app.config.limits.timeout.as_millis() as i64 + 30_000;
+    let hold = now + HOLD.as_millis() as i64;
     for claimed in app.store.schedules.claim_due(now, hold, CLAIMS).await? {
         let app = app.clone();
         tokio::spawn(async move { run_one(&app, claimed).await });
@@ -66,9 +71,7 @@ async fn run_one(app: &App, claimed: ScheduleRow) {
         Ok(Some(val)) if val.latest.as_ref().is_some_and(|v| v.kind == ValKind::Cron) => val,
         Ok(_) => {
             // Deleted, or redeployed as another kind: nothing to run.
-            let _ = (app.store.schedules)
-                .set(&claimed.val_id, &claimed.owner_id, None)
-                .await;
+            let _ = app.store.schedules.remove(&claimed.val_id).await;
             return;
         }
         Err(e) => {
@@ -81,9 +84,15 @@ async fn run_one(app: &App, claimed: ScheduleRow) {
         due_ms: claimed.next_run_ms as u64,
         last_run_ms: claimed.last_run_ms.map(|ms| ms as u64),
     };
-    let called =
-        super::call::call_within(app, &val, true, Input::Cron(event), Trigger::Cron, None).await;
-    let ok = matches!(&called, Ok(c) if matches!(c.output, Output::Cron(Ok(()))));
+    let run = super::call::call_within(app, &val, true, Input::Cron(event), Trigger::Cron, None);
+    let (called, claimed) = hold_while(app, claimed, run).await;
+    let ok = match &called {
+        Ok(c) => Some(matches!(c.output, Output::Cron(Ok(())))),
+        // The platform did not get to run it (the owner's calls full, the
+        // store or a node down): not the val's failure.
+        Err(e) if matches!(e.kind, Kind::TooMany | Kind::Busy | Kind::Internal) => None,
+        Err(_) => Some(false),
+    };
     let (next, skipped) = next_after_now(&schedule, claimed.next_run_ms);
     if skipped > 0 {
         tracing::info!(
@@ -105,6 +114,33 @@ async fn run_one(app: &App, claimed: ScheduleRow) {
     }
 }
 
+/// Run `run`, extending `claimed`'s hold while it goes on; the claim as
+/// it stands at the end, for its finish.
+async fn hold_while<T>(
+    app: &App,
+    mut claimed: ScheduleRow,
+    run: impl Future<Output = T>,
+) -> (T, ScheduleRow) {
+    tokio::pin!(run);
+    let mut extend = tokio::time::interval_at(tokio::time::Instant::now() + HOLD / 3, HOLD / 3);
+    loop {
+        tokio::select! {
+            done = &mut run => return (done, claimed),
+            _ = extend.tick() => {
+                let hold = now_ms() + HOLD.as_millis() as i64;
+                match app.store.schedules.extend(&claimed, hold).await {
+                    Ok(true) => claimed.running_until = Some(hold),
+                    Ok(false) => tracing::warn!("the cron run of {} lost its hold", claimed.val_id),
+                    Err(e) => tracing::warn!("extending the cron run of {}: {e}", claimed.val_id),
+                }
+            }
+        }
+    }
+}
+
+/// Due times walked over one by one after a run, before jumping to now.
+const MAX_STEPS: u64 = 1_000;
+
 /// The first due time after now, and how many due times were passed over
 /// on the way from `due` (the run that just ended).
 fn next_after_now(schedule: &Schedule, due: i64) -> (i64, u64) {
@@ -115,7 +151,7 @@ fn next_after_now(schedule: &Schedule, due: i64) -> (i64, u64) {
         skipped += 1;
         // Long downtime on a short interval: jump rather than walk.
         next = match skipped {
-            ..1_000 => schedule.next_after(at),
+            ..MAX_STEPS => schedule.next_after(at),
             _ => schedule.next_after(now),
         };
     }
@@ -132,6 +168,8 @@ async fn mail_paused(app: &App, val: &ValRow, called: &Result<super::call::Calle
         },
         Err(e) => e.message.clone(),
     };
+    // The val's own words, bounded, in mail the platform sends.
+    let why: String = why.chars().take(500).collect();
     let name = format!("{}/{}", val.owner_name, val.name);
     let mail = Outgoing {
         from_name: Some("Valbox".into()),
@@ -139,7 +177,7 @@ async fn mail_paused(app: &App, val: &ValRow, called: &Result<super::call::Calle
         subject: format!("Your cron val {name} is paused"),
         text: Some(format!(
             "Your cron val {name} failed {PAUSE_AFTER} times in a row, so it will not run \
-             again until you unpause it. The last failure: {why}\n\n\
+             again until you unpause it. The last failure, in the val's words: {why}\n\n\
              See its runs:  valbox logs {}\n\
              Unpause it:    valbox val schedule {} --unpause\n  \
              (or PATCH {}/v2/vals/{} with {{\"paused\": false}})\n",
@@ -165,12 +203,44 @@ pub enum Refused {
     Store(valbox_store::StoreError),
 }
 
-/// Set `val`'s schedule from `text` (`off`: none), first due after now.
-pub async fn set(app: &App, val: &ValRow, text: &str) -> Result<Option<ScheduleRow>, Refused> {
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Invalid(message) => f.write_str(message),
+            Refused::TooOften { min } => write!(
+                f,
+                "this schedule runs more often than once every {:?}, the shortest this server \
+                 allows",
+                min
+            ),
+            Refused::TooMany(limit) => write!(
+                f,
+                "you have {limit} scheduled vals, the most allowed; turn one off first"
+            ),
+            Refused::NotCron(Some(kind)) => write!(
+                f,
+                "only a cron val runs on a schedule, and this one is a {kind} val; deploy a \
+                 component made with valbox_sdk::cron_val! (or the JS/Python helpers)"
+            ),
+            Refused::NotCron(None) => {
+                f.write_str("deploy the val (a cron val) before giving it a schedule")
+            }
+            Refused::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What `text` asks of `val`'s schedule, checked: a schedule, or none
+/// (`off`). Nothing is stored yet.
+pub fn check(app: &App, val: &ValRow, text: &str) -> Result<Option<Schedule>, Refused> {
     let text = text.trim();
-    if text.eq_ignore_ascii_case("off") || text.is_empty() {
-        (app.store.schedules.set(&val.id, &val.owner_id, None).await).map_err(Refused::Store)?;
+    if text.eq_ignore_ascii_case("off") {
         return Ok(None);
+    }
+    if text.is_empty() {
+        return Err(Refused::Invalid(
+            "the schedule is empty: write one like `every 15m` or `0 9 * * 1-5`, or `off`".into(),
+        ));
     }
     let kind = val.latest.as_ref().map(|v| v.kind);
     if kind != Some(ValKind::Cron) {
@@ -181,20 +251,33 @@ pub async fn set(app: &App, val: &ValRow, text: &str) -> Result<Option<ScheduleR
     if schedule.min_interval_ms() < min.as_millis() as u64 {
         return Err(Refused::TooOften { min });
     }
+    Ok(Some(schedule))
+}
+
+/// Give `val` the `checked` schedule, first due after now. The same
+/// schedule again keeps its next run, failures and pause, so that a
+/// redeploy with `--schedule` never postpones it.
+pub async fn set(app: &App, val: &ValRow, checked: Option<Schedule>) -> Result<(), Refused> {
     let store = &app.store.schedules;
+    let Some(schedule) = checked else {
+        return store.remove(&val.id).await.map_err(Refused::Store);
+    };
+    let normalised = schedule.to_string();
     let existing = store.get(&val.id).await.map_err(Refused::Store)?;
-    let limit = app.config.schedules_per_owner;
-    if existing.is_none() && store.count(&val.owner_id).await.map_err(Refused::Store)? >= limit {
-        return Err(Refused::TooMany(limit));
+    if existing.is_some_and(|e| e.schedule == normalised) {
+        return Ok(());
     }
     let now = now_ms() as u64;
     let first = schedule.next_after(now).unwrap_or(now) as i64;
-    let normalised = schedule.to_string();
-    (store
-        .set(&val.id, &val.owner_id, Some((&normalised, first)))
-        .await)
-        .map_err(Refused::Store)?;
-    store.get(&val.id).await.map_err(Refused::Store)
+    let limit = app.config.schedules_per_owner;
+    match store
+        .set(&val.id, &val.owner_id, (&normalised, first), limit)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refused::TooMany(limit)),
+        Err(e) => Err(Refused::Store(e)),
+    }
 }
 
 /// Unpause `val`'s schedule, next due after now.

@@ -141,7 +141,7 @@ fn schedule_section(signed: &SignedIn, val: &ValRow, schedule: Option<&ScheduleR
                         button type="submit" id="unpause" { "Unpause" } }
                 }
             } @else if s.failures > 0 {
-                p.muted { (s.failures) " failed in a row (five pause it)." }
+                p.muted { (s.failures) " failed in a row (" (crate::services::cron::PAUSE_AFTER) " pause it)." }
             }
         }
     }

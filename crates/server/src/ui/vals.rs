@@ -144,18 +144,12 @@ pub async fn set_schedule(
         cron::unpause(&app, &val).await?;
     } else {
         let text = form.get("schedule").unwrap_or_default();
-        cron::set(&app, &val, text).await.map_err(|why| match why {
-            Refused::Invalid(message) => UiError::bad_request(message),
-            Refused::TooOften { min } => UiError::bad_request(format!(
-                "that runs more often than once every {}s, the shortest this server allows",
-                min.as_secs()
-            )),
-            Refused::TooMany(limit) => UiError::bad_request(format!(
-                "you have {limit} scheduled vals, the most allowed; turn one off first"
-            )),
-            Refused::NotCron(_) => UiError::bad_request("only a cron val runs on a schedule"),
+        let refused = |why: Refused| match why {
             Refused::Store(e) => e.into(),
-        })?;
+            why => UiError::bad_request(why.to_string()),
+        };
+        let schedule = cron::check(&app, &val, text).map_err(refused)?;
+        cron::set(&app, &val, schedule).await.map_err(refused)?;
     }
     Ok(Redirect::to(&format!("/vals/{name}#schedule")))
 }

@@ -213,7 +213,7 @@ CREATE TABLE cron_schedules (
     failures INT NOT NULL DEFAULT 0,
     paused_at BIGINT
 );
-CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms);
+CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms) WHERE paused_at IS NULL;
 CREATE INDEX cron_schedules_owner ON cron_schedules (owner_id);
 "#,
 ];

@@ -1,5 +1,6 @@
 //! Cron schedules in SQLite: one server, whose single connection makes
-//! each claim atomic.
+//! each claim and each count-then-insert atomic; the hold a claim writes
+//! is its token.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
@@ -7,7 +8,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::Sqlite;
 use crate::{RunEnd, ScheduleRow, Schedules, StoreResult};
 
-const COLUMNS: &str = "val_id, owner_id, schedule, next_run_ms, last_run_ms, failures, paused_at";
+const COLUMNS: &str =
+    "val_id, owner_id, schedule, next_run_ms, last_run_ms, failures, paused_at, running_until";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ScheduleRow> {
     Ok(ScheduleRow {
@@ -18,6 +20,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ScheduleRow> {
         last_run_ms: r.get(4)?,
         failures: r.get(5)?,
         paused_at: r.get(6)?,
+        running_until: r.get(7)?,
     })
 }
 
@@ -27,21 +30,35 @@ impl Schedules for Sqlite {
         &self,
         val_id: &str,
         owner_id: &str,
-        schedule: Option<(&str, i64)>,
-    ) -> StoreResult<()> {
-        let (val, owner) = (val_id.to_owned(), owner_id.to_owned());
-        let schedule = schedule.map(|(text, next)| (text.to_owned(), next));
+        (text, next): (&str, i64),
+        limit: u64,
+    ) -> StoreResult<bool> {
+        let (val, owner, text) = (val_id.to_owned(), owner_id.to_owned(), text.to_owned());
         self.run(move |conn| {
-            match schedule {
-                None => conn.execute("DELETE FROM cron_schedules WHERE val_id = ?1", [val])?,
-                Some((text, next)) => conn.execute(
-                    "INSERT INTO cron_schedules (val_id, owner_id, schedule, next_run_ms)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (val_id) DO UPDATE
-                     SET schedule = ?3, next_run_ms = ?4, failures = 0, paused_at = NULL",
-                    params![val, owner, text, next],
-                )?,
-            };
+            let others: i64 = conn.query_row(
+                "SELECT count(*) FROM cron_schedules WHERE owner_id = ?1 AND val_id <> ?2",
+                [&owner, &val],
+                |r| r.get(0),
+            )?;
+            if others as u64 >= limit {
+                return Ok(false);
+            }
+            conn.execute(
+                "INSERT INTO cron_schedules (val_id, owner_id, schedule, next_run_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (val_id) DO UPDATE
+                 SET schedule = ?3, next_run_ms = ?4, failures = 0, paused_at = NULL",
+                params![val, owner, text, next],
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remove(&self, val_id: &str) -> StoreResult<()> {
+        let val = val_id.to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM cron_schedules WHERE val_id = ?1", [val])?;
             Ok(())
         })
         .await
@@ -95,25 +112,45 @@ impl Schedules for Sqlite {
         .await
     }
 
+    async fn extend(&self, claimed: &ScheduleRow, hold_until_ms: i64) -> StoreResult<bool> {
+        let (val, hold) = (claimed.val_id.clone(), claimed.running_until);
+        self.run(move |conn| {
+            let extended = conn.execute(
+                "UPDATE cron_schedules SET running_until = ?3
+                 WHERE val_id = ?1 AND running_until = ?2",
+                params![val, hold, hold_until_ms],
+            )?;
+            Ok(extended == 1)
+        })
+        .await
+    }
+
     async fn finish(&self, claimed: &ScheduleRow, end: RunEnd) -> StoreResult<bool> {
-        let (val, due) = (claimed.val_id.clone(), claimed.next_run_ms);
+        let (val, hold, schedule) = (
+            claimed.val_id.clone(),
+            claimed.running_until,
+            claimed.schedule.clone(),
+        );
         self.run(move |conn| {
             let paused: Option<bool> = conn
                 .query_row(
                     "UPDATE cron_schedules
-                     SET running_until = NULL, last_run_ms = ?2, next_run_ms = ?3,
-                         failures = CASE WHEN ?4 THEN 0 ELSE failures + 1 END,
-                         paused_at = CASE WHEN NOT ?4 AND failures + 1 >= ?5 THEN ?2
-                                     ELSE paused_at END
-                     WHERE val_id = ?1 AND next_run_ms = ?6
+                     SET running_until = NULL, last_run_ms = ?3,
+                         next_run_ms = CASE WHEN schedule = ?4 THEN ?5 ELSE next_run_ms END,
+                         failures = CASE WHEN ?6 IS NULL THEN failures
+                                         WHEN ?6 THEN 0 ELSE failures + 1 END,
+                         paused_at = CASE WHEN NOT ?6 AND failures + 1 >= ?7 THEN ?3
+                                          ELSE paused_at END
+                     WHERE val_id = ?1 AND running_until = ?2
                      RETURNING paused_at IS NOT NULL",
                     params![
                         val,
+                        hold,
                         end.started_ms,
+                        schedule,
                         end.next_run_ms,
                         end.ok,
-                        end.pause_after,
-                        due
+                        end.pause_after
                     ],
                     |r| r.get(0),
                 )
@@ -128,7 +165,7 @@ impl Schedules for Sqlite {
         self.run(move |conn| {
             conn.execute(
                 "UPDATE cron_schedules SET paused_at = NULL, failures = 0, next_run_ms = ?2
-                 WHERE val_id = ?1",
+                 WHERE val_id = ?1 AND paused_at IS NOT NULL",
                 params![val, next_run_ms],
             )?;
             Ok(())

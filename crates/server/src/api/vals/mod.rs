@@ -190,6 +190,11 @@ async fn update(
             "only `\"paused\": false` (unpause) can be set; a schedule pauses itself after failing",
         ));
     }
+    // Checked before anything changes: a refused PATCH changes nothing.
+    let schedule = (body.schedule.as_deref())
+        .map(|text| cron::check(&app, &val, text))
+        .transpose()
+        .map_err(schedule_refused)?;
     let val = match app
         .store
         .vals
@@ -201,8 +206,8 @@ async fn update(
         Some(Ok(val)) => val,
     };
     app.forget_vals();
-    if let Some(text) = &body.schedule {
-        cron::set(&app, &val, text)
+    if let Some(schedule) = schedule {
+        cron::set(&app, &val, schedule)
             .await
             .map_err(schedule_refused)?;
     }
@@ -214,33 +219,16 @@ async fn update(
 }
 
 fn schedule_refused(why: cron::Refused) -> ApiError {
-    match why {
-        cron::Refused::Invalid(message) => ApiError::bad_request("invalid_schedule", message),
-        cron::Refused::TooOften { min } => ApiError::bad_request(
-            "schedule_too_frequent",
-            format!(
-                "this schedule runs more often than once every {}s, the shortest this server \
-                 allows",
-                min.as_secs()
-            ),
-        ),
-        cron::Refused::TooMany(limit) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_schedules",
-            format!("you have {limit} scheduled vals, the most allowed; turn one off first"),
-        ),
-        cron::Refused::NotCron(kind) => ApiError::bad_request(
-            "not_a_cron_val",
-            match kind {
-                Some(kind) => format!(
-                    "only a cron val runs on a schedule, and this one is a {kind} val; deploy a \
-                     component made with valbox_sdk::cron_val!"
-                ),
-                None => "deploy the val (a cron val) before giving it a schedule".into(),
-            },
-        ),
-        cron::Refused::Store(e) => e.into(),
-    }
+    let code = match why {
+        cron::Refused::Store(e) => return e.into(),
+        cron::Refused::TooMany(_) => {
+            return ApiError::new(StatusCode::CONFLICT, "too_many_schedules", why.to_string());
+        }
+        cron::Refused::Invalid(_) => "invalid_schedule",
+        cron::Refused::TooOften { .. } => "schedule_too_frequent",
+        cron::Refused::NotCron(_) => "not_a_cron_val",
+    };
+    ApiError::bad_request(code, why.to_string())
 }
 
 async fn remove(
