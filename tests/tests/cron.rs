@@ -96,6 +96,15 @@ async fn a_run_longer_than_the_interval_is_never_run_twice_at_once() {
         StatusCode::NOT_FOUND,
         "two runs at once"
     );
+    // The runs it skipped are in its log.
+    let skipped = |r: &Value| r["attributes"]["http.status"] == 409;
+    let logs = s
+        .wait_for_logs(&s.alice, &format!("val_id={id}&limit=50"), |d| {
+            d.iter().any(skipped)
+        })
+        .await;
+    let skip = logs.iter().find(|r| skipped(r)).unwrap();
+    assert!(skip["body"].as_str().unwrap().contains("skipped"), "{skip}");
 }
 
 #[tokio::test]

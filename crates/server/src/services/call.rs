@@ -203,7 +203,12 @@ fn take_slots(
 }
 
 /// A call's log record as it starts: what a hang-up leaves in the log.
-fn first_record(val: &ValRow, version: i64, trigger: Trigger, caller: Option<String>) -> LogRecord {
+pub(crate) fn first_record(
+    val: &ValRow,
+    version: i64,
+    trigger: Trigger,
+    caller: Option<String>,
+) -> LogRecord {
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -95,11 +95,15 @@ async fn run_one(app: &App, claimed: ScheduleRow) {
     };
     let (next, skipped) = next_after_now(&schedule, claimed.next_run_ms);
     if skipped > 0 {
-        tracing::info!(
-            "cron val {}/{}: {skipped} run(s) skipped, due while a run was going or no node ran",
-            val.owner_name,
-            val.name
-        );
+        // In the val's log, where its owner looks: status 409, no run.
+        let version = val.latest.as_ref().map_or(0, |v| v.version);
+        let mut skip = super::call::first_record(&val, version, Trigger::Cron, None);
+        skip.status = 409;
+        skip.error = Some(format!(
+            "{skipped} run(s) skipped: due while the last run was still going, or while no \
+             node was running; the schedule goes on from the next one"
+        ));
+        app.logs.record(skip);
     }
     let end = RunEnd {
         started_ms: started,
