@@ -132,70 +132,46 @@ pub mod env {
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __private {
-    /// Bindings for the `http-val` world, reusing the imports above.
+    /// Bindings for a handler world that reuse the imports above; its
+    /// export macro lives at `$module`.
+    macro_rules! handler_world {
+        ($world:tt, $module:tt) => {
+            wit_bindgen::generate!({
+                path: "../wit",
+                world: $world,
+                with: {
+                    "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
+                    "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
+                    "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
+                    "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
+                    "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
+                    "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
+                    "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
+                    "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
+                },
+                generate_all,
+                pub_export_macro: true,
+                default_bindings_module: $module,
+            });
+        };
+    }
+
+    /// Bindings for the `http-val` world.
     #[allow(clippy::all)]
     pub mod http {
-        wit_bindgen::generate!({
-            path: "../wit",
-            world: "http-val",
-            with: {
-                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
-                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
-                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
-                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
-                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
-                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
-                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
-                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
-            },
-            generate_all,
-            pub_export_macro: true,
-            default_bindings_module: "valbox_sdk::__private::http",
-        });
+        handler_world!("http-val", "valbox_sdk::__private::http");
     }
 
-    /// Bindings for the `script-val` world, reusing the imports above.
+    /// Bindings for the `script-val` world.
     #[allow(clippy::all)]
     pub mod script {
-        wit_bindgen::generate!({
-            path: "../wit",
-            world: "script-val",
-            with: {
-                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
-                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
-                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
-                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
-                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
-                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
-                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
-                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
-            },
-            generate_all,
-            pub_export_macro: true,
-            default_bindings_module: "valbox_sdk::__private::script",
-        });
+        handler_world!("script-val", "valbox_sdk::__private::script");
     }
 
-    /// Bindings for the `cron-val` world, reusing the imports above.
+    /// Bindings for the `cron-val` world.
     #[allow(clippy::all)]
     pub mod cron {
-        wit_bindgen::generate!({
-            path: "../wit",
-            world: "cron-val",
-            with: {
-                "valbox:platform/types@0.1.0": crate::bindings::valbox::platform::types,
-                "valbox:platform/env@0.1.0": crate::bindings::valbox::platform::env,
-                "valbox:platform/blob@0.1.0": crate::bindings::valbox::platform::blob,
-                "valbox:platform/sqlite@0.1.0": crate::bindings::valbox::platform::sqlite,
-                "valbox:platform/email@0.1.0": crate::bindings::valbox::platform::email,
-                "valbox:platform/fetch@0.1.0": crate::bindings::valbox::platform::fetch,
-                "valbox:platform/http-types@0.1.0": crate::bindings::valbox::platform::http_types,
-                "valbox:platform/vals@0.1.0": crate::bindings::valbox::platform::vals,
-            },
-            generate_all,
-            pub_export_macro: true,
-            default_bindings_module: "valbox_sdk::__private::cron",
-        });
+        handler_world!("cron-val", "valbox_sdk::__private::cron");
     }
 
     pub use crate::bindings::valbox::platform::http_types::{

@@ -6,6 +6,8 @@
 //! metrics; and the take-over time after kill -9 of the home: from the kill
 //! to the first answer from another node.
 
+#[path = "../../crates/valbox/benches/histogram.rs"]
+mod histogram;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -88,7 +90,8 @@ async fn forwarded_against_local(c: &Balanced) {
 /// A steady write load through node 2 for a while; the home's histogram
 /// of the time from a first unsynced write to its replica holding it.
 async fn replication_lag(c: &Balanced) {
-    let before = lag_buckets(&c.nodes[0]).await;
+    let lag = "valbox_sqlite_replication_lag_seconds";
+    let before = histogram::buckets(&c.nodes[0].metrics, lag).await;
     let every = Duration::from_secs(1) / WRITES_PER_SECOND as u32;
     let mut ticks = tokio::time::interval(every);
     let stop = Instant::now() + LOADED_FOR;
@@ -100,44 +103,13 @@ async fn replication_lag(c: &Balanced) {
         sent += 1;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = lag_buckets(&c.nodes[0]).await;
-    let seen: Vec<(f64, u64)> = (after.iter().zip(&before))
-        .map(|((le, a), (_, b))| (*le, a - b))
-        .collect();
-    let total = seen.last().map_or(0, |(_, n)| *n);
-    let at = |q: f64| {
-        let want = (q * total as f64).ceil() as u64;
-        seen.iter()
-            .find(|(_, n)| *n >= want)
-            .map_or(f64::INFINITY, |(le, _)| *le)
-    };
+    let after = histogram::buckets(&c.nodes[0].metrics, lag).await;
+    let (total, p50, p99) = histogram::between(&before, &after);
     println!(
         "(m) replication lag, {sent} writes at {WRITES_PER_SECOND}/s: {total} syncs, p50 ≤ {:.2} s, \
          p99 ≤ {:.2} s (bucket bounds)",
-        at(0.5),
-        at(0.99)
+        p50, p99
     );
-}
-
-/// The cumulative buckets of the lag histogram: (upper bound, count).
-async fn lag_buckets(node: &support::balanced::Node) -> Vec<(f64, u64)> {
-    let text = node
-        .http
-        .get(&node.metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("valbox_sqlite_replication_lag_seconds_bucket"))
-        .map(|l| {
-            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
-            let count = l.rsplit(' ').next().unwrap().parse().unwrap();
-            (le.parse().unwrap_or(f64::INFINITY), count)
-        })
-        .collect()
 }
 
 /// kill -9 the home, then ask another node until it answers: the lease

@@ -47,6 +47,17 @@ async fn alice_id(api: &Api) -> String {
     me["id"].as_str().unwrap().to_owned()
 }
 
+/// Alice's table `t` made through node 1 (its home, then); her id.
+async fn table_at_node_1(c: &Balanced) -> String {
+    let made = execute(
+        &c.nodes[0],
+        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
+    )
+    .await;
+    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    alice_id(&c.nodes[0]).await
+}
+
 /// The ids in alice's table `t`, read through `api`.
 async fn ids(api: &Api) -> BTreeSet<i64> {
     let (status, rows) = execute(api, json!("SELECT id FROM t")).await;
@@ -104,13 +115,7 @@ async fn write_until(c: &Balanced, through: &[usize], stop: Instant) -> Writes {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_home_is_replaced_from_its_replica_and_the_old_one_serves_nothing_stale() {
     let c = Balanced::start().await;
-    let alice = alice_id(&c.nodes[0]).await;
-    let made = execute(
-        &c.nodes[0],
-        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
-    )
-    .await;
-    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    let alice = table_at_node_1(&c).await;
     assert_eq!(c.home_of(&alice).await, Some((0, 1)));
 
     // Writers through nodes 2 and 3; node 1, the home, dies 3 s in.
@@ -188,13 +193,7 @@ async fn a_killed_home_is_replaced_from_its_replica_and_the_old_one_serves_nothi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_home_never_acknowledges_past_its_lease() {
     let c = Balanced::start().await;
-    let alice = alice_id(&c.nodes[0]).await;
-    let made = execute(
-        &c.nodes[0],
-        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
-    )
-    .await;
-    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    let alice = table_at_node_1(&c).await;
     let first = json!({ "sql": "INSERT INTO t (id) VALUES (1)" });
     assert_eq!(execute(&c.nodes[0], first).await.0, StatusCode::OK);
     tokio::time::sleep(INTERVAL * 2).await;
@@ -239,13 +238,7 @@ async fn a_stalled_home_never_acknowledges_past_its_lease() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopping_home_hands_its_databases_over() {
     let c = Balanced::start().await;
-    let alice = alice_id(&c.nodes[0]).await;
-    let made = execute(
-        &c.nodes[0],
-        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
-    )
-    .await;
-    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    let alice = table_at_node_1(&c).await;
     for id in 1..=20 {
         let insert = json!({ "sql": "INSERT INTO t (id) VALUES (?)", "args": [id] });
         assert_eq!(execute(&c.nodes[0], insert).await.0, StatusCode::OK);
@@ -316,13 +309,7 @@ async fn the_guestbook_goes_on_while_its_home_is_replaced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_replicas_a_dead_homes_database_waits_for_it() {
     let c = Balanced::start_with(LEASE, &["--replication-interval-ms", "0"]).await;
-    let alice = alice_id(&c.nodes[0]).await;
-    let made = execute(
-        &c.nodes[0],
-        json!("CREATE TABLE t (id INTEGER PRIMARY KEY)"),
-    )
-    .await;
-    assert_eq!(made.0, StatusCode::OK, "{}", made.1);
+    let alice = table_at_node_1(&c).await;
     for id in 1..=5 {
         let insert = json!({ "sql": "INSERT INTO t (id) VALUES (?)", "args": [id] });
         assert_eq!(execute(&c.nodes[1], insert).await.0, StatusCode::OK);

@@ -1,6 +1,6 @@
-//! Host bindings generated from `wit/`. Both worlds import the same
-//! platform interfaces; the script world reuses the HTTP world's import
-//! traits so each capability is implemented once.
+//! Host bindings generated from `wit/`. Every world imports the same
+//! platform interfaces; the script and cron worlds reuse the HTTP world's
+//! import traits so each capability is implemented once.
 
 pub mod http {
     wasmtime::component::bindgen!({
@@ -11,42 +11,35 @@ pub mod http {
     });
 }
 
+/// Bindings for `world` whose platform imports are the HTTP world's, so
+/// that each capability implements one set of import traits.
+macro_rules! sharing_platform_imports {
+    ($world:tt) => {
+        wasmtime::component::bindgen!({
+            world: $world,
+            path: "../../wit",
+            imports: { default: async },
+            exports: { default: async },
+            with: {
+                "valbox:platform/types": super::http::valbox::platform::types,
+                "valbox:platform/env": super::http::valbox::platform::env,
+                "valbox:platform/blob": super::http::valbox::platform::blob,
+                "valbox:platform/sqlite": super::http::valbox::platform::sqlite,
+                "valbox:platform/email": super::http::valbox::platform::email,
+                "valbox:platform/fetch": super::http::valbox::platform::fetch,
+                "valbox:platform/http-types": super::http::valbox::platform::http_types,
+                "valbox:platform/vals": super::http::valbox::platform::vals,
+            },
+        });
+    };
+}
+
 pub mod script {
-    wasmtime::component::bindgen!({
-        world: "script-val",
-        path: "../../wit",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "valbox:platform/types": super::http::valbox::platform::types,
-            "valbox:platform/env": super::http::valbox::platform::env,
-            "valbox:platform/blob": super::http::valbox::platform::blob,
-            "valbox:platform/sqlite": super::http::valbox::platform::sqlite,
-            "valbox:platform/email": super::http::valbox::platform::email,
-            "valbox:platform/fetch": super::http::valbox::platform::fetch,
-            "valbox:platform/http-types": super::http::valbox::platform::http_types,
-            "valbox:platform/vals": super::http::valbox::platform::vals,
-        },
-    });
+    sharing_platform_imports!("script-val");
 }
 
 pub mod cron {
-    wasmtime::component::bindgen!({
-        world: "cron-val",
-        path: "../../wit",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "valbox:platform/types": super::http::valbox::platform::types,
-            "valbox:platform/env": super::http::valbox::platform::env,
-            "valbox:platform/blob": super::http::valbox::platform::blob,
-            "valbox:platform/sqlite": super::http::valbox::platform::sqlite,
-            "valbox:platform/email": super::http::valbox::platform::email,
-            "valbox:platform/fetch": super::http::valbox::platform::fetch,
-            "valbox:platform/http-types": super::http::valbox::platform::http_types,
-            "valbox:platform/vals": super::http::valbox::platform::vals,
-        },
-    });
+    sharing_platform_imports!("cron-val");
 }
 
 pub use cron::exports::valbox::platform::cron::CronEvent;

@@ -55,8 +55,6 @@ pub trait Schedules: Send + Sync {
     /// Remove `val_id`'s schedule.
     async fn remove(&self, val_id: &str) -> StoreResult<()>;
     async fn get(&self, val_id: &str) -> StoreResult<Option<ScheduleRow>>;
-    /// How many schedules `owner_id` has.
-    async fn count(&self, owner_id: &str) -> StoreResult<u64>;
     /// Claim up to `limit` runs due at `now_ms` that no run holds and that
     /// are not paused, each held until `hold_until_ms` (when a node that
     /// died while running it lets it go).

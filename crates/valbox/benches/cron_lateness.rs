@@ -5,6 +5,7 @@
 //! server's `valbox_cron_lateness_seconds`.
 
 mod common;
+mod histogram;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use valbox_server::server::Server;
 const OWNERS: usize = 10;
 const VALS_PER_OWNER: usize = 100;
 const MEASURED_FOR: Duration = Duration::from_secs(40);
+const LATENESS: &str = "valbox_cron_lateness_seconds";
 
 fn main() {
     common::run_on_tokio(run());
@@ -104,31 +106,8 @@ async fn schedule(base: &str, token: &str, id: &str, schedule: &str) {
 /// The runs started over `window`, and the bucket bounds under which half
 /// and 99% of them started.
 async fn measure(metrics: &str, window: Duration) -> (u64, f64, f64) {
-    let before = buckets(metrics).await;
+    let before = histogram::buckets(metrics, LATENESS).await;
     tokio::time::sleep(window).await;
-    let after = buckets(metrics).await;
-    let seen: Vec<(f64, u64)> = (after.iter().zip(&before))
-        .map(|((le, a), (_, b))| (*le, a - b))
-        .collect();
-    let total = seen.last().map_or(0, |(_, n)| *n);
-    let at = |q: f64| {
-        let want = ((q * total as f64).ceil() as u64).max(1);
-        seen.iter()
-            .find(|(_, n)| *n >= want)
-            .map_or(f64::INFINITY, |(le, _)| *le)
-    };
-    (total, at(0.5), at(0.99))
-}
-
-/// The cumulative buckets of the lateness histogram: (upper bound, count).
-async fn buckets(metrics: &str) -> Vec<(f64, u64)> {
-    let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("valbox_cron_lateness_seconds_bucket"))
-        .map(|l| {
-            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
-            let count = l.rsplit(' ').next().unwrap().parse().unwrap();
-            (le.parse().unwrap_or(f64::INFINITY), count)
-        })
-        .collect()
+    let after = histogram::buckets(metrics, LATENESS).await;
+    histogram::between(&before, &after)
 }

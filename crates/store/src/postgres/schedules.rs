@@ -80,19 +80,6 @@ impl Schedules for Postgres {
         found.as_ref().map(row).transpose()
     }
 
-    async fn count(&self, owner_id: &str) -> StoreResult<u64> {
-        let n: i64 = self
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM cron_schedules WHERE owner_id = $1",
-                &[&owner_id],
-            )
-            .await?
-            .try_get(0)?;
-        Ok(n as u64)
-    }
-
     async fn claim_due(
         &self,
         now_ms: i64,

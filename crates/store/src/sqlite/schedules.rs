@@ -77,19 +77,6 @@ impl Schedules for Sqlite {
         .await
     }
 
-    async fn count(&self, owner_id: &str) -> StoreResult<u64> {
-        let owner = owner_id.to_owned();
-        self.run(move |conn| {
-            let n: i64 = conn.query_row(
-                "SELECT count(*) FROM cron_schedules WHERE owner_id = ?1",
-                [owner],
-                |r| r.get(0),
-            )?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
     async fn claim_due(
         &self,
         now_ms: i64,
