@@ -273,15 +273,23 @@ fn rustup_has_target() -> bool {
 
 fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     let npm_missing = "install Node.js 20 or later with npm";
-    if !dir
-        .join("node_modules/@bytecodealliance/componentize-js")
-        .is_dir()
-    {
+    // npm leaves out an optional package it failed to download without
+    // failing (componentize-js needs its platform's wizer binary), so the
+    // tools are loaded to see they are whole, and installed again if not.
+    if !js_tools_load(dir) {
         let mut install = Command::new("npm");
         install
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(dir);
         run(install, npm_missing)?;
+        if !js_tools_load(dir) {
+            anyhow::bail!(
+                "npm ci left componentize-js or esbuild incomplete in {} (an optional \
+                 package such as @bytecodealliance/wizer-linux-x64 is missing); \
+                 remove node_modules and build again",
+                dir.display()
+            );
+        }
     }
     let out = dir.join(format!("dist/{}.wasm", manifest.name));
     let mut command = Command::new("node");
@@ -293,6 +301,18 @@ fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
         .current_dir(dir);
     run(command, npm_missing)?;
     Ok(out)
+}
+
+/// Whether componentize-js and esbuild load from `dir`'s node_modules.
+fn js_tools_load(dir: &Path) -> bool {
+    Command::new("node")
+        .args(["--input-type=module", "-e"])
+        .arg("await import('@bytecodealliance/componentize-js'); await import('esbuild')")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn build_python(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
