@@ -3,8 +3,9 @@
 //! A val is a small program that Valbox runs as a WebAssembly component. An
 //! *HTTP val* answers requests; a *script val* is called through the Run API
 //! with a JSON array of arguments and returns a JSON value; a *cron val* runs
-//! on a schedule. This crate hides the component plumbing: write an ordinary
-//! function and hand it to [`http_val!`], [`script_val!`] or [`cron_val!`].
+//! on a schedule; an *email val* receives the mail sent to its address. This
+//! crate hides the component plumbing: write an ordinary function and hand it
+//! to [`http_val!`], [`script_val!`], [`cron_val!`] or [`email_val!`].
 //!
 //! ```no_run
 //! use valbox_sdk::{Request, Response};
@@ -56,12 +57,14 @@ pub mod email;
 mod error;
 pub mod fetch;
 mod http;
+mod inbound;
 pub mod sqlite;
 pub mod vals;
 
 pub use cron::CronEvent;
 pub use error::Error;
 pub use http::{Request, Response};
+pub use inbound::{ReceivedAttachment, ReceivedEmail};
 
 /// Bindings for the `platform` world: every import a val may call.
 ///
@@ -127,8 +130,8 @@ pub mod env {
     }
 }
 
-/// Implementation details of [`http_val!`], [`script_val!`] and
-/// [`cron_val!`]; not part of the public API.
+/// Implementation details of [`http_val!`], [`script_val!`],
+/// [`cron_val!`] and [`email_val!`]; not part of the public API.
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod __private {
@@ -174,12 +177,19 @@ pub mod __private {
         handler_world!("cron-val", "valbox_sdk::__private::cron");
     }
 
+    /// Bindings for the `email-val` world.
+    #[allow(clippy::all)]
+    pub mod email {
+        handler_world!("email-val", "valbox_sdk::__private::email");
+    }
+
     pub use crate::bindings::valbox::platform::http_types::{
         Request as WitRequest, Response as WitResponse,
     };
     pub use cron::exports::valbox::platform::cron::{
         CronEvent as WitCronEvent, Guest as CronGuest,
     };
+    pub use email::exports::valbox::platform::email_handler::Guest as EmailGuest;
     pub use http::exports::valbox::platform::http_handler::Guest as HttpGuest;
     pub use script::exports::valbox::platform::script::Guest as ScriptGuest;
 
@@ -189,6 +199,8 @@ pub mod __private {
     pub type RunFn = fn(String) -> Result<String, String>;
     /// The type of [`CronGuest::run`].
     pub type CronFn = fn(WitCronEvent) -> Result<(), String>;
+    /// The type of [`EmailGuest::receive`].
+    pub type ReceiveFn = fn(crate::ReceivedEmail) -> Result<(), String>;
 
     use crate::{CronEvent, Request, Response};
 
@@ -233,6 +245,14 @@ pub mod __private {
             last_run: event.last_run_ms,
         })
         .map_err(|err| err.to_string())
+    }
+
+    /// Calls the val's function, renders its error.
+    pub fn receive_email<E: std::fmt::Display>(
+        mail: crate::ReceivedEmail,
+        receive: impl FnOnce(crate::ReceivedEmail) -> Result<(), E>,
+    ) -> Result<(), String> {
+        receive(mail).map_err(|err| err.to_string())
     }
 
     fn parse_args(args: &str) -> Result<Vec<serde_json::Value>, String> {
@@ -460,6 +480,56 @@ macro_rules! cron_val {
             #[cfg(target_arch = "wasm32")]
             $crate::__private::cron::export! {
                 ValboxCronVal with_types_in $crate::__private::cron
+            }
+        };
+    };
+}
+
+/// Turns a function into an email val: exports it as the component's
+/// `email-handler` interface, called with each message sent to the val's
+/// address, `{user}.{val}@` the server's mail domain.
+///
+/// The function has the signature `fn(ReceivedEmail) -> Result<(), E>`,
+/// where `E` is anything that displays. An `Err` fails the delivery: it is
+/// retried with backoff for a while, each attempt in the val's log. The
+/// sender's address is whatever the sender wrote: treat it as data, never
+/// as proof of who sent the message.
+///
+/// ```no_run
+/// use valbox_sdk::{Error, ReceivedEmail};
+///
+/// fn receive(mail: ReceivedEmail) -> Result<(), Error> {
+///     println!("{} wrote {:?} ({} bytes)", mail.from.email, mail.subject, mail.raw_size);
+///     Ok(())
+/// }
+///
+/// valbox_sdk::email_val!(receive);
+/// ```
+///
+/// As with [`http_val!`], the exports exist only when compiling for
+/// WebAssembly.
+#[macro_export]
+macro_rules! email_val {
+    ($receive:expr $(,)?) => {
+        const _: () = {
+            #[allow(dead_code)]
+            struct ValboxEmailVal;
+
+            impl $crate::__private::EmailGuest for ValboxEmailVal {
+                fn receive(
+                    mail: $crate::ReceivedEmail,
+                ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::receive_email(mail, $receive)
+                }
+            }
+
+            // Keeps the function "used" where the export below is compiled out.
+            const _: $crate::__private::ReceiveFn =
+                <ValboxEmailVal as $crate::__private::EmailGuest>::receive;
+
+            #[cfg(target_arch = "wasm32")]
+            $crate::__private::email::export! {
+                ValboxEmailVal with_types_in $crate::__private::email
             }
         };
     };

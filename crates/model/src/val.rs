@@ -10,6 +10,8 @@ pub enum ValKind {
     Script,
     /// Run on a schedule.
     Cron,
+    /// Called with each message sent to its address.
+    Email,
     /// Interfaces of its own, for other vals to import; it is not run.
     Library,
 }
@@ -20,6 +22,7 @@ impl ValKind {
             ValKind::Http => "http",
             ValKind::Script => "script",
             ValKind::Cron => "cron",
+            ValKind::Email => "email",
             ValKind::Library => "library",
         }
     }
@@ -29,6 +32,7 @@ impl ValKind {
             "http" => Some(ValKind::Http),
             "script" => Some(ValKind::Script),
             "cron" => Some(ValKind::Cron),
+            "email" => Some(ValKind::Email),
             "library" => Some(ValKind::Library),
             _ => None,
         }
@@ -91,6 +95,8 @@ pub enum Trigger {
     Api,
     /// A due run of a cron val.
     Cron,
+    /// A delivery of received mail to an email val.
+    Email,
 }
 
 impl Trigger {
@@ -100,6 +106,7 @@ impl Trigger {
             Trigger::Run => "run",
             Trigger::Api => "api",
             Trigger::Cron => "cron",
+            Trigger::Email => "email",
         }
     }
 
@@ -109,6 +116,7 @@ impl Trigger {
             "run" => Some(Trigger::Run),
             "api" => Some(Trigger::Api),
             "cron" => Some(Trigger::Cron),
+            "email" => Some(Trigger::Email),
             _ => None,
         }
     }

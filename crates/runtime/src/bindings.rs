@@ -42,7 +42,12 @@ pub mod cron {
     sharing_platform_imports!("cron-val");
 }
 
+pub mod email_val {
+    sharing_platform_imports!("email-val");
+}
+
 pub use cron::exports::valbox::platform::cron::CronEvent;
+pub use email_val::exports::valbox::platform::email_handler::{ReceivedAttachment, ReceivedEmail};
 pub use http::exports::valbox::platform::http_handler::{
     Request as HttpRequest, Response as HttpResponse,
 };
@@ -52,3 +57,4 @@ pub use http::valbox::platform::{blob, email, env, fetch, http_types, sqlite, ty
 pub const HTTP_EXPORT: &str = "valbox:platform/http-handler@0.1.0";
 pub const SCRIPT_EXPORT: &str = "valbox:platform/script@0.1.0";
 pub const CRON_EXPORT: &str = "valbox:platform/cron@0.1.0";
+pub const EMAIL_EXPORT: &str = "valbox:platform/email-handler@0.1.0";

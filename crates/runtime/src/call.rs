@@ -11,6 +11,8 @@ pub enum Input {
     Script(String),
     /// A due run of a cron val.
     Cron(crate::bindings::CronEvent),
+    /// Received mail for an email val.
+    Email(Box<crate::bindings::ReceivedEmail>),
 }
 
 /// What a val answered.
@@ -21,6 +23,8 @@ pub enum Output {
     Script(Result<String, String>),
     /// A cron val's run: done, or its error message.
     Cron(Result<(), String>),
+    /// An email val's delivery: done, or its error message.
+    Email(Result<(), String>),
 }
 
 /// Why a call failed. Each names the limit or fault, for the caller's

@@ -29,6 +29,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use bindings::cron::{CronVal, CronValPre};
+use bindings::email_val::{EmailVal, EmailValPre};
 use bindings::http::{HttpVal, HttpValPre};
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output};
@@ -96,6 +97,7 @@ enum Handler<H: Host> {
     Http(HttpValPre<CallState<H>>),
     Script(ScriptValPre<CallState<H>>),
     Cron(CronValPre<CallState<H>>),
+    Email(EmailValPre<CallState<H>>),
 }
 
 // Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
@@ -105,6 +107,7 @@ impl<H: Host> Clone for Loaded<H> {
             Handler::Http(pre) => Handler::Http(pre.clone()),
             Handler::Script(pre) => Handler::Script(pre.clone()),
             Handler::Cron(pre) => Handler::Cron(pre.clone()),
+            Handler::Email(pre) => Handler::Email(pre.clone()),
         };
         Self {
             handler,
@@ -345,6 +348,14 @@ impl<H: Host> Runtime<H> {
                         .await?;
                     Ok(Output::Cron(result))
                 }
+                (Handler::Email(pre), Input::Email(mail)) => {
+                    let val: EmailVal = pre.instantiate_async(&mut *store).await?;
+                    let result = val
+                        .valbox_platform_email_handler()
+                        .call_receive(&mut *store, &mail)
+                        .await?;
+                    Ok(Output::Email(result))
+                }
                 _ => Err(wasmtime::Error::msg(
                     "the val's kind does not match the route",
                 )),
@@ -372,7 +383,9 @@ impl<H: Host> Runtime<H> {
         let size = match &output {
             Output::Http(response) => response.body.len(),
             Output::Script(Ok(text) | Err(text)) => text.len(),
-            Output::Cron(result) => result.as_ref().err().map_or(0, String::len),
+            Output::Cron(result) | Output::Email(result) => {
+                result.as_ref().err().map_or(0, String::len)
+            }
         };
         if size > limits.response_body_bytes {
             return Err(CallError::ResponseTooLarge(limits.response_body_bytes));

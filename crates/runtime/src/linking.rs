@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::Component;
 
 use crate::bindings::cron::CronValPre;
+use crate::bindings::email_val::EmailValPre;
 use crate::bindings::http::HttpValPre;
 use crate::bindings::script::ScriptValPre;
 use crate::libraries::{self, LoadedLibrary};
@@ -91,6 +92,7 @@ pub(crate) fn with_handler<H: Host>(
         ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
         ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
         ValKind::Cron => Handler::Cron(CronValPre::new(pre).map_err(no_handler)?),
+        ValKind::Email => Handler::Email(EmailValPre::new(pre).map_err(no_handler)?),
         ValKind::Library => return Err(UploadError::NoHandler("it is a library".into())),
     };
     Ok(Loaded {

@@ -10,7 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::{CRON_EXPORT, HTTP_EXPORT, SCRIPT_EXPORT};
+use super::bindings::{CRON_EXPORT, EMAIL_EXPORT, HTTP_EXPORT, SCRIPT_EXPORT};
 use valbox_model::ValKind;
 
 use super::{Host, LibraryPlan, Runtime};
@@ -96,7 +96,7 @@ impl fmt::Display for UploadError {
             ),
             UploadError::NoHandler(e) => write!(
                 f,
-                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!), `{SCRIPT_EXPORT}` (valbox_sdk::script_val!) or `{CRON_EXPORT}` (valbox_sdk::cron_val!)"
+                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!), `{SCRIPT_EXPORT}` (valbox_sdk::script_val!), `{CRON_EXPORT}` (valbox_sdk::cron_val!) or `{EMAIL_EXPORT}` (valbox_sdk::email_val!)"
             ),
             UploadError::Internal(e) => write!(f, "storing the component failed: {e}"),
         }
@@ -125,6 +125,7 @@ pub(super) fn exported_kind(
             HTTP_EXPORT => kinds.push(ValKind::Http),
             SCRIPT_EXPORT => kinds.push(ValKind::Script),
             CRON_EXPORT => kinds.push(ValKind::Cron),
+            EMAIL_EXPORT => kinds.push(ValKind::Email),
             _ => interfaces += 1,
         }
     }
@@ -134,7 +135,7 @@ pub(super) fn exported_kind(
         [] if interfaces > 0 => Ok(ValKind::Library),
         [] => Err(UploadError::NoHandler("none found".into())),
         _ => Err(UploadError::NoHandler(
-            "it exports both handlers; a val is either an HTTP val or a script val".into(),
+            "it exports more than one handler; a val is one kind: an HTTP, script, cron or email val".into(),
         )),
     }
 }

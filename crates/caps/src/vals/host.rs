@@ -21,7 +21,7 @@ impl Host for Ctx<'_, Vals> {
             Output::Http(_) => Err(Error::Invalid(format!(
                 "`{name}` is an HTTP val: use `call-http`"
             ))),
-            Output::Cron(_) => Err(cron_val(&name)),
+            Output::Cron(_) | Output::Email(_) => Err(not_called(&name)),
         }
     }
 
@@ -35,13 +35,16 @@ impl Host for Ctx<'_, Vals> {
             Output::Script(_) => Err(Error::Invalid(format!(
                 "`{name}` is a script val: use `run`"
             ))),
-            Output::Cron(_) => Err(cron_val(&name)),
+            Output::Cron(_) | Output::Email(_) => Err(not_called(&name)),
         }
     }
 }
 
-fn cron_val(name: &str) -> Error {
+/// A cron or email val answered (never, in practice: the kind is checked
+/// before the call).
+fn not_called(name: &str) -> Error {
     Error::Invalid(format!(
-        "`{name}` is a cron val: it runs on its schedule, not when called"
+        "`{name}` is a cron or email val: it runs on its schedule or when mail arrives, \
+         not when called"
     ))
 }

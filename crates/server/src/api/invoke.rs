@@ -165,6 +165,10 @@ pub(super) async fn resolve(
                         "it is a cron val: it runs on its schedule \
                          (`valbox val schedule {name} EXPR`)"
                     ),
+                    ValKind::Email => format!(
+                        "it is an email val: it runs when mail arrives at its address \
+                         ({user}.{name}@ this server's mail domain)"
+                    ),
                 };
                 ApiError::bad_request("wrong_val_kind", hint)
             }
@@ -249,7 +253,7 @@ async fn serve_http_inner(
     .await?;
     match called.output {
         Output::Http(r) => Ok(with_cpu_timing(http_response(r, head), called.cpu_time)),
-        Output::Script(_) | Output::Cron(_) => {
+        Output::Script(_) | Output::Cron(_) | Output::Email(_) => {
             Err(ApiError::internal("another kind's output from an HTTP val"))
         }
     }

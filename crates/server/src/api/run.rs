@@ -103,7 +103,7 @@ async fn run(
             ))
         }
         Output::Script(Err(message)) => Err(ApiError::bad_request("val_error", message)),
-        Output::Http(_) | Output::Cron(_) => Err(ApiError::internal(
+        Output::Http(_) | Output::Cron(_) | Output::Email(_) => Err(ApiError::internal(
             "another kind's output from a script val",
         )),
     }

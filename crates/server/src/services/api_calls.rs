@@ -34,6 +34,7 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
         Input::Http(_) => ValKind::Http,
         Input::Script(_) => ValKind::Script,
         Input::Cron(_) => ValKind::Cron,
+        Input::Email(_) => ValKind::Email,
     };
     // A private val exists only for its own owner's vals.
     let visible =
@@ -58,6 +59,9 @@ async fn run(runner: &ValRunner, call: ApiCall<'_>) -> Result<Output, Error> {
                      (deploy with `--dep {user}/{name}`)"
                 ),
                 ValKind::Cron => format!("`{user}/{name}` is a cron val: it runs on its schedule"),
+                ValKind::Email => {
+                    format!("`{user}/{name}` is an email val: it runs when mail arrives")
+                }
             }),
             NotRunnable::Failed(e) => Error::Internal(format!("finding `{user}/{name}`: {e}")),
         })?;

@@ -250,8 +250,8 @@ fn settle(
         Ok(Output::Http(r)) => r.status,
         Ok(Output::Script(Ok(_))) => 200,
         Ok(Output::Script(Err(_))) => 400,
-        Ok(Output::Cron(Ok(()))) => 200,
-        Ok(Output::Cron(Err(_))) => 500,
+        Ok(Output::Cron(Ok(())) | Output::Email(Ok(()))) => 200,
+        Ok(Output::Cron(Err(_)) | Output::Email(Err(_))) => 500,
         Err((e, _)) => e.kind.http_status(),
     };
     let mut error = match (&result, failed_in) {
@@ -259,7 +259,7 @@ fn settle(
             Some(format!("{detail} (in library `{library}`)"))
         }
         (Err((_, detail)), _) => Some(detail.clone()),
-        (Ok(Output::Script(Err(m)) | Output::Cron(Err(m))), _) => {
+        (Ok(Output::Script(Err(m)) | Output::Cron(Err(m)) | Output::Email(Err(m))), _) => {
             Some(format!("the val returned an error: {m}"))
         }
         _ => None,
