@@ -1,6 +1,6 @@
 // Build a JavaScript or TypeScript val into a WebAssembly component:
 //
-//   node build.mjs SOURCE OUT.wasm [--kind http|script|cron] [--wit DIR]
+//   node build.mjs SOURCE OUT.wasm [--kind http|script|cron|email] [--wit DIR]
 //
 // esbuild bundles SOURCE (TypeScript is stripped of its types) with the
 // `valbox` helper module; componentize-js then embeds the bundle in its
@@ -22,8 +22,8 @@ const { values, positionals } = parseArgs({
     wit: { type: "string", default: join(here, "..", "..", "wit") },
   },
 });
-if (positionals.length !== 2 || !["http", "script", "cron"].includes(values.kind)) {
-  console.error("usage: node build.mjs SOURCE OUT.wasm [--kind http|script|cron] [--wit DIR]");
+if (positionals.length !== 2 || !["http", "script", "cron", "email"].includes(values.kind)) {
+  console.error("usage: node build.mjs SOURCE OUT.wasm [--kind http|script|cron|email] [--wit DIR]");
   process.exit(2);
 }
 const [source, out] = positionals.map((p) => resolve(p));

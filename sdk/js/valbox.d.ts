@@ -54,6 +54,56 @@ export interface CronEvent {
 /** The export of a cron val: `export const cron = scheduled(fn)`; throwing fails the run. */
 export function scheduled(fn: (event: CronEvent) => void): { run(event: unknown): void };
 
+export interface Address {
+  email: string;
+  name?: string;
+}
+
+export interface ReceivedAttachment {
+  /** Undefined when the message gives no file name. */
+  filename?: string;
+  /** The MIME type, e.g. `application/pdf`. */
+  contentType: string;
+  content: Uint8Array;
+}
+
+/** A message an email val receives. */
+export class ReceivedEmail {
+  /** The `From` header's first address (else the envelope's sender):
+   * whatever the sender wrote, so it proves nothing. */
+  readonly from: Address;
+  readonly to: Address[];
+  readonly cc: Address[];
+  readonly subject?: string;
+  /** The plain-text body (made from the HTML when there is none). */
+  readonly text?: string;
+  readonly html?: string;
+  /** Every header, in order, as received (values decoded). */
+  readonly headers: [string, string][];
+  readonly attachments: ReceivedAttachment[];
+  readonly messageId?: string;
+  /** The envelope's sender (`MAIL FROM`); empty for a bounce. */
+  readonly envelopeFrom: string;
+  /** The envelope's recipient: this val's address. */
+  readonly envelopeTo: string;
+  /** The message's size as received, in bytes. */
+  readonly rawSize: number;
+  /** False when the message was not valid MIME: the fields above are
+   * then empty and `raw` holds the message. */
+  readonly parsed: boolean;
+  /** The message as received, only when it could not be parsed. */
+  readonly raw?: Uint8Array;
+  /** The first value of the header `name` (any case). */
+  header(name: string): string | undefined;
+}
+
+/** The export of an email val: `export const emailHandler = receiveEmail(fn)`,
+ * called with each message sent to the val's address. Throwing, or a
+ * rejected promise, fails the delivery (retried later). */
+export function receiveEmail(fn: (mail: ReceivedEmail) => void | Promise<void>): {
+  receive(mail: unknown): void | Promise<void>;
+};
+
 export interface BlobEntry {
   key: string;
   size: number;

@@ -34,6 +34,11 @@ function host(call) {
   }
 }
 
+/** The message of a thrown error or rejection, for the host's `err`. */
+function failure(e) {
+  return String(e && e.message ? e.message : e);
+}
+
 function bytes(body) {
   if (body === undefined || body === null) return new Uint8Array();
   if (body instanceof Uint8Array) return body;
@@ -104,7 +109,7 @@ export function run(fn) {
       try {
         return JSON.stringify(fn(...JSON.parse(args)) ?? null);
       } catch (e) {
-        throw String(e && e.message ? e.message : e);
+        throw failure(e);
       }
     },
   };
@@ -128,7 +133,69 @@ export function scheduled(fn) {
           throw new Error("a cron val's function must be synchronous (no async): its run ends when it returns");
         }
       } catch (e) {
-        throw String(e && e.message ? e.message : e);
+        throw failure(e);
+      }
+    },
+  };
+}
+
+/** The mail an email val receives (the WIT `received-email`, in camelCase). */
+export class ReceivedEmail {
+  constructor(raw) {
+    const address = (a) => ({ email: a.email, name: a.name });
+    /** What the `From` header says: anyone can write anything there. */
+    this.from = address(raw.from);
+    this.to = raw.to.map(address);
+    this.cc = raw.cc.map(address);
+    this.subject = raw.subject;
+    this.text = raw.text;
+    this.html = raw.html;
+    this.headers = raw.headers.map(([name, value]) => [name, value]);
+    this.attachments = raw.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: a.content,
+    }));
+    this.messageId = raw.messageId;
+    this.envelopeFrom = raw.envelopeFrom;
+    this.envelopeTo = raw.envelopeTo;
+    this.rawSize = Number(raw.rawSize);
+    this.parsed = raw.parsed;
+    this.raw = raw.raw;
+  }
+  /** The first value of the header `name` (any case), or undefined. */
+  header(name) {
+    const wanted = name.toLowerCase();
+    const found = this.headers.find(([n]) => n.toLowerCase() === wanted);
+    return found ? found[1] : undefined;
+  }
+}
+
+/**
+ * The export of an email val: `export const emailHandler =
+ * receiveEmail(async (mail) => { ... })`, called with each message sent to
+ * the val's address as a `ReceivedEmail`. A thrown error or a rejected
+ * promise fails the delivery with its message (it is retried later).
+ * (`email()` is the other way: it sends mail to the val's owner.)
+ */
+export function receiveEmail(fn) {
+  return {
+    receive(raw) {
+      let done;
+      try {
+        done = fn(new ReceivedEmail(raw));
+      } catch (e) {
+        throw failure(e);
+      }
+      // componentize-js runs the event loop until a returned promise
+      // settles: the delivery ends then.
+      if (done && typeof done.then === "function") {
+        return done.then(
+          () => undefined,
+          (e) => {
+            throw failure(e);
+          },
+        );
       }
     },
   };

@@ -5,6 +5,8 @@ componentize-py, beside the bindings it generates from the platform's WIT.
 """
 
 import json
+from dataclasses import dataclass, fields
+from typing import List, Optional, Tuple
 from urllib.parse import parse_qs
 
 from componentize_py_types import Err
@@ -139,6 +141,53 @@ def cron(fn):
                 raise Err(str(e)) from None
 
     return Cron
+
+
+@dataclass
+class ReceivedEmail:
+    """A message an email val receives: the WIT `received-email`'s fields.
+    `from_` (`from` is Python's), `to` and `cc` are addresses (`.email`,
+    `.name`); the sender's is whatever the message says, so it proves
+    nothing. `attachments` have `.filename` (or None), `.content_type` and
+    `.content` (bytes). When the message was not valid MIME, `parsed` is
+    False, the parsed fields are empty and `raw` holds its bytes."""
+
+    from_: _email.Address
+    to: List[_email.Address]
+    cc: List[_email.Address]
+    subject: Optional[str]
+    text: Optional[str]
+    html: Optional[str]
+    headers: List[Tuple[str, str]]
+    attachments: list
+    message_id: Optional[str]
+    envelope_from: str
+    envelope_to: str
+    raw_size: int
+    parsed: bool
+    raw: Optional[bytes]
+
+    def header(self, name):
+        """The first value of the header `name` (any case), or None."""
+        name = name.lower()
+        return next((v for n, v in self.headers if n.lower() == name), None)
+
+
+def receive_email(fn):
+    """Export an email val: `EmailHandler = valbox.receive_email(fn)`; `fn`
+    gets each message sent to the val's address as a `ReceivedEmail`, and
+    an exception fails the delivery (it is retried later). (`email()` is
+    the other way: it sends mail to the val's owner.)"""
+
+    class EmailHandler:
+        def receive(self, mail):
+            names = (f.name for f in fields(ReceivedEmail))
+            try:
+                fn(ReceivedEmail(**{name: getattr(mail, name) for name in names}))
+            except Exception as e:
+                raise Err(str(e)) from None
+
+    return EmailHandler
 
 
 class blob:

@@ -15,6 +15,10 @@ pub struct RequestBudget {
     root_owner: String,
     nested_calls: Counter,
     fetches: Counter,
+    /// The vals that the mail which started the request went through
+    /// (its loop header), which mail sent within it carries on, so that
+    /// mail going round between vals is caught when it comes back.
+    mail_trace: Vec<String>,
 }
 
 /// A count that stops at its limit.
@@ -38,7 +42,18 @@ impl Counter {
 impl RequestBudget {
     /// The budget of a request that called a val of `root_owner`.
     pub fn new(root_owner: &str, limits: &Limits) -> Arc<Self> {
+        Self::carrying_mail_trace(root_owner, limits, Vec::new())
+    }
+
+    /// [`Self::new`] for a request started by mail that went through the
+    /// vals `mail_trace`.
+    pub fn carrying_mail_trace(
+        root_owner: &str,
+        limits: &Limits,
+        mail_trace: Vec<String>,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            mail_trace,
             root_owner: root_owner.to_string(),
             nested_calls: Counter {
                 taken: AtomicU32::new(0),
@@ -53,6 +68,10 @@ impl RequestBudget {
 
     pub fn root_owner(&self) -> &str {
         &self.root_owner
+    }
+
+    pub fn mail_trace(&self) -> &[String] {
+        &self.mail_trace
     }
 
     /// Count one more val called as an API; `Err(limit)` past the limit.

@@ -62,6 +62,9 @@ pub struct AppInner {
     pub homes: Option<Arc<crate::cluster::NodeHomes>>,
     /// Set as the server stops: background work starts nothing new.
     stopping: std::sync::atomic::AtomicBool,
+    /// Woken when this node queues received mail, so delivery starts at
+    /// once rather than at its next look.
+    pub mail_arrived: tokio::sync::Notify,
 }
 
 impl FromRef<App> for Authenticator {
@@ -209,6 +212,7 @@ impl App {
             metrics,
             homes,
             stopping: Default::default(),
+            mail_arrived: Default::default(),
             // Half the CPUs: deploys never take all of them from calls.
             compiles: crate::services::compile_gate::CompileGate::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get() / 2),
@@ -220,6 +224,9 @@ impl App {
         app.caps.vals.connect(Arc::new(runner));
         crate::services::scope_usage::start(WeakApp(Arc::downgrade(&app.0)));
         crate::services::cron::start(WeakApp(Arc::downgrade(&app.0)));
+        if app.config.mail.is_some() {
+            crate::services::mail_delivery::start(WeakApp(Arc::downgrade(&app.0)));
+        }
         watch_store_changes(WeakApp(Arc::downgrade(&app.0)));
         unload_idle_components(Arc::downgrade(&app.runtime), app.config.limits.loaded_idle);
         Ok((app, writer))

@@ -56,6 +56,9 @@ pub struct Config {
     pub min_schedule: std::time::Duration,
     /// Cron vals one owner may schedule.
     pub schedules_per_owner: u64,
+    /// Receive mail for email vals: the SMTP listener, the mail domain
+    /// and their limits. Without it no mail is received.
+    pub mail: Option<crate::mail_in::MailConfig>,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
             cluster: None,
             min_schedule: std::time::Duration::from_secs(60),
             schedules_per_owner: 20,
+            mail: None,
             data_dir,
             listen,
             val_host_suffix: "localhost".into(),

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod mail_in;
 pub mod metrics;
 pub mod router;
 pub mod server;

@@ -15,6 +15,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Where `GET /metrics` is served, with `Config::metrics_listen`.
     pub metrics_addr: Option<SocketAddr>,
+    /// Where mail for email vals is received, with `Config::mail`.
+    pub mail_addr: Option<SocketAddr>,
     pub app: App,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -59,6 +61,17 @@ impl Server {
             }
             None => None,
         };
+        let mail_listener = match &mut config.mail {
+            Some(mail) => {
+                let listener = TcpListener::bind(mail.listen)
+                    .await
+                    .with_context(|| format!("binding the SMTP listener {}", mail.listen))?;
+                mail.listen = listener.local_addr()?;
+                Some(listener)
+            }
+            None => None,
+        };
+        let mail_addr = config.mail.as_ref().map(|m| m.listen);
         let (app, log_writer) = App::open(config).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = move || {
@@ -97,9 +110,17 @@ impl Server {
                 until_stopped(),
             )));
         }
+        if let Some(listener) = mail_listener {
+            tasks.push(crate::mail_in::start(
+                app.clone(),
+                listener,
+                until_stopped(),
+            )?);
+        }
         Ok(Self {
             addr,
             metrics_addr,
+            mail_addr,
             app,
             stop,
             tasks,

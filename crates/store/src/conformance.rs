@@ -18,6 +18,7 @@ pub async fn all(store: &Store) {
     blobs_reserve_room_and_record_what_the_object_store_holds(store).await;
     database_homes_are_leases_with_fencing(store).await;
     cron_runs_are_claimed_once_and_pause_after_failures(store).await;
+    received_mail_is_queued_within_a_bound_and_claimed_once(store).await;
     the_outbox_keeps_a_daily_budget(store).await;
     a_sign_in_link_works_once(store).await;
     call_logs_are_trimmed_per_val(store).await;
@@ -663,6 +664,82 @@ async fn refusals_become_requests_that_can_be_granted(store: &Store) {
     store.scopes.remove_scopes(&subject, &email).await.unwrap();
     let after = store.vals.by_id(&v.id).await.unwrap().unwrap();
     assert!(!after.scopes.has(Scope::EmailWrite));
+}
+
+async fn received_mail_is_queued_within_a_bound_and_claimed_once(store: &Store) {
+    let ida = user(store, "ida").await;
+    let inbox = val(store, &ida, "inbox").await;
+    let queue = &store.mail_queue;
+    let mail = |raw: Vec<u8>| crate::IncomingMail {
+        val_id: inbox.id.clone(),
+        owner_id: ida.clone(),
+        envelope_from: "ann@example.com".into(),
+        envelope_to: "ida.inbox@mail.test".into(),
+        raw,
+        received_ms: now_ms() - 10,
+    };
+    // Bytes exactly as received (not UTF-8, a MiB), within the val's bound.
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let bound = big.len() as i64 + 4;
+    let first = queue.enqueue(mail(big.clone()), bound).await.unwrap();
+    assert!(first.is_some());
+    assert!(
+        queue
+            .enqueue(mail(b"\xff\x00ab".to_vec()), bound)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        queue.enqueue(mail(b"c".to_vec()), bound).await.unwrap(),
+        None
+    );
+    let queued = queue.queued_for(&inbox.id).await.unwrap();
+    assert_eq!((queued.messages, queued.bytes), (2, bound));
+
+    // Claimed once; a second claim finds both held.
+    let now = now_ms();
+    let claimed = queue.claim_due(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        queue
+            .claim_due(now, now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (a, b) = (&claimed[0], &claimed[1]);
+    let bytes: Vec<&[u8]> = claimed.iter().map(|m| m.raw.as_slice()).collect();
+    assert!(bytes.contains(&big.as_slice()) && bytes.contains(&&b"\xff\x00ab"[..]));
+    assert_eq!((a.attempts, a.running_until), (0, Some(now + 60_000)));
+
+    // A failure counts and defers; a delivery that did not run does not.
+    assert!(queue.retry(a, now - 1, "no table").await.unwrap());
+    assert!(queue.release(b, now + 3_600_000).await.unwrap());
+    // (Later, so held until later: a claim's hold is its token.)
+    let again = queue.claim_due(now + 1, now + 60_001, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, a.id);
+    assert_eq!(
+        (again[0].attempts, again[0].last_error.as_deref()),
+        (1, Some("no table"))
+    );
+    // The first claim no longer holds it: its retry and removal are void.
+    assert!(!queue.retry(a, now, "late").await.unwrap());
+    assert!(!queue.remove(a).await.unwrap());
+    // A hold that ran out (a node died mid-delivery) is claimed again.
+    let later = now + 60_002;
+    let retaken = queue.claim_due(later, later + 60_000, 10).await.unwrap();
+    assert_eq!(retaken.len(), 1);
+    assert!(!queue.remove(&again[0]).await.unwrap());
+    assert!(queue.remove(&retaken[0]).await.unwrap());
+    assert_eq!(queue.queued_for(&inbox.id).await.unwrap().messages, 1);
+    // A deleted val's mail goes with it.
+    store.vals.delete(&inbox.id).await.unwrap();
+    assert_eq!(
+        queue.queued_for(&inbox.id).await.unwrap(),
+        crate::QueuedFor::default()
+    );
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub use call_logs::*;
 pub use env::*;
 pub use error::{StoreError, StoreResult};
 pub use homes::*;
+pub use mail_queue::*;
 pub use outbox::*;
 pub use quota::*;
 pub use schedules::*;
@@ -31,6 +32,7 @@ pub mod conformance;
 mod env;
 mod error;
 mod homes;
+mod mail_queue;
 mod outbox;
 mod owner_locks;
 pub mod postgres;
@@ -60,6 +62,7 @@ pub struct Store {
     pub quota: Arc<dyn Quota>,
     pub homes: Arc<dyn Homes>,
     pub schedules: Arc<dyn Schedules>,
+    pub mail_queue: Arc<dyn MailQueue>,
     pub health: Arc<dyn Health>,
 }
 
@@ -68,7 +71,7 @@ impl Store {
     pub fn of<T>(it: Arc<T>) -> Self
     where
         T: Users + Tokens + Vals + EnvVars + Sessions + ScopeRecords + CallLogs,
-        T: Outbox + BlobIndex + Quota + Homes + Schedules + Health + 'static,
+        T: Outbox + BlobIndex + Quota + Homes + Schedules + MailQueue + Health + 'static,
     {
         Store {
             users: it.clone(),
@@ -83,6 +86,7 @@ impl Store {
             quota: it.clone(),
             homes: it.clone(),
             schedules: it.clone(),
+            mail_queue: it.clone(),
             health: it,
         }
     }

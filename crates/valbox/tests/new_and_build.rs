@@ -1,9 +1,10 @@
 //! `valbox new`, `valbox build` and `valbox deploy NAME` (which builds
 //! first), run as the real binary in a fresh directory against a real
 //! server: a Python HTTP val and a JavaScript script val, from nothing to
-//! answering. (A new Rust project is only written here: building one
-//! compiles std for wasm, which takes minutes; `scripts/build-vals` builds
-//! the Rust examples the same way.)
+//! answering; and email vals in JavaScript, TypeScript and Python, built
+//! and deployed as email vals. (A new Rust project is only written here:
+//! building one compiles std for wasm, which takes minutes;
+//! `scripts/build-vals` builds the Rust examples the same way.)
 
 use std::path::Path;
 
@@ -39,11 +40,14 @@ async fn failing(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn new_projects_build_deploy_and_answer() {
-    // The toolchains the examples use (componentize-py, sdk/js's packages).
-    common::build_vals();
-
+/// A server on a loopback port with the user `dev`; answers it, its URL,
+/// dev's token and its data directory (removed when dropped).
+async fn start_server() -> (
+    valbox_server::server::Server,
+    String,
+    String,
+    tempfile::TempDir,
+) {
     let data = tempfile::tempdir().unwrap();
     let token = valbox::cli::create_user(data.path(), "dev", "dev@example.com")
         .await
@@ -54,6 +58,25 @@ async fn new_projects_build_deploy_and_answer() {
     config.compile_cache = repo().join("target/test-compile-cache.sqlite3");
     let server = valbox_server::server::Server::start(config).await.unwrap();
     let base = format!("http://{}", server.addr);
+    (server, base, token, data)
+}
+
+/// The packages `npm ci` would install in a new JavaScript project,
+/// already in sdk/js.
+fn link_node_modules(project: &Path) {
+    std::os::unix::fs::symlink(
+        repo().join("sdk/js/node_modules"),
+        project.join("node_modules"),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_projects_build_deploy_and_answer() {
+    // The toolchains the examples use (componentize-py, sdk/js's packages).
+    common::build_vals();
+
+    let (server, base, token, _data) = start_server().await;
     let work = tempfile::tempdir().unwrap();
     let here = work.path();
 
@@ -88,12 +111,7 @@ async fn new_projects_build_deploy_and_answer() {
         None,
     )
     .await;
-    // The packages `npm ci` would install, already in sdk/js.
-    std::os::unix::fs::symlink(
-        repo().join("sdk/js/node_modules"),
-        here.join("count/node_modules"),
-    )
-    .unwrap();
+    link_node_modules(&here.join("count"));
     let said = valbox(here, &["build", "count"], None).await;
     let last = said.lines().last().unwrap_or_default();
     let wasm = last.strip_prefix("built ").expect(&said).to_string();
@@ -143,5 +161,84 @@ async fn new_projects_build_deploy_and_answer() {
             .await
             .contains("not a val name")
     );
+    server.shutdown().await.unwrap();
+}
+
+/// `valbox new --kind email` in every language writes a project that
+/// builds into an email val: the server takes it as one (it exports
+/// `valbox:platform/email-handler`). Delivering mail to it is left to the
+/// mail server's tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_email_projects_build_in_every_language() {
+    common::build_vals();
+
+    let (server, base, token, _data) = start_server().await;
+    let client = reqwest::Client::new();
+    let work = tempfile::tempdir().unwrap();
+    let here = work.path();
+    for (name, lang, source) in [
+        ("inbox-js", "js", "val.js"),
+        ("inbox-ts", "ts", "val.ts"),
+        ("inbox-py", "python", "app.py"),
+    ] {
+        valbox(
+            here,
+            &["new", name, "--lang", lang, "--kind", "email"],
+            None,
+        )
+        .await;
+        let project = here.join(name);
+        let code = std::fs::read_to_string(project.join(source)).unwrap();
+        assert!(code.contains("receive"), "{name}: {code}");
+        assert!(project.join("wit/email-handler.wit").is_file(), "{name}");
+        if lang != "python" {
+            link_node_modules(&project);
+        }
+        let said = valbox(here, &["build", name], None).await;
+        let wasm = said
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix("built "))
+            .expect(&said)
+            .to_string();
+        let wit = valbox_runtime::component_wit(&std::fs::read(&wasm).unwrap()).unwrap();
+        assert!(
+            wit.contains("export valbox:platform/email-handler@0.1.0;"),
+            "{name}: {wit}"
+        );
+        valbox(here, &["deploy", name, &wasm], Some((&base, &token))).await;
+        let val: serde_json::Value = client
+            .get(format!("{base}/v2/alias/vals/dev/{name}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let versions: serde_json::Value = client
+            .get(format!(
+                "{base}/v2/vals/{}/versions",
+                val["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(versions["data"][0]["kind"], "email", "{name}: {versions}");
+    }
+
+    // Rust: written only (building it takes minutes: see the top).
+    valbox(
+        here,
+        &["new", "inbox-rs", "--lang", "rust", "--kind", "email"],
+        None,
+    )
+    .await;
+    let code = std::fs::read_to_string(here.join("inbox-rs/src/lib.rs")).unwrap();
+    assert!(code.contains("valbox_sdk::email_val!(receive);"), "{code}");
     server.shutdown().await.unwrap();
 }

@@ -189,7 +189,17 @@ impl TestServer {
     }
 
     /// [`TestServer::restart`], down for `down` in between.
-    pub async fn restart_after(mut self, down: Duration) -> Self {
+    pub async fn restart_after(self, down: Duration) -> Self {
+        self.restart_configured(down, |_| {}).await
+    }
+
+    /// [`TestServer::restart_after`], the new server's configuration
+    /// tuned by `tune`.
+    pub async fn restart_configured(
+        mut self,
+        down: Duration,
+        tune: impl FnOnce(&mut Config),
+    ) -> Self {
         self.server.take().unwrap().shutdown().await.unwrap();
         tokio::time::sleep(down).await;
         let mut config = Config::new(self.dir.path(), "127.0.0.1:0".parse().unwrap());
@@ -198,6 +208,7 @@ impl TestServer {
         config.database = self.database.take();
         config.objects = self.objects.take();
         let cluster = self.cluster.take();
+        tune(&mut config);
         let alice = (self.api.alice, self.alice_id);
         Self::start_in_config(self.dir, config, alice, cluster).await
     }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -165,6 +166,18 @@ fn build(config: &SmtpConfig, due: &Due) -> anyhow::Result<Message> {
         .message_id(Some(format!("<{}@valbox>", due.id)));
     for reply_to in &due.mail.reply_to {
         builder = builder.reply_to(reply_to.parse()?);
+    }
+    // Mail a program sent (RFC 3834); the vals it comes from, so that an
+    // email val it reaches can tell when it has come round to it again.
+    builder = builder.raw_header(HeaderValue::new(
+        HeaderName::new_from_ascii_str("Auto-Submitted"),
+        "auto-generated".into(),
+    ));
+    if !due.mail.loop_trace.is_empty() {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("X-Valbox-Loop"),
+            due.mail.loop_trace.join(", "),
+        ));
     }
     let text = |t: &str| {
         SinglePart::builder()

@@ -33,6 +33,9 @@ impl Host for Ctx<'_, Email> {
             subject: message.subject.unwrap_or_default(),
             text: message.text,
             html: message.html,
+            loop_trace: (self.grant.budget().mail_trace().iter().cloned())
+                .chain([self.grant.val_id().to_string()])
+                .collect(),
         };
         let sending = Sending {
             recipients,

@@ -20,6 +20,10 @@ pub struct Outgoing {
     pub subject: String,
     pub text: Option<String>,
     pub html: Option<String>,
+    /// The vals this mail comes from, oldest first: sent as its loop
+    /// header, so that an email val it reaches can tell it came back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loop_trace: Vec<String>,
 }
 
 #[derive(Debug)]

@@ -20,6 +20,7 @@ fn mail(subject: &str) -> Outgoing {
         subject: subject.into(),
         text: Some("hello".into()),
         html: None,
+        loop_trace: Vec::new(),
     }
 }
 

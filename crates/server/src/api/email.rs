@@ -108,6 +108,7 @@ async fn send(
         subject: body.subject.unwrap_or_default(),
         text: body.text,
         html: body.html,
+        loop_trace: Vec::new(),
     };
     let sending = Sending {
         recipients,

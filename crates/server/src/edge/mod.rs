@@ -28,7 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 pub use clients::{ClientAddr, ForwardedHeader, TrustedProxies};
-pub use tls::{TlsFiles, acceptor as tls_acceptor};
+pub use tls::{TlsFiles, acceptor as tls_acceptor, acceptor_offering as tls_acceptor_offering};
 
 use crate::metrics::Metrics;
 use clients::ClientCounts;

@@ -25,9 +25,14 @@ pub struct TlsFiles {
 /// How often the files are checked for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
 
-/// An acceptor serving the files' certificate, and a task that reloads it
-/// when they change, for as long as the acceptor lives.
+/// An HTTPS acceptor serving the files' certificate, and a task that
+/// reloads it when they change, for as long as the acceptor lives.
 pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
+    acceptor_offering(files, &[b"h2", b"http/1.1"])
+}
+
+/// [`acceptor`] offering the ALPN protocols `alpn` (none for SMTP).
+pub fn acceptor_offering(files: &TlsFiles, alpn: &[&[u8]]) -> anyhow::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert = Arc::new(ReloadingCert::load(files.clone(), provider.clone())?);
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -35,7 +40,7 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
         .context("setting up TLS")?
         .with_no_client_auth()
         .with_cert_resolver(cert.clone());
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     watch(Arc::downgrade(&cert));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

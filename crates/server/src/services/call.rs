@@ -70,6 +70,18 @@ pub fn begin(
     scopes: Scopes,
     within: Option<Within>,
 ) -> (CallHost, Instant) {
+    begin_carrying(app, val, scopes, within, Vec::new())
+}
+
+/// [`begin`] for a call started by mail that went through the vals
+/// `mail_trace`.
+fn begin_carrying(
+    app: &App,
+    val: &ValRow,
+    scopes: Scopes,
+    within: Option<Within>,
+    mail_trace: Vec<String>,
+) -> (CallHost, Instant) {
     let call_of = CallOf {
         owner_id: &val.owner_id,
         owner_name: &val.owner_name,
@@ -77,7 +89,9 @@ pub fn begin(
         val_name: &val.name,
         budget: match &within {
             Some(w) => w.budget.clone(),
-            None => RequestBudget::new(&val.owner_id, &app.config.limits),
+            None => {
+                RequestBudget::carrying_mail_trace(&val.owner_id, &app.config.limits, mail_trace)
+            }
         },
         within,
     };
@@ -134,7 +148,11 @@ pub async fn call_within(
         .ok_or_else(|| ServiceError::internal("val without version"))?;
     let scopes = val.scopes;
     let plan = plan_for(app, val, latest).await?;
-    let start = || begin(app, val, scopes, within);
+    let mail_trace = match &input {
+        Input::Email(mail) => crate::mail_in::trace_of(&mail.headers),
+        _ => Vec::new(),
+    };
+    let start = || begin_carrying(app, val, scopes, within, mail_trace);
     let hang_up = HangUpLog::arm(app, first_record(val, latest.version, trigger, caller));
     // Everything the host logs during the call carries the call's span.
     let span = tracing::info_span!(

@@ -188,6 +188,7 @@ async fn mail_paused(app: &App, val: &ValRow, called: &Result<super::call::Calle
             val.name, val.name, app.config.public_url, val.id
         )),
         html: None,
+        loop_trace: Vec::new(),
     };
     let mailer = &app.caps.email.mailer;
     if let Err(e) = mailer

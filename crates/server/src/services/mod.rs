@@ -14,6 +14,7 @@ pub mod env_vars;
 pub mod error;
 pub mod least_privilege;
 pub mod libraries;
+pub mod mail_delivery;
 pub mod owner_slots;
 pub mod runnable;
 pub mod scope_migration;

@@ -159,5 +159,6 @@ fn notice(news: &[&Item], key: &str, days: u32) -> Outgoing {
             lines.join("\n")
         )),
         html: None,
+        loop_trace: Vec::new(),
     }
 }

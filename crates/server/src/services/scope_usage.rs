@@ -82,6 +82,7 @@ fn request_mail(app: &App, r: &ScopeRequestRow) -> Outgoing {
             r.denied_count
         )),
         html: None,
+        loop_trace: Vec::new(),
     }
 }
 

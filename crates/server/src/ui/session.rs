@@ -172,6 +172,7 @@ pub async fn request_link(
                  If you did not ask for it, ignore this mail.\n"
             )),
             html: None,
+            loop_trace: Vec::new(),
         };
         failed = if app.sign_in_limit.allow_mail() {
             let sent = app.caps.email.mailer.send_sign_in(&user_id, mail).await;

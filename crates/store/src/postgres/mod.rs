@@ -17,6 +17,7 @@ mod call_logs;
 mod env;
 mod health;
 mod homes;
+mod mail_queue;
 mod outbox;
 mod quota;
 mod schedules;

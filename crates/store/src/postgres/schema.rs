@@ -216,6 +216,26 @@ CREATE TABLE cron_schedules (
 CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms) WHERE paused_at IS NULL;
 CREATE INDEX cron_schedules_owner ON cron_schedules (owner_id);
 "#,
+    // Mail received for email vals, from its acknowledgement to its
+    // delivery (`running_until`: the delivery that holds it).
+    r#"
+CREATE TABLE inbound_mail (
+    id TEXT PRIMARY KEY,
+    val_id TEXT NOT NULL REFERENCES vals(id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    envelope_from TEXT NOT NULL,
+    envelope_to TEXT NOT NULL,
+    raw BYTEA NOT NULL,
+    size BIGINT NOT NULL,
+    received_ms BIGINT NOT NULL,
+    attempts INT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    running_until BIGINT,
+    last_error TEXT
+);
+CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms);
+CREATE INDEX inbound_mail_val ON inbound_mail (val_id);
+"#,
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

@@ -16,6 +16,7 @@ mod call_logs;
 mod env;
 mod health;
 mod homes;
+mod mail_queue;
 mod outbox;
 mod quota;
 mod schedules;
@@ -309,6 +310,26 @@ CREATE TABLE cron_schedules (
 );
 CREATE INDEX cron_schedules_due ON cron_schedules (next_run_ms) WHERE paused_at IS NULL;
 CREATE INDEX cron_schedules_owner ON cron_schedules (owner_id);
+"#,
+    // Mail received for email vals, from its acknowledgement to its
+    // delivery (`running_until`: the delivery that holds it).
+    r#"
+CREATE TABLE inbound_mail (
+    id TEXT PRIMARY KEY,
+    val_id TEXT NOT NULL REFERENCES vals(id) ON DELETE CASCADE,
+    owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    envelope_from TEXT NOT NULL,
+    envelope_to TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    running_until INTEGER,
+    last_error TEXT
+);
+CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms);
+CREATE INDEX inbound_mail_val ON inbound_mail (val_id);
 "#,
 ];
 

@@ -14,6 +14,7 @@ mod client;
 mod edge_args;
 mod env_vars;
 mod least_privilege;
+mod mail_args;
 mod project;
 mod serve;
 mod templates;

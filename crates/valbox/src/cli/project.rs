@@ -26,6 +26,8 @@ pub enum Kind {
     Script,
     /// Run on a schedule.
     Cron,
+    /// Receive the mail sent to the val's address.
+    Email,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Kind::Http => "http",
             Kind::Script => "script",
             Kind::Cron => "cron",
+            Kind::Email => "email",
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     edge: edge_args::EdgeArgs,
+    #[command(flatten)]
+    mail: super::mail_args::MailArgs,
 }
 
 /// Start the server as `args` say, and serve until Ctrl-C or SIGTERM.
@@ -88,6 +90,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("valbox listening on {scheme}://{}", server.addr);
     if let Some(at) = server.metrics_addr {
         println!("valbox metrics on http://{at}/metrics");
+    }
+    if let (Some(at), Some(mail)) = (server.mail_addr, &server.app.config.mail) {
+        println!(
+            "valbox receiving mail for *.*@{} on smtp://{at}",
+            mail.domain
+        );
     }
     stop_requested().await?;
     tracing::info!("stopping: finishing the calls in flight");
@@ -134,6 +142,7 @@ fn config(args: ServeArgs) -> anyhow::Result<Config> {
     config.schedules_per_owner = args.schedules_per_owner;
     args.limits.apply(&mut config.limits);
     args.edge.apply(&mut config)?;
+    args.mail.apply(&mut config)?;
     if let Some(url) = args.public_url {
         config.public_url = url.trim_end_matches('/').to_string();
     } else if config.tls.is_some() {

@@ -33,6 +33,10 @@ pub const CARGO_CONFIG: &str = include_str!("../../../../examples/.cargo/config.
 pub const WIT: &[(&str, &str)] = &[
     ("blob.wit", include_str!("../../../../wit/blob.wit")),
     ("cron.wit", include_str!("../../../../wit/cron.wit")),
+    (
+        "email-handler.wit",
+        include_str!("../../../../wit/email-handler.wit"),
+    ),
     ("email.wit", include_str!("../../../../wit/email.wit")),
     ("env.wit", include_str!("../../../../wit/env.wit")),
     ("fetch.wit", include_str!("../../../../wit/fetch.wit")),
@@ -139,16 +143,33 @@ valbox_sdk::cron_val!(run);
 valbox_sdk::scopes!("blob:read", "blob:write");
 "#
         ),
+        Kind::Email => format!(
+            r#"//! `{name}`: an email val, called with each message sent to its address
+//! (`{{user}}.{name}@` the server's mail domain); prints who it is from and
+//! its subject. An `Err` fails the delivery, which is then retried.
+
+use valbox_sdk::ReceivedEmail;
+
+fn receive(mail: ReceivedEmail) -> Result<(), String> {{
+    let subject = mail.subject.as_deref().unwrap_or("(no subject)");
+    println!("mail from {{}}: {{subject}}", mail.from.email);
+    Ok(())
+}}
+
+valbox_sdk::email_val!(receive);
+"#
+        ),
     }
 }
 
 pub fn js_source(kind: Kind, typescript: bool) -> String {
-    let (req, args) = if typescript {
-        ("req: Request", "...args: unknown[]")
+    let (req, args, mail) = if typescript {
+        ("req: Request", "...args: unknown[]", "mail: ReceivedEmail")
     } else {
-        ("req", "...args")
+        ("req", "...args", "mail")
     };
     let import_request = if typescript { "Request, " } else { "" };
+    let import_mail = if typescript { ", ReceivedEmail" } else { "" };
     match kind {
         Kind::Http => format!(
             r#"// An HTTP val: `GET /?name=Ada` answers `Hello, Ada!`. The helpers and
@@ -182,6 +203,19 @@ export const cron = scheduled(({ schedule, due }) => {
 });
 "#
         .into(),
+        Kind::Email => format!(
+            r#"// An email val, called with each message sent to its address
+// (`{{user}}.{{val}}@` the server's mail domain); prints who it is from and
+// its subject. Throwing (or a rejected promise) fails the delivery, which
+// is then retried. (`email()` sends mail to you instead.)
+
+import {{ receiveEmail{import_mail} }} from "valbox";
+
+export const emailHandler = receiveEmail(async ({mail}) => {{
+  console.log(`mail from ${{mail.from.email}}: ${{mail.subject ?? "(no subject)"}}`);
+}});
+"#
+        ),
     }
 }
 
@@ -225,6 +259,21 @@ def run(event):
 
 
 Cron = valbox.cron(run)
+"#
+        .into(),
+        Kind::Email => r#""""An email val, called with each message sent to its address
+(`{user}.{val}@` the server's mail domain); prints who it is from and its
+subject. An exception fails the delivery, which is then retried.
+(`valbox.email()` sends mail to you instead.)"""
+
+import valbox
+
+
+def receive(mail):
+    print(f"mail from {mail.from_.email}: {mail.subject or '(no subject)'}")
+
+
+EmailHandler = valbox.receive_email(receive)
 "#
         .into(),
     }

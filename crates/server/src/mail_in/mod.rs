@@ -1,0 +1,208 @@
+//! Receiving mail for email vals: an SMTP server (`--smtp-listen`) for
+//! `{user}.{val}@` the mail domain. A message is acknowledged (250) only
+//! once it is in the store's mail queue; the delivery worker
+//! (`services::mail_delivery`) calls the val with it.
+//!
+//! Strangers talk to this port, so everything is bounded: connections in
+//! all and per client address (421), messages per address per minute
+//! (451), line and message sizes (500, 552), recipients per message (452),
+//! bytes queued per val (452), time per command and per session (421),
+//! bad commands per session (421).
+
+mod parse;
+mod session;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use parse::{LOOP_HEADER, loop_trace, received, trace_of};
+
+use crate::app::App;
+use crate::edge::TlsFiles;
+
+/// How the SMTP server listens and what it allows.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    pub listen: SocketAddr,
+    /// The domain of vals' addresses, lowercase: `{user}.{val}@domain`.
+    pub domain: String,
+    /// Offer STARTTLS with this certificate.
+    pub tls: Option<TlsFiles>,
+    pub max_message_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    /// Messages one client address may send per minute.
+    pub messages_per_client_minute: u32,
+    /// Bytes that may wait in the queue for one val.
+    pub max_queued_bytes_per_val: i64,
+    /// How long a message whose val keeps failing is retried.
+    pub retry_for: Duration,
+    /// The first retry's delay; each next one doubles, up to 10 minutes.
+    pub first_retry: Duration,
+}
+
+impl MailConfig {
+    pub fn new(listen: SocketAddr, domain: &str) -> Self {
+        Self {
+            listen,
+            domain: domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+            tls: None,
+            max_message_bytes: 10 * 1024 * 1024,
+            max_connections: 500,
+            max_connections_per_client: 20,
+            messages_per_client_minute: 120,
+            max_queued_bytes_per_val: 100 * 1024 * 1024,
+            retry_for: Duration::from_secs(24 * 3600),
+            first_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Accept SMTP connections on `listener` until `stopped` resolves, then
+/// end the sessions still open (a message not yet acknowledged is sent
+/// again by its sender: SMTP's own promise).
+pub fn start(
+    app: App,
+    listener: TcpListener,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let config = app
+        .config
+        .mail
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no mail configuration"))?;
+    let tls = match &config.tls {
+        Some(files) => Some(crate::edge::tls_acceptor_offering(files, &[])?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        app,
+        config,
+        tls,
+        clients: Mutex::default(),
+    });
+    Ok(tokio::spawn(async move {
+        tokio::pin!(stopped);
+        let mut sessions = tokio::task::JoinSet::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut stopped => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait, don't spin.
+                        tracing::warn!("smtp accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            // Reap the sessions that ended, so the set stays small.
+            while sessions.try_join_next().is_some() {}
+            let shared = shared.clone();
+            sessions.spawn(async move {
+                let _ = stream.set_nodelay(true);
+                let slot = shared.admit(peer.ip());
+                session::run(&shared, stream, peer, slot).await;
+            });
+        }
+        sessions.shutdown().await;
+    }))
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub app: App,
+    pub config: MailConfig,
+    pub tls: Option<TlsAcceptor>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Default)]
+struct Clients {
+    open: usize,
+    by_address: HashMap<IpAddr, Client>,
+}
+
+#[derive(Default)]
+struct Client {
+    open: usize,
+    /// Messages begun in the current minute, and when it began.
+    messages: u32,
+    minute: Option<Instant>,
+}
+
+/// Why a connection is turned away at once.
+pub(crate) enum Refusal {
+    TooManyConnections,
+    TooManyFromClient,
+}
+
+/// A connection's place among the open ones, given back when dropped.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        clients.open -= 1;
+        if let Some(client) = clients.by_address.get_mut(&self.ip) {
+            client.open -= 1;
+        }
+    }
+}
+
+impl Shared {
+    /// A place for a connection from `ip`, or why there is none.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.open >= self.config.max_connections {
+            return Err(Refusal::TooManyConnections);
+        }
+        // Forget idle clients now and then, so the map stays small.
+        if clients.by_address.len() > 10_000 {
+            clients
+                .by_address
+                .retain(|_, c| c.open > 0 || c.minute.is_some_and(|m| m.elapsed() < MINUTE));
+        }
+        let client = clients.by_address.entry(ip).or_default();
+        if client.open >= self.config.max_connections_per_client {
+            return Err(Refusal::TooManyFromClient);
+        }
+        client.open += 1;
+        clients.open += 1;
+        Ok(Slot {
+            shared: self.clone(),
+            ip,
+        })
+    }
+
+    /// Count a message from `ip`; `false` once it has sent its share this
+    /// minute.
+    pub fn take_message(&self, ip: IpAddr) -> bool {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let client = clients.by_address.entry(ip).or_default();
+        if client.minute.is_none_or(|m| m.elapsed() >= MINUTE) {
+            client.minute = Some(Instant::now());
+            client.messages = 0;
+        }
+        if client.messages >= self.config.messages_per_client_minute {
+            return false;
+        }
+        client.messages += 1;
+        true
+    }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
