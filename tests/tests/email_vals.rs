@@ -396,3 +396,59 @@ async fn a_failing_val_is_retried_with_backoff_and_acknowledged_mail_survives_a_
         .unwrap();
     assert!(gave_up.to_string().contains("given up"), "{gave_up}");
 }
+
+#[tokio::test]
+async fn a_val_whose_mail_comes_back_to_it_runs_once() {
+    // The outbox delivers to this server's own SMTP port, and lou's own
+    // address is his forwarding val's: each forward would come back.
+    let port = support::smtp::free_port();
+    let s = TestServer::start_configured(|c| {
+        c.mail = Some(MailConfig::new(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            DOMAIN,
+        ));
+        c.smtp = Some(
+            valbox_caps::email::delivery::SmtpConfig::from_url(
+                &format!("smtp://127.0.0.1:{port}"),
+                "valbox@mail.test",
+            )
+            .unwrap(),
+        );
+    })
+    .await;
+    let lou =
+        valbox::cli::create_user_in(&s.store().await, "lou", &format!("lou.forward@{DOMAIN}"))
+            .await
+            .unwrap();
+    let resp = s
+        .deploy_bytes(&lou, "forward", "public", support::val_bytes("forward"))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["valId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(
+        send(&s, &format!("lou.forward@{DOMAIN}"), "plain", &[]).await["ok"],
+        true
+    );
+    // The forward is refused as a loop when it comes back; the outbox says
+    // so, and the val ran once.
+    let mut outbox = Value::Null;
+    for _ in 0..100 {
+        outbox = s.get("/v1/email", Some(&lou)).await.json().await.unwrap();
+        if outbox["data"][0]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = &outbox["data"][0];
+    assert_eq!(sent["status"], "failed", "{outbox}");
+    assert!(sent.to_string().contains("loop"), "{sent}");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let logs = s
+        .wait_for_logs(&lou, &format!("val_id={id}"), |d| !d.is_empty())
+        .await;
+    assert_eq!(logs.len(), 1, "{logs:?}");
+}
