@@ -131,6 +131,14 @@ async fn mail_of_every_kind_reaches_an_email_val_that_keeps_it() {
     let deployed = s.deploy("inbox", "inbox", "public").await;
     let id = deployed["valId"].as_str().unwrap().to_owned();
     let to = format!("alice.inbox@{DOMAIN}");
+    // The val says where it receives mail.
+    let view: Value = s
+        .get(&format!("/v2/vals/{id}"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["emailAddress"], to.as_str(), "{view}");
     for kind in ["plain", "multipart", "attachment", "unparseable"] {
         assert_eq!(
             send(&s, &to, kind, &[]).await,

@@ -670,26 +670,23 @@ async fn received_mail_is_queued_within_a_bound_and_claimed_once(store: &Store) 
     let ida = user(store, "ida").await;
     let inbox = val(store, &ida, "inbox").await;
     let queue = &store.mail_queue;
+    let received = now_ms() - 10;
     let mail = |raw: Vec<u8>| crate::IncomingMail {
         val_id: inbox.id.clone(),
         owner_id: ida.clone(),
         envelope_from: "ann@example.com".into(),
         envelope_to: "ida.inbox@mail.test".into(),
         raw,
-        received_ms: now_ms() - 10,
+        received_ms: received,
     };
     // Bytes exactly as received (not UTF-8, a MiB), within the val's bound.
     let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let bound = big.len() as i64 + 4;
+    let small = b"\xff\x00ab\r\n.".to_vec();
+    let bound = (big.len() + small.len()) as i64;
     let first = queue.enqueue(mail(big.clone()), bound).await.unwrap();
-    assert!(first.is_some());
-    assert!(
-        queue
-            .enqueue(mail(b"\xff\x00ab".to_vec()), bound)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let second = queue.enqueue(mail(small.clone()), bound).await.unwrap();
+    assert!(first.is_some() && second.is_some());
+    // One byte over: refused, and nothing stored.
     assert_eq!(
         queue.enqueue(mail(b"c".to_vec()), bound).await.unwrap(),
         None
@@ -699,41 +696,62 @@ async fn received_mail_is_queued_within_a_bound_and_claimed_once(store: &Store) 
 
     // Claimed once; a second claim finds both held.
     let now = now_ms();
-    let claimed = queue.claim_due(now, now + 60_000, 10).await.unwrap();
-    assert_eq!(claimed.len(), 2);
-    assert!(
-        queue
-            .claim_due(now, now + 60_000, 10)
-            .await
-            .unwrap()
-            .is_empty()
+    let hold = now + 60_000;
+    let mut claimed = queue.claim_due(now, hold, 10).await.unwrap();
+    assert!(queue.claim_due(now, hold, 10).await.unwrap().is_empty());
+    claimed.sort_by_key(|m| m.raw.len());
+    let queued_as = |id: &Option<String>, raw: &[u8]| crate::QueuedMail {
+        id: id.clone().unwrap(),
+        val_id: inbox.id.clone(),
+        owner_id: ida.clone(),
+        envelope_from: "ann@example.com".into(),
+        envelope_to: "ida.inbox@mail.test".into(),
+        raw: raw.to_vec(),
+        received_ms: received,
+        attempts: 0,
+        next_attempt_ms: received,
+        running_until: Some(hold),
+        last_error: None,
+    };
+    assert_eq!(
+        claimed,
+        [queued_as(&second, &small), queued_as(&first, &big)]
     );
     let (a, b) = (&claimed[0], &claimed[1]);
-    let bytes: Vec<&[u8]> = claimed.iter().map(|m| m.raw.as_slice()).collect();
-    assert!(bytes.contains(&big.as_slice()) && bytes.contains(&&b"\xff\x00ab"[..]));
-    assert_eq!((a.attempts, a.running_until), (0, Some(now + 60_000)));
 
-    // A failure counts and defers; a delivery that did not run does not.
-    assert!(queue.retry(a, now - 1, "no table").await.unwrap());
-    assert!(queue.release(b, now + 3_600_000).await.unwrap());
+    // A failure counts and defers; a delivery that did not run only defers.
+    assert!(queue.retry(a, now + 10, "no table").await.unwrap());
+    assert!(queue.release(b, now + 20).await.unwrap());
+    assert!(queue.claim_due(now + 9, hold, 10).await.unwrap().is_empty());
     // (Later, so held until later: a claim's hold is its token.)
-    let again = queue.claim_due(now + 1, now + 60_001, 10).await.unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(again[0].id, a.id);
+    let again = queue.claim_due(now + 20, hold + 20, 10).await.unwrap();
+    let state = |m: &crate::QueuedMail| (m.id.clone(), m.attempts, m.last_error.clone());
     assert_eq!(
-        (again[0].attempts, again[0].last_error.as_deref()),
-        (1, Some("no table"))
+        again.iter().map(state).collect::<Vec<_>>(),
+        [
+            (a.id.clone(), 1, Some("no table".into())),
+            (b.id.clone(), 0, None)
+        ]
     );
-    // The first claim no longer holds it: its retry and removal are void.
+    // The first claim no longer holds them: its retry, release and
+    // removal are void.
     assert!(!queue.retry(a, now, "late").await.unwrap());
+    assert!(!queue.release(b, now).await.unwrap());
     assert!(!queue.remove(a).await.unwrap());
-    // A hold that ran out (a node died mid-delivery) is claimed again.
-    let later = now + 60_002;
+    // A hold that ran out (a node died mid-delivery) is claimed again, and
+    // the dead claim's word no longer counts.
+    let later = hold + 21;
     let retaken = queue.claim_due(later, later + 60_000, 10).await.unwrap();
-    assert_eq!(retaken.len(), 1);
+    assert_eq!(retaken.len(), 2);
+    assert_eq!(
+        (retaken[0].id.as_str(), retaken[0].attempts),
+        (a.id.as_str(), 1)
+    );
+    assert!(!queue.retry(&again[0], later, "dead").await.unwrap());
     assert!(!queue.remove(&again[0]).await.unwrap());
     assert!(queue.remove(&retaken[0]).await.unwrap());
-    assert_eq!(queue.queued_for(&inbox.id).await.unwrap().messages, 1);
+    let left = queue.queued_for(&inbox.id).await.unwrap();
+    assert_eq!((left.messages, left.bytes), (1, big.len() as i64));
     // A deleted val's mail goes with it.
     store.vals.delete(&inbox.id).await.unwrap();
     assert_eq!(

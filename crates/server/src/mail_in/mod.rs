@@ -63,6 +63,15 @@ impl MailConfig {
     }
 }
 
+/// Where `val` receives mail: `{user}.{val}@domain`, if this server
+/// receives mail and `val` is an email val others may reach.
+pub fn address_of(app: &App, val: &valbox_store::ValRow) -> Option<String> {
+    let mail = app.config.mail.as_ref()?;
+    let is_email = val.latest.as_ref()?.kind == valbox_model::ValKind::Email;
+    (is_email && val.privacy != valbox_model::Privacy::Private)
+        .then(|| format!("{}.{}@{}", val.owner_name, val.name, mail.domain))
+}
+
 /// Accept SMTP connections on `listener` until `stopped` resolves, then
 /// end the sessions still open (a message not yet acknowledged is sent
 /// again by its sender: SMTP's own promise).

@@ -85,6 +85,10 @@ pub struct ValResponse {
     /// A cron val's schedule, for its owner.
     #[serde(skip_serializing_if = "Option::is_none")]
     schedule: Option<ScheduleView>,
+    /// Where an email val receives mail, when this server receives mail
+    /// and the val is not private.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_address: Option<String>,
 }
 
 /// A cron val's schedule and runs, as its owner sees them.
@@ -178,6 +182,7 @@ impl ValResponse {
             links,
             settings,
             schedule: None,
+            email_address: crate::mail_in::address_of(app, val),
         }
     }
 

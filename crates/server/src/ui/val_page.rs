@@ -43,6 +43,18 @@ pub async fn page(
             @if latest.kind == ValKind::Http {
                 p { "Serves at " a href=(path_url) { (path_url) } " and " code { (host_url) } "." }
             }
+            @if latest.kind == ValKind::Email {
+                @match crate::mail_in::address_of(&app, &val) {
+                    Some(address) => p #email-address { "Receives the mail sent to " code { (address) } "." },
+                    None if app.config.mail.is_none() => p.muted #email-address {
+                        "This server receives no mail (its operator starts it with "
+                        code { "--smtp-listen" } " and " code { "--mail-domain" } ")."
+                    },
+                    None => p.muted #email-address {
+                        "A private val has no address: make it unlisted or public to receive mail."
+                    },
+                }
+            }
         } @else {
             p { "Not deployed yet: " code { "valbox deploy " (val.name) " FILE.wasm" } }
         }

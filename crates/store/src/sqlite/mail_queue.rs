@@ -1,9 +1,9 @@
-//! The mail queue in SQLite: one server, whose single connection makes the
-//! size check and the insert one step, and each claim atomic; the hold a
-//! claim writes is its token.
+//! The mail queue in SQLite: one server, whose single connection makes
+//! each claim atomic, and the size check and the insert one transaction;
+//! the hold a claim writes is its token.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params};
+use rusqlite::{Row, TransactionBehavior, params};
 
 use super::Sqlite;
 use crate::{IncomingMail, MailQueue, QueuedFor, QueuedMail, StoreResult};
@@ -31,8 +31,10 @@ fn row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
 impl MailQueue for Sqlite {
     async fn enqueue(&self, mail: IncomingMail, max_val_bytes: i64) -> StoreResult<Option<String>> {
         self.run(move |conn| {
+            // IMMEDIATE: the sum and the insert see the same queue.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let size = mail.raw.len() as i64;
-            let queued: i64 = conn.query_row(
+            let queued: i64 = tx.query_row(
                 "SELECT coalesce(sum(size), 0) FROM inbound_mail WHERE val_id = ?1",
                 [&mail.val_id],
                 |r| r.get(0),
@@ -41,7 +43,7 @@ impl MailQueue for Sqlite {
                 return Ok(None);
             }
             let id = crate::new_id();
-            conn.execute(
+            tx.execute(
                 "INSERT INTO inbound_mail (id, val_id, owner_id, envelope_from, envelope_to, raw,
                      size, received_ms, next_attempt_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
@@ -56,6 +58,7 @@ impl MailQueue for Sqlite {
                     mail.received_ms
                 ],
             )?;
+            tx.commit()?;
             Ok(Some(id))
         })
         .await
