@@ -90,7 +90,10 @@ impl MailQueue for Postgres {
                 &[&now_ms, &hold_until_ms, &limit],
             )
             .await?;
-        rows.iter().map(row).collect()
+        let mut claimed = rows.iter().map(row).collect::<StoreResult<Vec<_>>>()?;
+        // RETURNING keeps no order: oldest due first, as promised.
+        claimed.sort_by_key(|m| m.next_attempt_ms);
+        Ok(claimed)
     }
 
     async fn retry(

@@ -81,7 +81,10 @@ impl MailQueue for Sqlite {
                  RETURNING {COLUMNS}"
             ))?;
             let rows = stmt.query_map(params![now_ms, hold_until_ms, limit], row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut claimed: Vec<QueuedMail> = rows.collect::<Result<_, _>>()?;
+            // RETURNING keeps no order: oldest due first, as promised.
+            claimed.sort_by_key(|m| m.next_attempt_ms);
+            Ok(claimed)
         })
         .await
     }
