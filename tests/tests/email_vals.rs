@@ -273,6 +273,27 @@ async fn the_smtp_server_refuses_what_it_must_and_offers_starttls() {
         raw.write(&line).await;
     }
     assert_eq!(raw.say(".").await.0, 552);
+    // A bare LF before the dot is data, not the end (no smuggling of a
+    // second message), and one val named twice gets one copy.
+    assert_eq!(raw.say("MAIL FROM:<a@example.com>").await.0, 250);
+    assert_eq!(raw.say("RCPT TO:<alice.inbox@mail.test>").await.0, 250);
+    assert_eq!(
+        raw.say("RCPT TO:<ALICE.inbox+again@mail.test>").await.0,
+        250
+    );
+    assert_eq!(raw.say("DATA").await.0, 354);
+    raw.write("Subject: smuggled\r\n\r\nfirst\n.\r\nMAIL FROM:<ceo@bank.test>\r\n")
+        .await;
+    let (code, text) = raw.say(".").await;
+    assert_eq!(code, 250, "{text}");
+    let rows = inbox_rows(&s, 2).await;
+    assert_eq!(rows.len(), 2, "one copy");
+    assert!(
+        rows[1][2]
+            .as_str()
+            .unwrap()
+            .contains("MAIL FROM:<ceo@bank.test>")
+    );
     // Whatever was said after STARTTLS before the handshake: refused.
     raw.write("STARTTLS\r\nMAIL FROM:<evil@example.com>\r\n")
         .await;
@@ -346,7 +367,7 @@ async fn the_server_stays_up_through_a_thousand_junk_sessions() {
 
 #[tokio::test]
 async fn a_failing_val_is_retried_with_backoff_and_acknowledged_mail_survives_a_restart() {
-    let s = server(|_| {}).await;
+    let s = server(|m| m.max_queued_bytes = 100).await;
     let deployed = s.deploy("inbox", "inbox", "public").await;
     let id = deployed["valId"].as_str().unwrap().to_owned();
     // Without its SQLite scopes the val fails each delivery.
@@ -362,6 +383,9 @@ async fn a_failing_val_is_retried_with_backoff_and_acknowledged_mail_survives_a_
         assert_eq!(log["attributes"]["trigger"], "email", "{log}");
         assert_eq!(log["attributes"]["http.status"], 500, "{log}");
     }
+    // What waits passes the server's bound for all mail: no more is taken.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(send(&s, &to, "plain", &[]).await["code"], 452);
 
     // Restarted while the message waits: it is still there, and with its
     // scopes back the val gets it.

@@ -693,6 +693,7 @@ async fn received_mail_is_queued_within_a_bound_and_claimed_once(store: &Store) 
     );
     let queued = queue.queued_for(&inbox.id).await.unwrap();
     assert_eq!((queued.messages, queued.bytes), (2, bound));
+    assert!(queue.queued_total().await.unwrap().bytes >= bound);
 
     // Claimed once; a second claim finds both held.
     let now = now_ms();

@@ -83,4 +83,6 @@ pub trait MailQueue: Send + Sync {
     async fn remove(&self, claimed: &QueuedMail) -> StoreResult<bool>;
     /// What is queued for `val_id`.
     async fn queued_for(&self, val_id: &str) -> StoreResult<QueuedFor>;
+    /// What is queued for every val.
+    async fn queued_total(&self) -> StoreResult<QueuedFor>;
 }

@@ -40,6 +40,9 @@ pub struct MailConfig {
     pub messages_per_client_minute: u32,
     /// Bytes that may wait in the queue for one val.
     pub max_queued_bytes_per_val: i64,
+    /// Bytes that may wait in the queue in all: what strangers can make
+    /// this server keep on disk.
+    pub max_queued_bytes: i64,
     /// How long a message whose val keeps failing is retried.
     pub retry_for: Duration,
     /// The first retry's delay; each next one doubles, up to 10 minutes.
@@ -57,6 +60,7 @@ impl MailConfig {
             max_connections_per_client: 20,
             messages_per_client_minute: 120,
             max_queued_bytes_per_val: 100 * 1024 * 1024,
+            max_queued_bytes: 2 * 1024 * 1024 * 1024,
             retry_for: Duration::from_secs(24 * 3600),
             first_retry: Duration::from_secs(30),
         }
@@ -89,11 +93,16 @@ pub fn start(
         Some(files) => Some(crate::edge::tls_acceptor_offering(files, &[])?),
         None => None,
     };
+    // Messages being received at once, each held in memory up to the
+    // size limit: 256 MiB of them at most.
+    let receiving = (256 * 1024 * 1024 / config.max_message_bytes.max(1)).clamp(1, 256);
     let shared = Arc::new(Shared {
         app,
         config,
         tls,
         clients: Mutex::default(),
+        receiving: Arc::new(tokio::sync::Semaphore::new(receiving)),
+        queued: Mutex::new(None),
     });
     Ok(tokio::spawn(async move {
         tokio::pin!(stopped);
@@ -130,6 +139,10 @@ pub(crate) struct Shared {
     pub config: MailConfig,
     pub tls: Option<TlsAcceptor>,
     clients: Mutex<Clients>,
+    /// Turns to receive a message's data (bounds the memory they take).
+    pub receiving: Arc<tokio::sync::Semaphore>,
+    /// The bytes queued in all, and when they were counted.
+    queued: Mutex<Option<(Instant, i64)>>,
 }
 
 #[derive(Default)]
@@ -173,8 +186,29 @@ impl Drop for Slot {
 }
 
 impl Shared {
+    /// Whether the queue holds less than its bound in all, counted at most
+    /// once a second (an estimate: the bound is for the disk, not exact).
+    pub async fn queue_has_room(&self) -> Result<bool, valbox_store::StoreError> {
+        let fresh = |q: &Option<(Instant, i64)>| {
+            q.filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+                .map(|(_, bytes)| bytes)
+        };
+        let counted = fresh(&self.queued.lock().unwrap_or_else(|p| p.into_inner()));
+        let bytes = match counted {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self.app.store.mail_queue.queued_total().await?.bytes;
+                *self.queued.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), bytes));
+                bytes
+            }
+        };
+        Ok(bytes < self.config.max_queued_bytes)
+    }
+
     /// A place for a connection from `ip`, or why there is none.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
+        let ip = client_of(ip);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if clients.open >= self.config.max_connections {
             return Err(Refusal::TooManyConnections);
@@ -200,6 +234,7 @@ impl Shared {
     /// Count a message from `ip`; `false` once it has sent its share this
     /// minute.
     pub fn take_message(&self, ip: IpAddr) -> bool {
+        let ip = client_of(ip);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let client = clients.by_address.entry(ip).or_default();
         if client.minute.is_none_or(|m| m.elapsed() >= MINUTE) {
@@ -215,3 +250,34 @@ impl Shared {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// The client an address counts as: itself for IPv4, its /64 for IPv6
+/// (one host usually holds a whole /64).
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(client_of(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+}

@@ -105,7 +105,7 @@ impl Session {
         loop {
             line.clear();
             let whole = match read_line(conn, &mut line, MAX_COMMAND_LINE).await {
-                Ok(Some(whole)) => whole,
+                Ok(Some(read)) => read.whole,
                 Ok(None) => return,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     let _ = reply(conn, "421 4.4.2 timed out waiting for a command").await;
@@ -194,7 +194,7 @@ impl Session {
                 }
                 return ("220 2.0.0 ready to start TLS".into(), Next::StartTls);
             }
-            "MAIL" => self.mail(arg),
+            "MAIL" => self.mail(arg).await,
             "RCPT" => self.rcpt(arg).await,
             "DATA" if !arg.is_empty() => self.error("501 5.5.4 DATA takes no argument"),
             "DATA" => return self.data(conn).await,
@@ -214,7 +214,7 @@ impl Session {
         (answer, Next::Go)
     }
 
-    fn mail(&mut self, arg: &str) -> String {
+    async fn mail(&mut self, arg: &str) -> String {
         if self.helo.is_none() {
             return self.error("503 5.5.1 say EHLO first");
         }
@@ -239,6 +239,14 @@ impl Session {
                     Ok(_) => {}
                     Err(_) => return self.error("501 5.5.4 SIZE must be a number"),
                 }
+            }
+        }
+        match self.shared.queue_has_room().await {
+            Ok(true) => {}
+            Ok(false) => return "452 4.3.1 the server holds too much mail; try again later".into(),
+            Err(e) => {
+                tracing::warn!("smtp: counting the queue: {e}");
+                return "451 4.3.0 the server cannot take mail now; try again later".into();
             }
         }
         if !self.shared.take_message(self.peer.ip()) {
@@ -303,7 +311,10 @@ impl Session {
             return "452 4.2.2 this val's mailbox is full; try again later".into();
         }
         let address = address.to_string();
-        if let Some(envelope) = &mut self.envelope {
+        // One copy per val, however many of its addresses are named.
+        if let Some(envelope) = &mut self.envelope
+            && !envelope.to.iter().any(|r| r.val.id == val.id)
+        {
             envelope.to.push(Recipient { address, val });
         }
         "250 2.1.5 recipient OK".into()
@@ -319,6 +330,13 @@ impl Session {
             };
             return (answer, Next::Go);
         };
+        let Ok(_receiving) = self.shared.receiving.clone().try_acquire_owned() else {
+            self.envelope = Some(envelope);
+            return (
+                "451 4.3.2 the server is busy receiving other mail; try again shortly".into(),
+                Next::Go,
+            );
+        };
         if reply(conn, "354 send the message; end with <CRLF>.<CRLF>")
             .await
             .is_err()
@@ -331,12 +349,15 @@ impl Session {
         let mut message = Vec::new();
         let mut too_big = false;
         let mut line = Vec::new();
+        // The end is `.` on a line of its own after a CRLF: a bare LF
+        // before it is data (no SMTP smuggling of a second message).
+        let mut after_crlf = true;
         loop {
             line.clear();
             // One byte past what fits, so a line too long shows as one.
             let room = (max + 3).saturating_sub(message.len()).max(3);
-            match read_line(conn, &mut line, room).await {
-                Ok(Some(whole)) => too_big |= !whole,
+            let read = match read_line(conn, &mut line, room).await {
+                Ok(Some(read)) => read,
                 Ok(None) => return (String::new(), Next::Close),
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return (
@@ -345,10 +366,12 @@ impl Session {
                     );
                 }
                 Err(_) => return (String::new(), Next::Close),
-            }
-            if line == b".\r\n" {
+            };
+            too_big |= !read.whole;
+            if line == b".\r\n" && after_crlf {
                 break;
             }
+            after_crlf = read.crlf;
             if too_big {
                 continue;
             }
@@ -366,7 +389,11 @@ impl Session {
     }
 
     async fn queue(&self, envelope: Envelope, message: Vec<u8>) -> String {
-        let trace = super::loop_trace(&message);
+        // Parsing headers of up to the size limit: off the async threads.
+        let (trace, message) =
+            tokio::task::spawn_blocking(move || (super::loop_trace(&message), message))
+                .await
+                .expect("reading a loop header does not panic");
         if trace.len() >= MAX_HOPS || envelope.to.iter().any(|r| trace.contains(&r.val.id)) {
             return "554 5.4.6 mail loop: this message came from the val it is sent to".into();
         }
@@ -460,15 +487,24 @@ async fn reply(conn: &mut Conn, answer: &str) -> std::io::Result<()> {
     io.flush().await
 }
 
+/// A line as [`read_line`] read it.
+struct Read {
+    /// All of it was kept.
+    whole: bool,
+    /// It ended with CRLF (whether or not all of it was kept).
+    crlf: bool,
+}
+
 /// Read one line, through its `\n`, into `line`, keeping at most `keep`
-/// bytes of it: whether it was whole; `None` at the end of the stream.
-/// Waits at most [`READ_TIMEOUT`] for each chunk.
+/// bytes of it; `None` at the end of the stream. Waits at most
+/// [`READ_TIMEOUT`] for each chunk.
 async fn read_line(
     conn: &mut Conn,
     line: &mut Vec<u8>,
     keep: usize,
-) -> std::io::Result<Option<bool>> {
+) -> std::io::Result<Option<Read>> {
     let mut whole = true;
+    let mut last = None;
     loop {
         let buf = match tokio::time::timeout(READ_TIMEOUT, conn.fill_buf()).await {
             Ok(read) => read?,
@@ -484,10 +520,16 @@ async fn read_line(
         let fits = keep.saturating_sub(line.len()).min(chunk.len());
         line.extend_from_slice(&chunk[..fits]);
         whole &= fits == chunk.len();
+        let before_lf = match chunk.len() {
+            1 => last,
+            n => Some(chunk[n - 2]),
+        };
+        last = chunk.last().copied();
         let used = chunk.len();
         conn.consume(used);
         if done {
-            return Ok(Some(whole));
+            let crlf = before_lf == Some(b'\r');
+            return Ok(Some(Read { whole, crlf }));
         }
     }
 }

@@ -124,7 +124,16 @@ async fn attempt(app: &App, mail: &QueuedMail) -> Attempt {
             return Attempt::NotRun;
         }
     };
-    let received = crate::mail_in::received(&mail.raw, &mail.envelope_from, &mail.envelope_to);
+    // Parsing up to the size limit of MIME: off the async threads.
+    let (raw, from, to) = (
+        mail.raw.clone(),
+        mail.envelope_from.clone(),
+        mail.envelope_to.clone(),
+    );
+    let parsed = tokio::task::spawn_blocking(move || crate::mail_in::received(&raw, &from, &to));
+    let Ok(received) = parsed.await else {
+        return Attempt::Failed("the message could not be read".into());
+    };
     let input = Input::Email(Box::new(received));
     match super::call::call_within(app, &val, false, input, Trigger::Email, None).await {
         Ok(called) => match called.output {

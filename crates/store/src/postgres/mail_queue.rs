@@ -146,6 +146,21 @@ impl MailQueue for Postgres {
         Ok(changed == 1)
     }
 
+    async fn queued_total(&self) -> StoreResult<QueuedFor> {
+        let found = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*), coalesce(sum(size), 0)::BIGINT FROM inbound_mail",
+                &[],
+            )
+            .await?;
+        Ok(QueuedFor {
+            messages: found.try_get(0)?,
+            bytes: found.try_get(1)?,
+        })
+    }
+
     async fn queued_for(&self, val_id: &str) -> StoreResult<QueuedFor> {
         let found = self
             .client()

@@ -134,6 +134,22 @@ impl MailQueue for Sqlite {
         .await
     }
 
+    async fn queued_total(&self) -> StoreResult<QueuedFor> {
+        self.run(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM inbound_mail",
+                [],
+                |r| {
+                    Ok(QueuedFor {
+                        messages: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )?)
+        })
+        .await
+    }
+
     async fn queued_for(&self, val_id: &str) -> StoreResult<QueuedFor> {
         let val = val_id.to_owned();
         self.run(move |conn| {

@@ -42,6 +42,10 @@ pub struct MailArgs {
     /// Bytes of mail that may wait for one val (more: 452).
     #[arg(long, env = "VALBOX_MAIL_QUEUE_BYTES_PER_VAL", default_value_t = 100 * 1024 * 1024)]
     mail_queue_bytes_per_val: i64,
+    /// Bytes of mail that may wait in all, what strangers can make this
+    /// server keep on disk (more: 452).
+    #[arg(long, env = "VALBOX_MAIL_QUEUE_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    mail_queue_bytes: i64,
     /// How long mail whose val keeps failing is retried, in seconds.
     #[arg(long, env = "VALBOX_MAIL_RETRY_SECS", default_value_t = 24 * 3600)]
     mail_retry_secs: u64,
@@ -85,6 +89,7 @@ impl MailArgs {
         mail.max_connections_per_client = self.smtp_connections_per_client.max(1);
         mail.messages_per_client_minute = self.smtp_messages_per_minute;
         mail.max_queued_bytes_per_val = self.mail_queue_bytes_per_val;
+        mail.max_queued_bytes = self.mail_queue_bytes;
         mail.retry_for = Duration::from_secs(self.mail_retry_secs);
         mail.first_retry = Duration::from_secs(self.mail_first_retry_secs.max(1));
         config.mail = Some(mail);
