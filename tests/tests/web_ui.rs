@@ -521,3 +521,17 @@ async fn a_cron_vals_page_sets_its_schedule_and_unpauses_it() {
     }
     assert_eq!(ticked().await, 200, "it never ran after being unpaused");
 }
+
+#[tokio::test]
+async fn an_email_vals_page_shows_its_address_or_why_it_has_none() {
+    let mail = valbox_server::mail_in::MailConfig::new("127.0.0.1:0".parse().unwrap(), "mail.test");
+    let s = TestServer::start_configured(|c| c.mail = Some(mail)).await;
+    s.deploy("inbox", "inbox", "public").await;
+    s.deploy("secret-inbox", "inbox", "private").await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    b.goto(&format!("{}/vals/inbox", s.base)).await;
+    b.wait_for_text("alice.inbox@mail.test").await;
+    b.goto(&format!("{}/vals/secret-inbox", s.base)).await;
+    b.wait_for_text("A private val has no address").await;
+}
