@@ -24,6 +24,12 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplyLabel {
+    /// The SMTP reply's code class: 2xx, 4xx or 5xx.
+    reply: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScopeLabel {
     scope: String,
 }
@@ -48,6 +54,11 @@ pub struct Metrics {
     pub replication_lag: Histogram,
     /// Time from a cron run's due time to its start.
     pub cron_lateness: Histogram,
+    /// Messages whose DATA the SMTP server answered, by reply class.
+    mail_received: Family<ReplyLabel, Counter>,
+    /// Time from a message's acknowledgement to the start of the delivery
+    /// that its val took.
+    pub mail_delivery_delay: Histogram,
 }
 
 /// What the scrape reads from the rest of the server.
@@ -148,12 +159,36 @@ impl Default for Metrics {
                 "Time from a cron run's due time to its start",
                 Histogram::new(exponential_buckets(0.005, 1.33, 31)),
             ),
+            mail_received: add(
+                r,
+                "mail_received",
+                "Messages the SMTP server answered after their data, by reply class",
+            ),
+            // 5 ms to about 30 s, a third apart.
+            mail_delivery_delay: add_with(
+                r,
+                "mail_delivery_delay_seconds",
+                "Time from a message's acknowledgement to the start of its delivery",
+                Histogram::new(exponential_buckets(0.005, 1.33, 31)),
+            ),
             registry,
         }
     }
 }
 
 impl Metrics {
+    /// A message's data answered with `code`.
+    pub fn mail_received(&self, code: &str) {
+        let reply = match code.as_bytes().first() {
+            Some(b'2') => "2xx",
+            Some(b'4') => "4xx",
+            _ => "5xx",
+        };
+        self.mail_received
+            .get_or_create(&ReplyLabel { reply })
+            .inc();
+    }
+
     pub fn request(&self, status: u16, seconds: f64) {
         self.requests.get_or_create(&StatusLabel { status }).inc();
         self.request_seconds.observe(seconds);

@@ -380,12 +380,15 @@ impl Session {
             too_big = message.len() > max;
         }
         if too_big {
+            self.shared.app.metrics.mail_received("552");
             return (
                 format!("552 5.3.4 the message is larger than {max} bytes, the most accepted"),
                 Next::Go,
             );
         }
-        (self.queue(envelope, message).await, Next::Go)
+        let answer = self.queue(envelope, message).await;
+        self.shared.app.metrics.mail_received(&answer);
+        (answer, Next::Go)
     }
 
     async fn queue(&self, envelope: Envelope, message: Vec<u8>) -> String {

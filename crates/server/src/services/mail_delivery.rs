@@ -134,6 +134,12 @@ async fn attempt(app: &App, mail: &QueuedMail) -> Attempt {
     let Ok(received) = parsed.await else {
         return Attempt::Failed("the message could not be read".into());
     };
+    if mail.attempts == 0 {
+        let waited = now_ms().saturating_sub(mail.received_ms).max(0);
+        app.metrics
+            .mail_delivery_delay
+            .observe(waited as f64 / 1000.0);
+    }
     let input = Input::Email(Box::new(received));
     match super::call::call_within(app, &val, false, input, Trigger::Email, None).await {
         Ok(called) => match called.output {
