@@ -133,6 +133,10 @@ async fn five_failures_in_a_row_pause_the_schedule_and_mail_the_owner() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(val["schedule"]["paused"], true, "{val}");
+    assert!(
+        val["schedule"]["nextRunAt"].is_null(),
+        "paused: no next run: {val}"
+    );
     assert_eq!(val["schedule"]["failures"], 5);
     let outbox: Value = s
         .get("/v1/email", Some(&s.alice))

@@ -507,6 +507,10 @@ async fn a_cron_vals_page_sets_its_schedule_and_unpauses_it() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(paused, "never paused");
+    assert!(
+        !b.page().await.contains("Next run"),
+        "a paused val has no next run"
+    );
     b.screenshot("cron-val").await;
     let scopes = json!({ "scopes": ["blob:read", "blob:write"] });
     assert_eq!(s.patch_val(&id, &scopes).await.status(), 200);

@@ -96,7 +96,8 @@ pub struct ValResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleView {
     expression: String,
-    next_run_at: String,
+    /// `null` while paused: it does not run until unpaused.
+    next_run_at: Option<String>,
     last_run_at: Option<String>,
     /// Runs that failed in a row.
     failures: i32,
@@ -198,7 +199,7 @@ impl ValResponse {
             let row = app.store.schedules.get(&val.id).await?;
             self.schedule = row.map(|r| ScheduleView {
                 expression: r.schedule,
-                next_run_at: iso8601(r.next_run_ms),
+                next_run_at: r.paused_at.is_none().then(|| iso8601(r.next_run_ms)),
                 last_run_at: r.last_run_ms.map(iso8601),
                 failures: r.failures,
                 paused: r.paused_at.is_some(),

@@ -142,7 +142,10 @@ fn schedule_section(signed: &SignedIn, val: &ValRow, schedule: Option<&ScheduleR
         None => p { "No schedule: it does not run." },
         Some(s) => {
             p {
-                code { (s.schedule) } ". Next run " (when(s.next_run_ms)) " UTC; last run "
+                code { (s.schedule) } "."
+                // A paused schedule has no next run until it is unpaused.
+                @if s.paused_at.is_none() { " Next run " (when(s.next_run_ms)) " UTC;" }
+                " Last run "
                 @match s.last_run_ms { Some(ms) => { (when(ms)) " UTC" }, None => "never" } "."
             }
             @if s.paused_at.is_some() {

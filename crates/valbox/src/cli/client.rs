@@ -206,7 +206,7 @@ fn print_schedule(val: &Value) {
         None => println!("no schedule"),
         Some(expression) => println!(
             "schedule {expression}: next run {}, last run {}{}",
-            s["nextRunAt"].as_str().unwrap_or("?"),
+            s["nextRunAt"].as_str().unwrap_or("none while paused"),
             s["lastRunAt"].as_str().unwrap_or("never"),
             match (s["paused"].as_bool(), s["failures"].as_i64()) {
                 (Some(true), _) => " (paused after failing: unpause with --unpause)".to_string(),
