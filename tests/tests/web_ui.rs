@@ -536,6 +536,7 @@ async fn an_email_vals_page_shows_its_address_or_why_it_has_none() {
     b.sign_in(&s, "alice").await;
     b.goto(&format!("{}/vals/inbox", s.base)).await;
     b.wait_for_text("alice.inbox@mail.test").await;
+    b.screenshot("email-val").await;
     b.goto(&format!("{}/vals/secret-inbox", s.base)).await;
     b.wait_for_text("A private val has no address").await;
 }

@@ -39,7 +39,10 @@ pub async fn page(
         h1 { (val.owner_name) "/" (val.name) }
         p.muted { (val.description) }
         @if let Some(latest) = &val.latest {
-            p { "A " strong { (latest.kind) } " val, version " (latest.version) "." }
+            p {
+                (if latest.kind == ValKind::Email { "An " } else { "A " })
+                strong { (latest.kind) } " val, version " (latest.version) "."
+            }
             @if latest.kind == ValKind::Http {
                 p { "Serves at " a href=(path_url) { (path_url) } " and " code { (host_url) } "." }
             }
