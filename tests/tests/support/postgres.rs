@@ -51,12 +51,19 @@ fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
     cmd
 }
 
+/// A port free now for a server that a test starts later, below the
+/// kernel's ephemeral range (32768 and up): a port from `bind(0)` comes
+/// from that range, which outgoing connections also draw from, so one of
+/// the tests' many client sockets could take it before the server binds.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let mut bytes = [0u8; 2];
+        getrandom::fill(&mut bytes).unwrap();
+        let port = 20_000 + u16::from_le_bytes(bytes) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Cluster {

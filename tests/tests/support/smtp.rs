@@ -25,13 +25,7 @@ pub async fn smtp_server() -> SmtpServer {
     server
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::postgres::free_port;
 
 /// Start aiosmtpd on `port`, delivering into a fresh Maildir.
 pub fn spawn_smtp(port: u16) -> SmtpServer {
