@@ -148,6 +148,7 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Clients {
     open: usize,
+    swept: Option<Instant>,
     by_address: HashMap<IpAddr, Client>,
 }
 
@@ -213,8 +214,14 @@ impl Shared {
         if clients.open >= self.config.max_connections {
             return Err(Refusal::TooManyConnections);
         }
-        // Forget idle clients now and then, so the map stays small.
-        if clients.by_address.len() > 10_000 {
+        // Forget idle clients now and then, so the map stays small (at
+        // most once every 10 s: the sweep walks the whole map).
+        if clients.by_address.len() > 10_000
+            && clients
+                .swept
+                .is_none_or(|at| at.elapsed() > Duration::from_secs(10))
+        {
+            clients.swept = Some(Instant::now());
             clients
                 .by_address
                 .retain(|_, c| c.open > 0 || c.minute.is_some_and(|m| m.elapsed() < MINUTE));

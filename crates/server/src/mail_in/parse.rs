@@ -108,11 +108,22 @@ pub fn trace_of(headers: &[(String, String)]) -> Vec<String> {
     trace(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
 }
 
+/// Vals one trace keeps: more is a loop anyway (the SMTP server refuses
+/// past 8), and the trace goes into mail the val sends.
+const MAX_TRACE: usize = 16;
+
+/// The val ids in the loop headers among `headers`: only what looks like
+/// an id (a sender writes these headers; anything else is dropped).
 fn trace<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let id_like = |id: &&str| {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
     headers
         .filter(|(name, _)| name.eq_ignore_ascii_case(LOOP_HEADER))
-        .flat_map(|(_, value)| value.split(',').map(|id| id.trim().to_string()))
-        .filter(|id| !id.is_empty())
+        .flat_map(|(_, value)| value.split(',').map(str::trim))
+        .filter(id_like)
+        .take(MAX_TRACE)
+        .map(String::from)
         .collect()
 }
 
@@ -177,5 +188,12 @@ mod tests {
         let raw = b"X-Valbox-Loop: a, b\r\nx-valbox-loop: c\r\nSubject: s\r\n\r\nbody\r\n";
         assert_eq!(loop_trace(raw), ["a", "b", "c"]);
         assert!(loop_trace(b"Subject: s\r\n\r\nX-Valbox-Loop: a\r\n").is_empty());
+        // What is no id is dropped; a long trace is cut.
+        let long = format!(
+            "X-Valbox-Loop: {}, <x>, {}\r\n\r\n",
+            "A".repeat(100),
+            "b,".repeat(40)
+        );
+        assert_eq!(loop_trace(long.as_bytes()), vec!["b"; MAX_TRACE]);
     }
 }

@@ -17,6 +17,9 @@ use super::{Refusal, Shared, Slot};
 const MAX_COMMAND_LINE: usize = 2048;
 /// How long the server waits for a command or a line of a message.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a message's data may take to arrive (a slow drip holds a
+/// turn to receive).
+const DATA_TIME: Duration = Duration::from_secs(120);
 /// How long one connection may last in all.
 const SESSION_TIME: Duration = Duration::from_secs(10 * 60);
 /// Bad commands before the server hangs up.
@@ -61,7 +64,8 @@ pub(super) async fn run(
     };
     let ended = tokio::time::timeout(SESSION_TIME, session.converse(&mut conn)).await;
     if ended.is_err() {
-        let _ = reply(&mut conn, "421 4.4.2 this connection has lasted too long").await;
+        let last_words = reply(&mut conn, "421 4.4.2 this connection has lasted too long");
+        let _ = tokio::time::timeout(Duration::from_secs(5), last_words).await;
     }
 }
 
@@ -159,10 +163,10 @@ impl Session {
                 self.error("501 5.5.4 say who you are: EHLO your.host.name")
             }
             "EHLO" => {
-                self.helo = Some(arg.chars().take(255).collect());
+                self.helo = Some(printable(arg));
                 self.envelope = None;
                 let mut lines = vec![
-                    format!("250-{domain} greets {arg}"),
+                    format!("250-{domain} greets {}", printable(arg)),
                     format!("250-SIZE {}", self.shared.config.max_message_bytes),
                     "250-8BITMIME".into(),
                     "250-PIPELINING".into(),
@@ -175,7 +179,7 @@ impl Session {
                 lines.join("\r\n")
             }
             "HELO" => {
-                self.helo = Some(arg.chars().take(255).collect());
+                self.helo = Some(printable(arg));
                 self.envelope = None;
                 format!("250 {domain}")
             }
@@ -237,6 +241,13 @@ impl Session {
                         );
                     }
                     Ok(_) => {}
+                    // Digits past u64: larger than any limit.
+                    Err(_) if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) => {
+                        return format!(
+                            "552 5.3.4 the message is larger than {} bytes, the most accepted",
+                            self.shared.config.max_message_bytes
+                        );
+                    }
                     Err(_) => return self.error("501 5.5.4 SIZE must be a number"),
                 }
             }
@@ -282,6 +293,16 @@ impl Session {
                  user.val@{domain}"
             ));
         };
+        // Named again: nothing to look up (and a flood of repeats is a
+        // client's mistake, not work for the store).
+        let again = |r: &Recipient| {
+            val_address(&r.address, domain)
+                .is_some_and(|(u, n)| u == user && n.eq_ignore_ascii_case(name))
+        };
+        if envelope.to.iter().any(again) {
+            self.errors += 1;
+            return "250 2.1.5 recipient OK (already named)".into();
+        }
         let val = match self.shared.app.val_by_name(&user, name).await {
             Ok(Some(val)) => val,
             Ok(None) => return self.error("550 5.1.1 no email val at this address"),
@@ -352,11 +373,15 @@ impl Session {
         // The end is `.` on a line of its own after a CRLF: a bare LF
         // before it is data (no SMTP smuggling of a second message).
         let mut after_crlf = true;
+        let arrive_by = tokio::time::Instant::now() + DATA_TIME;
         loop {
             line.clear();
             // One byte past what fits, so a line too long shows as one.
-            let room = (max + 3).saturating_sub(message.len()).max(3);
-            let read = match read_line(conn, &mut line, room).await {
+            let room = max.saturating_add(3).saturating_sub(message.len()).max(3);
+            let read = tokio::time::timeout_at(arrive_by, read_line(conn, &mut line, room))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+            let read = match read {
                 Ok(Some(read)) => read,
                 Ok(None) => return (String::new(), Next::Close),
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -466,6 +491,15 @@ fn val_address<'a>(address: &'a str, domain: &str) -> Option<(String, &'a str)> 
     (plain(user) && plain(val)).then(|| (user.to_ascii_lowercase(), val))
 }
 
+/// What a client said of itself, fit to echo: printable ASCII, at most
+/// 64 characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
+}
+
 /// `<address>` and what follows it; `<>` is the empty address.
 fn path(arg: &str) -> Option<(&str, &str)> {
     let rest = arg.trim_start().strip_prefix('<')?;
@@ -480,14 +514,21 @@ fn strip_prefix_ci<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &text[prefix.len()..])
 }
 
+/// Write `answer`, waiting at most [`READ_TIMEOUT`] for a client that
+/// does not read (its connection would otherwise be held for ever).
 async fn reply(conn: &mut Conn, answer: &str) -> std::io::Result<()> {
     if answer.is_empty() {
         return Ok(());
     }
     let io = conn.get_mut();
-    io.write_all(answer.as_bytes()).await?;
-    io.write_all(b"\r\n").await?;
-    io.flush().await
+    let write = async {
+        io.write_all(answer.as_bytes()).await?;
+        io.write_all(b"\r\n").await?;
+        io.flush().await
+    };
+    tokio::time::timeout(READ_TIMEOUT, write)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// A line as [`read_line`] read it.

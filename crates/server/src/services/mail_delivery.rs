@@ -26,18 +26,28 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// The wait after a delivery the platform could not start.
 const BUSY_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Deliveries one node runs at once: a backlog waits in the store, not
+/// in memory.
+const IN_FLIGHT: usize = 2 * CLAIMS as usize;
+
 /// Deliver due mail while the app lives: when this node queued some, and
 /// every [`LOOK_EVERY`] for what other nodes queued or retries.
 pub fn start(app: WeakApp) {
+    let turns = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     tokio::spawn(async move {
         loop {
             let Some(strong) = app.upgrade() else { break };
             if strong.stopping() {
                 break;
             }
-            match deliver_due(&strong).await {
+            match deliver_due(&strong, &turns).await {
                 // A full claim: more may be due at once.
                 Ok(n) if n == CLAIMS as usize => continue,
+                // No free turn: wait for one, not for the next look.
+                Ok(0) if turns.available_permits() == 0 => {
+                    let _ = turns.acquire().await.map(drop);
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!("looking for mail to deliver: {e}"),
             }
@@ -47,15 +57,33 @@ pub fn start(app: WeakApp) {
     });
 }
 
-/// Claim what is due and deliver each; how many were claimed.
-async fn deliver_due(app: &App) -> Result<usize, valbox_store::StoreError> {
+/// Claim what is due, as much as there are free `turns` for, and deliver
+/// each; how many were claimed.
+async fn deliver_due(
+    app: &App,
+    turns: &std::sync::Arc<tokio::sync::Semaphore>,
+) -> Result<usize, valbox_store::StoreError> {
+    let free = turns.available_permits().min(CLAIMS as usize);
+    if free == 0 {
+        return Ok(0);
+    }
     let now = now_ms();
     let hold = now + HOLD.as_millis() as i64;
-    let claimed = app.store.mail_queue.claim_due(now, hold, CLAIMS).await?;
+    let claimed = app
+        .store
+        .mail_queue
+        .claim_due(now, hold, free as i64)
+        .await?;
     let n = claimed.len();
     for mail in claimed {
+        let Ok(turn) = turns.clone().try_acquire_owned() else {
+            break; // only this loop takes turns: never, in practice
+        };
         let app = app.clone();
-        tokio::spawn(async move { deliver(&app, mail).await });
+        tokio::spawn(async move {
+            deliver(&app, mail).await;
+            drop(turn);
+        });
     }
     Ok(n)
 }

@@ -331,6 +331,15 @@ CREATE TABLE inbound_mail (
 CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms);
 CREATE INDEX inbound_mail_val ON inbound_mail (val_id);
 "#,
+    // Indexes that cover the sums and the claim: in a row, `raw` comes
+    // before `size` and `running_until`, and reading past a 10 MB blob
+    // walks its overflow pages (25 ms a sum over ten of them, measured).
+    r#"
+DROP INDEX inbound_mail_due;
+DROP INDEX inbound_mail_val;
+CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms, running_until, id);
+CREATE INDEX inbound_mail_val ON inbound_mail (val_id, size);
+"#,
 ];
 
 /// A shared handle to the metadata database. Every query runs on the
