@@ -27,11 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-pub use clients::{ClientAddr, ForwardedHeader, TrustedProxies};
+pub use clients::{ClientAddr, ClientCounts, ClientSeat, ForwardedHeader, TrustedProxies};
 pub use tls::{TlsFiles, acceptor as tls_acceptor, acceptor_offering as tls_acceptor_offering};
 
 use crate::metrics::Metrics;
-use clients::ClientCounts;
 use connection::{Activity, Deadlines, Expired};
 use io::{EdgeIo, Stream, linger};
 use request::RequestContext;
@@ -200,7 +199,7 @@ fn http_builder(limits: &EdgeLimits) -> auto::Builder<TokioExecutor> {
 /// The next connection. A failed accept (out of file descriptors, say) is
 /// retried after a pause that grows while accepts keep failing, so that
 /// connections can close meanwhile.
-async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+pub(crate) async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     let mut backoff = MIN_BACKOFF;
     loop {
         match listener.accept().await {

@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub use parse::{LOOP_HEADER, loop_trace, received, trace_of};
 
 use crate::app::App;
-use crate::edge::TlsFiles;
+use crate::edge::{ClientCounts, ClientSeat, TlsFiles};
 
 /// How the SMTP server listens and what it allows.
 #[derive(Clone, Debug)]
@@ -97,12 +98,14 @@ pub fn start(
     // size limit: 256 MiB of them at most.
     let receiving = (256 * 1024 * 1024 / config.max_message_bytes.max(1)).clamp(1, 256);
     let shared = Arc::new(Shared {
+        open: Arc::new(Semaphore::new(config.max_connections)),
+        clients: ClientCounts::default(),
+        rates: Mutex::default(),
+        receiving: Arc::new(Semaphore::new(receiving)),
+        queued: Mutex::new(None),
         app,
         config,
         tls,
-        clients: Mutex::default(),
-        receiving: Arc::new(tokio::sync::Semaphore::new(receiving)),
-        queued: Mutex::new(None),
     });
     Ok(tokio::spawn(async move {
         tokio::pin!(stopped);
@@ -110,15 +113,7 @@ pub fn start(
         loop {
             let (stream, peer) = tokio::select! {
                 _ = &mut stopped => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of descriptors, most likely: wait, don't spin.
-                        tracing::warn!("smtp accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                accepted = crate::edge::accept(&listener) => accepted,
             };
             // Reap the sessions that ended, so the set stays small.
             while sessions.try_join_next().is_some() {}
@@ -138,26 +133,27 @@ pub(crate) struct Shared {
     pub app: App,
     pub config: MailConfig,
     pub tls: Option<TlsAcceptor>,
-    clients: Mutex<Clients>,
+    /// Connections open in all, and per client (the edge's counts).
+    open: Arc<Semaphore>,
+    clients: ClientCounts,
+    /// Messages each client began in its current minute.
+    rates: Mutex<Rates>,
     /// Turns to receive a message's data (bounds the memory they take).
-    pub receiving: Arc<tokio::sync::Semaphore>,
+    pub receiving: Arc<Semaphore>,
     /// The bytes queued in all, and when they were counted.
     queued: Mutex<Option<(Instant, i64)>>,
 }
 
 #[derive(Default)]
-struct Clients {
-    open: usize,
+struct Rates {
+    by_client: HashMap<IpAddr, Minute>,
     swept: Option<Instant>,
-    by_address: HashMap<IpAddr, Client>,
 }
 
-#[derive(Default)]
-struct Client {
-    open: usize,
-    /// Messages begun in the current minute, and when it began.
+/// Messages begun in one minute, and when it began.
+struct Minute {
+    began: Instant,
     messages: u32,
-    minute: Option<Instant>,
 }
 
 /// Why a connection is turned away at once.
@@ -166,24 +162,10 @@ pub(crate) enum Refusal {
     TooManyFromClient,
 }
 
-/// A connection's place among the open ones, given back when dropped.
+/// A connection's places among the open ones, given back when dropped.
 pub(crate) struct Slot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut clients = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        clients.open -= 1;
-        if let Some(client) = clients.by_address.get_mut(&self.ip) {
-            client.open -= 1;
-        }
-    }
+    _open: OwnedSemaphorePermit,
+    _client: ClientSeat,
 }
 
 impl Shared {
@@ -208,50 +190,44 @@ impl Shared {
     }
 
     /// A place for a connection from `ip`, or why there is none.
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refusal> {
-        let ip = client_of(ip);
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if clients.open >= self.config.max_connections {
-            return Err(Refusal::TooManyConnections);
-        }
-        // Forget idle clients now and then, so the map stays small (at
-        // most once every 10 s: the sweep walks the whole map).
-        if clients.by_address.len() > 10_000
-            && clients
-                .swept
-                .is_none_or(|at| at.elapsed() > Duration::from_secs(10))
-        {
-            clients.swept = Some(Instant::now());
-            clients
-                .by_address
-                .retain(|_, c| c.open > 0 || c.minute.is_some_and(|m| m.elapsed() < MINUTE));
-        }
-        let client = clients.by_address.entry(ip).or_default();
-        if client.open >= self.config.max_connections_per_client {
-            return Err(Refusal::TooManyFromClient);
-        }
-        client.open += 1;
-        clients.open += 1;
+    fn admit(&self, ip: IpAddr) -> Result<Slot, Refusal> {
+        let open =
+            (self.open.clone().try_acquire_owned()).map_err(|_| Refusal::TooManyConnections)?;
+        let client = (self.clients)
+            .take(client_of(ip), self.config.max_connections_per_client)
+            .ok_or(Refusal::TooManyFromClient)?;
         Ok(Slot {
-            shared: self.clone(),
-            ip,
+            _open: open,
+            _client: client,
         })
     }
 
     /// Count a message from `ip`; `false` once it has sent its share this
     /// minute.
     pub fn take_message(&self, ip: IpAddr) -> bool {
-        let ip = client_of(ip);
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        let client = clients.by_address.entry(ip).or_default();
-        if client.minute.is_none_or(|m| m.elapsed() >= MINUTE) {
-            client.minute = Some(Instant::now());
-            client.messages = 0;
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget past minutes now and then, so the map stays small (at
+        // most once every 10 s: the sweep walks the whole map).
+        if rates.by_client.len() > 10_000
+            && (rates.swept).is_none_or(|at| at.elapsed() > Duration::from_secs(10))
+        {
+            rates.swept = Some(Instant::now());
+            rates.by_client.retain(|_, m| m.began.elapsed() < MINUTE);
         }
-        if client.messages >= self.config.messages_per_client_minute {
+        let minute = rates.by_client.entry(client_of(ip)).or_insert(Minute {
+            began: Instant::now(),
+            messages: 0,
+        });
+        if minute.began.elapsed() >= MINUTE {
+            *minute = Minute {
+                began: Instant::now(),
+                messages: 0,
+            };
+        }
+        if minute.messages >= self.config.messages_per_client_minute {
             return false;
         }
-        client.messages += 1;
+        minute.messages += 1;
         true
     }
 }
@@ -261,15 +237,9 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// The client an address counts as: itself for IPv4, its /64 for IPv6
 /// (one host usually holds a whole /64).
 fn client_of(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(prefix.into())
-            }
-        },
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
     }
 }
 

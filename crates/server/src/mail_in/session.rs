@@ -231,24 +231,17 @@ impl Session {
         let Some((from, params)) = path(rest) else {
             return self.error("501 5.1.7 syntax: MAIL FROM:<address>");
         };
+        let max = self.shared.config.max_message_bytes;
         for param in params.split_whitespace() {
             if let Some(size) = strip_prefix_ci(param, "SIZE=") {
-                match size.parse::<u64>() {
-                    Ok(n) if n > self.shared.config.max_message_bytes as u64 => {
-                        return format!(
-                            "552 5.3.4 the message is larger than {} bytes, the most accepted",
-                            self.shared.config.max_message_bytes
-                        );
-                    }
-                    Ok(_) => {}
+                let over = match size.parse::<u64>() {
+                    Ok(n) => n > max as u64,
                     // Digits past u64: larger than any limit.
-                    Err(_) if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) => {
-                        return format!(
-                            "552 5.3.4 the message is larger than {} bytes, the most accepted",
-                            self.shared.config.max_message_bytes
-                        );
-                    }
+                    Err(_) if !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) => true,
                     Err(_) => return self.error("501 5.5.4 SIZE must be a number"),
+                };
+                if over {
+                    return too_big_reply(max);
                 }
             }
         }
@@ -406,10 +399,7 @@ impl Session {
         }
         if too_big {
             self.shared.app.metrics.mail_received("552");
-            return (
-                format!("552 5.3.4 the message is larger than {max} bytes, the most accepted"),
-                Next::Go,
-            );
+            return (too_big_reply(max), Next::Go);
         }
         let answer = self.queue(envelope, message).await;
         self.shared.app.metrics.mail_received(&answer);
@@ -426,6 +416,7 @@ impl Session {
             return "554 5.4.6 mail loop: this message came from the val it is sent to".into();
         }
         let app = &self.shared.app;
+        let received_ms = now_ms();
         let mut ids = Vec::new();
         for recipient in &envelope.to {
             let mail = IncomingMail {
@@ -434,7 +425,7 @@ impl Session {
                 envelope_from: envelope.from.clone(),
                 envelope_to: recipient.address.clone(),
                 raw: message.clone(),
-                received_ms: now_ms(),
+                received_ms,
             };
             let limit = self.shared.config.max_queued_bytes_per_val;
             match app.store.mail_queue.enqueue(mail, limit).await {
@@ -489,6 +480,11 @@ fn val_address<'a>(address: &'a str, domain: &str) -> Option<(String, &'a str)> 
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
     (plain(user) && plain(val)).then(|| (user.to_ascii_lowercase(), val))
+}
+
+/// The reply to a message over `max` bytes, declared or sent.
+fn too_big_reply(max: usize) -> String {
+    format!("552 5.3.4 the message is larger than {max} bytes, the most accepted")
 }
 
 /// What a client said of itself, fit to echo: printable ASCII, at most
