@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi_http::WasiHttpHooks;
 
 use super::{Capability, Ctx, Grant, Settings, blob, email, env, fetch, sqlite, vals};
 use valbox_model::Scopes;
@@ -37,6 +40,15 @@ macro_rules! capabilities {
                     caps: self.caps.clone(),
                     $($field: self.caps.$field.start_library(&self.$field),)+
                 }
+            }
+
+            fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks {
+                self
+            }
+
+            async fn environment(&mut self) -> Vec<(String, String)> {
+                let ctx = Ctx { grant: &mut self.grant, cap: &self.caps.env, call: &mut self.env };
+                env::environment(ctx).await
             }
         }
 
@@ -79,6 +91,28 @@ capabilities! {
     email: email::Email,
     fetch: fetch::Fetch,
     vals: vals::Vals,
+}
+
+/// A `wasi:http` component's outgoing requests go through fetch's checks.
+impl WasiHttpHooks for CallHost {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> fetch::wasi_http::Sent {
+        let ctx = Ctx {
+            grant: &mut self.grant,
+            cap: &self.caps.fetch,
+            call: &mut self.fetch,
+        };
+        fetch::wasi_http::send_request(ctx, request)
+    }
+
+    /// The client sets `Host` from the URL it connects to.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
 }
 
 impl types::Host for Grant {}

@@ -34,6 +34,7 @@ pub(crate) fn new_store<H: Host>(
     let ticking = shared.seat.clone();
     let state = CallState {
         wasi,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
         table: ResourceTable::new(),
         limiter: CallLimiter::new(&shared.limits, shared.memory.clone()),
         shared,
@@ -82,6 +83,12 @@ pub(crate) fn classify<H: Host>(
 ) -> CallError {
     if store.data().shared.memory.refused() {
         return CallError::Memory(limits.memory_bytes);
+    }
+    if err
+        .downcast_ref::<crate::wasi_http::BodyTooLarge>()
+        .is_some()
+    {
+        return CallError::ResponseTooLarge(limits.response_body_bytes);
     }
     if err
         .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()

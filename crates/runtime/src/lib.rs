@@ -17,6 +17,7 @@ mod scheduler;
 mod sections;
 mod sources;
 mod upload;
+mod wasi_http;
 mod wit;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ use anyhow::Context;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use bindings::cron::{CronVal, CronValPre};
 use bindings::email_val::{EmailVal, EmailValPre};
@@ -58,6 +61,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// to (the capabilities).
 pub struct CallState<H: Host> {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     limiter: CallLimiter,
     shared: Arc<CallShared>,
@@ -70,6 +74,16 @@ impl<H: Host> WasiView for CallState<H> {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl<H: Host> WasiHttpView for CallState<H> {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: self.host.http_hooks(),
         }
     }
 }
@@ -98,6 +112,8 @@ enum Handler<H: Host> {
     Script(ScriptValPre<CallState<H>>),
     Cron(CronValPre<CallState<H>>),
     Email(EmailValPre<CallState<H>>),
+    /// A standard `wasi:http/proxy` component.
+    WasiHttp(ProxyPre<CallState<H>>),
 }
 
 // Derived `Clone` would ask `H: Clone`; the pre-linked parts never hold one.
@@ -108,6 +124,7 @@ impl<H: Host> Clone for Loaded<H> {
             Handler::Script(pre) => Handler::Script(pre.clone()),
             Handler::Cron(pre) => Handler::Cron(pre.clone()),
             Handler::Email(pre) => Handler::Email(pre.clone()),
+            Handler::WasiHttp(pre) => Handler::WasiHttp(pre.clone()),
         };
         Self {
             handler,
@@ -162,6 +179,8 @@ impl<H: Host> Runtime<H> {
         let engine = Engine::new(&engine_config(&limits, cache))?;
         let mut linker = Linker::<CallState<H>>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasi_http::link_environment(&mut linker)?;
         link_host(&mut linker)?;
         start_epoch_ticker(&engine);
         let ticker = engine.clone();
@@ -330,6 +349,11 @@ impl<H: Host> Runtime<H> {
                         .valbox_platform_http_handler()
                         .call_handle(&mut *store, &request)
                         .await?;
+                    Ok(Output::Http(response))
+                }
+                (Handler::WasiHttp(pre), Input::Http(request)) => {
+                    let limit = limits.response_body_bytes;
+                    let response = wasi_http::handle(pre, &mut *store, request, limit).await?;
                     Ok(Output::Http(response))
                 }
                 (Handler::Script(pre), Input::Script(args)) => {

@@ -11,6 +11,7 @@ use crate::bindings::http::HttpValPre;
 use crate::bindings::script::ScriptValPre;
 use crate::libraries::{self, LoadedLibrary};
 use valbox_model::ValKind;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::{Handler, Host, LibraryPlan, Loaded, Runtime, UploadError, image_bytes, upload};
 
@@ -89,7 +90,11 @@ pub(crate) fn with_handler<H: Host>(
     } = linked;
     let no_handler = |e: wasmtime::Error| UploadError::NoHandler(format!("{e:#}"));
     let handler = match kind {
-        ValKind::Http => Handler::Http(HttpValPre::new(pre).map_err(no_handler)?),
+        // The platform's handler, or else the standard one.
+        ValKind::Http => match HttpValPre::new(pre.clone()) {
+            Ok(pre) => Handler::Http(pre),
+            Err(_) => Handler::WasiHttp(ProxyPre::new(pre).map_err(no_handler)?),
+        },
         ValKind::Script => Handler::Script(ScriptValPre::new(pre).map_err(no_handler)?),
         ValKind::Cron => Handler::Cron(CronValPre::new(pre).map_err(no_handler)?),
         ValKind::Email => Handler::Email(EmailValPre::new(pre).map_err(no_handler)?),

@@ -15,6 +15,7 @@ use valbox_model::ValKind;
 
 use super::{Host, LibraryPlan, Runtime};
 use crate::fsutil::write_atomic;
+use crate::wasi_http::WASI_HTTP_EXPORT_PREFIX;
 
 const WASM_MAGIC: &[u8] = b"\0asm";
 const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
@@ -71,7 +72,7 @@ impl fmt::Display for UploadError {
             UploadError::Invalid(e) => write!(f, "the component does not validate: {e}"),
             UploadError::UnsupportedImport(e) => write!(
                 f,
-                "the component imports something Valbox does not provide ({e}); vals may import `valbox:platform` interfaces, WASI 0.2, and interfaces of library vals named at deploy (`--dep USER/VAL[@N]`)"
+                "the component imports something Valbox does not provide ({e}); vals may import `valbox:platform` interfaces, WASI 0.2 (`wasi:http` included; sockets are refused when called), and interfaces of library vals named at deploy (`--dep USER/VAL[@N]`)"
             ),
             UploadError::UnmatchedImport(name) => write!(
                 f,
@@ -96,7 +97,7 @@ impl fmt::Display for UploadError {
             ),
             UploadError::NoHandler(e) => write!(
                 f,
-                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!), `{SCRIPT_EXPORT}` (valbox_sdk::script_val!), `{CRON_EXPORT}` (valbox_sdk::cron_val!) or `{EMAIL_EXPORT}` (valbox_sdk::email_val!)"
+                "the component exports no Valbox handler ({e}); export `{HTTP_EXPORT}` (valbox_sdk::http_val!), `{SCRIPT_EXPORT}` (valbox_sdk::script_val!), `{CRON_EXPORT}` (valbox_sdk::cron_val!), `{EMAIL_EXPORT}` (valbox_sdk::email_val!), or the standard `wasi:http/incoming-handler@0.2.x` (the `wasi:http/proxy` world)"
             ),
             UploadError::Internal(e) => write!(f, "storing the component failed: {e}"),
         }
@@ -126,6 +127,13 @@ pub(super) fn exported_kind(
             SCRIPT_EXPORT => kinds.push(ValKind::Script),
             CRON_EXPORT => kinds.push(ValKind::Cron),
             EMAIL_EXPORT => kinds.push(ValKind::Email),
+            name if name.starts_with(WASI_HTTP_EXPORT_PREFIX) => kinds.push(ValKind::Http),
+            name if name.starts_with("wasi:http/handler@0.3") => {
+                return Err(UploadError::NoHandler(format!(
+                    "it exports `{name}`, WASI 0.3's handler, which Valbox does not run yet; \
+                     build for WASI 0.2 (`wasi:http/proxy@0.2.x`)"
+                )));
+            }
             _ => interfaces += 1,
         }
     }

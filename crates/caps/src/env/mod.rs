@@ -7,6 +7,8 @@
 mod host;
 pub mod vars;
 
+pub(crate) use host::environment;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -129,12 +129,7 @@ impl Fetcher {
         let deadline = tokio::time::Instant::from_std(deadline);
         for _ in 0..=MAX_REDIRECTS {
             self.check_url(&hop.url, allowlist)?;
-            budget.take_fetch().map_err(|limit| {
-                Error::Limit(format!(
-                    "one request may make at most {limit} fetch requests, its nested calls \
-                     and libraries included (each redirect counts)"
-                ))
-            })?;
+            take_one(budget)?;
             let builder = self
                 .client
                 .request(hop.method.clone(), hop.url.clone())
@@ -171,6 +166,33 @@ impl Fetcher {
             });
         }
         Err(Error::Limit(format!("more than {MAX_REDIRECTS} redirects")))
+    }
+
+    /// Send one request of a `wasi:http` guest, which follows redirects
+    /// itself (each hop a request of its own): checked as each hop of
+    /// [`Fetcher::fetch`] is, its response handed back unread.
+    pub async fn send_one(
+        &self,
+        request: http::Request<bytes::Bytes>,
+        allowlist: Option<&[String]>,
+        deadline: Instant,
+        budget: &RequestBudget,
+    ) -> Result<reqwest::Response, Error> {
+        if request.body().len() > self.limits.request_body_bytes {
+            return Err(Error::Limit(format!(
+                "a fetch request body may hold at most {} bytes",
+                self.limits.request_body_bytes
+            )));
+        }
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| Error::Invalid(format!("fetch request is not valid: {e}")))?;
+        self.check_url(request.url(), allowlist)?;
+        take_one(budget)?;
+        let deadline = tokio::time::Instant::from_std(deadline);
+        tokio::time::timeout_at(deadline, self.client.execute(request))
+            .await
+            .map_err(|_| Error::Limit("fetch ran past the call's deadline".into()))?
+            .map_err(send_error)
     }
 
     fn check_url(&self, url: &url::Url, allowlist: Option<&[String]>) -> Result<(), Error> {
@@ -224,6 +246,16 @@ impl Fetcher {
         }
         Ok(body)
     }
+}
+
+/// Count one request sent against the budget of the request it is part of.
+fn take_one(budget: &RequestBudget) -> Result<(), Error> {
+    budget.take_fetch().map_err(|limit| {
+        Error::Limit(format!(
+            "one request may make at most {limit} fetch requests, its nested calls \
+             and libraries included (each redirect counts)"
+        ))
+    })
 }
 
 fn parse_url(text: &str) -> Result<url::Url, Error> {

@@ -7,6 +7,7 @@ mod allowlist;
 mod client;
 mod host;
 pub mod policy;
+pub mod wasi_http;
 
 pub use allowlist::validate_allowlist_entry;
 pub use client::{FetchLimits, Fetcher};

@@ -34,6 +34,12 @@ pub trait Host: Send + Sized + 'static {
 
     /// The host state that the library `label` runs on in this call.
     fn library(&self, label: &str, view: &Self::View) -> Self;
+
+    /// Where a `wasi:http` component's outgoing requests go.
+    fn http_hooks(&mut self) -> &mut dyn wasmtime_wasi_http::WasiHttpHooks;
+
+    /// What `wasi:cli/environment` answers this call.
+    fn environment(&mut self) -> impl Future<Output = Vec<(String, String)>> + Send + '_;
 }
 
 /// What to link for a call: a component, and the libraries that answer
