@@ -15,7 +15,7 @@ use crate::CapsConfig;
 use valbox_store::{Homes, Quota, Room, Store, StoreResult, Stored};
 
 /// What an owner stores, in bytes, against their quota.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageUsage {
     pub components: u64,

@@ -75,10 +75,13 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// The body of an [`ApiError`] response: `{error, message}`.
-#[derive(Serialize)]
-struct ErrorResponse {
+/// The body of every error the API answers: `{error, message}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    /// A stable, machine-readable code, such as `not_found` or `invalid_scope`.
+    #[schema(value_type = String, example = "not_found")]
     error: &'static str,
+    /// What went wrong and what to do about it, for people.
     message: String,
 }
 

@@ -10,8 +10,9 @@ const MAX_KEY_LEN: usize = 128;
 
 /// What the API shows of an env var: never its value.
 /// An env var as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = EnvVar)]
 pub struct EnvVarJson {
     key: String,
     description: String,

@@ -2,27 +2,29 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use valbox_caps::Capabilities;
 use valbox_caps::blob::{BlobError, Condition};
 use valbox_model::{Holder, Scope};
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::web::Authed;
 use valbox_model::iso8601;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/blob", get(list))
-        .route("/v1/blob/{*key}", get(fetch).post(store).delete(remove))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(fetch, store, remove))
 }
 
 fn api_error(e: BlobError) -> ApiError {
@@ -56,21 +58,35 @@ fn api_error(e: BlobError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only the keys that start with this.
     #[serde(default)]
     prefix: String,
 }
 
 /// One blob in a listing.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = BlobEntry)]
 struct BlobJson {
     key: String,
     size: u64,
     last_modified: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blob",
+    operation_id = "listBlobs",
+    tag = "blob",
+    summary = "Your blobs' keys, sizes and times",
+    description = "Needs `blob:read`.",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The blobs", body = Vec<BlobJson>))
+)]
 async fn list(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -109,6 +125,26 @@ fn listed(value: &HeaderValue) -> Vec<String> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/blob/{*key}",
+    operation_id = "getBlob",
+    tag = "blob",
+    summary = "A blob's bytes",
+    description = "Needs `blob:read`. The `ETag` is the blob's version.",
+    params(
+        ("key" = String, Path, description = "The blob's key: 1 to 512 bytes of UTF-8, `/` allowed", min_length = 1),
+        ("If-None-Match" = Option<String>, Header, description = "A version from an `ETag`, or `*`: 304 when it still matches"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The bytes", content_type = "application/octet-stream", body = super::openapi::Binary,
+            headers(("ETag" = String, description = "The blob's version"))),
+        (status = 304, description = "Unchanged since the version `If-None-Match` names"),
+        (status = 404, description = "No blob with that key", body = ErrorResponse),
+        (status = 503, description = "Blob storage does not answer; retry shortly", body = ErrorResponse),
+    )
+)]
 async fn fetch(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -164,6 +200,28 @@ fn condition(headers: &HeaderMap) -> ApiResult<Condition> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/blob/{*key}",
+    operation_id = "storeBlob",
+    tag = "blob",
+    summary = "Store a blob",
+    description = "Needs `blob:write`. Conditional with `If-Match: \"<version>\"` (only if unchanged) or `If-None-Match: *` (only if new).",
+    params(
+        ("key" = String, Path, description = "The blob's key: 1 to 512 bytes of UTF-8, `/` allowed", min_length = 1),
+        ("If-Match" = Option<String>, Header, description = "Write only if the blob is at this version"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if there is no such blob"),
+    ),
+    request_body(content = super::openapi::Binary, content_type = "application/octet-stream", description = "The bytes"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Stored", headers(("ETag" = String, description = "The new version"))),
+        (status = 412, description = "The condition does not hold; `ETag` names the current version", body = ErrorResponse),
+        (status = 413, description = "Larger than a blob may be", body = ErrorResponse),
+        (status = 503, description = "Blob storage does not answer; retry shortly", body = ErrorResponse),
+        (status = 507, description = "Your storage quota is full", body = ErrorResponse),
+    )
+)]
 async fn store(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -208,6 +266,20 @@ async fn store(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/blob/{*key}",
+    operation_id = "deleteBlob",
+    tag = "blob",
+    summary = "Delete a blob",
+    description = "Needs `blob:write`. Deleting a blob that is not there succeeds.",
+    params(("key" = String, Path, description = "The blob's key", min_length = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Gone"),
+        (status = 503, description = "Blob storage does not answer; retry shortly", body = ErrorResponse),
+    )
+)]
 async fn remove(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,

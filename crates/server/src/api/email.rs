@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use valbox_caps::Capabilities;
 use valbox_caps::email::Sending;
@@ -18,13 +20,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::web::{Authed, JsonBody};
 use valbox_model::iso8601;
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/v1/email", post(send).get(list))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(send, list))
 }
 
 /// `"a@b"` or `{email, name?}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = Address)]
 enum AddressJson {
     Plain(String),
     Named { email: String, name: Option<String> },
@@ -39,7 +42,7 @@ impl AddressJson {
 }
 
 /// One address or a list of them.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Addresses {
     One(AddressJson),
@@ -55,8 +58,11 @@ impl Addresses {
     }
 }
 
-#[derive(Deserialize)]
+/// A message to yourself (Val Town's shape): `to`, `cc` and `bcc`, if
+/// given, must be your own address.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Email)]
 struct SendBody {
     to: Option<Addresses>,
     cc: Option<Addresses>,
@@ -66,7 +72,9 @@ struct SendBody {
     subject: Option<String>,
     text: Option<String>,
     html: Option<String>,
+    /// Refused: Valbox sends no attachments.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>, max_items = 0)]
     attachments: Vec<Value>,
 }
 
@@ -84,6 +92,20 @@ fn api_error(e: EmailError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/email",
+    operation_id = "sendEmail",
+    tag = "email",
+    summary = "Queue mail to yourself",
+    description = "Needs `email:write`.",
+    request_body = SendBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Queued", body = Queued),
+        (status = 429, description = "Your daily email limit is reached", body = crate::error::ErrorResponse),
+    )
+)]
 async fn send(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -126,6 +148,16 @@ async fn send(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/email",
+    operation_id = "listEmail",
+    tag = "email",
+    summary = "Your outbox, newest first, with each message's delivery status",
+    description = "Needs `email:read`.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The outbox", body = Outbox))
+)]
 async fn list(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -147,19 +179,19 @@ async fn list(
 }
 
 /// The answer to a send: the queued message's id.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Queued {
     message: String,
     id: String,
 }
 
 /// The caller's outbox, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Outbox {
     data: Vec<OutboxEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct OutboxEntry {
     id: String,

@@ -4,10 +4,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
 use serde::{Deserialize, Serialize};
-
-use axum::Router;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use valbox_caps::env::vars::EnvVarJson;
 
 use crate::app::App;
@@ -16,43 +16,59 @@ use crate::services::env_vars;
 use crate::web::{Authed, JsonBody};
 
 /// A page of a val's env vars, in Val Town's shape.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct EnvVarList {
     data: Vec<EnvVarJson>,
     links: Links,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = EnvVarLinks)]
 struct Links {
     #[serde(rename = "self")]
     self_: String,
 }
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route(
-            "/v2/vals/{id}/environment_variables",
-            get(list_route).post(create_route),
-        )
-        .route(
-            "/v2/vals/{id}/environment_variables/{key}",
-            put(update_route).delete(delete_route),
-        )
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_route, create_route))
+        .routes(routes!(update_route, delete_route))
 }
 
-#[derive(Deserialize)]
+/// An env var to set (Val Town's shape).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewEnvVar)]
 struct CreateBody {
+    /// Letters, digits and `_`, not starting with a digit; at most 128.
+    /// `valtown` is the call token's own.
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
     key: String,
     value: String,
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// An env var's new value.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = EnvVarValue)]
 struct UpdateBody {
     value: String,
     description: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}/environment_variables",
+    operation_id = "listEnvVars",
+    tag = "env",
+    summary = "A val's env vars, without their values",
+    description = "Needs `env:read` (owner).",
+    params(("id" = String, Path, description = "The val's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The env vars", body = EnvVarList),
+        (status = 404, description = "You own no val with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn list_route(
     State(app): State<App>,
     Authed(who): Authed,
@@ -67,6 +83,21 @@ async fn list_route(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/vals/{id}/environment_variables",
+    operation_id = "createEnvVar",
+    tag = "env",
+    summary = "Set an env var",
+    description = "Needs `env:write` (owner).",
+    params(("id" = String, Path, description = "The val's id")),
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The env var, without its value", body = EnvVarJson),
+        (status = 404, description = "You own no val with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn create_route(
     State(app): State<App>,
     Authed(who): Authed,
@@ -77,6 +108,24 @@ async fn create_route(
     Ok((StatusCode::CREATED, Json(meta.into())))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v2/vals/{id}/environment_variables/{key}",
+    operation_id = "setEnvVar",
+    tag = "env",
+    summary = "Set an env var's value",
+    description = "Needs `env:write` (owner).",
+    params(
+        ("id" = String, Path, description = "The val's id"),
+        ("key" = String, Path, description = "The env var's name", pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$"),
+    ),
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The env var, without its value", body = EnvVarJson),
+        (status = 404, description = "You own no val with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn update_route(
     State(app): State<App>,
     Authed(who): Authed,
@@ -87,6 +136,23 @@ async fn update_route(
     Ok(Json(meta.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/vals/{id}/environment_variables/{key}",
+    operation_id = "deleteEnvVar",
+    tag = "env",
+    summary = "Delete an env var",
+    description = "Needs `env:write` (owner).",
+    params(
+        ("id" = String, Path, description = "The val's id"),
+        ("key" = String, Path, description = "The env var's name"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such val of yours, or no such env var", body = crate::error::ErrorResponse),
+    )
+)]
 async fn delete_route(
     State(app): State<App>,
     Authed(who): Authed,

@@ -3,10 +3,12 @@
 //! asked for by being refused them (`scope-requests`), granted or
 //! dismissed by their owner.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Authed, iso8601};
 use crate::app::App;
@@ -23,20 +25,23 @@ use valbox_store::{ScopeRequestRow, ValChange, ValRow};
 const DEFAULT_DAYS: i64 = 30;
 const MAX_DAYS: i64 = 3650;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/tokens/{id}/usage", get(token_usage))
-        .route("/v1/tokens/{id}/narrow", post(narrow_token))
-        .route("/v2/vals/{id}/usage", get(val_usage))
-        .route("/v2/vals/{id}/narrow", post(narrow_val))
-        .route("/v1/scope-requests", get(list_requests))
-        .route("/v1/scope-requests/{id}/{decision}", post(decide))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(token_usage))
+        .routes(routes!(narrow_token))
+        .routes(routes!(val_usage))
+        .routes(routes!(narrow_val))
+        .routes(routes!(list_requests))
+        .routes(routes!(decide))
 }
 
 /// `?days=N`: the window, 1 to 3650 days (default 30).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Window {
+    /// How many days back "used" looks: 1 to 3650 (default 30).
+    #[param(minimum = 1, maximum = 3650)]
     days: Option<i64>,
 }
 
@@ -52,6 +57,20 @@ impl Window {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{id}/usage",
+    operation_id = "getTokenUsage",
+    tag = "least privilege",
+    summary = "A token's use of each scope, and what it never used",
+    description = "Needs `user:read` and a personal token; your own tokens only.",
+    params(("id" = String, Path, description = "The token's id"), Window),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report", body = UsageReport),
+        (status = 404, description = "You have no token with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn token_usage(
     State(app): State<App>,
     Authed(who): Authed,
@@ -64,6 +83,20 @@ async fn token_usage(
     Ok(Json(report))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{id}/narrow",
+    operation_id = "narrowToken",
+    tag = "least privilege",
+    summary = "Narrow a token to the scopes it used in the window",
+    description = "Needs `user:write` and a personal token; your own tokens only.",
+    params(("id" = String, Path, description = "The token's id"), Window),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Its scopes before and after", body = Narrowed),
+        (status = 404, description = "You have no token with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn narrow_token(
     State(app): State<App>,
     Authed(who): Authed,
@@ -75,6 +108,20 @@ async fn narrow_token(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}/usage",
+    operation_id = "getValUsage",
+    tag = "least privilege",
+    summary = "A val's calls' use of each scope",
+    description = "Needs `val:read` (owner).",
+    params(("id" = String, Path, description = "The val's id"), Window),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report", body = UsageReport),
+        (status = 404, description = "You own no val with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn val_usage(
     State(app): State<App>,
     Authed(who): Authed,
@@ -87,6 +134,20 @@ async fn val_usage(
     Ok(Json(report(&app, Subject::Val(val.id), held, days).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/vals/{id}/narrow",
+    operation_id = "narrowVal",
+    tag = "least privilege",
+    summary = "Narrow a val's call scopes to those its calls used",
+    description = "Needs `val:write` (owner).",
+    params(("id" = String, Path, description = "The val's id"), Window),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Its scopes before and after", body = Narrowed),
+        (status = 404, description = "You own no val with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn narrow_val(
     State(app): State<App>,
     Authed(who): Authed,
@@ -111,8 +172,9 @@ async fn narrow_val(
 }
 
 /// A scope request as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ScopeRequest)]
 struct RequestView {
     id: String,
     val_id: String,
@@ -141,11 +203,22 @@ impl From<ScopeRequestRow> for RequestView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = ScopeRequestList)]
 struct RequestList {
     data: Vec<RequestView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/scope-requests",
+    operation_id = "listScopeRequests",
+    tag = "least privilege",
+    summary = "The scopes your vals were refused and ask for",
+    description = "Needs `val:read`.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The requests", body = RequestList))
+)]
 async fn list_requests(
     State(app): State<App>,
     Authed(who): Authed,
@@ -160,6 +233,23 @@ async fn list_requests(
 
 /// `grant` adds the scope to the val's calls (from its next call);
 /// `dismiss` closes the request, which then stays quiet.
+#[utoipa::path(
+    post,
+    path = "/v1/scope-requests/{id}/{decision}",
+    operation_id = "decideScopeRequest",
+    tag = "least privilege",
+    summary = "Grant a scope request (from the val's next call) or dismiss it",
+    description = "Needs `val:write`, the scope itself to grant it, and a personal token.",
+    params(
+        ("id" = String, Path, description = "The request's id"),
+        ("decision" = String, Path, description = "`grant` or `dismiss`", pattern = "^(grant|dismiss)$"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The request as decided", body = RequestView),
+        (status = 404, description = "You have no request with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn decide(
     State(app): State<App>,
     Authed(who): Authed,

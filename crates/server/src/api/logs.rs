@@ -1,10 +1,12 @@
 //! `GET /v1/telemetry/logs`: the caller's call logs, in the
 //! OpenTelemetry-like shape Val Town uses.
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Authed;
 use crate::app::App;
@@ -12,19 +14,47 @@ use crate::error::{ApiError, ApiResult};
 use valbox_model::Scope;
 use valbox_store::LoggedCall;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
+    /// Records a page holds at most: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `desc` (newest first, the default) or `asc`.
+    #[param(pattern = "^(asc|desc)$")]
     direction: Option<String>,
-    /// Unix nanoseconds or RFC 3339.
+    /// From this time: Unix nanoseconds or RFC 3339.
+    #[param(value_type = Option<TimeParam>, inline)]
     start: Option<String>,
+    /// Up to this time: Unix nanoseconds or RFC 3339.
+    #[param(value_type = Option<TimeParam>, inline)]
     end: Option<String>,
     /// Only this val's calls (Valbox's addition).
     val_id: Option<String>,
 }
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/v1/telemetry/logs", get(list_route))
+/// A time in a query: Unix nanoseconds, or an RFC 3339 date-time. (Only
+/// the document reads these types; `parse_time` reads the text.)
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum TimeParam {
+    Nanos(#[schema(inline)] UnixNanos),
+    Rfc3339(#[schema(inline)] DateTime),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(pattern = "^-?[0-9]{1,18}$")]
+#[allow(dead_code)]
+struct UnixNanos(String);
+
+#[derive(Deserialize, ToSchema)]
+#[schema(format = DateTime)]
+#[allow(dead_code)]
+struct DateTime(String);
+
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(list_route))
 }
 
 fn parse_time(name: &str, text: &str) -> ApiResult<i64> {
@@ -41,6 +71,17 @@ fn parse_time(name: &str, text: &str) -> ApiResult<i64> {
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/telemetry/logs",
+    operation_id = "listLogs",
+    tag = "logs",
+    summary = "Your vals' call logs",
+    description = "Needs `val:read`. A page holds at most `limit` records and about 4 MiB of text; `links.next` gives the rest.",
+    params(LogParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of log records", body = LogPage))
+)]
 async fn list_route(
     State(app): State<App>,
     Authed(who): Authed,
@@ -116,19 +157,22 @@ fn urlencoding(text: &str) -> String {
 }
 
 /// One call as a log record, in the OpenTelemetry-like shape.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LogRecord)]
 struct LogEntry {
     #[serde(skip)]
     time_ns: i64,
     time_unix_nano: String,
+    /// `INFO`, or `ERROR` for a call that failed.
+    #[schema(value_type = String, example = "INFO")]
     severity_text: &'static str,
     body: String,
     trace_id: String,
     attributes: LogAttributes,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LogAttributes {
     #[serde(rename = "val.id")]
     val_id: String,
@@ -136,6 +180,8 @@ struct LogAttributes {
     val_name: String,
     #[serde(rename = "val.version")]
     val_version: i64,
+    /// `http`, `run`, `api`, `cron`, `email`, ...
+    #[schema(value_type = String)]
     trigger: &'static str,
     /// For a call by another val (`api`): that val, `owner/val`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,15 +197,17 @@ struct LogAttributes {
 }
 
 /// A page of log records.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LogPage {
     data: Vec<LogEntry>,
     links: Links,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = LogLinks)]
 struct Links {
     #[serde(rename = "self")]
+    #[schema(value_type = String)]
     self_: &'static str,
     /// The rest, when the page was cut short by its size.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ pub mod invoke;
 pub mod least_privilege;
 pub mod logs;
 pub mod metrics;
+pub mod openapi;
 pub mod run;
 pub mod secret_scanning;
 pub mod sqlite;
@@ -22,22 +23,30 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::App;
 use crate::error::ApiError;
 pub use crate::web::{Authed, Caller, JsonBody};
 use valbox_model::iso8601;
 
-/// Every route of the API, and the vals' own (`/x/...`, `/v1/run`).
+/// Every route of the API, and the vals' own (`/x/...`).
 pub fn routes() -> Router<App> {
-    Router::new()
+    let (rest, _) = documented().split_for_parts();
+    rest.merge(invoke::routes())
+}
+
+/// The REST API: every route mounted from its handler's
+/// `#[utoipa::path]` attribute, so each one is in `GET /openapi.json`.
+/// (The vals' own endpoints are user content, not described.)
+pub fn documented() -> OpenApiRouter<App> {
+    openapi::root()
         .merge(health::routes())
         .merge(vals::routes())
         .merge(users::routes())
         .merge(tokens::routes())
         .merge(least_privilege::routes())
         .merge(secret_scanning::routes())
-        .merge(invoke::routes())
         .merge(run::routes())
         .merge(logs::routes())
         .merge(blob::routes())

@@ -1,35 +1,43 @@
 //! The Run API: `GET|POST /v1/run/{user}.{val}` calls a script val with
 //! JSON arguments and answers its JSON result.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::JsonBody;
 use super::invoke::{ValCaller, resolve, with_cpu_timing};
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::services::call::call;
 use valbox_model::Principal;
 use valbox_model::{Trigger, ValKind};
 use valbox_runtime::{Input, Output};
 
-pub fn routes() -> Router<App> {
-    Router::new().route("/v1/run/{target}", get(run_get).post(run_post))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(run_get, run_post))
 }
 
-#[derive(Deserialize)]
+/// The arguments of a script val's call.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = RunArgs)]
 struct RunBody {
+    /// Any JSON values, passed to the val's `run` in order.
     #[serde(default)]
     args: Vec<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunQuery {
+    /// A URL-encoded JSON array of the arguments.
+    #[param(example = "[1,2]")]
     args: Option<String>,
 }
 
@@ -42,6 +50,23 @@ fn split_target(target: &str) -> ApiResult<(&str, &str)> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/run/{target}",
+    operation_id = "run",
+    tag = "run",
+    summary = "Call a script val; answers the JSON it returns",
+    description = "Anyone may call a public or unlisted val; a private one only its owner.",
+    params(("target" = String, Path, description = "`{user}.{val}`", example = "alice.echo", pattern = "^[a-z][a-z0-9_]{0,31}\\.[A-Za-z][A-Za-z0-9_-]{0,63}$")),
+    request_body = RunBody,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "What the val returned", body = Value),
+        (status = 400, description = "The val failed (`val_error`), or the target or arguments are not valid", body = ErrorResponse),
+        (status = 404, description = "No such script val that you can call", body = ErrorResponse),
+        (status = 502, description = "The val returned something that is not JSON", body = ErrorResponse),
+    )
+)]
 async fn run_post(
     State(app): State<App>,
     ValCaller(caller): ValCaller,
@@ -51,6 +76,25 @@ async fn run_post(
     run(&app, caller, &target, body.args).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/run/{target}",
+    operation_id = "runByGet",
+    tag = "run",
+    summary = "Call a script val with arguments in the URL",
+    description = "As `POST`; the URL must not hold a token.",
+    params(
+        ("target" = String, Path, description = "`{user}.{val}`", example = "alice.echo", pattern = "^[a-z][a-z0-9_]{0,31}\\.[A-Za-z][A-Za-z0-9_-]{0,63}$"),
+        RunQuery,
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "What the val returned", body = Value),
+        (status = 400, description = "The val failed (`val_error`), or the target or arguments are not valid", body = ErrorResponse),
+        (status = 404, description = "No such script val that you can call", body = ErrorResponse),
+        (status = 502, description = "The val returned something that is not JSON", body = ErrorResponse),
+    )
+)]
 async fn run_get(
     State(app): State<App>,
     ValCaller(caller): ValCaller,

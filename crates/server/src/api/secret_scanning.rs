@@ -3,21 +3,23 @@
 //! owner told. Requests must carry a valid ECDSA P-256 SHA-256 signature
 //! from one of the configured keys; anything else revokes nothing.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Authed, iso8601};
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse};
 use valbox_auth as auth;
 use valbox_auth::{API_TOKEN_PREFIX, CALL_TOKEN_PREFIX};
 use valbox_caps::email::outbox::Outgoing;
@@ -26,13 +28,15 @@ use valbox_model::Scope;
 const KEY_ID_HEADER: &str = "github-public-key-identifier";
 const SIGNATURE_HEADER: &str = "github-public-key-signature";
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/secret-scanning/verify", post(verify))
-        .route("/v1/notifications", get(notifications))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(verify))
+        .routes(routes!(notifications))
 }
 
-#[derive(Deserialize)]
+/// A token GitHub found in public (GitHub's names).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = SecretScanningMatch)]
 struct Match {
     token: String,
     #[serde(rename = "type")]
@@ -45,7 +49,8 @@ struct Match {
 
 /// GitHub's answer format for one reported token (GitHub's names, so
 /// snake_case).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = SecretScanningVerdict)]
 struct Verdict {
     token_raw: String,
     token_type: String,
@@ -53,7 +58,7 @@ struct Verdict {
 }
 
 /// Whether a reported token is one this server issued.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Label {
     TruePositive,
@@ -84,6 +89,23 @@ fn check_signature(app: &App, headers: &HeaderMap, body: &[u8]) -> ApiResult<()>
     key.verify(body, &signature).map_err(|_| bad())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/secret-scanning/verify",
+    operation_id = "verifySecretScanningAlert",
+    tag = "notifications",
+    summary = "GitHub secret scanning: revoke tokens found in public",
+    description = "For GitHub only: the body must be signed (ECDSA P-256, SHA-256) by a key the server is configured with. Every live token reported is revoked and its owner told.",
+    params(
+        ("Github-Public-Key-Identifier" = String, Header, description = "The signing key's id"),
+        ("Github-Public-Key-Signature" = String, Header, description = "The signature over the body, base64 DER"),
+    ),
+    request_body = Vec<Match>,
+    responses(
+        (status = 200, description = "A verdict for each token", body = Vec<Verdict>),
+        (status = 401, description = "Missing or bad signature, or an unknown key", body = ErrorResponse),
+    )
+)]
 async fn verify(
     State(app): State<App>,
     headers: HeaderMap,
@@ -171,8 +193,9 @@ async fn revoke(app: &App, token: &str) -> ApiResult<Leak> {
 }
 
 /// A message to a user, such as that a token of theirs leaked.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Notification)]
 struct NotificationView {
     kind: String,
     message: String,
@@ -180,11 +203,22 @@ struct NotificationView {
 }
 
 /// The body of `GET /v1/notifications`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NotificationList)]
 struct NotificationListResponse {
     data: Vec<NotificationView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    operation_id = "listNotifications",
+    tag = "notifications",
+    summary = "Things the server had to tell you, such as a leaked token",
+    description = "Needs `user:read`.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The notifications", body = NotificationListResponse))
+)]
 async fn notifications(
     State(app): State<App>,
     Authed(who): Authed,

@@ -3,17 +3,19 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rusqlite::types::Value as SqlValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use valbox_caps::Capabilities;
 use valbox_caps::sqlite::Sqlite;
@@ -21,24 +23,52 @@ use valbox_caps::sqlite::store::{Args, Mode, ResultSet, SqlError, Statement};
 use valbox_model::Principal;
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::web::{Authed, JsonBody};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/sqlite/execute", post(execute))
-        .route("/v1/sqlite/batch", post(batch))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(execute))
+        .routes(routes!(batch))
 }
 
-#[derive(Deserialize)]
+/// A statement: the SQL alone, or with arguments, positional (an array)
+/// or named (an object). An argument is null, a boolean, a number or a
+/// string.
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = Statement)]
 enum StatementJson {
     Sql(String),
     WithArgs {
         sql: String,
         #[serde(default)]
+        #[schema(value_type = Option<ArgsSchema>)]
         args: Option<Value>,
     },
+}
+
+/// A statement's arguments: positional or named. (Only the document
+/// reads this type; `statement` converts the JSON values.)
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+#[schema(as = Args)]
+enum ArgsSchema {
+    Positional(Vec<ArgSchema>),
+    Named(std::collections::HashMap<String, ArgSchema>),
+}
+
+/// One argument: null, a boolean, a number or a string.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+#[schema(as = Arg)]
+enum ArgSchema {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Null,
 }
 
 fn to_sql(v: &Value) -> ApiResult<SqlValue> {
@@ -95,11 +125,14 @@ fn statement(s: StatementJson) -> ApiResult<Statement> {
 }
 
 /// A statement's result in Val Town's shape; blobs as base64 strings.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ResultSet)]
 struct ResultJson {
     columns: Vec<String>,
+    /// Each column's declared type, or `""`.
     column_types: Vec<String>,
+    /// Each value null, a number, or a string (text, or a blob in base64).
     rows: Vec<Vec<Value>>,
     rows_affected: u64,
     last_insert_rowid: Option<i64>,
@@ -176,11 +209,30 @@ impl IntoResponse for Failure {
     }
 }
 
-#[derive(Deserialize)]
+/// One statement to run (Val Town's shape).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = SqliteExecute)]
 struct ExecuteBody {
     statement: StatementJson,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sqlite/execute",
+    operation_id = "sqliteExecute",
+    tag = "sqlite",
+    summary = "Run one statement on your database",
+    description = "Needs `sqlite:read` for a read-only statement, else `sqlite:write`.",
+    request_body = ExecuteBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Its result", body = ResultJson),
+        (status = 429, description = "Too many of your SQLite requests at once", body = ErrorResponse),
+        (status = 503, description = "The database is busy or does not answer; retry after `Retry-After`", body = ErrorResponse),
+        (status = 504, description = "The statement ran past the time limit", body = ErrorResponse),
+        (status = 507, description = "Your storage quota is full", body = ErrorResponse),
+    )
+)]
 async fn execute(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,
@@ -200,13 +252,44 @@ async fn execute(
     Ok(Json(result.into()))
 }
 
-#[derive(Deserialize)]
+/// Statements to run all or nothing (Val Town's shape).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = SqliteBatch)]
 struct BatchBody {
     statements: Vec<StatementJson>,
+    /// `deferred` when left out.
     #[serde(default)]
+    #[schema(value_type = Option<BatchMode>)]
     mode: Option<String>,
 }
 
+/// How a batch's transaction begins.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema: the handler parses the text
+#[schema(rename_all = "lowercase")]
+enum BatchMode {
+    Write,
+    Read,
+    Deferred,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/sqlite/batch",
+    operation_id = "sqliteBatch",
+    tag = "sqlite",
+    summary = "Run statements in one transaction, all or nothing",
+    description = "Needs `sqlite:read` or `sqlite:write` as each statement does.",
+    request_body = BatchBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Each statement's result", body = Vec<ResultJson>),
+        (status = 429, description = "Too many of your SQLite requests at once", body = ErrorResponse),
+        (status = 503, description = "The database is busy or does not answer; retry after `Retry-After`", body = ErrorResponse),
+        (status = 504, description = "The batch ran past the time limit", body = ErrorResponse),
+        (status = 507, description = "Your storage quota is full", body = ErrorResponse),
+    )
+)]
 async fn batch(
     State(caps): State<Arc<Capabilities>>,
     Authed(mut who): Authed,

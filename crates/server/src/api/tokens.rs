@@ -2,26 +2,30 @@
 //! create tokens with scopes it holds itself, and a val's per-call token
 //! can never manage tokens.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Authed, JsonBody, iso8601};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::services::tokens::{issue, require_personal_token};
 use valbox_auth::CallToken;
-use valbox_model::{Scope, Scopes};
+use valbox_model::{ALL_SCOPES, Scope, Scopes};
 use valbox_store::TokenRow;
 
 const MAX_DAYS: i64 = 3650;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/tokens", get(list).post(create))
-        .route("/v1/tokens/{id}", delete(revoke))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 /// Scopes as a JSON array of names or one space-separated string.
@@ -30,6 +34,33 @@ pub fn routes() -> Router<App> {
 pub enum ScopeList {
     List(Vec<String>),
     Text(String),
+}
+
+/// Its schema names every scope the model knows, so the document cannot
+/// lag behind a new one.
+impl utoipa::PartialSchema for ScopeList {
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ALL_SCOPES));
+        let one = ALL_SCOPES.join("|");
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[ ,]*(({one})([ ,]+({one}))*)?[ ,]*$")));
+        OneOfBuilder::new()
+            .item(ArrayBuilder::new().items(name))
+            .item(text)
+            .description(Some(
+                "Scopes as an array of names or one string of names separated by spaces or commas",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeList {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Scopes".into()
+    }
 }
 
 impl ScopeList {
@@ -42,21 +73,48 @@ impl ScopeList {
     }
 }
 
-#[derive(Deserialize)]
+/// A token to create. Give at most one of `expiresAt` and `expiresInDays`.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = NewToken)]
 struct CreateBody {
+    /// 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
     scopes: ScopeList,
+    /// An RFC 3339 time, at most 3650 days from now.
     expires_at: Option<String>,
+    /// 1 to 3650.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "whole_number")]
     expires_in_days: Option<i64>,
 }
 
+/// An integer as JSON Schema counts one: `30` or `30.0` (some clients
+/// write every number as a float).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // Exactly representable, so the cast loses nothing.
+        (f.fract() == 0.0 && f.abs() < 2f64.powi(53)).then_some(f as i64)
+    });
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, not {n}")))
+}
+
 /// A personal API token as the API shows it: never its secret.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiToken)]
 struct ApiTokenView {
     id: String,
     name: String,
+    /// `api`.
+    #[schema(value_type = String, example = "api")]
     kind: &'static str,
     scopes: Vec<String>,
     created_at: String,
@@ -81,22 +139,28 @@ impl From<TokenRow> for ApiTokenView {
 }
 
 /// A new token: [`ApiTokenView`] and, this once, the token itself.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedToken)]
 struct NewTokenResponse {
     #[serde(flatten)]
     view: ApiTokenView,
+    /// The secret: shown this once, never again.
     token: String,
 }
 
 /// A live per-call token, listed so that its owner can revoke it. It has
 /// no `lastUsedAt` or `revokedAt`: it lives for one call.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CallToken)]
 struct CallTokenView {
     id: String,
     name: String,
+    /// `call`.
+    #[schema(value_type = String, example = "call")]
     kind: &'static str,
     val_id: String,
+    #[schema(value_type = Vec<String>)]
     scopes: Vec<Scope>,
     created_at: String,
     expires_at: String,
@@ -117,15 +181,17 @@ impl From<CallToken> for CallTokenView {
 }
 
 /// One entry of the token list, in its kind's own shape.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = Token)]
 enum TokenView {
     Api(ApiTokenView),
     Call(CallTokenView),
 }
 
 /// The body of `GET /v1/tokens`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = TokenList)]
 struct TokenListResponse {
     data: Vec<TokenView>,
 }
@@ -175,6 +241,17 @@ fn expiry(body: &CreateBody) -> ApiResult<Option<i64>> {
     Ok(Some(at))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    operation_id = "createToken",
+    tag = "tokens",
+    summary = "Create a token, with at most the caller's own scopes",
+    description = "Needs `user:write` and a personal token (not a val's call token). The secret is in the answer this once.",
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The token, with its secret", body = NewTokenResponse))
+)]
 async fn create(
     State(app): State<App>,
     Authed(who): Authed,
@@ -189,6 +266,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(NewTokenResponse { view, token })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    operation_id = "listTokens",
+    tag = "tokens",
+    summary = "Your tokens and live call tokens, never their secrets",
+    description = "Needs `user:read` and a personal token.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The tokens", body = TokenListResponse))
+)]
 async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<TokenListResponse>> {
     require_personal_token(&who)?;
     who.require(Scope::UserRead)?;
@@ -202,6 +289,20 @@ async fn list(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<Tok
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    operation_id = "revokeToken",
+    tag = "tokens",
+    summary = "Revoke a token at once",
+    description = "Needs `user:write` and a personal token. Works on a live call token too.",
+    params(("id" = String, Path, description = "The token's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "You have no live token with that id", body = crate::error::ErrorResponse),
+    )
+)]
 async fn revoke(
     State(app): State<App>,
     Authed(who): Authed,

@@ -1,9 +1,11 @@
 //! User endpoints: `/v1/me` and `/v1/alias/{username}`.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Authed, Caller};
 use crate::app::App;
@@ -12,15 +14,16 @@ use valbox_caps::storage::StorageUsage;
 use valbox_model::Scope;
 use valbox_store::User;
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/me", get(me))
-        .route("/v1/alias/{username}", get(by_alias))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(by_alias))
 }
 
 /// A user as the API shows it, in Val Town's shape.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 struct UserResponse {
     id: String,
     username: String,
@@ -29,8 +32,10 @@ struct UserResponse {
     /// Val Town's fields that Valbox has no data for: always `null`.
     bio: Option<String>,
     profile_image_url: Option<String>,
+    #[schema(value_type = String, example = "free")]
     tier: &'static str,
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "user")]
     kind: &'static str,
     url: String,
     links: UserLinks,
@@ -41,7 +46,7 @@ struct UserResponse {
 }
 
 /// The `links` of a [`UserResponse`].
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UserLinks {
     #[serde(rename = "self")]
     self_link: String,
@@ -67,6 +72,16 @@ impl UserResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "getMe",
+    tag = "users",
+    summary = "The caller's profile, with what they store",
+    description = "Needs `user:read`.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = UserResponse))
+)]
 async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<UserResponse>> {
     who.require(Scope::UserRead)?;
     let user = app.store.users.by_id(&who.user_id).await?;
@@ -77,9 +92,22 @@ async fn me(State(app): State<App>, Authed(who): Authed) -> ApiResult<Json<UserR
     Ok(Json(response))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/alias/{username}",
+    operation_id = "getUserByAlias",
+    tag = "users",
+    summary = "A user by name",
+    params(("username" = String, Path, description = "The user's name")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The user, without their email", body = UserResponse),
+        (status = 404, description = "No such user", body = crate::error::ErrorResponse),
+    )
+)]
 async fn by_alias(
     State(app): State<App>,
-    Caller(_): Caller,
+    _: Caller,
     Path(username): Path<String>,
 ) -> ApiResult<Json<UserResponse>> {
     let user = app

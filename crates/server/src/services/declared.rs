@@ -69,7 +69,7 @@ impl Declared {
 }
 
 /// The declarations as a deploy shows them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeclaredView {
     pub scopes: Vec<String>,

@@ -21,7 +21,7 @@ use valbox_store::{NewVersion, Refusal, ValChange, ValRow, VersionRow};
 
 /// A version just deployed, and where it serves (an HTTP val, by path and
 /// by host) or runs (any other kind).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployResponse {
     #[serde(flatten)]

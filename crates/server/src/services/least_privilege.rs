@@ -30,7 +30,7 @@ pub async fn own_token(
 }
 
 /// The outcome of narrowing: the scopes before and after.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Narrowed {
     before: Vec<String>,
     after: Vec<String>,

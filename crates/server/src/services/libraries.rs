@@ -66,7 +66,7 @@ fn parse_name(text: &str) -> Result<Named<'_>, ServiceError> {
 }
 
 /// One library of a deploy, as the response shows it.
-#[derive(Serialize, Clone)]
+#[derive(Serialize, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LibraryView {
     /// `user/val`.

@@ -87,7 +87,7 @@ fn request_mail(app: &App, r: &ScopeRequestRow) -> Outgoing {
 }
 
 /// One scope of a usage report.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeUse {
     pub scope: String,
@@ -101,7 +101,7 @@ pub struct ScopeUse {
 
 /// What a token or val did with its scopes, and which it holds but has
 /// not used within the last `days`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {
     pub data: Vec<ScopeUse>,

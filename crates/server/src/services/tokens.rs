@@ -53,7 +53,7 @@ pub async fn issue(
     expires_at: Option<i64>,
 ) -> ServiceResult<(TokenRow, String)> {
     let name = name.trim().to_string();
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ServiceError::bad_request(
             "invalid_name",
             format!("a token needs a name of 1 to {MAX_NAME_LEN} characters"),

@@ -1,6 +1,7 @@
 //! How the API shows a val and its versions.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::services::val_access::owner_reads;
@@ -20,8 +21,9 @@ pub fn val_urls(app: &App, val: &ValRow) -> (String, String) {
 }
 
 /// A version of a val as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Version)]
 pub struct VersionView {
     version: i64,
     sha256: String,
@@ -34,8 +36,9 @@ pub struct VersionView {
 
 /// A library a version imports, as stored: `version` is `null` for an
 /// own library that follows its latest version.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LibraryRef)]
 struct LibraryRefView {
     val_id: String,
     version: Option<i64>,
@@ -64,8 +67,9 @@ impl From<&VersionRow> for VersionView {
 }
 
 /// A val as the API shows it, in Val Town's shape.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Val)]
 pub struct ValResponse {
     id: String,
     name: String,
@@ -81,6 +85,7 @@ pub struct ValResponse {
     links: ValLinks,
     /// Absent, not `null`, for anyone but the owner.
     #[serde(flatten)]
+    #[schema(value_type = ValSettings)]
     settings: Option<ValSettings>,
     /// A cron val's schedule, for its owner.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,8 +97,9 @@ pub struct ValResponse {
 }
 
 /// A cron val's schedule and runs, as its owner sees them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Schedule)]
 pub struct ScheduleView {
     expression: String,
     /// `null` while paused: it does not run until unpaused.
@@ -105,17 +111,18 @@ pub struct ScheduleView {
 }
 
 /// The `author` of a [`ValResponse`].
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ValAuthor {
     id: String,
     username: String,
     #[serde(rename = "type")]
+    #[schema(value_type = String, example = "user")]
     kind: &'static str,
 }
 
 /// The `links` of a [`ValResponse`]; which of the last three there are
 /// depends on the kind of the latest version.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ValLinks {
     #[serde(rename = "self")]
@@ -131,11 +138,15 @@ struct ValLinks {
 }
 
 /// A val's settings: its call scopes and fetch allowlist.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ValSettings {
+    /// The scopes of its calls' token; only its owner sees them.
+    #[schema(required = false)]
     scopes: Vec<String>,
-    /// `null` means any public host.
+    /// Hosts it may fetch from; `null` means any public host. Only its
+    /// owner sees them.
+    #[schema(required = false)]
     fetch_allowlist: Option<Vec<String>>,
 }
 

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Authed, Caller};
 use crate::app::App;
@@ -11,12 +12,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::services::val_views::ValResponse;
 use valbox_model::{Principal, Scope};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// At least 0 (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// `/v2/vals` pages by cursor (Val Town's client sends `links.next`
     /// back as `cursor`); ours is the next offset.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
@@ -44,7 +51,7 @@ impl Page {
 }
 
 /// A page of vals.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(super) struct ValPage {
     data: Vec<ValResponse>,
     links: PageLinks,
@@ -52,7 +59,7 @@ pub(super) struct ValPage {
 
 /// The `links` of a [`ValPage`]: `next` and `prev` only where there is
 /// such a page.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PageLinks {
     #[serde(rename = "self")]
     self_link: String,
@@ -112,6 +119,17 @@ async fn page_of_vals(
     Ok(Json(ValPage { data, links }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals",
+    operation_id = "listVals",
+    tag = "vals",
+    summary = "Public vals, and the caller's own with `val:read`",
+    description = "`links.next` is a cursor (Val Town's client sends it back as `cursor`).",
+    params(Page),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "A page of vals", body = ValPage))
+)]
 pub(super) async fn list(
     State(app): State<App>,
     Caller(who): Caller,
@@ -120,6 +138,17 @@ pub(super) async fn list(
     page_of_vals(&app, "/v2/vals", NextLink::Cursor, who.as_ref(), None, page).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/me/vals",
+    operation_id = "listMyVals",
+    tag = "vals",
+    summary = "The caller's vals",
+    description = "Needs `val:read`. `links.next` is the next page's URL.",
+    params(Page),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of vals", body = ValPage))
+)]
 pub(super) async fn list_mine(
     State(app): State<App>,
     Authed(who): Authed,

@@ -1,19 +1,21 @@
 //! Vals and their versions: create, list, get, update, delete, deploy.
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod listing;
 mod wit;
 
 use super::{Authed, Caller, JsonBody};
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse};
 use crate::services::cron;
 use crate::services::deploy::{DeployQuery, DeployResponse, deploy_bytes, may_deploy};
 use crate::services::val_access::{
@@ -24,15 +26,15 @@ use valbox_model::{Principal, Privacy, Scope};
 use valbox_runtime::CallError;
 use valbox_store::{NewVal, ValChange, ValRow, VersionRow};
 
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/v2/vals", get(listing::list).post(create))
-        .route("/v2/me/vals", get(listing::list_mine))
-        .route("/v2/vals/{id}", get(get_one).patch(update).delete(remove))
-        .route("/v2/alias/vals/{username}/{name}", get(by_alias))
-        .route("/v2/vals/{id}/versions", get(list_versions).post(deploy))
-        .route("/v2/vals/{id}/versions/{version}/component", get(download))
-        .route("/v2/vals/{id}/versions/{version}/wit", get(wit::show))
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(listing::list, create))
+        .routes(routes!(listing::list_mine))
+        .routes(routes!(get_one, update, remove))
+        .routes(routes!(by_alias))
+        .routes(routes!(list_versions, deploy))
+        .routes(routes!(download))
+        .routes(routes!(wit::show))
 }
 
 /// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
@@ -62,13 +64,43 @@ fn parse_privacy(privacy: &str) -> ApiResult<Privacy> {
     })
 }
 
-#[derive(Deserialize)]
+/// A val to create (Val Town's shape).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewVal)]
 struct CreateBody {
+    /// A letter, then letters, digits, `_` or `-`; at most 64; unique
+    /// among the owner's vals.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     name: String,
+    #[schema(value_type = PrivacyName)]
     privacy: String,
     description: Option<String>,
 }
 
+/// Who may see and call a val.
+#[derive(ToSchema)]
+#[schema(as = Privacy, rename_all = "lowercase")]
+#[allow(dead_code)] // only its schema: the handlers parse the text
+enum PrivacyName {
+    Public,
+    Unlisted,
+    Private,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v2/vals",
+    operation_id = "createVal",
+    tag = "vals",
+    summary = "Create a val",
+    description = "Needs `val:write`. Its calls get the default scopes the creating token holds.",
+    request_body = CreateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new val", body = ValResponse),
+        (status = 409, description = "You already have a val of that name", body = ErrorResponse),
+    )
+)]
 async fn create(
     State(app): State<App>,
     Authed(who): Authed,
@@ -94,6 +126,20 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}",
+    operation_id = "getVal",
+    tag = "vals",
+    summary = "One val",
+    description = "A private val only for its owner with `val:read`; its settings and schedule only for its owner.",
+    params(("id" = String, Path, description = "The val's id")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The val", body = ValResponse),
+        (status = 404, description = "No val with that id that you can see", body = ErrorResponse),
+    )
+)]
 async fn get_one(
     State(app): State<App>,
     Caller(who): Caller,
@@ -110,6 +156,22 @@ async fn get_one(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/alias/vals/{username}/{name}",
+    operation_id = "getValByAlias",
+    tag = "vals",
+    summary = "One val, by its owner's name and its own",
+    params(
+        ("username" = String, Path, description = "The owner's name"),
+        ("name" = String, Path, description = "The val's name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The val", body = ValResponse),
+        (status = 404, description = "No such val that you can see", body = ErrorResponse),
+    )
+)]
 async fn by_alias(
     State(app): State<App>,
     Caller(who): Caller,
@@ -125,9 +187,19 @@ async fn by_alias(
     }
 }
 
-#[derive(Deserialize)]
+/// A host a val may fetch from: `host.example`, `*.example` for its
+/// subdomains, or `*` (any public host); lowercase, no scheme, port or path.
+#[derive(ToSchema)]
+#[schema(pattern = "^(\\*|(\\*\\.)?[a-z0-9-]{1,63}(\\.[a-z0-9-]{1,63})*)$")]
+#[allow(dead_code)] // only its schema: `validate_allowlist_entry` checks the text
+struct AllowlistEntry(String);
+
+/// What to change; what is left out stays as it is.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ValChange)]
 struct UpdateBody {
+    #[schema(value_type = Option<PrivacyName>)]
     privacy: Option<String>,
     description: Option<String>,
     /// The scopes of the val's per-call token.
@@ -135,6 +207,7 @@ struct UpdateBody {
     /// Hosts the val may fetch from (`*.example.com` for subdomains);
     /// `["*"]` means any public host.
     #[serde(rename = "fetchAllowlist")]
+    #[schema(value_type = Option<Vec<AllowlistEntry>>)]
     fetch_allowlist: Option<Vec<String>>,
     /// A cron val's schedule: `every 15m`, `0 9 * * 1-5`, `TZ=Europe/Paris
     /// 0 9 * * *`, or `off`.
@@ -143,6 +216,22 @@ struct UpdateBody {
     paused: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v2/vals/{id}",
+    operation_id = "updateVal",
+    tag = "vals",
+    summary = "Change a val: privacy, description, call scopes, fetch allowlist, schedule",
+    description = "Needs `val:write` (owner), every scope it grants, and `fetch` to set `fetchAllowlist`. A refused change changes nothing.",
+    params(("id" = String, Path, description = "The val's id")),
+    request_body = UpdateBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The val as changed", body = ValResponse),
+        (status = 404, description = "No val with that id that you may change", body = ErrorResponse),
+        (status = 409, description = "Too many schedules for this owner", body = ErrorResponse),
+    )
+)]
 async fn update(
     State(app): State<App>,
     Authed(who): Authed,
@@ -231,6 +320,20 @@ fn schedule_refused(why: cron::Refused) -> ApiError {
     ApiError::bad_request(code, why.to_string())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/vals/{id}",
+    operation_id = "deleteVal",
+    tag = "vals",
+    summary = "Delete a val",
+    description = "Needs `val:write` (owner).",
+    params(("id" = String, Path, description = "The val's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No val with that id that you may change", body = ErrorResponse),
+    )
+)]
 async fn remove(
     State(app): State<App>,
     Authed(who): Authed,
@@ -289,11 +392,25 @@ async fn visible_versions(
 }
 
 /// The body of `GET /v2/vals/{id}/versions`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = VersionList)]
 struct VersionListResponse {
     data: Vec<VersionView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}/versions",
+    operation_id = "listVersions",
+    tag = "vals",
+    summary = "A val's versions, oldest first",
+    params(("id" = String, Path, description = "The val's id")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The versions", body = VersionListResponse),
+        (status = 404, description = "No val with that id that you can see", body = ErrorResponse),
+    )
+)]
 async fn list_versions(
     State(app): State<App>,
     Caller(who): Caller,
@@ -306,6 +423,24 @@ async fn list_versions(
 
 /// Download a version's component. Public and unlisted vals' code is
 /// downloadable; a private val's only by its owner (404 to everyone else).
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}/versions/{version}/component",
+    operation_id = "downloadComponent",
+    tag = "vals",
+    summary = "Download a version's component",
+    description = "A private val's only for its owner with `val:read`.",
+    params(
+        ("id" = String, Path, description = "The val's id"),
+        ("version" = i64, Path, description = "The version, from 0"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The `.wasm` bytes", content_type = "application/wasm", body = crate::api::openapi::Binary),
+        (status = 404, description = "No such val or version that you can see", body = ErrorResponse),
+        (status = 503, description = "The object store does not answer; retry shortly", body = ErrorResponse),
+    )
+)]
 async fn download(
     State(app): State<App>,
     Caller(who): Caller,
@@ -330,6 +465,34 @@ async fn download(
 
 /// Upload a component as the val's next version. It is validated,
 /// linked, compiled and stored before the 201.
+#[utoipa::path(
+    post,
+    path = "/v2/vals/{id}/versions",
+    operation_id = "deployVersion",
+    tag = "vals",
+    summary = "Deploy a component as the val's next version",
+    description = "The body is the `.wasm` bytes. It is validated, linked and compiled before the 201. Needs `val:write` and every scope the val's calls get (and, to grant, the declared ones).",
+    params(
+        ("id" = String, Path, description = "The val's id"),
+        ("dep" = Option<Vec<String>>, Query, description = "A library its imports resolve to: `user/val`, `user/val@N` or `user/val@latest`; repeat for more"),
+        ("grant" = Option<Vec<String>>, Query, description = "Scopes for a library: `user/val=scope,scope`; repeat for more"),
+        ("grantDeclared" = Option<bool>, Query, description = "`true` grants the scopes and hosts the component declares"),
+    ),
+    request_body(
+        description = "The component: the bytes of a `.wasm` file, whatever the `Content-Type`",
+        content(
+            (crate::api::openapi::Binary = "application/wasm"),
+            (crate::api::openapi::Binary = "application/octet-stream"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The version deployed, and where it serves", body = crate::services::deploy::DeployResponse),
+        (status = 404, description = "No val with that id that you may change", body = ErrorResponse),
+        (status = 413, description = "The component is larger than the server's limit", body = ErrorResponse),
+        (status = 507, description = "The owner's storage quota is full", body = ErrorResponse),
+    )
+)]
 async fn deploy(
     State(app): State<App>,
     Authed(who): Authed,

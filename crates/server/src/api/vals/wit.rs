@@ -11,6 +11,23 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use valbox_runtime::component_wit;
 
+#[utoipa::path(
+    get,
+    path = "/v2/vals/{id}/versions/{version}/wit",
+    operation_id = "getVersionWit",
+    tag = "vals",
+    summary = "A version's WIT: its world, exports and imports, with the packages it uses",
+    params(
+        ("id" = String, Path, description = "The val's id"),
+        ("version" = i64, Path, description = "The version, from 0"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The WIT text", content_type = "text/plain", body = String),
+        (status = 404, description = "No such val or version that you can see", body = crate::error::ErrorResponse),
+        (status = 503, description = "The object store does not answer; retry shortly", body = crate::error::ErrorResponse),
+    )
+)]
 pub(super) async fn show(
     State(app): State<App>,
     Caller(who): Caller,
