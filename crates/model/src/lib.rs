@@ -5,6 +5,7 @@ mod limits;
 mod principal;
 pub mod schedule;
 mod scope;
+pub mod sections;
 mod time;
 mod usage;
 mod val;
