@@ -13,7 +13,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use percent_encoding::percent_decode;
 
-use super::{API_TOKEN_PREFIX, BODY_LEN, CALL_TOKEN_PREFIX, CHECKSUM_LEN, well_formed};
+use crate::format::{API_TOKEN_PREFIX, BODY_LEN, CALL_TOKEN_PREFIX, CHECKSUM_LEN, well_formed};
 
 /// The length of a token of either kind (both prefixes are four bytes).
 const TOKEN_LEN: usize = API_TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN;

@@ -12,13 +12,13 @@
 pub mod conformance;
 mod files;
 mod key;
+#[cfg(feature = "s3")]
 mod s3;
 
 pub use files::Files;
 pub use key::ObjectKey;
+#[cfg(feature = "s3")]
 pub use s3::S3;
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -89,8 +89,9 @@ pub trait Staged: Send {
 
 /// The object store `url` names: `s3://BUCKET[/PREFIX]?endpoint=…&region=…`
 /// (credentials from the standard AWS environment variables).
-pub fn open(url: &str) -> anyhow::Result<Arc<dyn Objects>> {
-    Ok(Arc::new(S3::open(url)?))
+#[cfg(feature = "s3")]
+pub fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Objects>> {
+    Ok(std::sync::Arc::new(S3::open(url)?))
 }
 
 /// The version of `bytes` as a file store gives it: a content hash, as

@@ -12,6 +12,7 @@ async fn files_pass_the_conformance_checks() {
     assert!(files.describe().contains("files in"));
 }
 
+#[cfg(feature = "s3")]
 #[test]
 fn another_program_is_given_the_same_bucket_endpoint_and_region() {
     let url = "s3://bkt/team/a?endpoint=http://127.0.0.1:9000&region=eu-west-1";
