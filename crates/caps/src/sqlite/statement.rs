@@ -5,7 +5,8 @@
 use std::sync::atomic::Ordering;
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, ErrorCode, ToSql};
+use rusqlite::{Connection, ErrorCode};
+use valbox_sql::BindError;
 
 use super::policy::Verdicts;
 use super::store::{Access, Args, ResultSet, SqlError, Statement};
@@ -142,45 +143,17 @@ fn owned(v: ValueRef<'_>) -> Value {
     }
 }
 
-/// Bind `args` to the statement's parameters, by position or by name.
+/// Bind `args` to the statement's parameters; what SQLite refuses is
+/// classified as its other failures are.
 fn bind(
     stmt: &mut rusqlite::Statement<'_>,
     guard: &mut Guard,
     args: &Args,
 ) -> Result<(), SqlError> {
-    match args {
-        Args::Positional(values) => {
-            if values.len() != stmt.parameter_count() {
-                return Err(SqlError::Invalid(format!(
-                    "the statement has {} parameters but {} arguments were given",
-                    stmt.parameter_count(),
-                    values.len()
-                )));
-            }
-            for (i, v) in values.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, v)
-                    .map_err(|e| guard.classify(e))?;
-            }
-        }
-        Args::Named(pairs) => {
-            for (name, v) in pairs {
-                let key = if name.starts_with([':', '@', '$']) {
-                    name.clone()
-                } else {
-                    format!(":{name}")
-                };
-                let index = stmt
-                    .parameter_index(&key)
-                    .map_err(|e| guard.classify(e))?
-                    .ok_or_else(|| {
-                        SqlError::Invalid(format!("the statement has no parameter `{key}`"))
-                    })?;
-                stmt.raw_bind_parameter(index, v as &dyn ToSql)
-                    .map_err(|e| guard.classify(e))?;
-            }
-        }
-    }
-    Ok(())
+    args.bind(stmt).map_err(|e| match e {
+        BindError::Sqlite(e) => guard.classify(e),
+        e => SqlError::Invalid(e.to_string()),
+    })
 }
 
 pub(super) fn run(

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use valbox_model::{Denied, Scope};
+pub use valbox_sql::{Args, Statement};
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -59,16 +60,6 @@ pub async fn on_sql_thread<R: Send + 'static>(
         .spawn_blocking(work)
         .await
         .map_err(|e| SqlError::Internal(format!("a SQL thread failed: {e}")))?
-}
-
-pub enum Args {
-    Positional(Vec<Value>),
-    Named(Vec<(String, Value)>),
-}
-
-pub struct Statement {
-    pub sql: String,
-    pub args: Args,
 }
 
 #[derive(Debug, Default)]

@@ -71,24 +71,6 @@ enum ArgSchema {
     Null,
 }
 
-fn to_sql(v: &Value) -> ApiResult<SqlValue> {
-    Ok(match v {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(*b as i64),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => SqlValue::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => SqlValue::Text(s.clone()),
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_args",
-                "arguments must be null, booleans, numbers or strings",
-            ));
-        }
-    })
-}
-
 fn from_sql(v: SqlValue) -> Value {
     match v {
         SqlValue::Null => Value::Null,
@@ -104,23 +86,8 @@ fn statement(s: StatementJson) -> ApiResult<Statement> {
         StatementJson::Sql(sql) => (sql, None),
         StatementJson::WithArgs { sql, args } => (sql, args),
     };
-    let args = match args {
-        None | Some(Value::Null) => Args::Positional(Vec::new()),
-        Some(Value::Array(values)) => {
-            Args::Positional(values.iter().map(to_sql).collect::<ApiResult<_>>()?)
-        }
-        Some(Value::Object(map)) => Args::Named(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), to_sql(v)?)))
-                .collect::<ApiResult<_>>()?,
-        ),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_args",
-                "`args` must be an array (positional) or an object (named)",
-            ));
-        }
-    };
+    let args =
+        Args::from_json(args).map_err(|e| ApiError::bad_request("invalid_args", e.to_string()))?;
     Ok(Statement { sql, args })
 }
 
