@@ -26,6 +26,7 @@ pub fn page(title: &str, signed: Option<&SignedIn>, body: Markup) -> Markup {
                             a href="/vals" { "Vals" }
                             a href="/tokens" { "API tokens" }
                             a href="/account" { "Account" }
+                            a href="/api" { "API" }
                         }
                         form.inline method="post" action="/logout" {
                             (csrf(signed))

@@ -8,6 +8,7 @@
 //! cross-site POST is refused before it is read.
 
 mod account;
+mod api_docs;
 mod layout;
 pub mod session;
 mod tokens;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<App> {
         .route("/vals/{name}/env/{key}/delete", post(vals::delete_env))
         .route("/requests/{id}/{decision}", post(vals::decide_request))
         .route("/account", get(account::page))
+        .route("/api", get(api_docs::page))
         .route(
             "/account/sessions/{id}/revoke",
             post(account::revoke_session),
