@@ -755,7 +755,13 @@ async fn a_val_cannot_reach_host_files_or_env() {
         report["list_root"].as_str().unwrap().starts_with("Err"),
         "{report}"
     );
-    assert_eq!(report["env_vars"], json!([]), "no host environment");
+    // The process environment is the val's own (its vars, none here, and
+    // its call's token, as `env:read` gives them), never the host's.
+    assert_eq!(
+        report["env_vars"],
+        json!(["valtown"]),
+        "no host environment"
+    );
 }
 
 #[tokio::test]

@@ -42,6 +42,12 @@ macro_rules! capabilities {
                 }
             }
 
+            /// No scopes, no token; its budget and revoked token's watch
+            /// are the last call's, which can no longer be used.
+            fn spent(&self) -> Self {
+                self.library("(idle)", &Scopes::default())
+            }
+
             fn http_hooks(&mut self) -> &mut dyn WasiHttpHooks {
                 self
             }

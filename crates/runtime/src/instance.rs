@@ -43,6 +43,17 @@ pub(crate) fn new_store<H: Host>(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limiter);
+    arm(&mut store, deadline, ticking);
+    store
+}
+
+/// Stop the store's guest at `deadline`, yielding its CPU slot in `seat`
+/// as the scheduler decides: for each call the store serves.
+pub(crate) fn arm<H: Host>(
+    store: &mut Store<CallState<H>>,
+    deadline: Instant,
+    ticking: Arc<std::sync::Mutex<crate::scheduler::Seat>>,
+) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
@@ -59,7 +70,6 @@ pub(crate) fn new_store<H: Host>(
             UpdateDeadline::Continue(1)
         })
     });
-    store
 }
 
 /// The store of the library in `slot` of `caller`'s component, for this

@@ -13,6 +13,7 @@ mod limits;
 mod linking;
 mod loaded;
 mod output;
+mod reuse;
 mod scheduler;
 mod sections;
 mod sources;
@@ -33,7 +34,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use bindings::cron::{CronVal, CronValPre};
 use bindings::email_val::{EmailVal, EmailValPre};
-use bindings::http::{HttpVal, HttpValPre};
+use bindings::http::HttpValPre;
 use bindings::script::{ScriptVal, ScriptValPre};
 pub use call::{CallError, HttpRequest, HttpResponse, Input, Outcome, Output};
 use engine::{engine_config, start_epoch_ticker};
@@ -43,6 +44,8 @@ use libraries::{LibrarySlot, LoadedLibrary};
 use limits::{CallLimiter, MemoryBudget};
 use loaded::LoadedCache;
 use output::Capture;
+pub use reuse::Reuse;
+use reuse::{Ready, Warm, WarmPool};
 use scheduler::{Scheduler, Seat};
 pub use sections::section_lines;
 pub use sources::{Fetched, Sources};
@@ -156,6 +159,8 @@ pub struct Runtime<H: Host> {
     scheduler: Arc<Scheduler>,
     /// Where uploads this node lacks are fetched from, if anywhere.
     sources: Option<Arc<dyn Sources>>,
+    /// Instances of vals that opted into reuse, waiting for a call.
+    warm: WarmPool<H>,
 }
 
 impl<H: Host> Runtime<H> {
@@ -186,7 +191,10 @@ impl<H: Host> Runtime<H> {
         let ticker = engine.clone();
         // Extra epochs are harmless: deadlines are checked against the clock.
         let scheduler = Scheduler::new(limits.running_guests, move || ticker.increment_epoch());
+        // Each waiting instance holds a pool slot: at most a quarter wait.
+        let warm = WarmPool::new(limits.concurrent_instances / 4);
         Ok(Arc::new(Self {
+            warm,
             engine,
             linker,
             loaded: Mutex::new(LoadedCache::new(limits.loaded_bytes, limits.loaded_idle)),
@@ -250,11 +258,23 @@ impl<H: Host> Runtime<H> {
     /// system; returns how many. Blocking: call it periodically, off the
     /// async runtime.
     pub fn unload_idle(&self) -> usize {
+        self.warm.retire_idle();
         let dropped = self.loaded_cache().drop_idle(Instant::now());
         if dropped > 0 {
             loaded::release_freed_memory();
         }
         dropped
+    }
+
+    /// Retire the waiting instances whose reuse key starts with `prefix`
+    /// (a val whose env changed); returns how many.
+    pub fn retire_reused(&self, prefix: &str) -> usize {
+        self.warm.retire_matching(prefix)
+    }
+
+    /// Instances of reused vals waiting for a call.
+    pub fn reused_waiting(&self) -> usize {
+        self.warm.len()
     }
 
     /// Components held in memory, and the bytes of compiled code and data
@@ -309,7 +329,9 @@ impl<H: Host> Runtime<H> {
                 });
                 let libraries = libraries::slots(&plan.libraries, &loaded.libraries);
                 let mut store = new_store(&self.engine, shared, host, libraries);
-                let result = self.run(loaded, &mut store, input, &mut usage).await;
+                let result = self
+                    .run(loaded, &mut store, &mut None, input, &mut usage)
+                    .await;
                 (result, Some(store.into_data().host))
             }
             Err(e) => (Err(e), None),
@@ -326,10 +348,115 @@ impl<H: Host> Runtime<H> {
         }
     }
 
+    /// [`Runtime::invoke`] for a val that opted into reuse: an HTTP call
+    /// of a val without libraries is served by a waiting instance of the
+    /// same `reuse.key` if there is one, and its instance kept afterwards
+    /// if the call ended well and the instance is within its bounds. Its
+    /// host state (grant, token) is this call's alone: put in before the
+    /// call, taken out after it.
+    pub async fn invoke_reusing(
+        self: &Arc<Self>,
+        plan: &LinkPlan<H::View>,
+        input: Input,
+        start: impl FnOnce() -> (H, Instant),
+        reuse: &Reuse,
+    ) -> Outcome<H> {
+        if !plan.libraries.is_empty() || !matches!(input, Input::Http(_)) {
+            return self.invoke(plan, input, start).await;
+        }
+        let started = Instant::now();
+        let mut usage = Usage::default();
+        let loaded = match self.load(plan).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                return Outcome {
+                    result: Err(e),
+                    fuel_used: 0,
+                    duration: started.elapsed(),
+                    cpu_time: Duration::ZERO,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    failed_in: None,
+                    host: None,
+                };
+            }
+        };
+        let (host, deadline) = start();
+        let seat = self.scheduler.seat();
+        let mut warm = match self.warm.take(&reuse.key) {
+            Some(mut warm) => {
+                let state = warm.store.data_mut();
+                state.host = host;
+                state.shared = Arc::new(CallShared {
+                    limits: self.limits.clone(),
+                    stdout: warm.stdout.clone(),
+                    stderr: warm.stderr.clone(),
+                    deadline,
+                    seat: seat.clone(),
+                    memory: state.shared.memory.clone(),
+                });
+                instance::arm(&mut warm.store, deadline, seat);
+                warm
+            }
+            None => {
+                let (stdout, stderr) = Capture::pair(self.limits.log_bytes);
+                let shared = Arc::new(CallShared {
+                    limits: self.limits.clone(),
+                    stdout: stdout.clone(),
+                    stderr: stderr.clone(),
+                    deadline,
+                    seat,
+                    memory: Arc::default(),
+                });
+                Warm {
+                    store: new_store(&self.engine, shared, host, Vec::new()),
+                    ready: None,
+                    stdout,
+                    stderr,
+                    served: 0,
+                    since: started,
+                    idle: reuse.idle,
+                }
+            }
+        };
+        let result = self
+            .run(loaded, &mut warm.store, &mut warm.ready, input, &mut usage)
+            .await;
+        let (stdout, stderr) = Capture::take_pair(&warm.stdout, &warm.stderr);
+        let spent = warm.store.data().host.spent();
+        let host = std::mem::replace(&mut warm.store.data_mut().host, spent);
+        warm.served += 1;
+        let memory = &warm.store.data().shared.memory;
+        // A trap or a limit may have left it anywhere: only a call that
+        // ended well hands its instance on.
+        if result.is_ok()
+            && warm.ready.is_some()
+            && warm.served < reuse.max_requests
+            && memory.in_use() <= reuse.max_memory
+            && !memory.refused()
+        {
+            warm.since = Instant::now();
+            self.warm.put(&reuse.key, warm);
+        }
+        Outcome {
+            result,
+            fuel_used: usage.fuel_used,
+            duration: started.elapsed(),
+            cpu_time: usage.cpu_time,
+            stdout,
+            stderr,
+            failed_in: usage.failed_in,
+            host: Some(host),
+        }
+    }
+
+    /// Run one call in `store`: an HTTP val in the instance `ready` holds,
+    /// or one made now (and left there); any other kind in a new instance.
     async fn run(
         &self,
         loaded: Loaded<H>,
         store: &mut Store<CallState<H>>,
+        ready: &mut Option<Ready>,
         input: Input,
         usage: &mut Usage,
     ) -> Result<Output, CallError> {
@@ -344,7 +471,12 @@ impl<H: Host> Runtime<H> {
         let call = async {
             let result: wasmtime::Result<Output> = match (&loaded.handler, input) {
                 (Handler::Http(pre), Input::Http(request)) => {
-                    let val: HttpVal = pre.instantiate_async(&mut *store).await?;
+                    if ready.is_none() {
+                        *ready = Some(Ready::Http(pre.instantiate_async(&mut *store).await?));
+                    }
+                    let Some(Ready::Http(val)) = ready.as_ref() else {
+                        unreachable!("an HTTP val's instance is an http-val");
+                    };
                     let response = val
                         .valbox_platform_http_handler()
                         .call_handle(&mut *store, &request)
@@ -352,8 +484,14 @@ impl<H: Host> Runtime<H> {
                     Ok(Output::Http(response))
                 }
                 (Handler::WasiHttp(pre), Input::Http(request)) => {
+                    if ready.is_none() {
+                        *ready = Some(Ready::WasiHttp(pre.instantiate_async(&mut *store).await?));
+                    }
+                    let Some(Ready::WasiHttp(proxy)) = ready.as_ref() else {
+                        unreachable!("a wasi:http val's instance is a proxy");
+                    };
                     let limit = limits.response_body_bytes;
-                    let response = wasi_http::handle(pre, &mut *store, request, limit).await?;
+                    let response = wasi_http::handle(proxy, &mut *store, request, limit).await?;
                     Ok(Output::Http(response))
                 }
                 (Handler::Script(pre), Input::Script(args)) => {

@@ -23,6 +23,11 @@ impl MemoryBudget {
     pub fn refused(&self) -> bool {
         self.refused.load(Ordering::Relaxed)
     }
+
+    /// What the memories hold now, together.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
 }
 
 pub struct CallLimiter {

@@ -61,6 +61,22 @@ impl Capture {
         }
     }
 
+    /// The captured text, and the pair's budget and buffers emptied: what
+    /// one call of a reused instance wrote, the next starting afresh.
+    pub fn take_pair(out: &Self, err: &Self) -> (String, String) {
+        let texts = (out.text(), err.text());
+        for capture in [out, err] {
+            capture
+                .bytes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+        out.budget.kept.store(0, Ordering::Relaxed);
+        out.budget.dropped.store(0, Ordering::Relaxed);
+        texts
+    }
+
     /// The captured text (lossy UTF-8), with a marker when output was cut.
     pub fn text(&self) -> String {
         let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use wasmtime::component::Linker;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -48,7 +48,7 @@ pub(crate) fn link_environment<H: Host>(linker: &mut Linker<CallState<H>>) -> wa
 /// reading its response body (at most `limit` bytes) while it runs: the
 /// guest writes into a channel that holds one chunk.
 pub(crate) async fn handle<H: Host>(
-    pre: &ProxyPre<CallState<H>>,
+    proxy: &Proxy,
     store: &mut Store<CallState<H>>,
     request: HttpRequest,
     limit: usize,
@@ -60,7 +60,6 @@ pub(crate) async fn handle<H: Host>(
         let request = http.new_incoming_request(Scheme::Http, request)?;
         (request, http.new_response_outparam(sender)?)
     };
-    let proxy = pre.instantiate_async(&mut *store).await?;
     let call = proxy
         .wasi_http_incoming_handler()
         .call_handle(&mut *store, request, out);

@@ -149,6 +149,7 @@ async fn vals_edit_under_a_guard(store: &Store) {
         privacy: Some(Privacy::Private),
         description: Some("mine".into()),
         fetch_allowlist: Some(Some(vec!["example.com".into()])),
+        reuse: Some(50),
         ..ValChange::default()
     };
     let after = store
@@ -161,6 +162,7 @@ async fn vals_edit_under_a_guard(store: &Store) {
     assert_eq!(after.privacy, Privacy::Private);
     assert_eq!(after.scopes, v.scopes);
     assert_eq!(after.fetch_allowlist, Some(vec!["example.com".to_string()]));
+    assert_eq!((v.reuse, after.reuse), (0, 50));
     let any = ValChange {
         fetch_allowlist: Some(None),
         ..ValChange::default()

@@ -18,6 +18,9 @@ pub struct ValRow {
     pub created_at: i64,
     /// Hosts the val may fetch from; `None` means any public host.
     pub fetch_allowlist: Option<Vec<String>>,
+    /// How many calls one instance may serve (its owner opted in); 0 or 1:
+    /// a fresh instance for every call.
+    pub reuse: u32,
     /// The newest version, which serves; `None` before the first deploy.
     pub latest: Option<VersionRow>,
 }
@@ -61,6 +64,7 @@ pub struct ValChange {
     pub scopes: Option<Scopes>,
     /// `Some(None)` allows any public host again.
     pub fetch_allowlist: Option<Option<Vec<String>>>,
+    pub reuse: Option<u32>,
 }
 
 /// Why a write was not made.

@@ -13,6 +13,10 @@
 //! - `POST /sql` runs a batch of SQL statements (mode `write`) through the
 //!   sqlite import: the body is a JSON array of `[sql, [text args...]]`.
 //!   It answers 200 with `{"results": n}` or 400 with the host's error.
+//! - `/memo` answers `{"calls", "token", "previous", "scopes"}`: how many
+//!   calls this instance served, this call's token, the token the last
+//!   call on this instance had (kept in memory), and whether `env:read` is
+//!   granted now: for testing reused instances.
 //! - `/escape` tries to leave the sandbox (read a host file, list `/`, read
 //!   host env vars) and answers what each attempt got.
 //! - `/headers?name=value&...` answers 200 with each pair as a response
@@ -71,6 +75,9 @@ fn inspect(req: Request) -> Response {
     if req.path == "/sql" {
         return run_sql(&req.body);
     }
+    if req.path == "/memo" {
+        return memo();
+    }
     if req.path == "/escape" {
         let report = serde_json::json!({
             "read_file": format!("{:?}", std::fs::read_to_string("/etc/passwd").map(|t| t.len())),
@@ -126,6 +133,23 @@ fn run_sql(body: &[u8]) -> Response {
         Ok(results) => Response::json(&serde_json::json!({ "results": results.len() })),
         Err(e) => Response::text(e.to_string()).with_status(400),
     }
+}
+
+/// Calls this instance served, and the token it was given the last time
+/// (an instance reused across calls keeps both in its memory).
+static MEMO: std::sync::Mutex<(u32, String)> = std::sync::Mutex::new((0, String::new()));
+
+fn memo() -> Response {
+    let token = valbox_sdk::env::get("valtown").ok().flatten().unwrap_or_default();
+    let mut memo = MEMO.lock().unwrap_or_else(|p| p.into_inner());
+    memo.0 += 1;
+    let previous = std::mem::replace(&mut memo.1, token.clone());
+    Response::json(&serde_json::json!({
+        "calls": memo.0,
+        "token": token,
+        "previous": previous,
+        "scopes": valbox_sdk::env::get("X").is_ok(),
+    }))
 }
 
 fn read_env(name: &str) -> String {

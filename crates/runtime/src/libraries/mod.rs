@@ -35,6 +35,10 @@ pub trait Host: Send + Sized + 'static {
     /// The host state that the library `label` runs on in this call.
     fn library(&self, label: &str, view: &Self::View) -> Self;
 
+    /// A state that grants nothing, left in a reused instance between its
+    /// calls, so that it never holds an earlier call's grant.
+    fn spent(&self) -> Self;
+
     /// Where a `wasi:http` component's outgoing requests go.
     fn http_hooks(&mut self) -> &mut dyn wasmtime_wasi_http::WasiHttpHooks;
 

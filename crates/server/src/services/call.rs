@@ -14,9 +14,9 @@ use crate::services::libraries::plan_for;
 use crate::services::owner_slots::FullShare;
 use tokio::sync::OwnedSemaphorePermit;
 use valbox_caps::{CallHost, CallOf, Grant, RequestBudget, Within};
-use valbox_model::{Principal, Scopes, Trigger};
-use valbox_runtime::{CallError, Input, Output};
-use valbox_store::ValRow;
+use valbox_model::{Principal, Scopes, Trigger, ValKind};
+use valbox_runtime::{CallError, Input, Output, Reuse};
+use valbox_store::{ValRow, VersionRow};
 
 /// What a call answered, and the CPU time it used.
 pub struct Called {
@@ -162,11 +162,20 @@ pub async fn call_within(
         trigger = trigger.as_str(),
         call_id = %format_args!("{:016x}", call_id()),
     );
-    let outcome = app
-        .runtime
-        .invoke(&plan, input, start)
-        .instrument(span.clone())
-        .await;
+    let outcome = match reuse_of(app, val, latest) {
+        Some(reuse) => {
+            app.runtime
+                .invoke_reusing(&plan, input, start, &reuse)
+                .instrument(span.clone())
+                .await
+        }
+        None => {
+            app.runtime
+                .invoke(&plan, input, start)
+                .instrument(span.clone())
+                .await
+        }
+    };
     let (fuel_used, duration, cpu_time) = (outcome.fuel_used, outcome.duration, outcome.cpu_time);
     let (result, status, error) = settle(app, outcome.result, &outcome.failed_in, &outcome.host);
     span.in_scope(|| {
@@ -195,6 +204,36 @@ pub async fn call_within(
         output: result?,
         cpu_time,
     })
+}
+
+/// How long a reused instance waits for its next call. It also bounds how
+/// long an instance can serve env vars changed on another node.
+const REUSE_IDLE: Duration = Duration::from_secs(30);
+
+/// The reuse of `val`'s HTTP instances its owner opted into, if any: an
+/// instance serves only calls of the same val, version, scopes and fetch
+/// allowlist (a change of env vars retires the val's instances: see
+/// [`retire_reused`]).
+fn reuse_of(app: &App, val: &ValRow, version: &VersionRow) -> Option<Reuse> {
+    if val.reuse <= 1 || version.kind != ValKind::Http {
+        return None;
+    }
+    let allowlist = val.fetch_allowlist.as_ref().map(|hosts| hosts.join(" "));
+    Some(Reuse {
+        key: format!(
+            "{}/{}/{}/{}/{:?}",
+            val.id, version.version, version.sha256, val.scopes, allowlist
+        ),
+        max_requests: val.reuse,
+        idle: REUSE_IDLE,
+        max_memory: app.config.limits.memory_bytes / 2,
+    })
+}
+
+/// Retire the waiting instances of `val_id` on this node: what they read of
+/// its env vars may be out of date.
+pub fn retire_reused(app: &App, val_id: &str) {
+    app.runtime.retire_reused(&format!("{val_id}/"));
 }
 
 /// A turn among the owner's calls; for a nested call of another owner's

@@ -24,11 +24,15 @@ pub async fn set(
     description: Option<String>,
 ) -> ServiceResult<EnvVarMeta> {
     let val = find_changeable(&app.store, who, id, Scope::EnvWrite).await?;
-    Ok(app.caps.env.set(&val.id, key, value, description).await?)
+    let set = app.caps.env.set(&val.id, key, value, description).await?;
+    crate::services::call::retire_reused(app, &val.id);
+    Ok(set)
 }
 
 /// Delete var `key` of val `id`; false when it had no such var.
 pub async fn delete(app: &App, who: &Principal, id: &str, key: String) -> ServiceResult<bool> {
     let val = find_changeable(&app.store, who, id, Scope::EnvWrite).await?;
-    Ok(app.caps.env.delete(&val.id, key).await?)
+    let deleted = app.caps.env.delete(&val.id, key).await?;
+    crate::services::call::retire_reused(app, &val.id);
+    Ok(deleted)
 }

@@ -148,6 +148,8 @@ struct ValSettings {
     /// owner sees them.
     #[schema(required = false)]
     fetch_allowlist: Option<Vec<String>>,
+    /// Calls one instance may serve; 0: a fresh instance for every call.
+    reuse: u32,
 }
 
 impl ValResponse {
@@ -176,6 +178,7 @@ impl ValResponse {
         let settings = owner_reads(val, viewer).then(|| ValSettings {
             scopes: val.scopes.names(),
             fetch_allowlist: val.fetch_allowlist.clone(),
+            reuse: val.reuse,
         });
         Self {
             id: val.id.clone(),

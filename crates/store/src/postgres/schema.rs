@@ -236,6 +236,8 @@ CREATE TABLE inbound_mail (
 CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms);
 CREATE INDEX inbound_mail_val ON inbound_mail (val_id);
 "#,
+    // Calls one instance of the val may serve; 0: a fresh one each call.
+    "ALTER TABLE vals ADD COLUMN reuse INT NOT NULL DEFAULT 0;",
 ];
 
 /// The advisory lock migrations hold: any number, the same on every node.

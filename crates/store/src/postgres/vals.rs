@@ -68,6 +68,7 @@ fn val_from_row(r: &Row, latest: Option<VersionRow>) -> StoreResult<ValRow> {
         fetch_allowlist: r
             .try_get::<_, Option<String>>("fetch_allowlist")?
             .map(|s| s.split_whitespace().map(String::from).collect()),
+        reuse: u32::try_from(r.try_get::<_, i32>("reuse")?).unwrap_or(0),
         latest,
     })
 }
@@ -142,7 +143,8 @@ pub(super) async fn apply(c: &impl GenericClient, id: &str, change: ValChange) -
         "UPDATE vals SET privacy = COALESCE($2, privacy),
            description = COALESCE($3, description),
            scopes = COALESCE($4, scopes),
-           fetch_allowlist = CASE WHEN $5 THEN $6 ELSE fetch_allowlist END
+           fetch_allowlist = CASE WHEN $5 THEN $6 ELSE fetch_allowlist END,
+           reuse = COALESCE($7, reuse)
          WHERE id = $1",
         &[
             &id,
@@ -151,6 +153,7 @@ pub(super) async fn apply(c: &impl GenericClient, id: &str, change: ValChange) -
             &change.scopes.map(|s| s.to_string()),
             &allowlist.is_some(),
             &allowlist.and_then(|hosts| hosts.as_ref().map(|h| h.join(" "))),
+            &change.reuse.map(|n| n.min(i32::MAX as u32) as i32),
         ],
     )
     .await?;

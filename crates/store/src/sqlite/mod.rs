@@ -340,6 +340,8 @@ DROP INDEX inbound_mail_val;
 CREATE INDEX inbound_mail_due ON inbound_mail (next_attempt_ms, running_until, id);
 CREATE INDEX inbound_mail_val ON inbound_mail (val_id, size);
 "#,
+    // Calls one instance of the val may serve; 0: a fresh one each call.
+    "ALTER TABLE vals ADD COLUMN reuse INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A shared handle to the metadata database. Every query runs on the

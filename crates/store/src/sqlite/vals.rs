@@ -66,6 +66,7 @@ fn val_from_row(conn: &Connection, r: &Row) -> StoreResult<ValRow> {
         fetch_allowlist: r
             .get::<_, Option<String>>("fetch_allowlist")?
             .map(|s| s.split_whitespace().map(String::from).collect()),
+        reuse: r.get("reuse")?,
         latest,
     })
 }
@@ -100,7 +101,8 @@ pub(super) fn apply(conn: &Connection, id: &str, change: ValChange) -> StoreResu
         "UPDATE vals SET privacy = COALESCE(?2, privacy),
            description = COALESCE(?3, description),
            scopes = COALESCE(?4, scopes),
-           fetch_allowlist = CASE WHEN ?5 THEN ?6 ELSE fetch_allowlist END
+           fetch_allowlist = CASE WHEN ?5 THEN ?6 ELSE fetch_allowlist END,
+           reuse = COALESCE(?7, reuse)
          WHERE id = ?1",
         params![
             id,
@@ -108,7 +110,8 @@ pub(super) fn apply(conn: &Connection, id: &str, change: ValChange) -> StoreResu
             change.description,
             change.scopes.map(|s| s.to_string()),
             allowlist.is_some(),
-            allowlist.and_then(|hosts| hosts.as_ref().map(|h| h.join(" ")))
+            allowlist.and_then(|hosts| hosts.as_ref().map(|h| h.join(" "))),
+            change.reuse,
         ],
     )?;
     Ok(())

@@ -126,6 +126,8 @@ pub(super) struct DeployOptions {
     pub(super) grant_declared: bool,
     /// A cron val's schedule, set once it is deployed.
     pub(super) schedule: Option<String>,
+    /// Calls one instance may serve (0: a fresh one for each call).
+    pub(super) reuse: Option<u32>,
 }
 
 pub(super) async fn deploy(
@@ -229,6 +231,7 @@ async fn val_to_deploy(
         privacy,
         description,
         scopes,
+        reuse,
         ..
     } = options;
     let patch = |val: &Value, body: Value| {
@@ -236,8 +239,10 @@ async fn val_to_deploy(
         client.send(client.http.patch(url).json(&body))
     };
     if let Some(val) = client.find_val(name).await? {
-        if privacy.is_some() || description.is_some() || scopes.is_some() {
-            let body = json!({ "privacy": privacy, "description": description, "scopes": scopes });
+        if privacy.is_some() || description.is_some() || scopes.is_some() || reuse.is_some() {
+            let body = json!({
+                "privacy": privacy, "description": description, "scopes": scopes, "reuse": reuse,
+            });
             patch(&val, body).await?;
         }
         return Ok(val);
@@ -251,8 +256,8 @@ async fn val_to_deploy(
         .send(client.http.post(client.url("/v2/vals")).json(&body))
         .await?
         .context("creating the val failed")?;
-    if let Some(scopes) = scopes {
-        patch(&val, json!({ "scopes": scopes })).await?;
+    if scopes.is_some() || reuse.is_some() {
+        patch(&val, json!({ "scopes": scopes, "reuse": reuse })).await?;
     }
     Ok(val)
 }

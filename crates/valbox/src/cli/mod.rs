@@ -101,6 +101,11 @@ enum Command {
         /// `TZ=Europe/Paris 0 9 * * *`, or `off`.
         #[arg(long, value_name = "EXPR")]
         schedule: Option<String>,
+        /// Let one instance of this HTTP val serve up to N calls (its
+        /// memory survives between them; a trap or limit retires it);
+        /// 0 turns reuse off. Off unless asked for.
+        #[arg(long, value_name = "N")]
+        reuse: Option<u32>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -292,6 +297,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             grants,
             grant_declared,
             schedule,
+            reuse,
             client,
         } => {
             let options = DeployOptions {
@@ -302,6 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 grants,
                 grant_declared,
                 schedule,
+                reuse,
             };
             let wasm = match wasm {
                 Some(wasm) => wasm,

@@ -37,6 +37,9 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(wit::show))
 }
 
+/// The most calls one reused instance may serve.
+pub const MAX_REUSE: u32 = 10_000;
+
 /// Val names: a letter, then letters, digits, `_` or `-`; at most 64.
 pub fn validate_val_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
@@ -214,6 +217,9 @@ struct UpdateBody {
     schedule: Option<String>,
     /// `false` unpauses a cron val paused after failing.
     paused: Option<bool>,
+    /// Calls one instance of an HTTP val may serve before it is retired
+    /// (its state survives between them); 0 turns reuse off.
+    reuse: Option<u32>,
 }
 
 #[utoipa::path(
@@ -267,11 +273,20 @@ async fn update(
     let fetch_allowlist = body
         .fetch_allowlist
         .map(|hosts| (!hosts.iter().any(|h| h == "*")).then_some(hosts));
+    if let Some(n) = body.reuse
+        && n > MAX_REUSE
+    {
+        return Err(ApiError::bad_request(
+            "invalid_reuse",
+            format!("an instance may serve at most {MAX_REUSE} calls; 0 turns reuse off"),
+        ));
+    }
     let change = ValChange {
         privacy,
         description: body.description,
         scopes,
         fetch_allowlist,
+        reuse: body.reuse,
     };
     if body.paused == Some(true) {
         return Err(ApiError::bad_request(
