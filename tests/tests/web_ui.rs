@@ -540,3 +540,36 @@ async fn an_email_vals_page_shows_its_address_or_why_it_has_none() {
     b.goto(&format!("{}/vals/secret-inbox", s.base)).await;
     b.wait_for_text("A private val has no address").await;
 }
+
+#[tokio::test]
+async fn an_http_vals_page_turns_instance_reuse_on_and_off() {
+    let s = TestServer::start().await;
+    s.deploy("inspect", "inspect", "public").await;
+    let b = Browser::start().await;
+    b.sign_in(&s, "alice").await;
+    b.goto(&format!("{}/vals/inspect", s.base)).await;
+    b.wait_for_text("Off: every call gets a fresh instance.")
+        .await;
+    let calls = || async {
+        let memo: Value = s
+            .get("/x/alice/inspect/memo", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        memo["calls"].as_u64().unwrap()
+    };
+    assert_eq!((calls().await, calls().await), (1, 1));
+
+    b.fill("#reuse", "50").await;
+    b.click("#reuse-form button[type=submit]").await;
+    b.wait_for_text("one instance serves up to 50 calls").await;
+    b.screenshot("reuse").await;
+    assert_eq!((calls().await, calls().await), (1, 2));
+
+    b.fill("#reuse", "0").await;
+    b.click("#reuse-form button[type=submit]").await;
+    b.wait_for_text("Off: every call gets a fresh instance.")
+        .await;
+    assert_eq!((calls().await, calls().await), (1, 1));
+}

@@ -53,6 +53,7 @@ pub fn routes() -> Router<App> {
             post(vals::upload).layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
         .route("/vals/{name}/privacy", post(vals::set_privacy))
+        .route("/vals/{name}/reuse", post(vals::set_reuse))
         .route("/vals/{name}/schedule", post(vals::set_schedule))
         .route("/vals/{name}/env", post(vals::set_env))
         .route("/vals/{name}/env/{key}/delete", post(vals::delete_env))

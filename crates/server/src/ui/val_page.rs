@@ -77,6 +77,10 @@ pub async fn page(
             button type="submit" { "Save" }
         }
 
+        @if val.latest.as_ref().is_some_and(|v| v.kind == ValKind::Http) {
+            (reuse_section(&signed, &val))
+        }
+
         h2 id="permissions" { "Permissions" }
         p.muted { "The scopes of the token each call of this val gets. A call refused a scope \
                    it lacks gets a " code { "denied" } " error, and asks you for it below." }
@@ -133,6 +137,26 @@ async fn load(app: &App, val: &ValRow, owner: &str) -> UiResult<PageData> {
         libraries.push((name, l.version, l.grants));
     }
     Ok((versions, requests, calls, libraries))
+}
+
+/// Whether one instance serves several calls, and a form to change it.
+fn reuse_section(signed: &SignedIn, val: &ValRow) -> Markup {
+    html! {
+        h2 id="instance-reuse" { "Instance reuse" }
+        @if val.reuse > 1 {
+            p #reuse-state { "On: one instance serves up to " (val.reuse) " calls, and keeps its \
+                memory between them. Each call still gets its own token." }
+        } @else {
+            p.muted #reuse-state { "Off: every call gets a fresh instance." }
+        }
+        form method="post" action={ "/vals/" (val.name) "/reuse" } id="reuse-form" {
+            (csrf(signed))
+            label for="reuse" { "Calls per instance (0: off)" }
+            input type="number" id="reuse" name="reuse" min="0" max=(crate::api::vals::MAX_REUSE)
+                value=(val.reuse);
+            button type="submit" { "Save" }
+        }
+    }
 }
 
 /// A cron val's schedule, next and last run, and a form to change it (or

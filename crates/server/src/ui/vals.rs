@@ -130,6 +130,30 @@ pub async fn set_privacy(
     Ok(Redirect::to(&format!("/vals/{name}")))
 }
 
+/// Set how many calls one instance of the val may serve.
+pub async fn set_reuse(
+    State(app): State<App>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    form: FormFields,
+) -> UiResult<Redirect> {
+    form.check_csrf(&signed)?;
+    let val = own_val(&app, &signed, &name).await?;
+    let max = crate::api::vals::MAX_REUSE;
+    let reuse = form
+        .get("reuse")
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .filter(|n| *n <= max)
+        .ok_or_else(|| UiError::bad_request(format!("enter a number of calls from 0 to {max}")))?;
+    let change = ValChange {
+        reuse: Some(reuse),
+        ..ValChange::default()
+    };
+    app.store.vals.edit(&val.id, set(change)).await?;
+    app.forget_vals();
+    Ok(Redirect::to(&format!("/vals/{name}#instance-reuse")))
+}
+
 /// Set a cron val's schedule from its page, or unpause it.
 pub async fn set_schedule(
     State(app): State<App>,
