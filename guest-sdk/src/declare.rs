@@ -1,5 +1,6 @@
-//! Declaring what a val needs: the scopes it calls imports with, and the
-//! hosts it fetches from. Each macro writes a small custom section into
+//! Declaring what a val needs: the scopes it calls imports with, the
+//! hosts it fetches from, and whether its instances may be reused. Each
+//! macro writes a small custom section into
 //! the component (`valbox:scopes`, `valbox:fetch-hosts`: names, one per
 //! line); `valbox deploy` shows them against what the val is granted and
 //! `--grant-declared` grants them, like an app's install prompt.
@@ -21,6 +22,19 @@ macro_rules! scopes {
 macro_rules! fetch_hosts {
     ($($host:literal),+ $(,)?) => {
         $crate::__declare!("valbox:fetch-hosts", $($host),+);
+    };
+}
+
+/// Declare that one instance of this HTTP val may serve up to `n` calls,
+/// keeping its memory between them (`valbox_sdk::reuse!(100);`): faster,
+/// and the val's globals survive from one caller to the next. Granted
+/// like the scopes (`--grant-declared`), or set with `--reuse N`. Read the
+/// token and env vars with [`crate::env::get`] in each call, never from a
+/// global: each call has its own.
+#[macro_export]
+macro_rules! reuse {
+    ($n:literal) => {
+        $crate::__declare!("valbox:reuse", $n);
     };
 }
 

@@ -139,3 +139,59 @@ async fn reuse_is_bounded_and_only_for_owners() {
     assert_eq!(memo(&s).await["calls"], 1);
     assert_eq!(memo(&s).await["calls"], 1);
 }
+
+/// `wasm` with a custom section `name` holding `data` appended: what
+/// `valbox_sdk::reuse!` writes into a component.
+fn with_section(mut wasm: Vec<u8>, name: &str, data: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name.as_bytes());
+    payload.extend_from_slice(data.as_bytes());
+    wasm.push(0);
+    leb(payload.len(), &mut wasm);
+    wasm.extend_from_slice(&payload);
+    wasm
+}
+
+#[tokio::test]
+async fn a_declared_reuse_is_shown_at_deploy_and_taken_when_granted() {
+    let s = TestServer::start().await;
+    let wasm = with_section(support::val_bytes("inspect"), "valbox:reuse", "5\n");
+    let val = s.ensure_val(&s.alice, "inspect", "public").await;
+    let id = val["id"].as_str().unwrap();
+    let deploy = |query: &'static str, wasm: Vec<u8>| {
+        s.req(
+            Method::POST,
+            &format!("/v2/vals/{id}/versions{query}"),
+            Some(&s.alice),
+        )
+        .body(wasm)
+        .send()
+    };
+    let resp = deploy("", wasm.clone()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["declared"]["reuse"], 5, "{body}");
+    assert_eq!(memo(&s).await["calls"], 1);
+    assert_eq!(memo(&s).await["calls"], 1, "declared, not yet granted");
+
+    let resp = deploy("?grantDeclared=true", wasm).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(memo(&s).await["calls"], 1);
+    assert_eq!(memo(&s).await["calls"], 2);
+
+    let bad = with_section(support::val_bytes("inspect"), "valbox:reuse", "lots\n");
+    let resp = deploy("", bad).await.unwrap();
+    let msg = assert_error(resp, StatusCode::BAD_REQUEST, "invalid_declaration").await;
+    assert!(msg.contains("valbox:reuse"), "{msg}");
+}

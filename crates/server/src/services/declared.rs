@@ -11,12 +11,15 @@ use valbox_runtime::section_lines;
 
 pub const SCOPES_SECTION: &str = "valbox:scopes";
 pub const FETCH_HOSTS_SECTION: &str = "valbox:fetch-hosts";
+pub const REUSE_SECTION: &str = "valbox:reuse";
 
 /// A component's declarations.
 #[derive(Clone, Default)]
 pub struct Declared {
     pub scopes: Scopes,
     pub fetch_hosts: Vec<String>,
+    /// Calls one instance may serve, if the val opts into reuse.
+    pub reuse: Option<u32>,
 }
 
 impl Declared {
@@ -37,14 +40,32 @@ impl Declared {
         }
         fetch_hosts.sort();
         fetch_hosts.dedup();
+        let max = crate::api::vals::MAX_REUSE;
+        let reuse = match section_lines(bytes, REUSE_SECTION)
+            .map_err(invalid)?
+            .as_slice()
+        {
+            [] => None,
+            [n] => Some(n.parse().ok().filter(|n| *n <= max).ok_or_else(|| {
+                invalid(format!(
+                    "`{REUSE_SECTION}` must be a number of calls from 0 to {max}, not `{n}`"
+                ))
+            })?),
+            _ => {
+                return Err(invalid(format!(
+                    "`{REUSE_SECTION}` is declared more than once"
+                )));
+            }
+        };
         Ok(Self {
             scopes,
             fetch_hosts,
+            reuse,
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.scopes == Scopes::none() && self.fetch_hosts.is_empty()
+        self.scopes == Scopes::none() && self.fetch_hosts.is_empty() && self.reuse.is_none()
     }
 
     /// The scopes `held` needs to hold all of these (and `fetch` when it
@@ -74,6 +95,9 @@ impl Declared {
 pub struct DeclaredView {
     pub scopes: Vec<String>,
     pub fetch_hosts: Vec<String>,
+    /// Calls one instance may serve, if declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<u32>,
     /// Declared scopes the val's calls do not hold.
     pub not_granted: Vec<String>,
     /// Whether this deploy granted them.
@@ -87,6 +111,7 @@ impl DeclaredView {
         Self {
             scopes: names(declared.scopes),
             fetch_hosts: declared.fetch_hosts.clone(),
+            reuse: declared.reuse,
             not_granted: names(missing),
             granted_now,
         }

@@ -200,14 +200,15 @@ fn may_grant(who: &Principal, declared: &Declared) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Add the declared scopes to the val's, and its declared hosts to its
-/// fetch allowlist.
+/// Add the declared scopes to the val's, its declared hosts to its fetch
+/// allowlist, and take its declared reuse.
 fn grant_declared(val: &ValRow, declared: &Declared) -> ValChange {
     let scopes = val.scopes.iter().chain(declared.wanted().iter()).collect();
     let hosts = !declared.fetch_hosts.is_empty();
     ValChange {
         scopes: Some(scopes),
         fetch_allowlist: hosts.then(|| Some(declared.allowlist(val.fetch_allowlist.as_deref()))),
+        reuse: declared.reuse,
         ..ValChange::default()
     }
 }
