@@ -137,6 +137,41 @@ async fn the_document_is_openapi_3_1_with_the_error_shape_for_every_client_error
     );
 }
 
+/// What Schemathesis found the server taking, or refusing, against the
+/// document (docs/notes/schemathesis.md), each as a class.
+#[tokio::test]
+async fn requests_are_taken_or_refused_as_the_document_says() {
+    let s = TestServer::start().await;
+    let post =
+        |path: &str, body: Value| s.req(Method::POST, path, Some(&s.alice)).json(&body).send();
+    // A struct body sent as an array of its fields is no JSON object.
+    let resp = post("/v2/vals", json!(["listed", "public"])).await.unwrap();
+    support::assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY, "invalid_json").await;
+    // Every query parameter is checked, whichever of them wins.
+    let resp = s.get("/v2/vals?cursor=8&offset=-720", Some(&s.alice)).await;
+    support::assert_error(resp, StatusCode::BAD_REQUEST, "invalid_query").await;
+    // Each item of a list of scopes is a scope.
+    let resp = post("/v1/tokens", json!({"name": "t", "scopes": [""]}))
+        .await
+        .unwrap();
+    support::assert_error(resp, StatusCode::BAD_REQUEST, "invalid_scope").await;
+    // 30.0 is an integer to JSON Schema (in every integer field of a
+    // body); a name's limit is in characters.
+    let body = json!({"name": "é".repeat(100), "scopes": "val:read", "expiresInDays": 30.0});
+    assert_eq!(
+        post("/v1/tokens", body).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let val = s.ensure_val(&s.alice, "floats", "private").await;
+    let change = json!({"reuse": 1.0});
+    let resp = s.patch_val(val["id"].as_str().unwrap(), &change).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The document's bound is the server's.
+    let doc = document(&s).await;
+    let reuse = &doc["components"]["schemas"]["ValChange"]["properties"]["reuse"];
+    assert_eq!(reuse["maximum"], valbox_server::api::vals::MAX_REUSE);
+}
+
 /// A value for a path parameter that names nothing.
 fn placeholder(path: &str) -> String {
     let mut out = String::new();

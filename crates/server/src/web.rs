@@ -56,17 +56,33 @@ where
     }
 }
 
-/// `Json<T>` whose rejections are JSON errors that say what was wrong.
+/// A JSON object body, as `Json<T>` reads it, but whose rejections are
+/// JSON errors that say what was wrong. Only an object: serde would take
+/// a struct from an array of its fields too (`["name", "public"]`), a
+/// shape no route documents.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(JsonBody(v)),
-            Err(e) => Err(json_rejection(e)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(e) => return Err(json_rejection(e)),
+        };
+        let shape_error = |message: String| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_json",
+                format!("{message}; send a JSON object with `Content-Type: application/json`"),
+            )
+        };
+        if !value.is_object() {
+            return Err(shape_error("the body must be a JSON object".into()));
         }
+        T::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| shape_error(format!("the JSON body does not have the right shape: {e}")))
     }
 }
 
@@ -87,6 +103,31 @@ fn json_rejection(e: JsonRejection) -> ApiError {
             e.body_text()
         ),
     )
+}
+
+/// An optional integer field of a JSON body, as JSON Schema (and so the
+/// OpenAPI document) counts integers: `30` or `30.0`, which some clients
+/// send for every number. serde alone refuses `30.0` for an integer type.
+/// Use it on every integer field of a request body:
+/// `#[serde(default, deserialize_with = "crate::web::whole_number")]`.
+pub fn whole_number<'de, D, N>(d: D) -> Result<Option<N>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    N: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // Exactly representable, so the cast loses nothing.
+        (f.fract() == 0.0 && f.abs() < 2f64.powi(53)).then_some(f as i64)
+    });
+    let fits = whole.and_then(|i| N::try_from(i).ok());
+    fits.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("expected a whole number in range, not {n}"))
+    })
 }
 
 /// The session cookie's name over plain HTTP...

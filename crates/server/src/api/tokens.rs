@@ -65,11 +65,21 @@ impl ToSchema for ScopeList {
 
 impl ScopeList {
     pub fn parse(&self) -> ApiResult<Scopes> {
-        let text = match self {
-            ScopeList::List(v) => v.join(" "),
-            ScopeList::Text(t) => t.clone(),
-        };
-        Scopes::parse(&text).map_err(|m| ApiError::bad_request("invalid_scope", m))
+        let refused = |m| ApiError::bad_request("invalid_scope", m);
+        match self {
+            // Each item one name: `""` or `"a b"` is not a scope.
+            ScopeList::List(names) => names
+                .iter()
+                .map(|name| match Scope::parse(name) {
+                    Some(scope) => Ok(scope),
+                    None => Err(refused(format!(
+                        "unknown scope `{name}`; known scopes: {}",
+                        ALL_SCOPES.join(" ")
+                    ))),
+                })
+                .collect(),
+            ScopeList::Text(text) => Scopes::parse(text).map_err(refused),
+        }
     }
 }
 
@@ -86,24 +96,8 @@ struct CreateBody {
     expires_at: Option<String>,
     /// 1 to 3650.
     #[schema(minimum = 1, maximum = 3650)]
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "crate::web::whole_number")]
     expires_in_days: Option<i64>,
-}
-
-/// An integer as JSON Schema counts one: `30` or `30.0` (some clients
-/// write every number as a float).
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let whole = n.as_i64().or_else(|| {
-        let f = n.as_f64()?;
-        // Exactly representable, so the cast loses nothing.
-        (f.fract() == 0.0 && f.abs() < 2f64.powi(53)).then_some(f as i64)
-    });
-    whole
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, not {n}")))
 }
 
 /// A personal API token as the API shows it: never its secret.

@@ -39,8 +39,10 @@ impl Page {
             })?),
             None => None,
         };
+        // Each parameter checked on its own, whichever of them wins.
+        let negative = [cursor, self.offset].iter().flatten().any(|o| *o < 0);
         let offset = cursor.or(self.offset).unwrap_or(0);
-        if !(1..=100).contains(&limit) || offset < 0 {
+        if !(1..=100).contains(&limit) || negative {
             return Err(ApiError::bad_request(
                 "invalid_query",
                 "`limit` must be between 1 and 100 and `offset` at least 0",

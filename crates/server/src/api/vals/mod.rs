@@ -219,6 +219,8 @@ struct UpdateBody {
     paused: Option<bool>,
     /// Calls one instance of an HTTP val may serve before it is retired
     /// (its state survives between them); 0 turns reuse off.
+    #[serde(default, deserialize_with = "crate::web::whole_number")]
+    #[schema(maximum = 10000)]
     reuse: Option<u32>,
 }
 
