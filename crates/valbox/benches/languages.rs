@@ -3,7 +3,8 @@
 //! vals compile their language engine; the next ones find its functions
 //! in the compile cache; an unchanged build deployed again is not compiled
 //! at all), then the p50 and p99 of sequential HTTP requests
-//! to each, taken in alternating rounds, and the ratio to Rust's.
+//! to each, taken in alternating rounds, and the ratio to Rust's; each
+//! language also with instance reuse on (`-r`), against Rust's reused.
 //! Run with `scripts/bench`.
 
 mod common;
@@ -29,12 +30,26 @@ async fn run() {
         ("py-notes", "py-notes"),
         // The same bytes as js-hello again: an unchanged build redeployed.
         ("js-again", "js-hello"),
+        // The same builds with reuse on.
+        ("hello-r", "hello"),
+        ("js-r", "js-hello"),
+        ("py-r", "py-hello"),
     ];
     for (name, example) in deploys {
         let wasm = common::val_wasm(example);
         let size = wasm.len();
         let began = Instant::now();
-        common::deploy(base, token, name, wasm).await;
+        let id = common::deploy(base, token, name, wasm).await;
+        if name.ends_with("-r") {
+            let patched = reqwest::Client::new()
+                .patch(format!("{base}/v2/vals/{id}"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({ "reuse": 10_000 }))
+                .send()
+                .await
+                .unwrap();
+            assert!(patched.status().is_success());
+        }
         println!(
             "deploy {name:<9} {:>5.1} MB: {:>6.2} s",
             size as f64 / 1e6,
@@ -42,7 +57,7 @@ async fn run() {
         );
     }
     let http = reqwest::Client::new();
-    let vals = ["hello", "js-hello", "py-hello"];
+    let vals = ["hello", "js-hello", "py-hello", "hello-r", "js-r", "py-r"];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); vals.len()];
     for _ in 0..ROUNDS {
         for (i, val) in vals.iter().enumerate() {
@@ -60,11 +75,13 @@ async fn run() {
         s[(s.len() - 1) * q / 100].as_secs_f64() * 1e3
     };
     let rust_p50 = p(&mut samples[0], 50);
+    let rust_reused_p50 = p(&mut samples[3], 50);
     for (val, s) in vals.iter().zip(&mut samples) {
         let (p50, p99) = (p(s, 50), p(s, 99));
         println!(
-            "{val:<9} p50 {p50:>6.3} ms, p99 {p99:>6.3} ms: {:.2}x Rust's p50",
-            p50 / rust_p50
+            "{val:<9} p50 {p50:>6.3} ms, p99 {p99:>6.3} ms: {:.2}x Rust's p50, {:.2}x reused Rust's",
+            p50 / rust_p50,
+            p50 / rust_reused_p50
         );
     }
     server.server.shutdown().await.unwrap();
