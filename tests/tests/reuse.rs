@@ -108,11 +108,12 @@ async fn concurrent_calls_of_a_reused_val_each_get_an_instance() {
     let s = TestServer::start().await;
     let version = s.deploy("inspect", "inspect", "public").await;
     set_reuse(&s, version["valId"].as_str().unwrap(), 1000).await;
-    let calls: Vec<Value> = futures_util::future::join_all((0..16).map(|_| memo(&s))).await;
+    // Within the share of the owner's call slots other callers get.
+    let calls: Vec<Value> = futures_util::future::join_all((0..8).map(|_| memo(&s))).await;
     let mut tokens: Vec<&str> = calls.iter().map(|m| m["token"].as_str().unwrap()).collect();
     tokens.sort();
     tokens.dedup();
-    assert_eq!(tokens.len(), 16, "each call its own token");
+    assert_eq!(tokens.len(), 8, "each call its own token");
     // Then they serve on: some instance has served more than one call.
     let mut most = 0;
     for _ in 0..20 {
