@@ -6,6 +6,8 @@
 //!   capture output.
 //! - `call service`: the whole of `services::call::call`, which adds the
 //!   owner's concurrency slot and the call's log record.
+//! - each again with instance reuse on: the instance is kept, the rest of
+//!   the call is the same.
 //!
 //! Prints p50, p99 and mean of each. Run with `scripts/bench`.
 
@@ -13,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use valbox_runtime::{HttpRequest, Input, LinkPlan, Output};
+use valbox_runtime::{HttpRequest, Input, LinkPlan, Output, Reuse};
 use valbox_server::app::App;
 use valbox_server::config::Config;
 use valbox_server::services::call::{begin, call};
@@ -37,13 +39,20 @@ fn request() -> Input {
 }
 
 /// What `services::call` does around the runtime, minus slot and log.
-async fn runtime_call(app: &App, val: &ValRow) -> Result<Output, String> {
+async fn runtime_call(app: &App, val: &ValRow, reuse: Option<&Reuse>) -> Result<Output, String> {
     let scopes = val.scopes;
     let start = || begin(app, val, scopes, None);
     let sha256 = &val.latest.as_ref().unwrap().sha256;
     // As the call service makes it for a val without libraries.
     let plan = LinkPlan::new(sha256.clone(), Vec::new());
-    let outcome = app.runtime.invoke(&plan, request(), start).await;
+    let outcome = match reuse {
+        Some(reuse) => {
+            app.runtime
+                .invoke_reusing(&plan, request(), start, reuse)
+                .await
+        }
+        None => app.runtime.invoke(&plan, request(), start).await,
+    };
     outcome.result.map_err(|e| format!("{e:?}"))
 }
 
@@ -60,31 +69,41 @@ async fn run() {
     let (app, _writer) = App::open(config).await.unwrap();
     let val = common::deploy_in_process(&app, "hello", common::hello_wasm()).await;
 
-    // Alternate the two in rounds, so both see the same machine.
-    let mut runtime_samples = Vec::with_capacity(SAMPLES);
-    let mut service_samples = Vec::with_capacity(SAMPLES);
+    let reuse = Reuse {
+        key: "bench".into(),
+        max_requests: u32::MAX,
+        idle: Duration::from_secs(600),
+        max_memory: usize::MAX,
+    };
+    let reused_val = ValRow {
+        reuse: 10_000,
+        ..val.clone()
+    };
+    // Alternate the four in rounds, so all see the same machine.
+    let mut samples: [Vec<Duration>; 4] = Default::default();
     for round in 0..(WARMUP + SAMPLES) / 1000 {
-        for _ in 0..1000 {
-            let started = Instant::now();
-            let out = runtime_call(&app, &val).await;
-            let elapsed = started.elapsed();
-            check(out);
-            if round >= WARMUP / 1000 {
-                runtime_samples.push(elapsed);
-            }
-        }
-        for _ in 0..1000 {
-            let started = Instant::now();
-            let out = service_call(&app, &val).await;
-            let elapsed = started.elapsed();
-            check(out);
-            if round >= WARMUP / 1000 {
-                service_samples.push(elapsed);
+        for (which, kept) in samples.iter_mut().enumerate() {
+            for _ in 0..1000 {
+                let started = Instant::now();
+                let out = match which {
+                    0 => runtime_call(&app, &val, None).await,
+                    1 => runtime_call(&app, &val, Some(&reuse)).await,
+                    2 => service_call(&app, &val).await,
+                    _ => service_call(&app, &reused_val).await,
+                };
+                let elapsed = started.elapsed();
+                check(out);
+                if round >= WARMUP / 1000 {
+                    kept.push(elapsed);
+                }
             }
         }
     }
-    report("runtime", runtime_samples);
-    report("call service", service_samples);
+    let [runtime, runtime_reused, service, service_reused] = samples;
+    report("runtime", runtime);
+    report("runtime, reused", runtime_reused);
+    report("call service", service);
+    report("call service, reused", service_reused);
 }
 
 fn check(out: Result<Output, String>) {
