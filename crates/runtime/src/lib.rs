@@ -102,6 +102,27 @@ struct CallShared {
     memory: Arc<MemoryBudget>,
 }
 
+impl CallShared {
+    /// What the stores of a call until `deadline` share: its output goes
+    /// to `stdout` and `stderr`, its memories count in `memory`.
+    fn new(
+        limits: &Arc<Limits>,
+        (stdout, stderr): (&Capture, &Capture),
+        deadline: Instant,
+        seat: Arc<Mutex<Seat>>,
+        memory: Arc<MemoryBudget>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            limits: limits.clone(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            deadline,
+            seat,
+            memory,
+        })
+    }
+}
+
 /// A component ready to instantiate, with its libraries.
 struct Loaded<H: Host> {
     handler: Handler<H>,
@@ -144,6 +165,28 @@ struct Usage {
     cpu_time: Duration,
     /// The library the call failed in, if it did.
     failed_in: Option<String>,
+}
+
+impl Usage {
+    /// The call's outcome, begun at `started`, with what it wrote.
+    fn outcome<H>(
+        self,
+        result: Result<Output, CallError>,
+        started: Instant,
+        (stdout, stderr): (String, String),
+        host: Option<H>,
+    ) -> Outcome<H> {
+        Outcome {
+            result,
+            fuel_used: self.fuel_used,
+            duration: started.elapsed(),
+            cpu_time: self.cpu_time,
+            stdout,
+            stderr,
+            failed_in: self.failed_in,
+            host,
+        }
+    }
 }
 
 /// Runs components whose imports beyond WASI are served by a host state
@@ -272,11 +315,6 @@ impl<H: Host> Runtime<H> {
         self.warm.retire_matching(prefix)
     }
 
-    /// Instances of reused vals waiting for a call.
-    pub fn reused_waiting(&self) -> usize {
-        self.warm.len()
-    }
-
     /// Components held in memory, and the bytes of compiled code and data
     /// they map.
     pub fn loaded(&self) -> (usize, usize) {
@@ -319,14 +357,9 @@ impl<H: Host> Runtime<H> {
         let (result, host) = match self.load(plan).await {
             Ok(loaded) => {
                 let (host, deadline) = start();
-                let shared = Arc::new(CallShared {
-                    limits: self.limits.clone(),
-                    stdout: stdout.clone(),
-                    stderr: stderr.clone(),
-                    deadline,
-                    seat: self.scheduler.seat(),
-                    memory: Arc::default(),
-                });
+                let seat = self.scheduler.seat();
+                let output = (&stdout, &stderr);
+                let shared = CallShared::new(&self.limits, output, deadline, seat, Arc::default());
                 let libraries = libraries::slots(&plan.libraries, &loaded.libraries);
                 let mut store = new_store(&self.engine, shared, host, libraries);
                 let result = self
@@ -336,16 +369,7 @@ impl<H: Host> Runtime<H> {
             }
             Err(e) => (Err(e), None),
         };
-        Outcome {
-            result,
-            fuel_used: usage.fuel_used,
-            duration: started.elapsed(),
-            cpu_time: usage.cpu_time,
-            stdout: stdout.text(),
-            stderr: stderr.text(),
-            failed_in: usage.failed_in,
-            host,
-        }
+        usage.outcome(result, started, (stdout.text(), stderr.text()), host)
     }
 
     /// [`Runtime::invoke`] for a val that opted into reuse: an HTTP call
@@ -368,46 +392,25 @@ impl<H: Host> Runtime<H> {
         let mut usage = Usage::default();
         let loaded = match self.load(plan).await {
             Ok(loaded) => loaded,
-            Err(e) => {
-                return Outcome {
-                    result: Err(e),
-                    fuel_used: 0,
-                    duration: started.elapsed(),
-                    cpu_time: Duration::ZERO,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    failed_in: None,
-                    host: None,
-                };
-            }
+            Err(e) => return usage.outcome(Err(e), started, Default::default(), None),
         };
         let (host, deadline) = start();
         let seat = self.scheduler.seat();
         let mut warm = match self.warm.take(&reuse.key) {
             Some(mut warm) => {
                 let state = warm.store.data_mut();
+                let output = (&warm.stdout, &warm.stderr);
+                let memory = state.shared.memory.clone();
                 state.host = host;
-                state.shared = Arc::new(CallShared {
-                    limits: self.limits.clone(),
-                    stdout: warm.stdout.clone(),
-                    stderr: warm.stderr.clone(),
-                    deadline,
-                    seat: seat.clone(),
-                    memory: state.shared.memory.clone(),
-                });
+                state.shared =
+                    CallShared::new(&self.limits, output, deadline, seat.clone(), memory);
                 instance::arm(&mut warm.store, deadline, seat);
                 warm
             }
             None => {
                 let (stdout, stderr) = Capture::pair(self.limits.log_bytes);
-                let shared = Arc::new(CallShared {
-                    limits: self.limits.clone(),
-                    stdout: stdout.clone(),
-                    stderr: stderr.clone(),
-                    deadline,
-                    seat,
-                    memory: Arc::default(),
-                });
+                let output = (&stdout, &stderr);
+                let shared = CallShared::new(&self.limits, output, deadline, seat, Arc::default());
                 Warm {
                     store: new_store(&self.engine, shared, host, Vec::new()),
                     ready: None,
@@ -422,7 +425,7 @@ impl<H: Host> Runtime<H> {
         let result = self
             .run(loaded, &mut warm.store, &mut warm.ready, input, &mut usage)
             .await;
-        let (stdout, stderr) = Capture::take_pair(&warm.stdout, &warm.stderr);
+        let output = Capture::take_pair(&warm.stdout, &warm.stderr);
         let spent = warm.store.data().host.spent();
         let host = std::mem::replace(&mut warm.store.data_mut().host, spent);
         warm.served += 1;
@@ -438,16 +441,7 @@ impl<H: Host> Runtime<H> {
             warm.since = Instant::now();
             self.warm.put(&reuse.key, warm);
         }
-        Outcome {
-            result,
-            fuel_used: usage.fuel_used,
-            duration: started.elapsed(),
-            cpu_time: usage.cpu_time,
-            stdout,
-            stderr,
-            failed_in: usage.failed_in,
-            host: Some(host),
-        }
+        usage.outcome(result, started, output, Some(host))
     }
 
     /// Run one call in `store`: an HTTP val in the instance `ready` holds,

@@ -135,9 +135,4 @@ impl<H: Host> WarmPool<H> {
         drop(waiting);
         retired.iter().map(Vec::len).sum()
     }
-
-    /// Instances waiting now.
-    pub fn len(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
 }

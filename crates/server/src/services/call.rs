@@ -221,8 +221,12 @@ fn reuse_of(app: &App, val: &ValRow, version: &VersionRow) -> Option<Reuse> {
     let allowlist = val.fetch_allowlist.as_ref().map(|hosts| hosts.join(" "));
     Some(Reuse {
         key: format!(
-            "{}/{}/{}/{}/{:?}",
-            val.id, version.version, version.sha256, val.scopes, allowlist
+            "{}{}/{}/{}/{:?}",
+            reuse_prefix(&val.id),
+            version.version,
+            version.sha256,
+            val.scopes,
+            allowlist
         ),
         max_requests: val.reuse,
         idle: REUSE_IDLE,
@@ -233,7 +237,12 @@ fn reuse_of(app: &App, val: &ValRow, version: &VersionRow) -> Option<Reuse> {
 /// Retire the waiting instances of `val_id` on this node: what they read of
 /// its env vars may be out of date.
 pub fn retire_reused(app: &App, val_id: &str) {
-    app.runtime.retire_reused(&format!("{val_id}/"));
+    app.runtime.retire_reused(&reuse_prefix(val_id));
+}
+
+/// How every reuse key of `val_id` begins.
+fn reuse_prefix(val_id: &str) -> String {
+    format!("{val_id}/")
 }
 
 /// A turn among the owner's calls; for a nested call of another owner's
