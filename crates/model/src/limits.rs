@@ -84,6 +84,14 @@ pub struct Limits {
     /// A loaded component no call used for this long is dropped. Default
     /// 60 s. Loading one again takes about a millisecond.
     pub loaded_idle: Duration,
+    /// Bytes of each pooled memory and table left resident (zeroed, not
+    /// given back to the kernel) when a call ends, so the next call in the
+    /// slot does not fault those pages in again. Default 16 MiB.
+    pub keep_resident_bytes: usize,
+    /// Pooled slots kept warm (their val's memory image still mapped) after
+    /// their call ended; each holds the pages its call touched, up to
+    /// `keep_resident_bytes`. Default 100.
+    pub warm_slots: u32,
 }
 
 impl Default for Limits {
@@ -119,6 +127,8 @@ impl Default for Limits {
             platform_emails_per_day: 50,
             loaded_bytes: 64 << 20,
             loaded_idle: Duration::from_secs(60),
+            keep_resident_bytes: 16 << 20,
+            warm_slots: 100,
         }
     }
 }

@@ -8,9 +8,6 @@ use super::EPOCH_TICK;
 use super::compile_cache::CompileCache;
 use valbox_model::Limits;
 
-/// Bytes of each pooled memory and table kept resident between calls.
-const RESIDENT_BYTES: usize = 16 << 20;
-
 pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>) -> Config {
     let mut config = Config::new();
     config.consume_fuel(limits.meter_fuel);
@@ -32,8 +29,9 @@ pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>
         // dirtied (PAGEMAP_SCAN, Linux 6.7+) with memset instead of madvise;
         // never where pages can be swapped out (see `pagemap_scan`).
         .pagemap_scan(pagemap_scan())
-        .linear_memory_keep_resident(RESIDENT_BYTES)
-        .table_keep_resident(RESIDENT_BYTES);
+        .linear_memory_keep_resident(limits.keep_resident_bytes)
+        .table_keep_resident(limits.keep_resident_bytes)
+        .max_unused_warm_slots(limits.warm_slots);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if let Some(cache) = compile_cache {
         config

@@ -57,7 +57,12 @@ pub async fn deploy_with(
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "deploying {name}");
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "deploying {name}: {status} {}",
+        resp.text().await.unwrap_or_default()
+    );
     val["id"].as_str().unwrap().to_string()
 }
 

@@ -13,8 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Concurrent deploys and calls while filling the server.
+/// Concurrent calls while filling the server.
 const CLIENTS: usize = 4;
+/// Concurrent deploys: the compiles one owner may have at once.
+const DEPLOYERS: usize = valbox_server::services::compile_gate::PER_OWNER;
 /// Past the server's default `loaded_idle` (60 s).
 const IDLE: Duration = Duration::from_secs(65);
 const COLD_CALLS: usize = 50;
@@ -41,7 +43,7 @@ async fn run() {
 
     let hello = Arc::new(common::hello_wasm());
     let began = Instant::now();
-    each_val(vals, |i, _| {
+    each_val(vals, DEPLOYERS, |i, _| {
         let (base, token, hello) = (server.base.clone(), token.clone(), hello.clone());
         async move {
             let wasm = distinct_build(&hello, i);
@@ -59,7 +61,7 @@ async fn run() {
     println!("after deploying:         {deployed}");
 
     let began = Instant::now();
-    each_val(vals, |i, http| {
+    each_val(vals, CLIENTS, |i, http| {
         let base = server.base.clone();
         async move { call(&http, &base, i).await }
     })
@@ -109,8 +111,8 @@ async fn run() {
     server.stop();
 }
 
-/// Run `job(i, client)` for every val `i`, `CLIENTS` at a time.
-async fn each_val<F, Fut>(vals: usize, job: F)
+/// Run `job(i, client)` for every val `i`, `clients` at a time.
+async fn each_val<F, Fut>(vals: usize, clients: usize, job: F)
 where
     F: Fn(usize, reqwest::Client) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -118,7 +120,7 @@ where
     let http = reqwest::Client::new();
     let mut running = tokio::task::JoinSet::new();
     for i in 0..vals {
-        if running.len() >= CLIENTS {
+        if running.len() >= clients {
             running.join_next().await.unwrap().unwrap();
         }
         running.spawn(job(i, http.clone()));

@@ -161,6 +161,24 @@ async fn new_projects_build_deploy_and_answer() {
             .await
             .contains("not a val name")
     );
+    assert!(
+        failing(&here.join("greet"), &["build", "--aot"])
+            .await
+            .contains("--aot compiles JavaScript and TypeScript")
+    );
+    let no_weval = Command::new(env!("CARGO_BIN_EXE_valbox"))
+        .args(["build", "count", "--aot"])
+        .env("WEVAL", here.join("no-such-weval"))
+        .current_dir(here)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&no_weval.stderr);
+    assert!(!no_weval.status.success());
+    assert!(
+        said.contains("no-such-weval") && said.contains("cargo install weval --version 0.5.0"),
+        "{said}"
+    );
     server.shutdown().await.unwrap();
 }
 

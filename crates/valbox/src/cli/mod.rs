@@ -66,7 +66,11 @@ enum Command {
         kind: project::Kind,
     },
     /// Build the val project in DIR (default: here) into one component.
-    Build { dir: Option<PathBuf> },
+    Build {
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        options: project::BuildOptions,
+    },
     /// Create a val or add a version to it from a .wasm component.
     Deploy {
         /// The val's name.
@@ -106,6 +110,9 @@ enum Command {
         /// 0 turns reuse off. Off unless asked for.
         #[arg(long, value_name = "N")]
         reuse: Option<u32>,
+        /// How the project is built when no WASM is given.
+        #[command(flatten)]
+        build: project::BuildOptions,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -242,9 +249,9 @@ enum EmailCommand {
 
 /// Build the project in `dir` (toolchains run for seconds or minutes: off
 /// the async runtime), saying where the component went.
-async fn built(dir: &Path) -> anyhow::Result<PathBuf> {
+async fn built(dir: &Path, options: project::BuildOptions) -> anyhow::Result<PathBuf> {
     let dir = dir.to_path_buf();
-    let wasm = tokio::task::spawn_blocking(move || project::build(&dir)).await??;
+    let wasm = tokio::task::spawn_blocking(move || project::build(&dir, &options)).await??;
     println!("built {}", wasm.display());
     Ok(wasm)
 }
@@ -298,6 +305,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             grant_declared,
             schedule,
             reuse,
+            build,
             client,
         } => {
             let options = DeployOptions {
@@ -312,7 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let wasm = match wasm {
                 Some(wasm) => wasm,
-                None => built(Path::new(".")).await?,
+                None => built(Path::new("."), build).await?,
             };
             deploy(&Client::new(client), &name, &wasm, options).await
         }
@@ -324,8 +332,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Build { dir } => {
-            built(dir.as_deref().unwrap_or(Path::new("."))).await?;
+        Command::Build { dir, options } => {
+            built(dir.as_deref().unwrap_or(Path::new(".")), options).await?;
             Ok(())
         }
         Command::Val { command } => val(command).await,

@@ -147,15 +147,33 @@ fn guest_sdk() -> anyhow::Result<PathBuf> {
         })
 }
 
+/// How a project is built.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// JavaScript and TypeScript: compile the val ahead of time (weval
+    /// specialises the engine's interpreter to it), for faster calls and a
+    /// bigger component. Needs weval 0.5.0 on PATH or in $WEVAL
+    /// (`cargo install weval --version 0.5.0 --locked`).
+    #[arg(long)]
+    pub aot: bool,
+}
+
 /// Build the project in `dir`; returns the component's path.
-pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn build(dir: &Path, options: &BuildOptions) -> anyhow::Result<PathBuf> {
     let dir = &dir
         .canonicalize()
         .with_context(|| format!("no directory {}", dir.display()))?;
     let manifest = read_manifest(dir)?;
+    if options.aot && !matches!(manifest.lang, Lang::Js | Lang::Ts) {
+        bail!(
+            "--aot compiles JavaScript and TypeScript vals ahead of time; {} is a {:?} project",
+            dir.display(),
+            manifest.lang
+        );
+    }
     let out = match manifest.lang {
         Lang::Rust => build_rust(dir)?,
-        Lang::Js | Lang::Ts => build_js(dir, &manifest)?,
+        Lang::Js | Lang::Ts => build_js(dir, &manifest, options)?,
         Lang::Python => build_python(dir, &manifest)?,
     };
     if !out.is_file() {
@@ -274,8 +292,9 @@ fn rustup_has_target() -> bool {
         .is_some_and(|libdir| libdir.is_dir())
 }
 
-fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
+fn build_js(dir: &Path, manifest: &Manifest, options: &BuildOptions) -> anyhow::Result<PathBuf> {
     let npm_missing = "install Node.js 20 or later with npm";
+    let weval = options.aot.then(find_weval).transpose()?;
     // npm leaves out an optional package it failed to download without
     // failing (componentize-js needs its platform's wizer binary), so the
     // tools are loaded to see they are whole, and installed again if not.
@@ -302,8 +321,39 @@ fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
         .arg(&out)
         .args(["--kind", manifest.kind.as_str(), "--wit", "wit"])
         .current_dir(dir);
+    if let Some(weval) = weval {
+        command.arg("--weval").arg(weval);
+    }
     run(command, npm_missing)?;
     Ok(out)
+}
+
+/// The weval binary for `--aot`: `$WEVAL`, or `weval` on PATH, checked to
+/// run and be version 0.5 (componentize-js's AOT engine is built for it).
+fn find_weval() -> anyhow::Result<PathBuf> {
+    const INSTALL: &str = "cargo install weval --version 0.5.0 --locked";
+    let path = match std::env::var_os("WEVAL") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("weval"))
+            .find(|candidate| candidate.is_file())
+            .with_context(|| format!("--aot needs weval 0.5.0 and none is on PATH: {INSTALL}"))?,
+    };
+    let output = Command::new(&path)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version: {INSTALL}", path.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !version.contains(" 0.5.") {
+        bail!(
+            "{} is not weval 0.5 (it says {:?}); --aot needs it: {INSTALL}",
+            path.display(),
+            version.trim()
+        );
+    }
+    Ok(path)
 }
 
 /// Whether componentize-js and esbuild load from `dir`'s node_modules.

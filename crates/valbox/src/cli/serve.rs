@@ -278,6 +278,12 @@ struct LimitArgs {
     /// Seconds an uncalled component stays loaded.
     #[arg(long, env = "VALBOX_LOADED_IDLE_SECS")]
     loaded_idle_secs: Option<u64>,
+    /// KiB of each pooled memory and table left resident between calls.
+    #[arg(long, env = "VALBOX_KEEP_RESIDENT_KB")]
+    keep_resident_kb: Option<usize>,
+    /// Pooled instance slots kept warm after their call.
+    #[arg(long, env = "VALBOX_WARM_SLOTS")]
+    warm_slots: Option<u32>,
 }
 
 impl LimitArgs {
@@ -331,6 +337,10 @@ impl LimitArgs {
         set(&mut l.loaded_bytes, self.loaded_mb.map(|mb| mb << 20));
         if let Some(secs) = self.loaded_idle_secs {
             l.loaded_idle = Duration::from_secs(secs);
+        }
+        set(&mut l.keep_resident_bytes, self.keep_resident_kb.map(|kb| kb << 10));
+        if let Some(n) = self.warm_slots {
+            l.warm_slots = n;
         }
     }
 }
