@@ -46,14 +46,23 @@ function bytes(body) {
   return encoder.encode(JSON.stringify(body));
 }
 
-/** The request an HTTP val receives. */
+/** The request an HTTP val receives. Its query and headers are parsed
+ * when first read: a val that does not read them does not pay for them. */
 export class Request {
+  #raw;
+  #query;
+  #headers;
   constructor(raw) {
+    this.#raw = raw;
     this.method = raw.method;
     this.path = raw.path;
-    this.query = new URLSearchParams(raw.query);
-    this.headers = new Map(raw.headers.map(([k, v]) => [k.toLowerCase(), v]));
     this.body = raw.body;
+  }
+  get query() {
+    return (this.#query ??= new URLSearchParams(this.#raw.query));
+  }
+  get headers() {
+    return (this.#headers ??= new Map(this.#raw.headers.map(([k, v]) => [k.toLowerCase(), v])));
   }
   text() {
     return decoder.decode(this.body);

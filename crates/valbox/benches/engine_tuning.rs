@@ -80,12 +80,7 @@ async fn run() {
     }
     let p50s: Vec<Vec<f64>> = samples
         .iter_mut()
-        .map(|by_language| {
-            by_language
-                .iter_mut()
-                .map(|s| percentile(s, 50))
-                .collect()
-        })
+        .map(|by_language| by_language.iter_mut().map(|s| percentile(s, 50)).collect())
         .collect();
     for (v, variant) in variants.iter().enumerate() {
         for (l, language) in LANGUAGES.iter().enumerate() {

@@ -4,7 +4,9 @@
 //! in the compile cache; an unchanged build deployed again is not compiled
 //! at all), then the p50 and p99 of sequential HTTP requests
 //! to each, taken in alternating rounds, and the ratio to Rust's; each
-//! language also with instance reuse on (`-r`), against Rust's reused.
+//! language also with instance reuse on (`-r`), against Rust's reused,
+//! and `js-hello` compiled ahead of time (`js-aot`, `valbox build --aot`,
+//! which `scripts/bench` builds with weval).
 //! Run with `scripts/bench`.
 
 mod common;
@@ -28,12 +30,14 @@ async fn run() {
         ("ts-hello", "ts-hello"),
         ("py-hello", "py-hello"),
         ("py-notes", "py-notes"),
+        ("js-aot", "js-hello-aot"),
         // The same bytes as js-hello again: an unchanged build redeployed.
         ("js-again", "js-hello"),
         // The same builds with reuse on.
         ("hello-r", "hello"),
         ("js-r", "js-hello"),
         ("py-r", "py-hello"),
+        ("js-aot-r", "js-hello-aot"),
     ];
     for (name, example) in deploys {
         let wasm = common::val_wasm(example);
@@ -57,7 +61,9 @@ async fn run() {
         );
     }
     let http = reqwest::Client::new();
-    let vals = ["hello", "js-hello", "py-hello", "hello-r", "js-r", "py-r"];
+    let vals = [
+        "hello", "js-hello", "js-aot", "py-hello", "hello-r", "js-r", "js-aot-r", "py-r",
+    ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); vals.len()];
     for _ in 0..ROUNDS {
         for (i, val) in vals.iter().enumerate() {
@@ -75,7 +81,7 @@ async fn run() {
         s[(s.len() - 1) * q / 100].as_secs_f64() * 1e3
     };
     let rust_p50 = p(&mut samples[0], 50);
-    let rust_reused_p50 = p(&mut samples[3], 50);
+    let rust_reused_p50 = p(&mut samples[4], 50);
     for (val, s) in vals.iter().zip(&mut samples) {
         let (p50, p99) = (p(s, 50), p(s, 99));
         println!(

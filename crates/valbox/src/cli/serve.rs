@@ -338,7 +338,10 @@ impl LimitArgs {
         if let Some(secs) = self.loaded_idle_secs {
             l.loaded_idle = Duration::from_secs(secs);
         }
-        set(&mut l.keep_resident_bytes, self.keep_resident_kb.map(|kb| kb << 10));
+        set(
+            &mut l.keep_resident_bytes,
+            self.keep_resident_kb.map(|kb| kb << 10),
+        );
         if let Some(n) = self.warm_slots {
             l.warm_slots = n;
         }
