@@ -5,15 +5,11 @@
 
 mod support;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::smtp::free_port;
+use support::browser::Browser;
 use support::{TestServer, repo_root};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -299,76 +295,6 @@ fn no_route_is_mounted_outside_the_document() {
     assert!(api.contains("documented().split_for_parts()"));
 }
 
-/// chromedriver with a headless chromium session; both end on drop.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // chromium's processes are in chromedriver's process group.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = free_port();
-        let mut driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver)");
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,1100"],
-            }),
-        );
-        for _ in 0..100 {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            let url = format!("http://127.0.0.1:{port}");
-            if let Ok(client) = ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                return Self { client, driver };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = driver.kill();
-        let _ = driver.wait();
-        panic!("chromedriver did not start");
-    }
-
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.unwrap();
-        let dir = repo_root().join("target/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-}
-
 /// The web UI's API page, reached from the navigation as a signed-in user
 /// would: every operation of the document is on it, under its tag.
 #[tokio::test]
@@ -376,13 +302,8 @@ async fn the_api_page_shows_every_operation_by_tag() {
     let s = TestServer::start().await;
     let doc = document(&s).await;
     let b = Browser::start().await;
-    let link = valbox_server::services::sign_in::login_link(&s.store().await, "alice", &s.base)
-        .await
-        .unwrap()
-        .expect("alice exists");
-    b.client.goto(&link).await.unwrap();
-    b.find("#use-link").await.click().await.unwrap();
-    b.find("nav a[href='/api']").await.click().await.unwrap();
+    b.sign_in(&s, "alice").await;
+    b.click("nav a[href='/api']").await;
     b.find("#tag-vals").await;
     assert_eq!(b.client.current_url().await.unwrap().path(), "/api");
     b.screenshot("api").await;

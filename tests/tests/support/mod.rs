@@ -18,6 +18,7 @@ use valbox_server::server::Server;
 
 pub mod api;
 pub mod balanced;
+pub mod browser;
 pub mod postgres;
 pub mod process;
 pub mod s3;

@@ -17,6 +17,36 @@ use valbox_runtime::bindings::types::Error;
 
 const MAX_REDIRECTS: usize = 5;
 
+/// Why one request was not sent or not answered. The `fetch` import
+/// reports it as its WIT error (`From`); `wasi:http` as its own codes.
+#[derive(Debug)]
+pub enum SendError {
+    /// The allowlist or the address policy refused it.
+    Refused(String),
+    /// Its host name has no address.
+    Unresolved(String),
+    /// Not a request that can be sent: its URL, scheme or headers.
+    Invalid(String),
+    /// It ran past the call's deadline, or the connection timed out.
+    TimedOut(String),
+    /// Over a limit: its body's size, or the request's fetch budget.
+    OverLimit(String),
+    /// The connection or the exchange failed.
+    Failed(String),
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Refused(why) => Error::Denied(why),
+            // A name that does not exist is the val's mistake to fix.
+            SendError::Unresolved(why) | SendError::Invalid(why) => Error::Invalid(why),
+            SendError::TimedOut(why) | SendError::OverLimit(why) => Error::Limit(why),
+            SendError::Failed(why) => Error::Internal(why),
+        }
+    }
+}
+
 /// Dropped when a redirect changes origin (scheme, host or port), as
 /// browsers and curl do: a val's call token must not follow a redirect
 /// to another host.
@@ -177,34 +207,34 @@ impl Fetcher {
         allowlist: Option<&[String]>,
         deadline: Instant,
         budget: &RequestBudget,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<reqwest::Response, SendError> {
         if request.body().len() > self.limits.request_body_bytes {
-            return Err(Error::Limit(format!(
+            return Err(SendError::OverLimit(format!(
                 "a fetch request body may hold at most {} bytes",
                 self.limits.request_body_bytes
             )));
         }
         let request = reqwest::Request::try_from(request)
-            .map_err(|e| Error::Invalid(format!("fetch request is not valid: {e}")))?;
+            .map_err(|e| SendError::Invalid(format!("fetch request is not valid: {e}")))?;
         self.check_url(request.url(), allowlist)?;
         take_one(budget)?;
         let deadline = tokio::time::Instant::from_std(deadline);
         tokio::time::timeout_at(deadline, self.client.execute(request))
             .await
-            .map_err(|_| Error::Limit("fetch ran past the call's deadline".into()))?
+            .map_err(|_| SendError::TimedOut("fetch ran past the call's deadline".into()))?
             .map_err(send_error)
     }
 
-    fn check_url(&self, url: &url::Url, allowlist: Option<&[String]>) -> Result<(), Error> {
+    fn check_url(&self, url: &url::Url, allowlist: Option<&[String]>) -> Result<(), SendError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::Invalid(format!(
+            return Err(SendError::Invalid(format!(
                 "only http and https URLs can be fetched, not `{}`",
                 url.scheme()
             )));
         }
         let host = url
             .host()
-            .ok_or_else(|| Error::Invalid(format!("`{url}` has no host")))?;
+            .ok_or_else(|| SendError::Invalid(format!("`{url}` has no host")))?;
         let name = match &host {
             url::Host::Domain(d) => d.to_ascii_lowercase(),
             url::Host::Ipv4(ip) => ip.to_string(),
@@ -213,7 +243,7 @@ impl Fetcher {
         if let Some(list) = allowlist
             && !list.iter().any(|allowed| host_matches(&name, allowed))
         {
-            return Err(Error::Denied(format!(
+            return Err(SendError::Refused(format!(
                 "`{name}` is not in this val's fetch allowlist"
             )));
         }
@@ -226,7 +256,7 @@ impl Fetcher {
         if let Some(ip) = literal {
             self.policy
                 .check(ip)
-                .map_err(|why| Error::Denied(format!("fetch refused: {why}")))?;
+                .map_err(|why| SendError::Refused(format!("fetch refused: {why}")))?;
         }
         Ok(())
     }
@@ -249,9 +279,9 @@ impl Fetcher {
 }
 
 /// Count one request sent against the budget of the request it is part of.
-fn take_one(budget: &RequestBudget) -> Result<(), Error> {
+fn take_one(budget: &RequestBudget) -> Result<(), SendError> {
     budget.take_fetch().map_err(|limit| {
-        Error::Limit(format!(
+        SendError::OverLimit(format!(
             "one request may make at most {limit} fetch requests, its nested calls \
              and libraries included (each redirect counts)"
         ))
@@ -292,25 +322,24 @@ fn redirected_method(status: StatusCode, method: &Method) -> Option<Method> {
     switch.then_some(Method::GET)
 }
 
-fn send_error(e: reqwest::Error) -> Error {
+fn send_error(e: reqwest::Error) -> SendError {
     let mut source: Option<&dyn std::error::Error> = Some(&e);
     while let Some(err) = source {
         match err.downcast_ref::<ResolveError>() {
             Some(ResolveError::Refused(why)) => {
-                return Error::Denied(format!("fetch refused: {why}"));
+                return SendError::Refused(format!("fetch refused: {why}"));
             }
-            // A name that does not exist is the val's mistake to fix.
-            Some(ResolveError::Unresolved(why)) => return Error::Invalid(why.clone()),
+            Some(ResolveError::Unresolved(why)) => return SendError::Unresolved(why.clone()),
             None => source = err.source(),
         }
     }
     if e.is_timeout() {
-        return Error::Limit("fetch timed out".into());
+        return SendError::TimedOut("fetch timed out".into());
     }
     if e.is_builder() {
-        return Error::Invalid(format!("fetch request is not valid: {e}"));
+        return SendError::Invalid(format!("fetch request is not valid: {e}"));
     }
-    Error::Internal(format!("fetch failed: {e}"))
+    SendError::Failed(format!("fetch failed: {e}"))
 }
 
 #[cfg(test)]
@@ -378,7 +407,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        match send_error(err) {
+        match Error::from(send_error(err)) {
             Error::Invalid(why) => assert!(why.contains("nxdomain.test"), "{why}"),
             other => panic!("{other:?}"),
         }

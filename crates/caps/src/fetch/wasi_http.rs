@@ -9,10 +9,10 @@ use std::future::Future;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use valbox_model::{Holder, Scope};
-use valbox_runtime::bindings::types::Error;
 use wasmtime_wasi_http::{Error as WasiError, WasiBody};
 
 use super::Fetch;
+use super::client::SendError;
 use crate::Ctx;
 
 /// What `WasiHttpHooks::send_request` returns: the response, and the
@@ -45,11 +45,11 @@ pub fn send_request(ctx: Ctx<'_, Fetch>, request: http::Request<WasiBody>) -> Se
         // response, and would see a refusal made before reading it as a
         // connection reset rather than as the refusal.
         let body = read_request_body(body, fetcher.limits.request_body_bytes).await?;
-        let refused = |e: Error| {
+        let refused = |e: SendError| {
             tracing::info!(val = %val_id, "wasi:http request refused: {e:?}");
             wasi_error(e)
         };
-        allowed.map_err(|d| refused(Error::Denied(d.message)))?;
+        allowed.map_err(|d| refused(SendError::Refused(d.message)))?;
         let request = http::Request::from_parts(parts, body);
         let response = fetcher
             .send_one(request, allowlist.as_deref(), deadline, &budget)
@@ -85,21 +85,17 @@ async fn read_request_body(body: WasiBody, limit: usize) -> Result<Bytes, WasiEr
 }
 
 /// The fetch refusal as `wasi:http` names it. Its codes carry no text
-/// except `internal-error`: the reason is in the server's log.
-fn wasi_error(e: Error) -> WasiError {
+/// except `internal-error` and the DNS error: the reason is in the
+/// server's log.
+fn wasi_error(e: SendError) -> WasiError {
     match e {
-        Error::Denied(_) => WasiError::HttpRequestDenied,
-        Error::Invalid(why) if why.contains("could not be resolved") => WasiError::DnsError {
+        SendError::Refused(_) | SendError::OverLimit(_) => WasiError::HttpRequestDenied,
+        SendError::Unresolved(why) => WasiError::DnsError {
             rcode: Some(why),
             info_code: None,
         },
-        Error::Invalid(_) => WasiError::HttpRequestUriInvalid,
-        Error::Limit(why) if why.contains("deadline") || why.contains("timed out") => {
-            WasiError::ConnectionTimeout
-        }
-        Error::Limit(_) => WasiError::HttpRequestDenied,
-        Error::NotFound(why) | Error::Unavailable(why) | Error::Internal(why) => {
-            WasiError::InternalError(Some(why))
-        }
+        SendError::Invalid(_) => WasiError::HttpRequestUriInvalid,
+        SendError::TimedOut(_) => WasiError::ConnectionTimeout,
+        SendError::Failed(why) => WasiError::InternalError(Some(why)),
     }
 }

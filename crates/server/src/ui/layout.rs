@@ -89,7 +89,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-
 form { margin: .5rem 0; }
 form.inline { display: inline; margin: 0; }
 label { font-weight: 600; margin-right: .5rem; }
-input[type=text], input:not([type]), input[type=password], select { font: inherit; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: 6px; min-width: 14rem; }
+input[type=text], input:not([type]), input[type=password], input[type=number], select { font: inherit; padding: .35rem .5rem; border: 1px solid var(--line); border-radius: 6px; min-width: 14rem; }
 button { font: inherit; padding: .35rem .9rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
 button.secondary, button.link { background: transparent; color: var(--accent); }
 button.link { border: none; padding: 0 .25rem; text-decoration: underline; }

@@ -340,7 +340,7 @@ impl LimitArgs {
         }
         set(
             &mut l.keep_resident_bytes,
-            self.keep_resident_kb.map(|kb| kb << 10),
+            self.keep_resident_kb.map(|kb| kb.saturating_mul(1 << 10)),
         );
         if let Some(n) = self.warm_slots {
             l.warm_slots = n;
