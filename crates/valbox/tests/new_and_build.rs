@@ -166,6 +166,14 @@ async fn new_projects_build_deploy_and_answer() {
             .await
             .contains("--aot compiles JavaScript and TypeScript")
     );
+    assert!(
+        failing(
+            here,
+            &["deploy", "count", "x.wasm", "--aot", "--token", "vbx_x"]
+        )
+        .await
+        .contains("deployed as it is")
+    );
     let no_weval = Command::new(env!("CARGO_BIN_EXE_valbox"))
         .args(["build", "count", "--aot"])
         .env("WEVAL", here.join("no-such-weval"))

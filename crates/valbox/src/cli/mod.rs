@@ -319,6 +319,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 reuse,
             };
             let wasm = match wasm {
+                Some(_) if build.aot => anyhow::bail!(
+                    "--aot builds the project in this directory; a .wasm given to deploy \
+                     is deployed as it is (build it with `valbox build --aot`)"
+                ),
                 Some(wasm) => wasm,
                 None => built(Path::new("."), build).await?,
             };
