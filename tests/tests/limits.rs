@@ -33,6 +33,25 @@ async fn log_with_status(s: &TestServer, val: &str, status: u16) -> Value {
     logs.into_iter().find(is_it).unwrap()
 }
 
+/// The pool's tuning knobs at their extremes still serve calls: nothing
+/// kept resident and no warm slots, or more of both than can exist (kept
+/// resident is capped by the memory limit).
+#[tokio::test]
+async fn the_pool_knobs_at_their_extremes_still_serve() {
+    for (keep_resident_bytes, warm_slots) in [(0, 0), (usize::MAX, u32::MAX)] {
+        let s = TestServer::start_with(|l| {
+            l.keep_resident_bytes = keep_resident_bytes;
+            l.warm_slots = warm_slots;
+            l.concurrent_instances = 8;
+        })
+        .await;
+        s.deploy("hello", "hello", "public").await;
+        for _ in 0..3 {
+            still_healthy(&s).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_busy_loop_runs_out_of_fuel() {
     let s = TestServer::start_with(|l| {

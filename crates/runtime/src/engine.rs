@@ -14,6 +14,8 @@ pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     let max_instances = limits.concurrent_instances as u32;
+    // No memory can dirty more than the memory limit.
+    let keep_resident = limits.keep_resident_bytes.min(limits.memory_bytes);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances * 4)
@@ -29,8 +31,8 @@ pub(super) fn engine_config(limits: &Limits, compile_cache: Option<CompileCache>
         // dirtied (PAGEMAP_SCAN, Linux 6.7+) with memset instead of madvise;
         // never where pages can be swapped out (see `pagemap_scan`).
         .pagemap_scan(pagemap_scan())
-        .linear_memory_keep_resident(limits.keep_resident_bytes)
-        .table_keep_resident(limits.keep_resident_bytes)
+        .linear_memory_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
         .max_unused_warm_slots(limits.warm_slots);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if let Some(cache) = compile_cache {

@@ -99,3 +99,27 @@ fn wasi_error(e: SendError) -> WasiError {
         SendError::Failed(why) => WasiError::InternalError(Some(why)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each reason a request was not sent reaches a `wasi:http` guest as
+    /// the code that names it.
+    #[test]
+    fn refusals_map_to_their_wasi_http_codes() {
+        let why = || "why".to_string();
+        let cases = [
+            (SendError::Refused(why()), "HttpRequestDenied"),
+            (SendError::OverLimit(why()), "HttpRequestDenied"),
+            (SendError::Unresolved(why()), "DnsError"),
+            (SendError::Invalid(why()), "HttpRequestUriInvalid"),
+            (SendError::TimedOut(why()), "ConnectionTimeout"),
+            (SendError::Failed(why()), "InternalError"),
+        ];
+        for (error, code) in cases {
+            let seen = format!("{:?}", wasi_error(error));
+            assert!(seen.starts_with(code), "{seen} is not {code}");
+        }
+    }
+}
