@@ -353,7 +353,9 @@ fn find_weval() -> anyhow::Result<PathBuf> {
             version.trim()
         );
     }
-    Ok(path)
+    // The build runs in the project's directory: a relative path would
+    // then name another file.
+    Ok(path.canonicalize().unwrap_or(path))
 }
 
 /// Whether componentize-js and esbuild load from `dir`'s node_modules.
