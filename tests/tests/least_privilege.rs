@@ -7,7 +7,7 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::smtp::smtp_server;
-use support::{TestServer, assert_error, val_bytes};
+use support::{TestServer, assert_error, val_bytes, with_section};
 use valbox_caps::email::delivery::SmtpConfig;
 
 /// A token of alice's holding `scopes`; returns (id, secret).
@@ -240,28 +240,6 @@ async fn a_dismissed_request_stays_quiet() {
         .await
         .unwrap();
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
-}
-
-/// `wasm` with a custom section `name` holding `text` appended: what
-/// `valbox_sdk::scopes!` writes, placed where any component may hold it.
-fn with_section(mut wasm: Vec<u8>, name: &str, text: &str) -> Vec<u8> {
-    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    };
-    let mut body = Vec::new();
-    leb(name.len(), &mut body);
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(text.as_bytes());
-    wasm.push(0);
-    leb(body.len(), &mut wasm);
-    wasm.extend(body);
-    wasm
 }
 
 async fn deploy_query(

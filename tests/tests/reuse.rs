@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestServer, assert_error};
+use support::{TestServer, assert_error, with_section};
 
 async fn memo(s: &TestServer) -> Value {
     let resp = s.get("/x/alice/inspect/memo", None).await;
@@ -139,29 +139,6 @@ async fn reuse_is_bounded_and_only_for_owners() {
     assert!(resp.status().is_client_error());
     assert_eq!(memo(&s).await["calls"], 1);
     assert_eq!(memo(&s).await["calls"], 1);
-}
-
-/// `wasm` with a custom section `name` holding `data` appended: what
-/// `valbox_sdk::reuse!` writes into a component.
-fn with_section(mut wasm: Vec<u8>, name: &str, data: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            out.push(if n == 0 { byte } else { byte | 0x80 });
-            if n == 0 {
-                return;
-            }
-        }
-    }
-    let mut payload = Vec::new();
-    leb(name.len(), &mut payload);
-    payload.extend_from_slice(name.as_bytes());
-    payload.extend_from_slice(data.as_bytes());
-    wasm.push(0);
-    leb(payload.len(), &mut wasm);
-    wasm.extend_from_slice(&payload);
-    wasm
 }
 
 #[tokio::test]

@@ -119,8 +119,14 @@ impl Scopes {
 
     /// Parse a space- or comma-separated list, refusing unknown scopes.
     pub fn parse(text: &str) -> Result<Self, String> {
-        text.split([' ', ','])
-            .filter(|s| !s.is_empty())
+        Self::parse_names(text.split([' ', ',']).filter(|s| !s.is_empty()))
+    }
+
+    /// Parse scope names, each one whole name (`""` or `"a b"` is none),
+    /// refusing unknown ones.
+    pub fn parse_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        names
+            .into_iter()
             .map(|name| {
                 Scope::parse(name).ok_or_else(|| {
                     format!(

@@ -22,6 +22,28 @@ pub fn hello_wasm() -> Vec<u8> {
     val_wasm("hello")
 }
 
+/// `wasm` with a custom section `name` holding `data` appended: a build
+/// that differs only there, so it is a component of its own.
+pub fn with_section(mut wasm: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    };
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(data);
+    wasm.push(0);
+    leb(body.len(), &mut wasm);
+    wasm.extend(body);
+    wasm
+}
+
 /// Create the public val `name` as `token`'s user and deploy `wasm` to it;
 /// returns the val's id.
 pub async fn deploy(base: &str, token: &str, name: &str, wasm: Vec<u8>) -> String {

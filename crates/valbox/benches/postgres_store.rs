@@ -182,15 +182,7 @@ async fn invalidation_delays(a: &str, b: &str, token: &str) -> Vec<Duration> {
 /// `hello` with a custom section of its own, so that each deploy is a
 /// component no node has seen or compiled.
 fn fresh_hello(n: usize) -> Vec<u8> {
-    let (name, payload) = (b"valbox-bench", n.to_le_bytes());
-    let mut wasm = common::hello_wasm();
-    wasm.push(0); // a custom section
-    let size = 1 + name.len() + payload.len();
-    assert!(size < 128, "one LEB128 byte");
-    wasm.extend([size as u8, name.len() as u8]);
-    wasm.extend(name);
-    wasm.extend(payload);
-    wasm
+    common::with_section(common::hello_wasm(), "valbox-bench", &n.to_le_bytes())
 }
 
 /// Deploy `DEPLOYS` fresh components through A and time each deploy, then

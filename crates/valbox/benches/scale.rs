@@ -133,27 +133,7 @@ where
 /// `hello` with a custom section naming `i` appended: a distinct
 /// component (its own hash, its own compiled artifact), the same code.
 fn distinct_build(hello: &[u8], i: usize) -> Vec<u8> {
-    let name = b"valbox-bench";
-    let payload = i.to_string();
-    let mut wasm = hello.to_vec();
-    wasm.push(0); // custom section
-    leb128(&mut wasm, 1 + name.len() + payload.len());
-    leb128(&mut wasm, name.len());
-    wasm.extend_from_slice(name);
-    wasm.extend_from_slice(payload.as_bytes());
-    wasm
-}
-
-fn leb128(out: &mut Vec<u8>, mut n: usize) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+    common::with_section(hello.to_vec(), "valbox-bench", i.to_string().as_bytes())
 }
 
 async fn call(http: &reqwest::Client, base: &str, i: usize) {

@@ -40,6 +40,25 @@ async fn failing(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The component `valbox build` said it built (its last line).
+fn built(said: &str) -> &str {
+    let last = said.lines().last().unwrap_or_default();
+    last.strip_prefix("built ").expect(said)
+}
+
+/// What dev's script val `name` answers to the Run API with `args`.
+async fn run_script(base: &str, name: &str, args: serde_json::Value) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/run/dev.{name}"))
+        .json(&serde_json::json!({ "args": args }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A server on a loopback port with the user `dev`; answers it, its URL,
 /// dev's token and its data directory (removed when dropped).
 async fn start_server() -> (
@@ -113,18 +132,13 @@ async fn new_projects_build_deploy_and_answer() {
     .await;
     link_node_modules(&here.join("count"));
     let said = valbox(here, &["build", "count"], None).await;
-    let last = said.lines().last().unwrap_or_default();
-    let wasm = last.strip_prefix("built ").expect(&said).to_string();
-    valbox(here, &["deploy", "count", &wasm], Some((&base, &token))).await;
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/v1/run/dev.count"))
-        .json(&serde_json::json!({ "args": [1, "two", null] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    valbox(
+        here,
+        &["deploy", "count", built(&said)],
+        Some((&base, &token)),
+    )
+    .await;
+    let answer = run_script(&base, "count", serde_json::json!([1, "two", null])).await;
     assert_eq!(answer, serde_json::json!({ "count": 3 }));
 
     // Rust: a project that depends on this tree's guest SDK.
@@ -195,17 +209,9 @@ async fn new_projects_build_deploy_and_answer() {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(" 0.5."))
     {
         let said = valbox(here, &["build", "count", "--aot"], None).await;
-        let wasm = said.lines().last().unwrap().strip_prefix("built ").unwrap();
-        valbox(here, &["deploy", "count-aot", wasm], Some((&base, &token))).await;
-        let answer: serde_json::Value = reqwest::Client::new()
-            .post(format!("{base}/v1/run/dev.count-aot"))
-            .json(&serde_json::json!({ "args": [1, 2] }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let deploy = ["deploy", "count-aot", built(&said)];
+        valbox(here, &deploy, Some((&base, &token))).await;
+        let answer = run_script(&base, "count-aot", serde_json::json!([1, 2])).await;
         assert_eq!(answer, serde_json::json!({ "count": 2 }));
     }
     server.shutdown().await.unwrap();
@@ -242,18 +248,13 @@ async fn new_email_projects_build_in_every_language() {
             link_node_modules(&project);
         }
         let said = valbox(here, &["build", name], None).await;
-        let wasm = said
-            .lines()
-            .last()
-            .and_then(|l| l.strip_prefix("built "))
-            .expect(&said)
-            .to_string();
-        let wit = valbox_runtime::component_wit(&std::fs::read(&wasm).unwrap()).unwrap();
+        let wasm = built(&said);
+        let wit = valbox_runtime::component_wit(&std::fs::read(wasm).unwrap()).unwrap();
         assert!(
             wit.contains("export valbox:platform/email-handler@0.1.0;"),
             "{name}: {wit}"
         );
-        valbox(here, &["deploy", name, &wasm], Some((&base, &token))).await;
+        valbox(here, &["deploy", name, wasm], Some((&base, &token))).await;
         let val: serde_json::Value = client
             .get(format!("{base}/v2/alias/vals/dev/{name}"))
             .bearer_auth(&token)

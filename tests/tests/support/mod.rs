@@ -47,6 +47,29 @@ pub fn val_path(name: &str) -> PathBuf {
     path
 }
 
+/// `wasm` with a custom section `name` holding `text` appended: what the
+/// guest SDK's declarations (`valbox_sdk::scopes!`, `reuse!`) write,
+/// placed where any component may hold one.
+pub fn with_section(mut wasm: Vec<u8>, name: &str, text: &str) -> Vec<u8> {
+    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    };
+    let mut body = Vec::new();
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(text.as_bytes());
+    wasm.push(0);
+    leb(body.len(), &mut wasm);
+    wasm.extend(body);
+    wasm
+}
+
 pub fn val_bytes(name: &str) -> Vec<u8> {
     std::fs::read(val_path(name)).unwrap()
 }

@@ -68,18 +68,10 @@ impl ScopeList {
         let refused = |m| ApiError::bad_request("invalid_scope", m);
         match self {
             // Each item one name: `""` or `"a b"` is not a scope.
-            ScopeList::List(names) => names
-                .iter()
-                .map(|name| match Scope::parse(name) {
-                    Some(scope) => Ok(scope),
-                    None => Err(refused(format!(
-                        "unknown scope `{name}`; known scopes: {}",
-                        ALL_SCOPES.join(" ")
-                    ))),
-                })
-                .collect(),
-            ScopeList::Text(text) => Scopes::parse(text).map_err(refused),
+            ScopeList::List(names) => Scopes::parse_names(names.iter().map(String::as_str)),
+            ScopeList::Text(text) => Scopes::parse(text),
         }
+        .map_err(refused)
     }
 }
 
